@@ -1,0 +1,19 @@
+GOLANGCI_LINT = go run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
+
+.PHONY: demo test lint bench
+
+# Zero installs: the reconciler demo on an in-process etcd.
+demo:
+	go run ./examples/demo
+
+# The whole suite on a fresh machine: installs/builds ZooKeeper and Consul,
+# runs every test with -race against real servers.
+test:
+	./scripts/test.sh
+
+lint:
+	$(GOLANGCI_LINT) run ./...
+	cd bench && $(GOLANGCI_LINT) run ./...
+
+bench:
+	cd bench && go test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.txt

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs or builds the real
+# servers it needs (scripts/servers.sh), then runs every test with the race
+# detector, then compiles and smoke-runs the bench module.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# shellcheck source=scripts/servers.sh
+source scripts/servers.sh
+
+go vet ./...
+test -z "$(gofmt -l $(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $(git ls-files '*.go'); exit 1; }
+go test -race -count=1 -timeout 20m ./...
+(cd bench && go vet ./... && go test -count=1 -run '^$' -bench . -benchtime 1x ./...)
