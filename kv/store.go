@@ -122,6 +122,12 @@ type LockOptions struct {
 	// TTL bounds how long the lock outlives a holder that died without
 	// unlocking. Zero means the driver's default (documented per driver).
 	TTL time.Duration
+	// RenewDeadline is how long the holder may go without the server
+	// confirming its hold before it declares the lock lost (closes the lost
+	// channel). It must be below TTL so that the holder stops before the
+	// server can hand the lock to someone else. Zero means the driver's
+	// default, at most two thirds of TTL.
+	RenewDeadline time.Duration
 }
 
 // KeyUpdate is one state of a watched key.
