@@ -1,0 +1,289 @@
+package election
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"go.uber.org/zap"
+
+	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/lock"
+)
+
+// errResigned is the cause of the leader ctx's end after Resign.
+var errResigned = errors.New("election: leader resigned")
+
+// Elector campaigns for leadership of one election on behalf of one
+// candidate. Create it with New, then call Run. Its methods are safe for
+// concurrent use.
+type Elector struct {
+	cfg   Config
+	store kv.Store
+	mutex *lock.Mutex
+
+	running chan struct{} // a token: held while Run runs
+	resign  chan struct{} // buffered 1: a Resign request for the current term
+
+	mu      sync.Mutex
+	term    *Term     // non-nil while leading
+	endedAt time.Time // when the last term ended while its callback still ran
+}
+
+// New validates cfg and returns an Elector. It does not campaign until Run.
+func New(ctx context.Context, store kv.Store, cfg Config) (*Elector, error) {
+	if store == nil {
+		return nil, errors.New("election: nil store")
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	value, err := json.Marshal(Leader{Identity: cfg.Identity})
+	if err != nil {
+		return nil, err
+	}
+	m, err := lock.New(ctx, store, cfg.Key, lock.WithTTL(cfg.TTL),
+		lock.WithRenewDeadline(cfg.RenewDeadline), lock.WithValue(value))
+	if err != nil {
+		return nil, fmt.Errorf("election: %w", err)
+	}
+	e := &Elector{cfg: cfg, store: store, mutex: m,
+		running: make(chan struct{}, 1), resign: make(chan struct{}, 1)}
+	return e, nil
+}
+
+// Run campaigns until ctx ends: it waits for the lock (on a watch, not a
+// poll), leads until leadership ends, then campaigns again. When ctx ends
+// it steps down, releases leadership at once (no waiting for a TTL), waits
+// for OnStartedLeading to return and returns nil. It returns an error only
+// if Run is already running or the store was closed.
+func (e *Elector) Run(ctx context.Context) error {
+	select {
+	case e.running <- struct{}{}:
+		defer func() { <-e.running }()
+	default:
+		return errors.New("election: Run is already running")
+	}
+	log := e.cfg.Logger.With(zap.String("election", e.cfg.Key), zap.String("identity", e.cfg.Identity))
+
+	if cb := e.cfg.Callbacks.OnNewLeader; cb != nil {
+		obsCtx, stop := context.WithCancel(ctx)
+		leaders, err := Observe(obsCtx, e.store, e.cfg.Key)
+		if err != nil {
+			stop()
+			return fmt.Errorf("election: observe %s: %w", e.cfg.Key, err)
+		}
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			last := ""
+			for l := range leaders {
+				if l.Identity != "" && l.Identity != last {
+					last = l.Identity
+					cb(l.Identity)
+				}
+			}
+		}()
+		defer wg.Wait()
+		defer stop()
+	}
+
+	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(e.cfg.RetryInterval),
+		backoff.WithMaxInterval(e.cfg.MaxRetryInterval), backoff.WithMaxElapsedTime(0))
+	for ctx.Err() == nil {
+		err := e.mutex.Lock(ctx)
+		if err == nil {
+			err = e.lead(ctx, log)
+		}
+		switch {
+		case err == nil:
+			bo.Reset()
+			continue
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, kv.ErrClosed):
+			return fmt.Errorf("election: %w", err)
+		}
+		wait := bo.NextBackOff()
+		log.Warn("campaign failed; retrying", zap.Error(err), zap.Duration("backoff", wait))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// lead runs one term: the lock is held when it is called, and released (or
+// lost) when it returns.
+func (e *Elector) lead(ctx context.Context, log *zap.Logger) error {
+	// Drain a Resign that raced with the end of the previous term.
+	select {
+	case <-e.resign:
+	default:
+	}
+	term := &Term{Leader: Leader{Identity: e.cfg.Identity, Token: e.mutex.Token(), Since: time.Now()},
+		mutex: e.mutex, released: make(chan struct{})}
+	lost := e.mutex.Lost()
+	// background: releasing must happen even when ctx has ended.
+	background := context.WithoutCancel(ctx)
+
+	record, err := json.Marshal(term.Leader)
+	if err == nil {
+		err = e.mutex.GuardedPut(ctx, recordKey(e.cfg.Key), record,
+			&kv.WriteOptions{TTL: e.cfg.TTL, KeepAlive: true})
+	}
+	if err != nil {
+		_ = e.mutex.Unlock(background)
+		close(term.released)
+		return fmt.Errorf("election: write leader record: %w", err)
+	}
+
+	leaderCtx, cancel := context.WithCancelCause(context.WithValue(ctx, termKey{}, term))
+	e.mu.Lock()
+	e.term = term
+	e.mu.Unlock()
+	e.cfg.Metrics.leading(e.cfg.Key, true)
+	log.Info("started leading", zap.Uint64("token", term.Token))
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if cb := e.cfg.Callbacks.OnStartedLeading; cb != nil {
+			cb(leaderCtx)
+		}
+	}()
+
+	var cause error
+	select {
+	case <-ctx.Done():
+		cause = context.Cause(ctx)
+	case <-lost:
+		cause = kv.ErrLockLost
+	case <-e.resign:
+		cause = errResigned
+	case <-done:
+		cause = errResigned // the leader's work is over: let another lead
+	}
+	cancel(cause)
+
+	e.mu.Lock()
+	e.term = nil
+	e.endedAt = time.Now()
+	e.mu.Unlock()
+	e.cfg.Metrics.leading(e.cfg.Key, false)
+	log.Info("stopped leading", zap.Uint64("token", term.Token), zap.NamedError("cause", cause))
+	if cb := e.cfg.Callbacks.OnStoppedLeading; cb != nil {
+		cb()
+	}
+
+	// Give the leader's work the chance to stop before anyone else can
+	// start: only then is "never two leaders at once" true of the work, not
+	// just of the lock. A callback that ignores its ctx delays the release
+	// by at most HealthTimeout; fencing protects guarded writes after that.
+	t := time.NewTimer(e.cfg.HealthTimeout)
+	select {
+	case <-done:
+	case <-t.C:
+		log.Error("leader callback still running after leadership ended; releasing anyway",
+			zap.Duration("waited", e.cfg.HealthTimeout))
+	}
+	t.Stop()
+	e.release(background, term, log)
+	close(term.released)
+
+	<-done // never lead twice at once in this process
+	e.mu.Lock()
+	e.endedAt = time.Time{}
+	e.mu.Unlock()
+	return nil
+}
+
+// release removes this term's leader record, if it is still ours, and the
+// lock, so that the next candidate starts within one watch round-trip.
+func (e *Elector) release(ctx context.Context, term *Term, log *zap.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.TTL)
+	defer cancel()
+	if p, err := e.store.Get(ctx, recordKey(e.cfg.Key), nil); err == nil {
+		if l, err := decodeLeader(p); err == nil && l.Identity == term.Identity && l.Token == term.Token {
+			if _, err := e.store.AtomicDelete(ctx, p.Key, p); err != nil &&
+				!errors.Is(err, kv.ErrKeyModified) && !errors.Is(err, kv.ErrKeyNotFound) {
+				log.Warn("could not remove leader record; it expires with its TTL", zap.Error(err))
+			}
+		}
+	}
+	if err := e.mutex.Unlock(ctx); err != nil && !errors.Is(err, kv.ErrClosed) {
+		log.Warn("could not release leadership; it expires with its TTL", zap.Error(err))
+	}
+}
+
+// Resign ends the current term, if this candidate leads, and waits until
+// leadership is released or ctx ends. Run then campaigns again, behind the
+// candidates already waiting where the backend queues them.
+func (e *Elector) Resign(ctx context.Context) error {
+	e.mu.Lock()
+	term := e.term
+	e.mu.Unlock()
+	if term == nil {
+		return nil
+	}
+	select {
+	case e.resign <- struct{}{}:
+	default:
+	}
+	select {
+	case <-term.released:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// IsLeader reports whether this candidate leads now, as far as it knows.
+func (e *Elector) IsLeader() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.term != nil
+}
+
+// Term returns the current term, or nil when not leading.
+func (e *Elector) Term() *Term {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.term
+}
+
+// Leader returns the current leader of this election, or ErrNoLeader.
+func (e *Elector) Leader(ctx context.Context) (Leader, error) {
+	return GetLeader(ctx, e.store, e.cfg.Key)
+}
+
+// Observe follows the leader of this election; see the function Observe.
+func (e *Elector) Observe(ctx context.Context) (<-chan Leader, error) {
+	return Observe(ctx, e.store, e.cfg.Key)
+}
+
+// Check is a health check for /healthz: it fails while a term has ended
+// (lost, resigned, cancelled) but OnStartedLeading has not returned for
+// longer than HealthTimeout: a stuck leader that keeps working without
+// leadership. Renewal itself is the driver's: when it stops, the lost
+// signal ends the term within RenewDeadline.
+func (e *Elector) Check() error {
+	e.mu.Lock()
+	ended := e.endedAt
+	e.mu.Unlock()
+	if !ended.IsZero() {
+		if stuck := time.Since(ended); stuck > e.cfg.HealthTimeout {
+			return fmt.Errorf("election %s: leader work still running %v after leadership ended", e.cfg.Key, stuck.Round(time.Millisecond))
+		}
+	}
+	return nil
+}
