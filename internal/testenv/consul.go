@@ -1,0 +1,308 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// ConsulVersion is the only Consul release the tests use: the last
+// open-source line (1.17 and later are not), built by scripts/servers.sh.
+const ConsulVersion = "v1.14.0"
+
+// ConsulHowToGet says how to get the Consul binary; it is the message of a
+// skip (or, in CI, a failure) when the binary is missing.
+const ConsulHowToGet = "run scripts/servers.sh, which builds Consul " + ConsulVersion +
+	" from the Go module proxy, or set REGENT_CONSUL to a consul " + ConsulVersion + " binary"
+
+// ErrConsulMissing is returned by ConsulBinary and StartConsul when no
+// Consul binary can be found.
+var ErrConsulMissing = errors.New("testenv: consul binary not found")
+
+// ConsulOptions tune the agent StartConsul runs. The zero value is a plain
+// -dev agent with session_ttl_min = "1s".
+type ConsulOptions struct {
+	// ACLToken, when set, enables ACLs with default policy deny and makes
+	// this the initial management (bootstrap) token.
+	ACLToken string
+	// HCL is appended to the agent's configuration.
+	HCL []string
+}
+
+// ConsulServer is one running `consul agent -dev`.
+type ConsulServer struct {
+	// Addr is the HTTP API address, "127.0.0.1:port".
+	Addr string
+	// LogPath is the file holding the agent's stdout and stderr.
+	LogPath string
+
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	stopOnce sync.Once
+	tmpDir   string
+}
+
+// ConsulBinary finds the consul binary: $REGENT_CONSUL, then
+// consul-v1.14.0 in the regent cache ($REGENT_CACHE, else
+// $XDG_CACHE_HOME/regent, else ~/.cache/regent), then consul on PATH.
+func ConsulBinary() (string, error) {
+	if p := os.Getenv("REGENT_CONSUL"); p != "" {
+		if isExecutable(p) {
+			return p, nil
+		}
+		return "", fmt.Errorf("%w: REGENT_CONSUL=%q is not an executable file", ErrConsulMissing, p)
+	}
+	if p := filepath.Join(cacheDir(), "bin", "consul-"+ConsulVersion); isExecutable(p) {
+		return p, nil
+	}
+	if p, err := exec.LookPath("consul"); err == nil {
+		return p, nil
+	}
+	return "", ErrConsulMissing
+}
+
+func cacheDir() string {
+	if d := os.Getenv("REGENT_CACHE"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "regent")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "regent-cache")
+	}
+	return filepath.Join(home, ".cache", "regent")
+}
+
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
+// Consul starts an agent for the calling test and stops it in t.Cleanup,
+// printing the agent's log when the test failed. A missing binary is
+// Missing (a skip, or a failure in CI).
+func Consul(t testing.TB, opts ConsulOptions) *ConsulServer {
+	t.Helper()
+	srv, err := StartConsul(opts)
+	if errors.Is(err, ErrConsulMissing) {
+		Missing(t, "consul "+ConsulVersion, ConsulHowToGet)
+	}
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("consul agent log (%s):\n%s", srv.LogPath, srv.Log())
+		}
+		srv.Stop()
+	})
+	return srv
+}
+
+// StartConsul runs `consul agent -dev` on free loopback ports and returns
+// once it has a leader and serves KV reads. The caller must Stop it; use it
+// from TestMain to share one agent across a package's tests. Ports picked
+// free may be taken by someone else before the agent binds them, so a
+// failed start is retried a few times on new ports.
+func StartConsul(opts ConsulOptions) (*ConsulServer, error) {
+	bin, err := ConsulBinary()
+	if err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		srv, err := startConsulOnce(bin, opts)
+		if err == nil {
+			return srv, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+func startConsulOnce(bin string, opts ConsulOptions) (*ConsulServer, error) {
+	dir, err := os.MkdirTemp("", "regent-consul-")
+	if err != nil {
+		return nil, err
+	}
+	ports, err := freePorts(5)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	hcl := []string{`session_ttl_min = "1s"`}
+	if opts.ACLToken != "" {
+		hcl = append(hcl, fmt.Sprintf(`acl { enabled = true
+  default_policy = "deny"
+  enable_token_persistence = false
+  tokens { initial_management = %q } }`, opts.ACLToken))
+	}
+	hcl = append(hcl, opts.HCL...)
+	cfgPath := filepath.Join(dir, "regent.hcl")
+	if err := os.WriteFile(cfgPath, []byte(strings.Join(hcl, "\n")+"\n"), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	logPath := filepath.Join(dir, "consul.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	// Every port is given: in 1.14 -dev also binds the fixed gRPC-TLS port
+	// 8503 and DNS 8600 unless told otherwise, which collides with the
+	// other agents of a parallel test run.
+	cmd := exec.Command(bin, "agent", "-dev",
+		"-node", "regent-test",
+		"-bind", "127.0.0.1",
+		"-client", "127.0.0.1",
+		"-http-port", strconv.Itoa(ports[0]),
+		"-serf-lan-port", strconv.Itoa(ports[1]),
+		"-serf-wan-port", strconv.Itoa(ports[2]),
+		"-server-port", strconv.Itoa(ports[3]),
+		"-grpc-port", strconv.Itoa(ports[4]),
+		"-grpc-tls-port", "-1",
+		"-dns-port", "-1",
+		"-log-level", "warn",
+		"-config-file", cfgPath,
+	)
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	// Its own process group, so that Stop kills anything it spawned too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("testenv: start consul: %w", err)
+	}
+	srv := &ConsulServer{
+		Addr:    "127.0.0.1:" + strconv.Itoa(ports[0]),
+		LogPath: logPath,
+		cmd:     cmd,
+		exited:  make(chan struct{}),
+		tmpDir:  dir,
+	}
+	go func() {
+		_ = cmd.Wait()
+		logFile.Close()
+		close(srv.exited)
+	}()
+	if err := srv.waitReady(opts.ACLToken, 60*time.Second); err != nil {
+		log := srv.Log()
+		srv.Stop()
+		return nil, fmt.Errorf("testenv: consul did not become ready: %w\n%s", err, log)
+	}
+	return srv, nil
+}
+
+// waitReady polls until the agent has a leader and answers a KV read.
+func (s *ConsulServer) waitReady(token string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	client := &http.Client{Timeout: 2 * time.Second}
+	var last error
+	for {
+		last = s.probe(ctx, client, token)
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-s.exited:
+			return fmt.Errorf("agent exited: %v", last)
+		case <-ctx.Done():
+			return fmt.Errorf("after %v: %v", timeout, last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (s *ConsulServer) probe(ctx context.Context, client *http.Client, token string) error {
+	get := func(path string) (int, string, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.Addr+path, nil)
+		if err != nil {
+			return 0, "", err
+		}
+		if token != "" {
+			req.Header.Set("X-Consul-Token", token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), nil
+	}
+	code, body, err := get("/v1/status/leader")
+	if err != nil {
+		return err
+	}
+	if code != http.StatusOK || strings.Trim(strings.TrimSpace(body), `"`) == "" {
+		return fmt.Errorf("no leader yet (%d %q)", code, body)
+	}
+	code, body, err = get("/v1/kv/regent-testenv-probe")
+	if err != nil {
+		return err
+	}
+	if code != http.StatusOK && code != http.StatusNotFound {
+		return fmt.Errorf("kv not ready (%d %q)", code, body)
+	}
+	return nil
+}
+
+// Log returns what the agent has written so far.
+func (s *ConsulServer) Log() string {
+	b, err := os.ReadFile(s.LogPath)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	return string(b)
+}
+
+// Stop kills the agent's process group and waits for it to exit. It is
+// idempotent. The log file stays until the process exits, then is removed.
+func (s *ConsulServer) Stop() {
+	s.stopOnce.Do(func() {
+		if s.cmd.Process != nil {
+			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		}
+		<-s.exited
+		os.RemoveAll(s.tmpDir)
+	})
+}
+
+// freePorts returns n distinct ports that were free a moment ago. The
+// listeners are held until all are chosen so that the same port is not
+// handed out twice.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	var closers []io.Closer
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
+	for len(ports) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("testenv: no free port: %w", err)
+		}
+		closers = append(closers, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
