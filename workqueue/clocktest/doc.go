@@ -1,0 +1,12 @@
+// Package clocktest provides Fake, a manually driven workqueue.Clock for
+// deterministic tests of code that uses a workqueue: delays and rate limits
+// elapse when the test says so, not when the wall clock does.
+//
+// A Fake is safe for concurrent use. Timer callbacks never run inside Now,
+// AfterFunc, Stop or Reset (the queue calls those with its lock held); they
+// run synchronously inside Step and Set, on the caller's goroutine, in due
+// order, so when Step returns every callback due by then has completed.
+//
+// Not provided: real-time behaviour. Nothing happens until the test calls
+// Step or Set.
+package clocktest

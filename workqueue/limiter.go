@@ -1,0 +1,115 @@
+package workqueue
+
+import (
+	"fmt"
+	"time"
+)
+
+// RateLimiter is a retry policy: it says how long an item should wait, and
+// the queue does the waiting. Implementations are safe for concurrent use.
+// The method set is the one of client-go's TypedRateLimiter, so limiters
+// port either way.
+type RateLimiter[T comparable] interface {
+	// When records a failure of item and returns how long to wait before
+	// retrying it.
+	When(item T) time.Duration
+	// Forget drops what the limiter tracks about item (it succeeded).
+	Forget(item T)
+	// NumRequeues returns the failures recorded for item.
+	NumRequeues(item T) int
+}
+
+// LimiterOption tunes a rate limiter constructor.
+type LimiterOption interface{ apply(*limiterOptions) }
+
+type limiterOptions struct {
+	clock      Clock
+	maxTracked int
+}
+
+type limiterOptionFunc func(*limiterOptions)
+
+func (f limiterOptionFunc) apply(o *limiterOptions) { f(o) }
+
+// WithClock makes the limiter read time from c (default: RealClock()).
+func WithClock(c Clock) LimiterOption {
+	return limiterOptionFunc(func(o *limiterOptions) { o.clock = c })
+}
+
+// WithMaxTracked caps the number of items a per-item limiter tracks; when
+// full, the item that failed least recently is forgotten (its next failure
+// counts as its first). Zero, the default, means no cap beyond expiry.
+func WithMaxTracked(n int) LimiterOption {
+	return limiterOptionFunc(func(o *limiterOptions) { o.maxTracked = n })
+}
+
+func buildOptions(opts []LimiterOption) (limiterOptions, error) {
+	o := limiterOptions{clock: RealClock()}
+	for _, opt := range opts {
+		if opt != nil {
+			opt.apply(&o)
+		}
+	}
+	if o.clock == nil {
+		return o, fmt.Errorf("%w: nil clock", ErrInvalidLimiter)
+	}
+	if o.maxTracked < 0 {
+		return o, fmt.Errorf("%w: WithMaxTracked(%d) is negative", ErrInvalidLimiter, o.maxTracked)
+	}
+	return o, nil
+}
+
+// DefaultRateLimiter is client-go's controller default: per-item
+// exponential backoff from 5 ms to 1000 s, and an overall token bucket of
+// 10 retries per second with a burst of 100; the longer wait wins.
+func DefaultRateLimiter[T comparable](opts ...LimiterOption) RateLimiter[T] {
+	exp, err := ItemExponential[T](5*time.Millisecond, 1000*time.Second, opts...)
+	if err != nil {
+		// Only a bad option can fail; fall back to real time rather than
+		// return a limiter that cannot work.
+		exp, _ = ItemExponential[T](5*time.Millisecond, 1000*time.Second)
+	}
+	bucket, err := Bucket[T](10, 100, opts...)
+	if err != nil {
+		bucket, _ = Bucket[T](10, 100)
+	}
+	return &maxOf[T]{limiters: []RateLimiter[T]{exp, bucket}}
+}
+
+// MaxOf combines limiters: an item waits for the longest of their delays,
+// its requeue count is the largest of theirs, and Forget reaches all.
+func MaxOf[T comparable](limiters ...RateLimiter[T]) (RateLimiter[T], error) {
+	if len(limiters) == 0 {
+		return nil, fmt.Errorf("%w: MaxOf needs at least one limiter", ErrInvalidLimiter)
+	}
+	for i, l := range limiters {
+		if l == nil {
+			return nil, fmt.Errorf("%w: MaxOf limiter %d is nil", ErrInvalidLimiter, i)
+		}
+	}
+	return &maxOf[T]{limiters: append([]RateLimiter[T](nil), limiters...)}, nil
+}
+
+type maxOf[T comparable] struct{ limiters []RateLimiter[T] }
+
+func (m *maxOf[T]) When(item T) time.Duration {
+	var d time.Duration
+	for _, l := range m.limiters {
+		d = max(d, l.When(item))
+	}
+	return d
+}
+
+func (m *maxOf[T]) Forget(item T) {
+	for _, l := range m.limiters {
+		l.Forget(item)
+	}
+}
+
+func (m *maxOf[T]) NumRequeues(item T) int {
+	n := 0
+	for _, l := range m.limiters {
+		n = max(n, l.NumRequeues(item))
+	}
+	return n
+}

@@ -1,0 +1,346 @@
+package workqueue
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Item states, kept in one map so that Add, Get and Done each cost one map
+// lookup instead of client-go's two sets (dirty and processing).
+const (
+	// queued: the item needs processing. Alone, it sits in the FIFO.
+	queued uint8 = 1 << iota
+	// processing: a worker holds the item. With queued set too, it was added
+	// again meanwhile and goes back to the FIFO on Done.
+	processing
+)
+
+// Queue is a typed, de-duplicating, delaying, rate-limited work queue. See
+// the package documentation for its guarantees. All methods are safe for
+// concurrent use.
+type Queue[T comparable] struct {
+	mu   sync.Mutex
+	cond sync.Cond // on mu: runnable items, shutdown, drain progress, fires
+
+	fifo       ring[T]
+	state      map[T]uint8 // every queued or processing item
+	processing int
+
+	shuttingDown bool
+	draining     bool   // Get hands out re-queued items until state is empty
+	drainers     int    // goroutines blocked in Drain
+	aborts       uint64 // ShutDown calls, so a Drain knows it was cut short
+
+	delay delayState[T]
+
+	clock   Clock
+	epoch   time.Time
+	limiter RateLimiter[T]
+	metrics Metrics         // nil: no calls, no clock reads
+	started map[T]int64     // processing start per item; nil without metrics
+	logger  *zap.Logger
+	name    string
+}
+
+// New returns a queue configured by cfg; the zero Config is valid. The
+// queue starts no goroutine: delayed items are moved by a timer callback
+// that runs only while something is waiting.
+func New[T comparable](cfg Config[T]) *Queue[T] {
+	q := &Queue[T]{
+		state:   make(map[T]uint8, 64),
+		clock:   cfg.Clock,
+		limiter: cfg.RateLimiter,
+		metrics: cfg.Metrics,
+		logger:  cfg.Logger,
+		name:    cfg.Name,
+	}
+	q.cond.L = &q.mu
+	if q.clock == nil {
+		q.clock = RealClock()
+	}
+	q.epoch = q.clock.Now()
+	if q.limiter == nil {
+		q.limiter = DefaultRateLimiter[T](WithClock(q.clock))
+	}
+	if q.logger == nil {
+		q.logger = zap.NewNop()
+	}
+	if q.metrics != nil {
+		q.started = make(map[T]int64)
+		if b, ok := q.metrics.(InFlightBinder); ok {
+			b.BindInFlight(q.InFlight)
+		}
+	}
+	q.delay.init()
+	return q
+}
+
+// since is the queue's time in nanoseconds since New: an int64 compares and
+// subtracts faster than a time.Time and, from the real clock, is monotonic.
+func (q *Queue[T]) since() int64 { return int64(q.clock.Now().Sub(q.epoch)) }
+
+// stamp is since when metrics need it, zero otherwise (no clock read).
+func (q *Queue[T]) stamp() int64 {
+	if q.metrics == nil {
+		return 0
+	}
+	return q.since()
+}
+
+// Add marks item as needing processing. If item is already pending the
+// call is a no-op; if a worker holds it, it is queued again when the worker
+// calls Done. After ShutDown, Add does nothing: a closing queue accepts no
+// new work (ShuttingDown tells producers).
+func (q *Queue[T]) Add(item T) {
+	q.mu.Lock()
+	if !q.shuttingDown {
+		q.addLocked(item, q.stamp())
+	}
+	q.mu.Unlock()
+}
+
+func (q *Queue[T]) addLocked(item T, at int64) {
+	s, ok := q.state[item]
+	switch {
+	case !ok:
+		q.state[item] = queued
+		q.fifo.push(item, at)
+		q.cond.Signal()
+	case s == processing:
+		q.state[item] = processing | queued
+	default:
+		return // already pending: collapse
+	}
+	if q.metrics != nil {
+		q.metrics.Add()
+	}
+}
+
+// Len returns the number of runnable items: queued, not held by a worker,
+// not waiting for a delay. It is informational; do not gate Get on it.
+func (q *Queue[T]) Len() int {
+	q.mu.Lock()
+	n := q.fifo.len()
+	q.mu.Unlock()
+	return n
+}
+
+// Get blocks until an item is runnable and returns it; the caller must call
+// Done(item) when finished. It returns shutdown=true once the queue is shut
+// down and has nothing left to hand out: the caller should then stop.
+func (q *Queue[T]) Get() (item T, shutdown bool) {
+	q.mu.Lock()
+	for {
+		if it, ok := q.tryTakeLocked(); ok {
+			q.mu.Unlock()
+			return it, false
+		}
+		if q.finishedLocked() {
+			q.mu.Unlock()
+			return item, true
+		}
+		q.cond.Wait()
+	}
+}
+
+// GetCtx is Get that also returns when ctx ends. It returns ctx.Err() when
+// ctx ended first and ErrShutDown once the queue is shut down and has
+// nothing left to hand out.
+func (q *Queue[T]) GetCtx(ctx context.Context) (T, error) {
+	var zero T
+	if err := ctx.Err(); err != nil {
+		return zero, err
+	}
+	q.mu.Lock()
+	var stop func() bool
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+	}()
+	for {
+		if it, ok := q.tryTakeLocked(); ok {
+			q.mu.Unlock()
+			return it, nil
+		}
+		if q.finishedLocked() {
+			q.mu.Unlock()
+			return zero, ErrShutDown
+		}
+		if err := ctx.Err(); err != nil {
+			q.mu.Unlock()
+			return zero, err
+		}
+		// Registered only when about to wait, so Get paths that find work
+		// pay nothing. The callback needs mu, which Wait releases: a cancel
+		// between the check above and Wait cannot be missed.
+		if stop == nil && ctx.Done() != nil {
+			stop = context.AfterFunc(ctx, q.wakeAll)
+		}
+		q.cond.Wait()
+	}
+}
+
+func (q *Queue[T]) wakeAll() {
+	q.mu.Lock()
+	q.cond.Broadcast()
+	q.mu.Unlock()
+}
+
+// tryTakeLocked moves due delayed items to the FIFO, then takes its head.
+func (q *Queue[T]) tryTakeLocked() (T, bool) {
+	if q.delay.pending() {
+		q.promoteLocked(q.since())
+	}
+	if q.fifo.len() == 0 {
+		var zero T
+		return zero, false
+	}
+	s := q.fifo.pop()
+	q.state[s.item] = processing
+	q.processing++
+	if q.metrics != nil {
+		now := q.since()
+		q.metrics.Get(time.Duration(now - s.at))
+		q.started[s.item] = now
+	}
+	return s.item, true
+}
+
+// finishedLocked reports whether Get should report shutdown: the queue is
+// shutting down and the FIFO is empty, and, while draining, no worker still
+// holds an item that could be queued again by its Done.
+func (q *Queue[T]) finishedLocked() bool {
+	return q.shuttingDown && (!q.draining || len(q.state) == 0)
+}
+
+// Done marks item as processed. If it was added while being processed, it
+// is queued again now. Done on an item that is not being processed is a
+// caller bug: it is logged and ignored.
+func (q *Queue[T]) Done(item T) {
+	q.mu.Lock()
+	s := q.state[item]
+	if s&processing == 0 {
+		q.mu.Unlock()
+		q.logger.Warn("workqueue: Done on an item that is not being processed",
+			zap.String("queue", q.name), zap.Any("item", item))
+		return
+	}
+	q.processing--
+	var now int64
+	if q.metrics != nil {
+		now = q.since()
+		q.metrics.Done(time.Duration(now - q.started[item]))
+		delete(q.started, item)
+	}
+	if s&queued != 0 {
+		q.state[item] = queued
+		q.fifo.push(item, now)
+		q.cond.Signal()
+	} else {
+		delete(q.state, item)
+		if len(q.state) == 0 && q.shuttingDown {
+			q.cond.Broadcast() // drainers and draining Gets
+		}
+	}
+	q.mu.Unlock()
+}
+
+// ShutDown stops the queue without waiting for work: new adds are ignored,
+// delayed items not yet due are dropped, workers keep getting the items
+// already runnable and then see shutdown. It also ends a Drain in progress.
+// ShutDown is idempotent; it returns once the queue's timer callback, if
+// one was running, has let go of the queue.
+func (q *Queue[T]) ShutDown() {
+	q.mu.Lock()
+	q.shutDownLocked()
+	q.draining = false
+	q.aborts++
+	q.cond.Broadcast()
+	q.waitFiresLocked()
+	q.mu.Unlock()
+}
+
+// ShutDownWithDrain is Drain without a deadline, for client-go
+// compatibility: it returns when every pending and in-flight item has been
+// processed, or when ShutDown cuts it short.
+func (q *Queue[T]) ShutDownWithDrain() {
+	_ = q.Drain(context.Background())
+}
+
+// Drain shuts the queue down like ShutDown, then waits until every item that
+// was queued or being processed has been processed and marked Done,
+// including items added again while being processed. Workers must keep
+// calling Get and Done meanwhile. Delayed items not yet due are dropped, not
+// waited for.
+//
+// It returns nil when drained, ctx.Err() when ctx ends first, and
+// ErrDrainAborted when ShutDown is called meanwhile.
+func (q *Queue[T]) Drain(ctx context.Context) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.shutDownLocked()
+	q.draining = true
+	gen := q.aborts
+	var stop func() bool
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+	}()
+	var err error
+	for len(q.state) > 0 {
+		if q.aborts != gen {
+			err = ErrDrainAborted
+			break
+		}
+		if err = ctx.Err(); err != nil {
+			break
+		}
+		if stop == nil && ctx.Done() != nil {
+			stop = context.AfterFunc(ctx, q.wakeAll)
+		}
+		q.drainers++
+		q.cond.Wait()
+		q.drainers--
+	}
+	q.waitFiresLocked()
+	return err
+}
+
+// ShuttingDown reports whether ShutDown, ShutDownWithDrain or Drain has
+// been called.
+func (q *Queue[T]) ShuttingDown() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.shuttingDown
+}
+
+func (q *Queue[T]) shutDownLocked() {
+	if q.shuttingDown {
+		return
+	}
+	q.shuttingDown = true
+	q.dropDelayedLocked()
+	q.cond.Broadcast()
+}
+
+// InFlight reports the items being processed now.
+func (q *Queue[T]) InFlight() InFlight {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	f := InFlight{Processing: q.processing}
+	if q.started == nil || len(q.started) == 0 {
+		return f
+	}
+	now := q.since()
+	for _, start := range q.started {
+		d := time.Duration(now - start)
+		f.Unfinished += d
+		f.Longest = max(f.Longest, d)
+	}
+	return f
+}
