@@ -39,8 +39,8 @@ type Queue[T comparable] struct {
 	clock   Clock
 	epoch   time.Time
 	limiter RateLimiter[T]
-	metrics Metrics         // nil: no calls, no clock reads
-	started map[T]int64     // processing start per item; nil without metrics
+	metrics Metrics     // nil: no calls, no clock reads
+	started map[T]int64 // processing start per item; nil without metrics
 	logger  *zap.Logger
 	name    string
 }
