@@ -1,0 +1,213 @@
+package workqueue_test
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/regentkv/regent/workqueue"
+	"github.com/regentkv/regent/workqueue/clocktest"
+)
+
+func fakeQueue[T comparable]() (*workqueue.Queue[T], *clocktest.Fake) {
+	clock := clocktest.New(epoch)
+	return workqueue.New(workqueue.Config[T]{Clock: clock}), clock
+}
+
+func TestAddAfterWaitsForTheDelay(t *testing.T) {
+	q, clock := fakeQueue[string]()
+	defer q.ShutDown()
+	q.AddAfter("a", 10*time.Second)
+	if n := q.Len(); n != 0 {
+		t.Fatalf("Len right after AddAfter = %d, want 0", n)
+	}
+	clock.Step(10*time.Second - 1)
+	if n := q.Len(); n != 0 {
+		t.Fatalf("Len 1ns before due = %d, want 0", n)
+	}
+	clock.Step(1)
+	if n := q.Len(); n != 1 {
+		t.Fatalf("Len when due = %d, want 1", n)
+	}
+	if got := mustGet(t, q); got != "a" {
+		t.Fatalf("Get = %q, want a", got)
+	}
+	q.Done("a")
+	if n := clock.Armed(); n != 0 {
+		t.Fatalf("armed timers with nothing waiting = %d, want 0", n)
+	}
+}
+
+func TestAddAfterNonPositiveIsImmediate(t *testing.T) {
+	q, _ := fakeQueue[string]()
+	defer q.ShutDown()
+	q.AddAfter("zero", 0)
+	q.AddAfter("negative", -time.Second)
+	if n := q.Len(); n != 2 {
+		t.Fatalf("Len = %d, want 2", n)
+	}
+}
+
+func TestAddAfterKeepsTheEarlierTime(t *testing.T) {
+	tests := []struct {
+		name         string
+		first, again time.Duration
+		due          time.Duration
+	}{
+		{"later re-add is ignored", 5 * time.Second, 10 * time.Second, 5 * time.Second},
+		{"earlier re-add wins", 10 * time.Second, 5 * time.Second, 5 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			q, clock := fakeQueue[string]()
+			defer q.ShutDown()
+			q.AddAfter("a", tc.first)
+			q.AddAfter("a", tc.again)
+			clock.Step(tc.due - 1)
+			if n := q.Len(); n != 0 {
+				t.Fatalf("Len before %v = %d, want 0", tc.due, n)
+			}
+			clock.Step(1)
+			if n := q.Len(); n != 1 {
+				t.Fatalf("Len at %v = %d, want 1", tc.due, n)
+			}
+			q.Done(mustGet(t, q))
+			clock.Step(time.Minute)
+			if n := q.Len(); n != 0 {
+				t.Fatalf("Len after the later time = %d, want 0: one AddAfter item runs once", n)
+			}
+		})
+	}
+}
+
+func TestAddAfterReleasesInDueOrder(t *testing.T) {
+	q, clock := fakeQueue[string]()
+	defer q.ShutDown()
+	q.AddAfter("c", 3*time.Second)
+	q.AddAfter("a", 1*time.Second)
+	q.AddAfter("b", 2*time.Second)
+	q.AddAfter("c", 500*time.Millisecond) // moves c to the front
+	clock.Step(5 * time.Second)
+	for _, want := range []string{"c", "a", "b"} {
+		if got := mustGet(t, q); got != want {
+			t.Fatalf("Get = %q, want %q", got, want)
+		}
+		q.Done(want)
+	}
+}
+
+func TestAddAfterDuplicateOfPendingItemCollapses(t *testing.T) {
+	q, clock := fakeQueue[string]()
+	defer q.ShutDown()
+	q.Add("a")
+	q.AddAfter("a", time.Second)
+	clock.Step(time.Second)
+	if n := q.Len(); n != 1 {
+		t.Fatalf("Len = %d, want 1: a was still pending when its delay ended", n)
+	}
+}
+
+// One timer for the whole queue, however many items wait, and no goroutine.
+func TestAddAfterUsesOneTimerAndNoGoroutine(t *testing.T) {
+	q, clock := fakeQueue[int]()
+	defer q.ShutDown()
+	before := runtime.NumGoroutine()
+	const n = 10000
+	for i := range n {
+		q.AddAfter(i, time.Duration(n-i)*time.Millisecond)
+	}
+	if got := clock.Armed(); got != 1 {
+		t.Fatalf("armed timers = %d, want 1", got)
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Fatalf("goroutines grew from %d to %d", before, after)
+	}
+	if next, _ := clock.NextDue(); !next.Equal(epoch.Add(time.Millisecond)) {
+		t.Fatalf("timer due at %v, want %v (the earliest item)", next, epoch.Add(time.Millisecond))
+	}
+	clock.Step(n * time.Millisecond)
+	if got := q.Len(); got != n {
+		t.Fatalf("Len = %d, want %d", got, n)
+	}
+	for i := n - 1; i >= 0; i-- { // latest added was due first
+		if got := mustGet(t, q); got != i {
+			t.Fatalf("Get = %d, want %d", got, i)
+		}
+		q.Done(i)
+	}
+}
+
+// Lowering the due time of the same items over and over leaves outdated
+// entries behind; they must neither resurface as duplicates nor pile up.
+func TestAddAfterRepeatedLoweringStaysCorrect(t *testing.T) {
+	q, clock := fakeQueue[int]()
+	defer q.ShutDown()
+	for round := 100; round > 0; round-- {
+		for i := range 10 {
+			q.AddAfter(i, time.Duration(round)*time.Second)
+		}
+	}
+	clock.Step(time.Second)
+	if n := q.Len(); n != 10 {
+		t.Fatalf("Len = %d, want 10", n)
+	}
+	for range 10 {
+		q.Done(mustGet(t, q))
+	}
+	clock.Step(200 * time.Second)
+	if n := q.Len(); n != 0 {
+		t.Fatalf("Len after the outdated times = %d, want 0", n)
+	}
+}
+
+func TestShutDownDropsDelayedItems(t *testing.T) {
+	q, clock := fakeQueue[string]()
+	q.AddAfter("a", time.Second)
+	q.ShutDown()
+	if n := clock.Armed(); n != 0 {
+		t.Fatalf("armed timers after ShutDown = %d, want 0", n)
+	}
+	q.AddAfter("b", time.Second) // ignored
+	clock.Step(time.Hour)
+	if _, shutdown := q.Get(); !shutdown {
+		t.Fatal("Get: want shutdown; delayed items are dropped, not waited for")
+	}
+}
+
+func TestAddAfterRealClock(t *testing.T) {
+	q := newQueue[string]()
+	q.AddAfter("soon", time.Millisecond)
+	q.AddAfter("never", time.Hour)
+	start := time.Now()
+	got := mustGet(t, q)
+	if got != "soon" {
+		t.Fatalf("Get = %q, want soon", got)
+	}
+	if waited := time.Since(start); waited < time.Millisecond {
+		t.Fatalf("Get returned after %v, before the 1ms delay", waited)
+	}
+	q.Done(got)
+	// ShutDown must not wait for the hour-long timer, and must leave no
+	// goroutine behind (goleak checks at exit).
+	q.ShutDown()
+}
+
+// A worker blocked in Get is woken by the timer, with no other activity.
+func TestAddAfterWakesBlockedWorker(t *testing.T) {
+	q := newQueue[int]()
+	defer q.ShutDown()
+	got := make(chan int, 1)
+	go func() {
+		item, err := q.GetCtx(context.Background())
+		if err != nil {
+			t.Errorf("GetCtx: %v", err)
+		}
+		got <- item
+	}()
+	q.AddAfter(42, 2*time.Millisecond)
+	if v := recv(t, got, "delayed item"); v != 42 {
+		t.Fatalf("Get = %d, want 42", v)
+	}
+	q.Done(42)
+}
