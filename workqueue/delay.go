@@ -123,7 +123,7 @@ func (q *Queue[T]) fire() {
 	d.armed = false
 	if q.shuttingDown {
 		if d.fires == 0 {
-			q.cond.Broadcast()
+			q.idle.Broadcast()
 		}
 		q.mu.Unlock()
 		return
@@ -147,7 +147,7 @@ func (q *Queue[T]) dropDelayedLocked() {
 
 func (q *Queue[T]) waitFiresLocked() {
 	for q.delay.fires > 0 {
-		q.cond.Wait()
+		q.idle.Wait()
 	}
 }
 

@@ -23,7 +23,10 @@ const (
 // concurrent use.
 type Queue[T comparable] struct {
 	mu   sync.Mutex
-	cond sync.Cond // on mu: runnable items, shutdown, drain progress, fires
+	// Two conditions on mu, so that Signal (one runnable item, one worker)
+	// can never wake a goroutine that is not waiting for an item.
+	cond sync.Cond // Get waiters: an item became runnable, or shutdown
+	idle sync.Cond // Drain and ShutDown: the queue emptied, a timer run ended
 
 	fifo       ring[T]
 	state      map[T]uint8 // every queued or processing item
@@ -31,7 +34,6 @@ type Queue[T comparable] struct {
 
 	shuttingDown bool
 	draining     bool   // Get hands out re-queued items until state is empty
-	drainers     int    // goroutines blocked in Drain
 	aborts       uint64 // ShutDown calls, so a Drain knows it was cut short
 
 	delay delayState[T]
@@ -58,6 +60,7 @@ func New[T comparable](cfg Config[T]) *Queue[T] {
 		name:    cfg.Name,
 	}
 	q.cond.L = &q.mu
+	q.idle.L = &q.mu
 	if q.clock == nil {
 		q.clock = RealClock()
 	}
@@ -187,6 +190,7 @@ func (q *Queue[T]) GetCtx(ctx context.Context) (T, error) {
 func (q *Queue[T]) wakeAll() {
 	q.mu.Lock()
 	q.cond.Broadcast()
+	q.idle.Broadcast()
 	q.mu.Unlock()
 }
 
@@ -243,7 +247,8 @@ func (q *Queue[T]) Done(item T) {
 	} else {
 		delete(q.state, item)
 		if len(q.state) == 0 && q.shuttingDown {
-			q.cond.Broadcast() // drainers and draining Gets
+			q.cond.Broadcast() // draining Gets
+			q.idle.Broadcast() // drainers
 		}
 	}
 	q.mu.Unlock()
@@ -260,6 +265,7 @@ func (q *Queue[T]) ShutDown() {
 	q.draining = false
 	q.aborts++
 	q.cond.Broadcast()
+	q.idle.Broadcast()
 	q.waitFiresLocked()
 	q.mu.Unlock()
 }
@@ -303,9 +309,7 @@ func (q *Queue[T]) Drain(ctx context.Context) error {
 		if stop == nil && ctx.Done() != nil {
 			stop = context.AfterFunc(ctx, q.wakeAll)
 		}
-		q.drainers++
-		q.cond.Wait()
-		q.drainers--
+		q.idle.Wait()
 	}
 	q.waitFiresLocked()
 	return err
