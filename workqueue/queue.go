@@ -22,7 +22,7 @@ const (
 // the package documentation for its guarantees. All methods are safe for
 // concurrent use.
 type Queue[T comparable] struct {
-	mu   sync.Mutex
+	mu sync.Mutex
 	// Two conditions on mu, so that Signal (one runnable item, one worker)
 	// can never wake a goroutine that is not waiting for an item.
 	cond sync.Cond // Get waiters: an item became runnable, or shutdown
