@@ -1,0 +1,181 @@
+package kvtest
+
+import (
+	"github.com/regentkv/regent/kv"
+)
+
+func crudCases() []testCase {
+	return []testCase{
+		{name: "PutGet", run: testPutGet},
+		{name: "PutOverwrites", run: testPutOverwrites},
+		{name: "LastIndexChangesOnEveryWrite", run: testLastIndexChanges},
+		{name: "GetMissing", run: testGetMissing},
+		{name: "DeleteMissing", run: testDeleteMissing},
+		{name: "ExistsMissing", run: testExistsMissing},
+		{name: "Delete", run: testDelete},
+		{name: "KeyFormsEquivalent", run: testKeyForms},
+		{name: "UnicodeKeys", run: testUnicodeKeys},
+		{name: "MaxKeySize", run: testMaxKeySize},
+		{name: "DeleteLeavesChildren", run: testDeleteLeavesChildren},
+		{name: "ValueOnDirectoryKey", run: testValueOnDirectoryKey},
+		{name: "ClientsSeeEachOther", run: testClientsSeeEachOther},
+	}
+}
+
+func testPutGet(e *env) {
+	s := e.store()
+	k := e.key("k")
+	e.mustPut(s, k, "v1", nil)
+	p := e.wantValue(s, k, "v1")
+	if ok := e.exists(s, k); !ok {
+		e.Fatalf("Exists(%q) = false after Put, want true", k)
+	}
+	again := e.mustGet(s, k)
+	if again.LastIndex != p.LastIndex {
+		e.Fatalf("LastIndex changed without a write: %d then %d", p.LastIndex, again.LastIndex)
+	}
+}
+
+func testPutOverwrites(e *env) {
+	s := e.store()
+	k := e.key("k")
+	e.mustPut(s, k, "v1", nil)
+	p1 := e.mustGet(s, k)
+	e.mustPut(s, k, "second value", nil)
+	p2 := e.wantValue(s, k, "second value")
+	if p1.LastIndex == p2.LastIndex {
+		e.Fatalf("LastIndex after overwrite = %d, same as before; want a new one", p2.LastIndex)
+	}
+}
+
+func testLastIndexChanges(e *env) {
+	s := e.store()
+	k := e.key("k")
+	seen := map[uint64]int{}
+	for i := range 5 {
+		e.mustPut(s, k, "same", nil) // same value: a write all the same
+		p := e.mustGet(s, k)
+		if j, dup := seen[p.LastIndex]; dup {
+			e.Fatalf("write %d got LastIndex %d, already seen at write %d", i, p.LastIndex, j)
+		}
+		seen[p.LastIndex] = i
+	}
+	prev := e.mustGet(s, k)
+	_, p, err := s.AtomicPut(e.ctx, k, []byte("same"), prev, nil)
+	if err != nil {
+		e.Fatalf("AtomicPut: %v", err)
+	}
+	if _, dup := seen[p.LastIndex]; dup {
+		e.Fatalf("AtomicPut got LastIndex %d, already seen", p.LastIndex)
+	}
+}
+
+func testGetMissing(e *env) {
+	s := e.store()
+	p, err := s.Get(e.ctx, e.key("missing"), nil)
+	e.wantErr("Get(missing)", err, kv.ErrKeyNotFound)
+	if p != nil {
+		e.Fatalf("Get(missing) pair = %+v, want nil", p)
+	}
+}
+
+func testDeleteMissing(e *env) {
+	s := e.store()
+	e.wantErr("Delete(missing)", s.Delete(e.ctx, e.key("missing")), kv.ErrKeyNotFound)
+}
+
+func testExistsMissing(e *env) {
+	s := e.store()
+	ok, err := s.Exists(e.ctx, e.key("missing"), nil)
+	if ok || err != nil {
+		e.Fatalf("Exists(missing) = %t, %v; want false, nil", ok, err)
+	}
+}
+
+func testDelete(e *env) {
+	s := e.store()
+	k := e.key("k")
+	e.mustPut(s, k, "v", nil)
+	if err := s.Delete(e.ctx, k); err != nil {
+		e.Fatalf("Delete(%q): %v", k, err)
+	}
+	e.wantMissing(s, k)
+	e.wantErr("second Delete", s.Delete(e.ctx, k), kv.ErrKeyNotFound)
+}
+
+func testKeyForms(e *env) {
+	s := e.store()
+	k := e.key("a", "b")
+	e.mustPut(s, "/"+k+"/", "v", nil)
+	for _, form := range []string{k, "/" + k, k + "/", "/" + k + "/"} {
+		p := e.mustGet(s, form)
+		if p.Key != k || string(p.Value) != "v" {
+			e.Fatalf("Get(%q) = {%q, %q}, want {%q, %q}", form, p.Key, p.Value, k, "v")
+		}
+	}
+	if err := s.Delete(e.ctx, "/"+k); err != nil {
+		e.Fatalf("Delete(%q): %v", "/"+k, err)
+	}
+	e.wantMissing(s, k+"/")
+}
+
+func testUnicodeKeys(e *env) {
+	s := e.store()
+	want := map[string]string{}
+	for _, seg := range []string{"日本語", "emoji-🙂", "Ünïcödé", "with space", "sym!$&'()*+,;=@"} {
+		k := e.key(seg, "leaf")
+		e.mustPut(s, k, seg, nil)
+		e.wantValue(s, k, seg)
+		want[k] = seg
+	}
+	e.wantList(s, e.prefix, want)
+}
+
+func testMaxKeySize(e *env) {
+	s := e.store()
+	k := e.key("")
+	k += "/"
+	for len(k) < kv.MaxKeySize {
+		k += "k"
+	}
+	e.mustPut(s, k, "long", nil)
+	e.wantValue(s, k, "long")
+	e.wantErr("Put(key of MaxKeySize+1 bytes)", s.Put(e.ctx, k+"x", []byte("v"), nil), kv.ErrInvalidKey)
+}
+
+func testDeleteLeavesChildren(e *env) {
+	s := e.store()
+	a, ab := e.key("a"), e.key("a", "b")
+	e.mustPut(s, a, "parent", nil)
+	e.mustPut(s, ab, "child", nil)
+	if err := s.Delete(e.ctx, a); err != nil {
+		e.Fatalf("Delete(%q): %v", a, err)
+	}
+	e.wantMissing(s, a)
+	e.wantValue(s, ab, "child")
+}
+
+func testValueOnDirectoryKey(e *env) {
+	s := e.store()
+	a, ab := e.key("a"), e.key("a", "b")
+	e.mustPut(s, ab, "child", nil) // child first: "a" must not be implied
+	e.wantMissing(s, a)
+	e.mustPut(s, a, "parent", nil)
+	e.wantValue(s, a, "parent")
+	e.wantValue(s, ab, "child")
+	e.wantList(s, a, map[string]string{ab: "child"})
+	e.wantList(s, e.prefix, map[string]string{a: "parent", ab: "child"})
+}
+
+func testClientsSeeEachOther(e *env) {
+	a, b := e.store(), e.store()
+	k := e.key("k")
+	e.mustPut(a, k, "from a", nil)
+	e.wantValue(b, k, "from a")
+	e.mustPut(b, k, "from b", nil)
+	e.wantValue(a, k, "from b")
+	if err := b.Delete(e.ctx, k); err != nil {
+		e.Fatalf("Delete: %v", err)
+	}
+	e.wantMissing(a, k)
+}

@@ -1,0 +1,305 @@
+package kvtest
+
+import (
+	"errors"
+	"time"
+
+	"github.com/regentkv/regent/kv"
+)
+
+// progressWait bounds the wait for a progress batch: the contract says one
+// per second while idle, plus room for slow CI.
+const progressWait = 3 * time.Second
+
+func streamCases() []testCase {
+	return []testCase{
+		{name: "StreamSnapshot", run: testSnapshot},
+		{name: "StreamEventsInOrder", run: testEventsInOrder},
+		{name: "StreamEventsResume", run: testEventsResume},
+		{name: "StreamEventsDeleteTree", run: testEventsDeleteTree},
+		{name: "StreamEventsCompacted", serial: true, run: testEventsCompacted},
+		{name: "StreamProgress", run: testProgress},
+		{name: "StreamCancelCloses", run: testEventsCancel},
+		{name: "StreamInvalidPrefix", run: testStreamInvalidPrefix},
+		{name: "StreamRevisionMonotonic", run: testRevisionMonotonic},
+	}
+}
+
+// collectEvents reads batches until n events have arrived, checking that
+// batches carry no error and that revisions only grow.
+func collectEvents(e *env, ch <-chan kv.EventBatch, n int) []kv.Event {
+	e.Helper()
+	var evs []kv.Event
+	var lastBatch, lastEv uint64
+	for len(evs) < n {
+		b := next(e, ch, updateWait, "Events")
+		if b.Err != nil {
+			e.Fatalf("Events batch error: %v", b.Err)
+		}
+		if b.Revision < lastBatch {
+			e.Fatalf("batch revision went back from %d to %d", lastBatch, b.Revision)
+		}
+		lastBatch = b.Revision
+		for _, ev := range b.Events {
+			if ev.Pair == nil {
+				e.Fatalf("event %v with a nil Pair", ev.Type)
+			}
+			if ev.Pair.Revision < lastEv || ev.Pair.Revision == 0 || ev.Pair.Revision > b.Revision {
+				e.Fatalf("event %v %q revision %d: previous %d, batch %d", ev.Type, ev.Pair.Key, ev.Pair.Revision, lastEv, b.Revision)
+			}
+			lastEv = ev.Pair.Revision
+			evs = append(evs, ev)
+		}
+	}
+	if len(evs) != n {
+		e.Fatalf("got %d events, want %d: %v", len(evs), n, evs)
+	}
+	return evs
+}
+
+type wantEvent struct {
+	typ   kv.EventType
+	key   string
+	value string
+}
+
+func checkEvents(e *env, got []kv.Event, want []wantEvent) {
+	e.Helper()
+	for i, w := range want {
+		g := got[i]
+		switch {
+		case g.Type != w.typ || g.Pair.Key != w.key:
+			e.Fatalf("event %d: %v %q, want %v %q", i, g.Type, g.Pair.Key, w.typ, w.key)
+		case w.typ == kv.EventPut && (g.Pair.Value == nil || string(g.Pair.Value) != w.value):
+			e.Fatalf("event %d (%s): value %q, want %q", i, w.key, g.Pair.Value, w.value)
+		case w.typ == kv.EventDelete && (g.Pair.Value != nil || g.Pair.LastIndex != 0):
+			e.Fatalf("delete event %d (%s): Value %q LastIndex %d, want nil and 0", i, w.key, g.Pair.Value, g.Pair.LastIndex)
+		}
+	}
+}
+
+func testSnapshot(e *env) {
+	s, st := e.streamer()
+	want := map[string]string{e.key("s", "a"): "a", e.key("s", "b", "c"): "c"}
+	for k, v := range want {
+		e.mustPut(s, k, v, nil)
+	}
+	e.mustPut(s, e.key("sx"), "sibling", nil)
+	snap, err := st.Snapshot(e.ctx, e.key("s"))
+	if err != nil {
+		e.Fatalf("Snapshot: %v", err)
+	}
+	e.checkPairs("Snapshot", snap.Pairs, want)
+	l := e.wantList(s, e.key("s"), want)
+	if !samePairs(snap.Pairs, l) {
+		e.Fatalf("Snapshot %s differs from List %s", fmtPairs(snap.Pairs), fmtPairs(l))
+	}
+	for _, p := range snap.Pairs {
+		if p.Revision == 0 || p.Revision > snap.Revision {
+			e.Fatalf("pair %q revision %d, snapshot revision %d", p.Key, p.Revision, snap.Revision)
+		}
+	}
+	rev, err := st.Revision(e.ctx)
+	if err != nil || rev < snap.Revision {
+		e.Fatalf("Revision() = %d, %v; want >= snapshot revision %d", rev, err, snap.Revision)
+	}
+}
+
+func testEventsInOrder(e *env) {
+	s, st := e.streamer()
+	writer := e.store()
+	p := e.key("p")
+	snap, err := st.Snapshot(e.ctx, p)
+	if err != nil {
+		e.Fatalf("Snapshot: %v", err)
+	}
+	ch, err := st.Events(e.ctx, p, snap.Revision)
+	if err != nil {
+		e.Fatalf("Events: %v", err)
+	}
+	e.mustPut(writer, p+"/a", "1", nil)
+	putA := e.mustGet(s, p+"/a")
+	e.mustPut(writer, e.key("px"), "sibling", nil)
+	e.mustPut(writer, p, "prefix key", nil)
+	e.mustPut(writer, p+"/b/c", "2", nil)
+	e.mustPut(writer, p+"/a", "3", nil)
+	if err := writer.Delete(e.ctx, p+"/a"); err != nil {
+		e.Fatalf("Delete: %v", err)
+	}
+	if _, _, err := writer.AtomicPut(e.ctx, p+"/d", []byte{}, nil, nil); err != nil {
+		e.Fatalf("AtomicPut: %v", err)
+	}
+	got := collectEvents(e, ch, 5)
+	checkEvents(e, got, []wantEvent{
+		{kv.EventPut, p + "/a", "1"},
+		{kv.EventPut, p + "/b/c", "2"},
+		{kv.EventPut, p + "/a", "3"},
+		{kv.EventDelete, p + "/a", ""},
+		{kv.EventPut, p + "/d", ""},
+	})
+	if got[0].Pair.LastIndex != putA.LastIndex || got[0].Pair.Revision != putA.Revision {
+		e.Fatalf("put event index %d rev %d, Get says %d rev %d", got[0].Pair.LastIndex, got[0].Pair.Revision, putA.LastIndex, putA.Revision)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Pair.Revision <= got[i-1].Pair.Revision {
+			e.Fatalf("separate writes share or reverse revisions: %d then %d", got[i-1].Pair.Revision, got[i].Pair.Revision)
+		}
+	}
+}
+
+func testEventsResume(e *env) {
+	s, st := e.streamer()
+	p := e.key("p")
+	for _, v := range []string{"1", "2", "3", "4"} {
+		e.mustPut(s, p+"/"+v, v, nil)
+	}
+	from := e.mustGet(s, p+"/2").Revision
+	ch, err := st.Events(e.ctx, p, from)
+	if err != nil {
+		e.Fatalf("Events(after %d): %v", from, err)
+	}
+	got := collectEvents(e, ch, 2)
+	checkEvents(e, got, []wantEvent{{kv.EventPut, p + "/3", "3"}, {kv.EventPut, p + "/4", "4"}})
+	e.mustPut(s, p+"/5", "5", nil)
+	checkEvents(e, collectEvents(e, ch, 1), []wantEvent{{kv.EventPut, p + "/5", "5"}})
+}
+
+func testEventsDeleteTree(e *env) {
+	s, st := e.streamer()
+	p := e.key("p")
+	e.mustPut(s, p+"/a", "a", nil)
+	e.mustPut(s, p+"/b/c", "c", nil)
+	rev, err := st.Revision(e.ctx)
+	if err != nil {
+		e.Fatalf("Revision: %v", err)
+	}
+	ch, err := st.Events(e.ctx, p, rev)
+	if err != nil {
+		e.Fatalf("Events: %v", err)
+	}
+	if err := s.DeleteTree(e.ctx, p); err != nil {
+		e.Fatalf("DeleteTree: %v", err)
+	}
+	got := collectEvents(e, ch, 2)
+	keys := map[string]bool{}
+	for _, ev := range got {
+		if ev.Type != kv.EventDelete {
+			e.Fatalf("DeleteTree produced a %v event for %q", ev.Type, ev.Pair.Key)
+		}
+		keys[ev.Pair.Key] = true
+	}
+	if !keys[p+"/a"] || !keys[p+"/b/c"] {
+		e.Fatalf("DeleteTree events for %v, want %q and %q", keys, p+"/a", p+"/b/c")
+	}
+}
+
+// testEventsCompacted runs alone: compaction is store-wide and would pull
+// the history from under the other stream cases.
+func testEventsCompacted(e *env) {
+	s, st := e.streamer()
+	p := e.key("p")
+	e.mustPut(s, p+"/a", "1", nil)
+	old, err := st.Revision(e.ctx)
+	if err != nil {
+		e.Fatalf("Revision: %v", err)
+	}
+	e.mustPut(s, p+"/a", "2", nil)
+	e.mustPut(s, p+"/a", "3", nil)
+	now, err := st.Revision(e.ctx)
+	if err != nil {
+		e.Fatalf("Revision: %v", err)
+	}
+	e.h.Compact(e.T, s, now)
+	ch, err := st.Events(e.ctx, p, old)
+	if err != nil {
+		e.Fatalf("Events from a compacted revision: %v; want a channel with an ErrCompacted batch", err)
+	}
+	b := next(e, ch, updateWait, "Events from a compacted revision")
+	var ce *kv.CompactedError
+	if !errors.Is(b.Err, kv.ErrCompacted) || !errors.As(b.Err, &ce) || len(b.Events) != 0 {
+		e.Fatalf("first batch from a compacted revision: %d events, error %v; want a *kv.CompactedError", len(b.Events), b.Err)
+	}
+	if ce.Requested != old || ce.Compacted < old {
+		e.Fatalf("CompactedError{Requested %d, Compacted %d}; want Requested %d, Compacted >= it", ce.Requested, ce.Compacted, old)
+	}
+	waitClosed(e, ch, closeWait, "Events after ErrCompacted")
+	ch, err = st.Events(e.ctx, p, now)
+	if err != nil {
+		e.Fatalf("Events from the compaction revision: %v", err)
+	}
+	e.mustPut(s, p+"/a", "4", nil)
+	checkEvents(e, collectEvents(e, ch, 1), []wantEvent{{kv.EventPut, p + "/a", "4"}})
+}
+
+func testProgress(e *env) {
+	_, st := e.streamer()
+	snap, err := st.Snapshot(e.ctx, e.key("idle"))
+	if err != nil {
+		e.Fatalf("Snapshot: %v", err)
+	}
+	ch, err := st.Events(e.ctx, e.key("idle"), snap.Revision)
+	if err != nil {
+		e.Fatalf("Events: %v", err)
+	}
+	e.mustPut(e.store(), e.key("elsewhere"), "x", nil)
+	rev, err := st.Revision(e.ctx)
+	if err != nil {
+		e.Fatalf("Revision: %v", err)
+	}
+	deadline := time.Now().Add(progressWait + time.Second)
+	for {
+		b := next(e, ch, time.Until(deadline), "progress batch")
+		if b.Err != nil || len(b.Events) != 0 {
+			e.Fatalf("idle prefix got batch %+v, want progress only", b)
+		}
+		if b.Revision >= rev {
+			break
+		}
+	}
+}
+
+func testEventsCancel(e *env) {
+	_, st := e.streamer()
+	ctx, cancel := e.sub()
+	rev, err := st.Revision(e.ctx)
+	if err != nil {
+		e.Fatalf("Revision: %v", err)
+	}
+	ch, err := st.Events(ctx, e.prefix, rev)
+	if err != nil {
+		e.Fatalf("Events: %v", err)
+	}
+	cancel()
+	waitClosed(e, ch, closeWait, "Events after cancel")
+}
+
+func testStreamInvalidPrefix(e *env) {
+	_, st := e.streamer()
+	for name, k := range e.invalidKeys() {
+		if _, err := st.Snapshot(e.ctx, k); !errors.Is(err, kv.ErrInvalidKey) {
+			e.Errorf("Snapshot(%s %q): got %v, want %v", name, k, err, kv.ErrInvalidKey)
+		}
+		ch, err := st.Events(e.ctx, k, 0)
+		if !errors.Is(err, kv.ErrInvalidKey) || ch != nil {
+			e.Errorf("Events(%s %q): got %v, %v; want nil, %v", name, k, ch, err, kv.ErrInvalidKey)
+		}
+	}
+}
+
+func testRevisionMonotonic(e *env) {
+	s, st := e.streamer()
+	k := e.key("k")
+	r1, err := st.Revision(e.ctx)
+	if err != nil {
+		e.Fatalf("Revision: %v", err)
+	}
+	e.mustPut(s, k, "v", nil)
+	p := e.mustGet(s, k)
+	r2, err := st.Revision(e.ctx)
+	if err != nil {
+		e.Fatalf("Revision: %v", err)
+	}
+	if !(r1 < p.Revision && p.Revision <= r2) {
+		e.Fatalf("Revision %d, then a put at %d, then Revision %d: want strictly after and at most", r1, p.Revision, r2)
+	}
+}
