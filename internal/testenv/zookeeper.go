@@ -1,0 +1,268 @@
+package testenv
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// ZooKeeperJarEnv names the variable that points at zookeeper.jar;
+// scripts/servers.sh exports it.
+const ZooKeeperJarEnv = "REGENT_ZOOKEEPER_JAR"
+
+const defaultZooKeeperJar = "/usr/share/java/zookeeper.jar"
+
+// ZooKeeperCheckInterval is how often the test server's container manager
+// reaps expired TTL nodes. The server default is 60 s, which would make
+// every TTL test wait a minute; drivers use it as their TTL slack.
+const ZooKeeperCheckInterval = 200 * time.Millisecond
+
+// ZooKeeperServer is one standalone ZooKeeper 3.8 started for a test. Its
+// port and data directory survive Stop and Start, so a test can take the
+// server away and bring the same state back (reconnect tests).
+type ZooKeeperServer struct {
+	// Addr is "127.0.0.1:port", the client address.
+	Addr string
+
+	jar     string
+	dir     string // config, data and log
+	logPath string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan error // receives cmd.Wait's result once
+}
+
+// ZooKeeper starts a ZooKeeper server for t and stops it in t.Cleanup. The
+// server listens on loopback only, has TTL nodes enabled and reaps expired
+// ones every ZooKeeperCheckInterval. When the jar cannot be found the test
+// ends through Missing. On failure, the server's output is logged.
+func ZooKeeper(t testing.TB) *ZooKeeperServer {
+	t.Helper()
+	jar := os.Getenv(ZooKeeperJarEnv)
+	if jar == "" {
+		jar = defaultZooKeeperJar
+	}
+	if _, err := os.Stat(jar); err != nil {
+		Missing(t, "ZooKeeper ("+jar+")", "run scripts/servers.sh or set "+ZooKeeperJarEnv)
+		return nil
+	}
+	if _, err := exec.LookPath("java"); err != nil {
+		Missing(t, "java (needed by ZooKeeper)", "run scripts/servers.sh")
+		return nil
+	}
+	dir := t.TempDir()
+	s := &ZooKeeperServer{
+		Addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t))),
+		jar:     jar,
+		dir:     dir,
+		logPath: filepath.Join(dir, "zookeeper.log"),
+	}
+	if err := s.writeConfig(); err != nil {
+		t.Fatalf("testenv: zookeeper config: %v", err)
+	}
+	t.Cleanup(func() {
+		s.kill()
+		if t.Failed() {
+			s.dumpLog(t)
+		}
+	})
+	if err := s.start(); err != nil {
+		s.dumpLog(t)
+		t.Fatalf("testenv: start zookeeper: %v", err)
+	}
+	return s
+}
+
+// StartZooKeeper is ZooKeeper for a TestMain, which has no testing.TB:
+// one server for a whole test package. It returns ErrNoZooKeeper when the
+// jar or java is missing; the caller stops the server with Close.
+func StartZooKeeper(dir string) (*ZooKeeperServer, error) {
+	jar := os.Getenv(ZooKeeperJarEnv)
+	if jar == "" {
+		jar = defaultZooKeeperJar
+	}
+	if _, err := os.Stat(jar); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoZooKeeper, err)
+	}
+	if _, err := exec.LookPath("java"); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoZooKeeper, err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	s := &ZooKeeperServer{
+		Addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		jar:     jar,
+		dir:     dir,
+		logPath: filepath.Join(dir, "zookeeper.log"),
+	}
+	if err := s.writeConfig(); err != nil {
+		return nil, err
+	}
+	if err := s.start(); err != nil {
+		b, _ := os.ReadFile(s.logPath)
+		return nil, fmt.Errorf("%w\n%s", err, b)
+	}
+	return s, nil
+}
+
+// ErrNoZooKeeper: the ZooKeeper jar or java is not installed.
+var ErrNoZooKeeper = errors.New("testenv: ZooKeeper not available (run scripts/servers.sh or set " + ZooKeeperJarEnv + ")")
+
+// Close kills the server; for StartZooKeeper's callers.
+func (s *ZooKeeperServer) Close() { s.kill() }
+
+// Log returns the tail of the server's output, for failure messages.
+func (s *ZooKeeperServer) Log() string {
+	b, _ := os.ReadFile(s.logPath)
+	if len(b) > 16<<10 {
+		b = b[len(b)-16<<10:]
+	}
+	return string(b)
+}
+
+// Servers returns the connect string entries of the server.
+func (s *ZooKeeperServer) Servers() []string { return []string{s.Addr} }
+
+// Stop kills the server (SIGKILL to its process group, no clean shutdown)
+// and waits until it is gone. Clients see a dropped connection; sessions
+// survive on disk and are still valid if Start follows within their
+// timeout.
+func (s *ZooKeeperServer) Stop(t testing.TB) {
+	t.Helper()
+	s.kill()
+}
+
+// Start brings a stopped server back on the same port and data directory.
+func (s *ZooKeeperServer) Start(t testing.TB) {
+	t.Helper()
+	if err := s.start(); err != nil {
+		s.dumpLog(t)
+		t.Fatalf("testenv: restart zookeeper: %v", err)
+	}
+}
+
+func (s *ZooKeeperServer) writeConfig() error {
+	_, port, _ := net.SplitHostPort(s.Addr)
+	data := filepath.Join(s.dir, "data")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		return err
+	}
+	// A short tick lets tests use session timeouts down to 400 ms; the
+	// upper bound stays generous for drivers that ask for more.
+	cfg := fmt.Sprintf(`tickTime=200
+minSessionTimeout=400
+maxSessionTimeout=60000
+dataDir=%s
+clientPort=%s
+clientPortAddress=127.0.0.1
+admin.enableServer=false
+4lw.commands.whitelist=srvr,stat,mntr
+`, data, port)
+	return os.WriteFile(filepath.Join(s.dir, "zoo.cfg"), []byte(cfg), 0o644)
+}
+
+func (s *ZooKeeperServer) start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		return errors.New("already running")
+	}
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	// The packaged start scripts do not work in containers; the class path
+	// of the Debian jar's manifest pulls in every dependency.
+	cmd := exec.Command("java",
+		"-Xms32m", "-Xmx256m", "-XX:+UseSerialGC",
+		"-cp", "/etc/zookeeper/conf:"+s.jar,
+		"-Dzookeeper.admin.enableServer=false",
+		"-Dzookeeper.extendedTypesEnabled=true",
+		"-Dznode.container.checkIntervalMs="+strconv.FormatInt(ZooKeeperCheckInterval.Milliseconds(), 10),
+		"-Dzookeeper.log.dir="+s.dir,
+		"org.apache.zookeeper.server.ZooKeeperServerMain",
+		filepath.Join(s.dir, "zoo.cfg"))
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	// Its own process group, so that Cleanup kills the JVM and anything it
+	// forked even when the test binary is interrupted mid-test.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if ruok(s.Addr) {
+			s.cmd, s.exited = cmd, exited
+			return nil
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("zookeeper exited: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+			return errors.New("zookeeper did not answer srvr within 30s")
+		}
+	}
+}
+
+// ruok asks the server for its status: an answer means it serves clients.
+func ruok(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte("srvr")); err != nil {
+		return false
+	}
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(c)
+	return bytes.Contains(buf.Bytes(), []byte("Mode: standalone"))
+}
+
+func (s *ZooKeeperServer) kill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	// Reaped means the listening socket is closed: Start can bind again.
+	<-s.exited
+	s.cmd, s.exited = nil, nil
+}
+
+func (s *ZooKeeperServer) dumpLog(t testing.TB) {
+	b, err := os.ReadFile(s.logPath)
+	if err != nil {
+		t.Logf("testenv: zookeeper log unavailable: %v", err)
+		return
+	}
+	const max = 16 << 10
+	if len(b) > max {
+		b = b[len(b)-max:]
+	}
+	t.Logf("testenv: zookeeper output (%s, last %d bytes):\n%s", s.logPath, len(b), b)
+}

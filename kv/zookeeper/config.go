@@ -1,0 +1,108 @@
+package zookeeper
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"go.uber.org/zap"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultSessionTimeout = 10 * time.Second
+	DefaultRoot           = "/regent"
+	DefaultConnectTimeout = 10 * time.Second
+)
+
+// Config configures a Store built by New.
+type Config struct {
+	// Servers are "host:port" entries; the client tries them in turn and
+	// moves to the next one when a server is unreachable. A chroot suffix as
+	// in the Java client's connect string ("host:port/app", the same on
+	// every entry) is prepended to Root.
+	Servers []string
+
+	// SessionTimeout is asked of the server, which clamps it to its own
+	// [minSessionTimeout, maxSessionTimeout]. It is how long ephemeral keys
+	// (KeepAlive) and locks outlive a client that died. Default 10 s.
+	SessionTimeout time.Duration
+
+	// Root is the znode under which every key lives ("/regent" by default).
+	// It is created (with its parents) if missing. Several Roots on one
+	// ensemble are independent stores. Unlike a chroot in the connect
+	// string, Root does not hide the rest of the tree from the connection.
+	Root string
+
+	// Auth, "user:password", adds digest credentials to the session and
+	// makes every node this Store creates readable and writable by that
+	// identity only (ACL digest). Empty: open ACL (world:anyone).
+	Auth string
+
+	// ConnectTimeout bounds New's wait for the first session when its ctx
+	// has no deadline. Default 10 s.
+	ConnectTimeout time.Duration
+
+	// Dialer, optional, replaces net.DialTimeout, for proxies and tests.
+	Dialer zk.Dialer
+
+	// OnKeepAliveLost, optional, is called (from a Store goroutine) when a
+	// KeepAlive key could not be re-created after the session expired: the
+	// key was taken by another writer or the write failed. Keys that were
+	// re-created are only logged.
+	OnKeepAliveLost func(key string, err error)
+
+	// Logger receives connection and session events. Default: no-op.
+	Logger *zap.Logger
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if len(c.Servers) == 0 {
+		return c, errors.New("zookeeper: Config.Servers is empty")
+	}
+	servers := make([]string, len(c.Servers))
+	chroot := ""
+	for i, s := range c.Servers {
+		host, suffix, _ := strings.Cut(s, "/")
+		if host == "" || strings.ContainsAny(s, " ,") {
+			return c, fmt.Errorf("zookeeper: bad server %q: want host:port", s)
+		}
+		if suffix != "" {
+			suffix = "/" + strings.TrimSuffix(suffix, "/")
+		}
+		if i > 0 && suffix != chroot {
+			return c, fmt.Errorf("zookeeper: server %q: every entry must have the same chroot (%q)", s, chroot)
+		}
+		servers[i], chroot = host, suffix
+	}
+	c.Servers = servers
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = DefaultSessionTimeout
+	}
+	if c.SessionTimeout < 0 {
+		return c, fmt.Errorf("zookeeper: negative SessionTimeout %v", c.SessionTimeout)
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.Root == "" {
+		c.Root = DefaultRoot
+	}
+	c.Root = chroot + c.Root
+	if !strings.HasPrefix(c.Root, "/") || (len(c.Root) > 1 && strings.HasSuffix(c.Root, "/")) || strings.Contains(c.Root, "//") {
+		return c, fmt.Errorf("zookeeper: bad Root %q: want an absolute znode path like /regent", c.Root)
+	}
+	if c.Root == "/" {
+		// The root znode holds /zookeeper, which is not ours to list.
+		return c, errors.New(`zookeeper: Root "/" is not allowed: the server's own /zookeeper lives there`)
+	}
+	if c.Auth != "" && !strings.Contains(c.Auth, ":") {
+		return c, errors.New(`zookeeper: Auth must be "user:password"`)
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return c, nil
+}

@@ -1,0 +1,175 @@
+package zookeeper
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/regentkv/regent/kv"
+)
+
+// Data layout. A key "a/b/c" is the znode Root/a/b/c, and ZooKeeper needs
+// Root/a and Root/a/b to exist first. Those intermediate znodes are created
+// on demand and are not keys: List("a") must not return "a/b" just because
+// "a/b/c" exists, yet "a/b" may also be a real key with an empty value.
+// The two are told apart by the znode's data: a key's data is keyMarker
+// followed by the value (so an empty value is one byte long), a
+// directory's data is empty. Deleting a key that has keys below it clears
+// its data, turning it back into a directory.
+//
+// Internal znodes live beside the user keys, under names that start with
+// kv.ReservedSegmentPrefix, which no user key segment may use:
+//
+//	Root/__regent_locks/<key>/__regent_lock/<contender>   lock contenders
+//	Root/__regent_rev                                     Revision's counter
+const keyMarker = 0x01
+
+const (
+	locksDir = kv.ReservedSegmentPrefix + "_locks"
+	lockLeaf = kv.ReservedSegmentPrefix + "_lock"
+	revNode  = kv.ReservedSegmentPrefix + "_rev"
+)
+
+func encode(value []byte) []byte {
+	d := make([]byte, 1+len(value))
+	d[0] = keyMarker
+	copy(d[1:], value)
+	return d
+}
+
+// decode returns the value of a key's data, or ok=false for a directory
+// (or a znode regent did not write).
+func decode(data []byte) (value []byte, ok bool) {
+	if len(data) == 0 || data[0] != keyMarker {
+		return nil, false
+	}
+	return append([]byte{}, data[1:]...), true
+}
+
+func isReserved(name string) bool { return strings.HasPrefix(name, kv.ReservedSegmentPrefix) }
+
+// Znode kinds a key can have.
+const (
+	kindPersistent = iota
+	kindTTL
+	kindEphemeral
+)
+
+// mode is how a key's znode must be created.
+type mode struct {
+	kind int
+	ttl  time.Duration
+}
+
+// MinTTL is the smallest TTL accepted: ZooKeeper counts TTLs in
+// milliseconds. Expiry is in fact only as fine as the server's container
+// check interval (znode.container.checkIntervalMs, 60 s by default).
+const MinTTL = time.Millisecond
+
+func modeFor(opts *kv.WriteOptions) mode {
+	switch {
+	case opts == nil || opts.TTL == 0:
+		return mode{kind: kindPersistent}
+	case opts.KeepAlive:
+		return mode{kind: kindEphemeral}
+	default:
+		// Rounded up to a whole millisecond, ZooKeeper's unit.
+		ttl := (opts.TTL + time.Millisecond - 1).Truncate(time.Millisecond)
+		return mode{kind: kindTTL, ttl: ttl}
+	}
+}
+
+// ttlOwnerMask marks ZooKeeper's extended ephemeralOwner values; for TTL
+// nodes the low 40 bits are the TTL in milliseconds.
+const (
+	ttlOwnerMask = int64(-1) << 56 // 0xff00000000000000
+	ttlBits      = int64(1)<<40 - 1
+)
+
+// matches reports whether an existing znode already has the kind m asks
+// for, so that a plain SetData keeps it right.
+func (s *Store) matches(st *zk.Stat, m mode) bool {
+	o := st.EphemeralOwner
+	switch m.kind {
+	case kindPersistent:
+		return o == 0
+	case kindTTL:
+		return o&ttlOwnerMask == ttlOwnerMask && o&ttlBits == m.ttl.Milliseconds()
+	default:
+		return o != 0 && o&ttlOwnerMask != ttlOwnerMask && o == s.conn.SessionID()
+	}
+}
+
+func flagsFor(m mode) int32 {
+	switch m.kind {
+	case kindEphemeral:
+		return zk.FlagEphemeral
+	case kindTTL:
+		return zk.FlagTTL
+	}
+	return zk.FlagPersistent
+}
+
+// create makes the znode p with data, creating missing parents as
+// directories.
+func (s *Store) create(p string, data []byte, m mode) error {
+	for {
+		var err error
+		if m.kind == kindTTL {
+			_, err = s.conn.CreateTTL(p, data, zk.FlagTTL, s.acl, m.ttl)
+		} else {
+			_, err = s.conn.Create(p, data, flagsFor(m), s.acl)
+		}
+		if !errors.Is(err, zk.ErrNoNode) {
+			return s.childErr(p, err)
+		}
+		if err := s.ensurePath(parent(p)); err != nil {
+			return err
+		}
+	}
+}
+
+// ensurePath creates p and its missing ancestors as directories.
+func (s *Store) ensurePath(p string) error {
+	if p == "" || p == "/" {
+		return nil
+	}
+	for {
+		_, err := s.conn.Create(p, nil, zk.FlagPersistent, s.acl)
+		switch {
+		case err == nil || errors.Is(err, zk.ErrNodeExists):
+			return nil
+		case errors.Is(err, zk.ErrNoNode):
+			if err := s.ensurePath(parent(p)); err != nil {
+				return err
+			}
+		default:
+			return s.childErr(p, err)
+		}
+	}
+}
+
+// childErr explains ZooKeeper's refusal to put a znode below an ephemeral
+// one: a KeepAlive key cannot have keys below it.
+func (s *Store) childErr(p string, err error) error {
+	if errors.Is(err, zk.ErrNoChildrenForEphemerals) {
+		return fmt.Errorf("zookeeper: %q is below a KeepAlive key, and ZooKeeper's ephemeral znodes cannot have children: %w: %w",
+			s.key(p), kv.ErrCallNotSupported, err)
+	}
+	return err
+}
+
+func parent(p string) string {
+	i := strings.LastIndexByte(p, '/')
+	if i <= 0 {
+		return "/"
+	}
+	return p[:i]
+}
+
+func pairOf(key string, value []byte, st *zk.Stat) *kv.KVPair {
+	return &kv.KVPair{Key: key, Value: value, LastIndex: uint64(st.Mzxid), Revision: uint64(st.Mzxid)}
+}

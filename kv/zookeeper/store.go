@@ -1,0 +1,345 @@
+package zookeeper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"go.uber.org/zap"
+
+	"github.com/regentkv/regent/kv"
+)
+
+// Store is a kv.Store and kv.Streamer on one ZooKeeper session. It is safe
+// for concurrent use.
+type Store struct {
+	cfg  Config
+	conn *zk.Conn
+	log  *zap.Logger
+	acl  []zk.ACL
+	root string // znode of the empty key prefix, no trailing slash
+
+	done      chan struct{}   // closed by Close
+	ctx       context.Context // cancelled by Close, for retries
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+	wg        sync.WaitGroup // every goroutine the Store started
+
+	mu             sync.Mutex
+	subs           map[*inbox]struct{}
+	ephemerals     map[string][]byte // KeepAlive keys of this Store: znode -> data
+	connected      bool
+	disconnectedAt time.Time
+	expired        bool          // a session expired and no new one is up yet
+	generation     uint64        // bumped when a session is replaced
+	stateChanged   chan struct{} // closed and replaced on every state change
+	restore        chan struct{} // cap 1: re-create KeepAlive keys
+
+	parked parking // Snapshot watchers waiting for Events
+}
+
+var (
+	_ kv.Store    = (*Store)(nil)
+	_ kv.Streamer = (*Store)(nil)
+)
+
+// New connects to ZooKeeper and returns a Store once the first session is
+// up, ctx ends (ctx.Err()) or cfg.ConnectTimeout passes (ErrNotReachable).
+// It creates cfg.Root if missing.
+func New(ctx context.Context, cfg Config) (*Store, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		cfg:          cfg,
+		log:          cfg.Logger,
+		root:         cfg.Root,
+		done:         make(chan struct{}),
+		subs:         make(map[*inbox]struct{}),
+		ephemerals:   make(map[string][]byte),
+		stateChanged: make(chan struct{}),
+		restore:      make(chan struct{}, 1),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.acl = zk.WorldACL(zk.PermAll)
+	if cfg.Auth != "" {
+		user, pass, _ := strings.Cut(cfg.Auth, ":")
+		s.acl = zk.DigestACL(zk.PermAll, user, pass)
+	}
+	// The event callback, not the event channel, is how the Store follows
+	// the session: go-zookeeper calls it synchronously from its receive
+	// loop, in server order, and never drops an event, while the channel
+	// silently drops whatever nobody reads in time.
+	dialer := cfg.Dialer
+	if dialer == nil {
+		dialer = net.DialTimeout
+	}
+	conn, _, err := zk.Connect(cfg.Servers, cfg.SessionTimeout,
+		zk.WithEventCallback(s.onEvent),
+		zk.WithLogger(zapPrintf{s.log}),
+		zk.WithDialer(dialer))
+	if err != nil {
+		s.cancel()
+		return nil, fmt.Errorf("zookeeper: connect: %w: %w", kv.ErrNotReachable, err)
+	}
+	s.conn = conn
+	if err := s.waitSession(ctx); err != nil {
+		s.cancel()
+		conn.Close()
+		return nil, err
+	}
+	if cfg.Auth != "" {
+		if err := conn.AddAuth("digest", []byte(cfg.Auth)); err != nil {
+			s.cancel()
+			conn.Close()
+			return nil, fmt.Errorf("zookeeper: digest auth: %w", err)
+		}
+	}
+	if err := s.ensurePath(s.root); err != nil {
+		s.cancel()
+		conn.Close()
+		return nil, fmt.Errorf("zookeeper: create root %s: %w", s.root, s.mapErr(err))
+	}
+	s.wg.Add(1)
+	go s.sessionLoop()
+	return s, nil
+}
+
+func (s *Store) waitSession(ctx context.Context) error {
+	timer := time.NewTimer(s.cfg.ConnectTimeout)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		up, ch := s.connected, s.stateChanged
+		s.mu.Unlock()
+		if up {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+			return fmt.Errorf("zookeeper: no session with %v after %v: %w", s.cfg.Servers, s.cfg.ConnectTimeout, kv.ErrNotReachable)
+		}
+	}
+}
+
+// onEvent runs on go-zookeeper's receive (or connect) loop: it must not
+// block and must not call the connection.
+func (s *Store) onEvent(ev zk.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ev.Type == zk.EventSession {
+		changed := true
+		switch ev.State {
+		case zk.StateHasSession:
+			s.connected = true
+			if s.expired {
+				s.expired = false
+				s.generation++
+				select {
+				case s.restore <- struct{}{}:
+				default:
+				}
+			}
+		case zk.StateExpired:
+			s.expired = true
+			s.connected = false
+		case zk.StateDisconnected:
+			if s.connected {
+				s.disconnectedAt = time.Now()
+			}
+			s.connected = false
+		default:
+			changed = false
+		}
+		if changed {
+			close(s.stateChanged)
+			s.stateChanged = make(chan struct{})
+		}
+	}
+	for in := range s.subs {
+		in.offer(ev)
+	}
+}
+
+// sessionLoop re-creates KeepAlive keys after a session expiry: the server
+// deleted them with the old session, and nobody else will put them back.
+func (s *Store) sessionLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.restore:
+		}
+		s.mu.Lock()
+		todo := make(map[string][]byte, len(s.ephemerals))
+		for p, d := range s.ephemerals {
+			todo[p] = d
+		}
+		s.mu.Unlock()
+		if len(todo) > 0 {
+			s.log.Warn("zookeeper: session expired; re-creating KeepAlive keys", zap.Int("keys", len(todo)))
+		}
+		for p, d := range todo {
+			err := s.restoreEphemeral(p, d)
+			if err == nil {
+				s.log.Info("zookeeper: KeepAlive key re-created", zap.String("key", s.key(p)))
+				continue
+			}
+			s.mu.Lock()
+			delete(s.ephemerals, p)
+			s.mu.Unlock()
+			s.log.Error("zookeeper: KeepAlive key lost with the session", zap.String("key", s.key(p)), zap.Error(err))
+			if s.cfg.OnKeepAliveLost != nil {
+				s.cfg.OnKeepAliveLost(s.key(p), err)
+			}
+		}
+	}
+}
+
+func (s *Store) restoreEphemeral(p string, data []byte) error {
+	op := func() error {
+		select {
+		case <-s.done:
+			return permanent(kv.ErrClosed)
+		default:
+		}
+		err := s.create(p, data, mode{kind: kindEphemeral})
+		if errors.Is(err, zk.ErrNodeExists) {
+			_, st, gerr := s.conn.Get(p)
+			if gerr == nil && st.EphemeralOwner == s.conn.SessionID() {
+				return nil // a Put of ours won the race
+			}
+			return permanent(fmt.Errorf("zookeeper: %s was re-created by another writer: %w", s.key(p), kv.ErrKeyExists))
+		}
+		if isConnErr(err) {
+			return err // retry once the next session is up
+		}
+		if err != nil {
+			return permanent(err)
+		}
+		return nil
+	}
+	return retry(s.ctx, op)
+}
+
+// Close ends the session (the server deletes this Store's KeepAlive keys
+// and lock nodes at once), ends watches with ErrClosed and waits for every
+// goroutine of the Store. It is idempotent and always returns nil.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.done)
+		s.cancel()
+		s.parked.closeAll()
+		s.conn.Close()
+		s.wg.Wait()
+	})
+	return nil
+}
+
+func (s *Store) closed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// begin is the entry check of every call.
+func (s *Store) begin(ctx context.Context) error {
+	if s.closed() {
+		return kv.ErrClosed
+	}
+	return ctx.Err()
+}
+
+// call runs a blocking go-zookeeper call under ctx. go-zookeeper takes no
+// ctx and may wait a whole reconnect for an answer, so a ctx that can end
+// gets the call in a goroutine of its own; the call itself is not undone,
+// which is why writes that ctx abandons may still apply.
+func (s *Store) call(ctx context.Context, fn func() error) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	if ctx.Done() == nil {
+		return s.mapErr(fn())
+	}
+	res := make(chan error, 1)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		res <- fn()
+	}()
+	select {
+	case err := <-res:
+		return s.mapErr(err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// mapErr translates go-zookeeper errors into kv sentinels, keeping the
+// original in the chain.
+func (s *Store) mapErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, kv.ErrClosed) || errors.Is(err, kv.ErrKeyNotFound) || errors.Is(err, kv.ErrKeyExists) ||
+		errors.Is(err, kv.ErrKeyModified) || errors.Is(err, kv.ErrNotReachable) || errors.Is(err, kv.ErrCallNotSupported) ||
+		errors.Is(err, kv.ErrLockLost) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return err
+	case s.closed() && (errors.Is(err, zk.ErrClosing) || errors.Is(err, zk.ErrConnectionClosed)):
+		return fmt.Errorf("zookeeper: %w", kv.ErrClosed)
+	case errors.Is(err, zk.ErrNoNode):
+		return fmt.Errorf("zookeeper: %w: %w", kv.ErrKeyNotFound, err)
+	case errors.Is(err, zk.ErrNodeExists):
+		return fmt.Errorf("zookeeper: %w: %w", kv.ErrKeyExists, err)
+	case errors.Is(err, zk.ErrBadVersion):
+		return fmt.Errorf("zookeeper: %w: %w", kv.ErrKeyModified, err)
+	case isConnErr(err):
+		return fmt.Errorf("zookeeper: %w: %w", kv.ErrNotReachable, err)
+	}
+	return fmt.Errorf("zookeeper: %w", err)
+}
+
+func isConnErr(err error) bool {
+	return errors.Is(err, zk.ErrConnectionClosed) || errors.Is(err, zk.ErrNoServer) ||
+		errors.Is(err, zk.ErrSessionExpired) || errors.Is(err, zk.ErrSessionMoved) || errors.Is(err, zk.ErrClosing)
+}
+
+// path maps a normalised key ("" for the root prefix) to its znode.
+func (s *Store) path(key string) string {
+	if key == "" {
+		return s.root
+	}
+	return s.root + "/" + key
+}
+
+// key maps a znode under root back to its key.
+func (s *Store) key(p string) string {
+	if p == s.root {
+		return ""
+	}
+	return strings.TrimPrefix(p, s.root+"/")
+}
+
+// zapPrintf routes go-zookeeper's printf logging to zap at debug level:
+// connection churn is normal and the Store reports what matters itself.
+type zapPrintf struct{ l *zap.Logger }
+
+func (z zapPrintf) Printf(format string, args ...any) {
+	z.l.Debug(fmt.Sprintf("zk: "+format, args...))
+}
+
+func zapKey(k string) zap.Field { return zap.String("key", k) }
+func zapWhy(w string) zap.Field { return zap.String("reason", w) }

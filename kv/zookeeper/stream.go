@@ -1,0 +1,323 @@
+package zookeeper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/regentkv/regent/kv"
+)
+
+// Revisions are zxids: ZooKeeper's store-wide transaction ids, which order
+// every change. ZooKeeper keeps no history of changes, only current state,
+// so the stream starts from a tree watch rather than from a log: see
+// Snapshot and Events.
+
+// progressInterval is how long an idle stream waits before a progress batch.
+const progressInterval = time.Second
+
+// parkFor is how long a Snapshot's watched tree waits for Events to claim it.
+const parkFor = 30 * time.Second
+
+// Revision implements kv.Streamer. A zxid is only visible in the stat of a
+// znode a change touched, so Revision writes a reserved counter znode and
+// returns its mzxid: one write, but a revision that is exactly "now", at
+// least every write completed before the call.
+func (s *Store) Revision(ctx context.Context) (uint64, error) {
+	var rev uint64
+	err := s.call(ctx, func() error {
+		var err error
+		rev, err = s.revision()
+		return err
+	})
+	return rev, err
+}
+
+func (s *Store) revision() (uint64, error) {
+	p := s.root + "/" + revNode
+	for {
+		st, err := s.conn.Set(p, nil, -1)
+		if errors.Is(err, zk.ErrNoNode) {
+			if _, err := s.conn.Create(p, nil, zk.FlagPersistent, s.acl); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+				return 0, err
+			}
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		return uint64(st.Mzxid), nil
+	}
+}
+
+// Snapshot implements kv.Streamer. ZooKeeper cannot read a subtree at one
+// zxid, so Snapshot takes the revision R first, then reads the tree while
+// arming watches on it: every change after R is either in the pairs or
+// fires a watch. That watched tree is kept (for parkFor) so that
+// Events(prefix, R) continues exactly where the snapshot ended. Pairs may
+// already include changes after R, never miss one before it.
+func (s *Store) Snapshot(ctx context.Context, prefix string) (kv.Snapshot, error) {
+	k, err := kv.NormalizePrefix(prefix)
+	if err != nil {
+		return kv.Snapshot{}, fmt.Errorf("zookeeper: snapshot: %w", err)
+	}
+	if err := s.begin(ctx); err != nil {
+		return kv.Snapshot{}, err
+	}
+	t := s.newTree(s.path(k), false)
+	var rev uint64
+	err = s.call(ctx, func() error {
+		var err error
+		if rev, err = s.revision(); err != nil {
+			return err
+		}
+		_, err = t.load()
+		return err
+	})
+	if err != nil {
+		t.close()
+		return kv.Snapshot{}, err
+	}
+	t.rev = rev
+	snap := kv.Snapshot{Pairs: t.pairs(), Revision: rev}
+	s.parked.put(s, k, rev, t)
+	return snap, nil
+}
+
+// Events implements kv.Streamer. From the revision of a Snapshot of the
+// same prefix on this Store (within parkFor) it continues that snapshot's
+// watches and misses nothing. From any other revision it can only start
+// if nothing below the prefix changed since: ZooKeeper keeps no history,
+// so otherwise it reports ErrCompacted at once and the caller re-lists
+// with Snapshot. Either way, after a session expiry the stream ends with
+// ErrCompacted (changes made while the watches were gone are unknown).
+//
+// Changes are coalesced the way one-shot watches are: a key written twice
+// before its watch is re-armed is one put with the later value.
+func (s *Store) Events(ctx context.Context, prefix string, after uint64) (<-chan kv.EventBatch, error) {
+	k, err := kv.NormalizePrefix(prefix)
+	if err != nil {
+		return nil, fmt.Errorf("zookeeper: events: %w", err)
+	}
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	var gap error
+	t := s.parked.take(k, after)
+	if t == nil {
+		t = s.newTree(s.path(k), false)
+		err := s.call(ctx, func() error {
+			if _, err := t.load(); err != nil {
+				return err
+			}
+			gap = t.gapSince(after, s.parked.floor())
+			return nil
+		})
+		if err != nil {
+			t.close()
+			return nil, err
+		}
+		t.rev = max(t.rev, after)
+	}
+	ch := make(chan kv.EventBatch)
+	s.wg.Add(1)
+	go s.stream(ctx, t, after, gap, ch)
+	return ch, nil
+}
+
+// gapSince reports whether the loaded tree shows changes after `after`
+// that a stream starting there would have to replay.
+func (t *tree) gapSince(after, floor uint64) error {
+	if after < floor {
+		return &kv.CompactedError{Requested: after, Compacted: floor}
+	}
+	var newest uint64
+	for p, n := range t.nodes {
+		if uint64(n.stat.Pzxid) > newest {
+			newest = uint64(n.stat.Pzxid)
+		}
+		if p != t.base() && uint64(n.stat.Mzxid) > newest {
+			newest = uint64(n.stat.Mzxid)
+		}
+	}
+	if newest > after {
+		return &kv.CompactedError{Requested: after, Compacted: newest - 1}
+	}
+	return nil
+}
+
+func (s *Store) stream(ctx context.Context, t *tree, pos uint64, gap error, ch chan<- kv.EventBatch) {
+	defer s.wg.Done()
+	defer close(ch)
+	defer t.close()
+	end := func(err error) {
+		terminal(ctx, ch, kv.EventBatch{Revision: pos, Err: err})
+	}
+	if gap != nil {
+		end(fmt.Errorf("zookeeper: events: %w", gap))
+		return
+	}
+	send := func(b kv.EventBatch) bool {
+		select {
+		case ch <- b:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-s.done:
+			end(fmt.Errorf("zookeeper: events: %w", kv.ErrClosed))
+			return false
+		}
+	}
+	idle := time.NewTimer(progressInterval)
+	defer idle.Stop()
+	for {
+		progress := false
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.done:
+			end(fmt.Errorf("zookeeper: events: %w", kv.ErrClosed))
+			return
+		case <-t.in.wake:
+		case <-idle.C:
+			// Every watch event of a change before the counter write has
+			// reached the inbox by the time the write returns (the server
+			// sends notifications in zxid order on this connection and the
+			// callback queues them synchronously), so after handling the
+			// inbox the stream has caught up to rev.
+			rev, err := s.revision()
+			if err != nil && !isConnErr(err) {
+				end(fmt.Errorf("zookeeper: events: %w", s.mapErr(err)))
+				return
+			}
+			if err == nil {
+				progress = true
+				t.see(int64(rev))
+			}
+		}
+		chs, err := t.step()
+		if len(chs) > 0 || progress {
+			b := kv.EventBatch{Events: make([]kv.Event, 0, len(chs))}
+			for _, c := range chs {
+				if c.pair != nil {
+					b.Events = append(b.Events, kv.Event{Type: kv.EventPut, Pair: c.pair})
+				} else {
+					b.Events = append(b.Events, kv.Event{Type: kv.EventDelete, Pair: &kv.KVPair{Key: c.key, Revision: c.rev}})
+				}
+			}
+			pos = max(pos, t.rev)
+			b.Revision = pos
+			if !send(b) {
+				return
+			}
+		}
+		if errors.Is(err, errResync) {
+			end(fmt.Errorf("zookeeper: events: session expired, changes may be lost: %w",
+				&kv.CompactedError{Requested: pos, Compacted: pos}))
+			return
+		}
+		if err != nil {
+			end(fmt.Errorf("zookeeper: events: %w", s.mapErr(err)))
+			return
+		}
+		if !idle.Stop() {
+			select {
+			case <-idle.C:
+			default:
+			}
+		}
+		idle.Reset(progressInterval)
+	}
+}
+
+// Compact makes the Store forget its client-side history up to and
+// including rev: parked Snapshot watches at or below rev are dropped, and
+// Events from a revision below rev report ErrCompacted. ZooKeeper itself
+// keeps no history to compact; this is what the conformance suite's
+// Harness.Compact calls.
+func (s *Store) Compact(rev uint64) {
+	s.parked.compact(rev)
+}
+
+// parking holds Snapshot trees until Events claims them or they expire.
+type parking struct {
+	mu     sync.Mutex
+	trees  map[*tree]parked
+	minRev uint64 // Compact's floor
+}
+
+type parked struct {
+	prefix string
+	rev    uint64
+	timer  *time.Timer
+}
+
+func (pk *parking) put(s *Store, prefix string, rev uint64, t *tree) {
+	pk.mu.Lock()
+	defer pk.mu.Unlock()
+	if pk.trees == nil {
+		pk.trees = make(map[*tree]parked)
+	}
+	pk.trees[t] = parked{prefix: prefix, rev: rev, timer: time.AfterFunc(parkFor, func() {
+		if pk.remove(t) {
+			t.close()
+		}
+	})}
+}
+
+func (pk *parking) remove(t *tree) bool {
+	pk.mu.Lock()
+	defer pk.mu.Unlock()
+	p, ok := pk.trees[t]
+	if ok {
+		p.timer.Stop()
+		delete(pk.trees, t)
+	}
+	return ok
+}
+
+func (pk *parking) take(prefix string, rev uint64) *tree {
+	pk.mu.Lock()
+	defer pk.mu.Unlock()
+	if rev < pk.minRev {
+		return nil
+	}
+	for t, p := range pk.trees {
+		if p.prefix == prefix && p.rev == rev {
+			p.timer.Stop()
+			delete(pk.trees, t)
+			return t
+		}
+	}
+	return nil
+}
+
+func (pk *parking) floor() uint64 {
+	pk.mu.Lock()
+	defer pk.mu.Unlock()
+	return pk.minRev
+}
+
+func (pk *parking) compact(rev uint64) {
+	pk.mu.Lock()
+	pk.minRev = max(pk.minRev, rev)
+	var drop []*tree
+	for t, p := range pk.trees {
+		if p.rev <= rev {
+			p.timer.Stop()
+			delete(pk.trees, t)
+			drop = append(drop, t)
+		}
+	}
+	pk.mu.Unlock()
+	for _, t := range drop {
+		t.close()
+	}
+}
+
+// closeAll drops every parked tree (Close).
+func (pk *parking) closeAll() { pk.compact(^uint64(0)) }

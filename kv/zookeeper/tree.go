@@ -1,0 +1,361 @@
+package zookeeper
+
+import (
+	"errors"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/regentkv/regent/kv"
+)
+
+// inbox collects the connection events of one watcher. The Store's event
+// callback fills it without blocking; the watcher's goroutine empties it.
+// It cannot grow without bound: ZooKeeper watches are one-shot, so each
+// armed watch (two per znode of the watched tree) fires at most once before
+// the watcher re-arms it, plus a few session events.
+type inbox struct {
+	base   string // znode of the watched prefix or key
+	single bool   // only base itself
+
+	mu   sync.Mutex
+	evs  []zk.Event
+	wake chan struct{} // cap 1
+}
+
+func newInbox(base string, single bool) *inbox {
+	return &inbox{base: base, single: single, wake: make(chan struct{}, 1)}
+}
+
+func (in *inbox) offer(ev zk.Event) {
+	if ev.Type != zk.EventSession && ev.Type != zk.EventNotWatching &&
+		ev.Path != in.base && (in.single || !strings.HasPrefix(ev.Path, in.base+"/")) {
+		return
+	}
+	in.mu.Lock()
+	in.evs = append(in.evs, ev)
+	in.mu.Unlock()
+	select {
+	case in.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (in *inbox) take() []zk.Event {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	evs := in.evs
+	in.evs = nil
+	return evs
+}
+
+func (s *Store) subscribe(in *inbox) {
+	s.mu.Lock()
+	s.subs[in] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *Store) unsubscribe(in *inbox) {
+	s.mu.Lock()
+	delete(s.subs, in)
+	s.mu.Unlock()
+}
+
+// tree is a watched copy of a subtree (or of one key), kept current with
+// one-shot data and child watches on every znode. A change costs O(1)
+// round trips: a data change one GetW, a created key a ChildrenW of its
+// parent plus a GetW and a ChildrenW of the new znode, a deleted key a
+// ChildrenW of its parent. (The child list itself is O(siblings) bytes;
+// go-zookeeper v1.0.4 has no persistent recursive watches to avoid it.)
+type tree struct {
+	s     *Store
+	in    *inbox
+	nodes map[string]*tnode
+	rev   uint64 // highest zxid seen
+}
+
+type tnode struct {
+	isKey    bool
+	value    []byte
+	stat     zk.Stat
+	children map[string]struct{} // nil for the single-key watch
+}
+
+// change is one key's new state (pair nil: deleted) at rev.
+type change struct {
+	key  string
+	pair *kv.KVPair
+	rev  uint64
+}
+
+// errResync says the watches are gone (session expired): the tree must be
+// read again from scratch, and whatever changed meanwhile is unknown.
+var errResync = errors.New("zookeeper: watches lost with the session")
+
+func (s *Store) newTree(base string, single bool) *tree {
+	t := &tree{s: s, in: newInbox(base, single), nodes: make(map[string]*tnode)}
+	s.subscribe(t.in)
+	return t
+}
+
+func (t *tree) close() { t.s.unsubscribe(t.in) }
+
+func (t *tree) base() string { return t.in.base }
+
+func (t *tree) see(z int64) {
+	if uint64(z) > t.rev {
+		t.rev = uint64(z)
+	}
+}
+
+// counts reports whether the znode at p is reported as a key.
+func (t *tree) counts(p string) bool {
+	if t.in.single {
+		return p == t.base()
+	}
+	return p != t.base()
+}
+
+// load reads the whole watched tree, arming watches, and returns it as
+// puts. When the base znode is missing, an exists watch waits for it.
+func (t *tree) load() ([]change, error) {
+	t.nodes = make(map[string]*tnode)
+	for {
+		chs, err := t.readSubtree(t.base())
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := t.nodes[t.base()]; ok {
+			return chs, nil
+		}
+		ok, st, _, err := t.s.conn.ExistsW(t.base())
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, nil
+		}
+		t.see(st.Mzxid) // created meanwhile: read it
+	}
+}
+
+// readSubtree reads the znode p and below (just p for a single-key watch)
+// into the cache and returns the keys found as puts.
+func (t *tree) readSubtree(p string) ([]change, error) {
+	var nodes []*walked
+	if t.in.single {
+		data, st, _, err := t.s.conn.GetW(p)
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		n := &walked{path: p, stat: *st}
+		n.value, n.isKey = decode(data)
+		nodes = []*walked{n}
+	} else {
+		var err error
+		nodes, err = t.s.walk(t.s.ctx, p, true)
+		if err != nil {
+			return nil, err
+		}
+	}
+	var out []change
+	for _, n := range nodes {
+		tn := &tnode{isKey: n.isKey, value: n.value, stat: n.stat}
+		if !t.in.single {
+			tn.children = make(map[string]struct{}, len(n.children))
+			for _, c := range n.children {
+				if n.path == t.s.root && isReserved(c) {
+					continue
+				}
+				tn.children[c] = struct{}{}
+			}
+		}
+		t.nodes[n.path] = tn
+		t.see(n.stat.Mzxid)
+		t.see(n.stat.Pzxid)
+		if n.isKey && t.counts(n.path) {
+			out = append(out, change{key: t.s.key(n.path), pair: pairOf(t.s.key(n.path), n.value, &n.stat), rev: uint64(n.stat.Mzxid)})
+		}
+	}
+	return out, nil
+}
+
+// drop removes p and everything cached below it, returning deletes at rev.
+func (t *tree) drop(p string, rev uint64) []change {
+	var out []change
+	for q, n := range t.nodes {
+		if q != p && !strings.HasPrefix(q, p+"/") {
+			continue
+		}
+		delete(t.nodes, q)
+		if n.isKey && t.counts(q) {
+			out = append(out, change{key: t.s.key(q), rev: rev})
+		}
+	}
+	if par, ok := t.nodes[parent(p)]; ok && par.children != nil {
+		delete(par.children, p[strings.LastIndexByte(p, '/')+1:])
+	}
+	return out
+}
+
+// handle applies one connection event to the cache.
+func (t *tree) handle(ev zk.Event) ([]change, error) {
+	switch ev.Type {
+	case zk.EventSession:
+		if ev.State == zk.StateExpired {
+			return nil, errResync
+		}
+		return nil, nil
+	case zk.EventNotWatching:
+		return nil, errResync
+	case zk.EventNodeCreated:
+		if ev.Path != t.base() {
+			return nil, nil
+		}
+		if _, ok := t.nodes[ev.Path]; ok {
+			return nil, nil
+		}
+		return t.load()
+	case zk.EventNodeDeleted:
+		if ev.Path != t.base() {
+			return nil, nil // the parent's child watch reports it, with a zxid
+		}
+		if _, ok := t.nodes[ev.Path]; !ok {
+			return nil, nil
+		}
+		// The delete's zxid is the parent's pzxid.
+		_, st, err := t.s.conn.Exists(parent(ev.Path))
+		if err != nil {
+			return nil, err
+		}
+		t.see(st.Pzxid)
+		out := t.drop(ev.Path, uint64(st.Pzxid))
+		more, err := t.load()
+		return append(out, more...), err
+	case zk.EventNodeDataChanged:
+		old, ok := t.nodes[ev.Path]
+		if !ok {
+			return nil, nil
+		}
+		data, st, _, err := t.s.conn.GetW(ev.Path)
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil, nil // deleted: reported as such by its parent or base watch
+		}
+		if err != nil {
+			return nil, err
+		}
+		t.see(st.Mzxid)
+		v, isKey := decode(data)
+		wasKey := old.isKey
+		old.isKey, old.value, old.stat = isKey, v, *st
+		if !t.counts(ev.Path) {
+			return nil, nil
+		}
+		switch {
+		case isKey:
+			return []change{{key: t.s.key(ev.Path), pair: pairOf(t.s.key(ev.Path), v, st), rev: uint64(st.Mzxid)}}, nil
+		case wasKey:
+			return []change{{key: t.s.key(ev.Path), rev: uint64(st.Mzxid)}}, nil
+		}
+		return nil, nil
+	case zk.EventNodeChildrenChanged:
+		n, ok := t.nodes[ev.Path]
+		if !ok || n.children == nil {
+			return nil, nil
+		}
+		children, st, _, err := t.s.conn.ChildrenW(ev.Path)
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		t.see(st.Pzxid)
+		now := make(map[string]struct{}, len(children))
+		var out []change
+		for _, c := range children {
+			if ev.Path == t.s.root && isReserved(c) {
+				continue
+			}
+			now[c] = struct{}{}
+			if _, had := n.children[c]; had {
+				continue
+			}
+			n.children[c] = struct{}{}
+			more, err := t.readSubtree(ev.Path + "/" + c)
+			if err != nil {
+				return out, err
+			}
+			out = append(out, more...)
+		}
+		for c := range n.children {
+			if _, still := now[c]; !still {
+				out = append(out, t.drop(ev.Path+"/"+c, uint64(st.Pzxid))...)
+			}
+		}
+		return out, nil
+	}
+	return nil, nil
+}
+
+// pairs returns the cached keys, sorted.
+func (t *tree) pairs() []*kv.KVPair {
+	out := make([]*kv.KVPair, 0, len(t.nodes))
+	for p, n := range t.nodes {
+		if n.isKey && t.counts(p) {
+			out = append(out, pairOf(t.s.key(p), append([]byte{}, n.value...), &n.stat))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// step handles every queued event, retrying reads that fail while the
+// connection is down (go-zookeeper re-arms the armed watches itself on
+// reconnect, so nothing is missed as long as the session lives).
+func (t *tree) step() ([]change, error) {
+	var out []change
+	for _, ev := range t.in.take() {
+		var chs []change
+		err := retry(t.s.ctx, func() error {
+			var err error
+			chs, err = t.handle(ev)
+			switch {
+			case err == nil:
+				return nil
+			case errors.Is(err, zk.ErrSessionExpired):
+				return permanent(errResync)
+			case isConnErr(err):
+				return err
+			}
+			return permanent(err)
+		})
+		out = append(out, chs...)
+		if err != nil {
+			return out, err
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].rev < out[j].rev })
+	return out, nil
+}
+
+// reload reads the tree again after its watches were lost, waiting for a
+// new session.
+func (t *tree) reload() error {
+	t.in.take() // stale: the reload sees their effects
+	return retry(t.s.ctx, func() error {
+		_, err := t.load()
+		if err != nil && (isConnErr(err) || errors.Is(err, zk.ErrSessionExpired)) {
+			return err
+		}
+		if err != nil {
+			return permanent(err)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,189 @@
+package zookeeper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/regentkv/regent/kv"
+)
+
+// Watch implements kv.Store. Updates are coalesced the way ZooKeeper's
+// one-shot watches are: two writes that land before the watch is re-armed
+// (one round trip) show up as one update with the later value. After a
+// session expiry the key is read again and its state sent if it changed.
+func (s *Store) Watch(ctx context.Context, key string, opts *kv.ReadOptions) (<-chan kv.KeyUpdate, error) {
+	k, err := kv.NormalizeKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("zookeeper: watch: %w", err)
+	}
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	t := s.newTree(s.path(k), true)
+	if err := s.call(ctx, func() error { _, err := t.load(); return err }); err != nil {
+		t.close()
+		return nil, err
+	}
+	ch := make(chan kv.KeyUpdate)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(ch)
+		defer t.close()
+		var last *kv.KVPair
+		send := func(u kv.KeyUpdate) bool {
+			select {
+			case ch <- u:
+				return true
+			case <-ctx.Done():
+				return false
+			case <-s.done:
+				terminal(ctx, ch, kv.KeyUpdate{Key: k, Err: s.closedErr()})
+				return false
+			}
+		}
+		current := func() *kv.KVPair {
+			ps := t.pairs()
+			if len(ps) == 0 {
+				return nil
+			}
+			return ps[0]
+		}
+		last = current()
+		if !send(kv.KeyUpdate{Key: k, Pair: last}) {
+			return
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.done:
+				terminal(ctx, ch, kv.KeyUpdate{Key: k, Err: s.closedErr()})
+				return
+			case <-t.in.wake:
+			}
+			chs, err := t.step()
+			for _, c := range chs {
+				last = c.pair
+				if !send(kv.KeyUpdate{Key: k, Pair: c.pair}) {
+					return
+				}
+			}
+			if errors.Is(err, errResync) {
+				if err = t.reload(); err == nil {
+					if now := current(); !samePair(now, last) {
+						last = now
+						if !send(kv.KeyUpdate{Key: k, Pair: now}) {
+							return
+						}
+					}
+					continue
+				}
+			}
+			if err != nil {
+				send(kv.KeyUpdate{Key: k, Err: s.watchErr(err)})
+				return
+			}
+		}
+	}()
+	return ch, nil
+}
+
+// WatchTree implements kv.Store: each update is the full sorted state of
+// the prefix after one batch of changes. After a session expiry the tree
+// is read again and the new state sent.
+func (s *Store) WatchTree(ctx context.Context, prefix string, opts *kv.ReadOptions) (<-chan kv.TreeUpdate, error) {
+	k, err := kv.NormalizePrefix(prefix)
+	if err != nil {
+		return nil, fmt.Errorf("zookeeper: watch tree: %w", err)
+	}
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	t := s.newTree(s.path(k), false)
+	if err := s.call(ctx, func() error { _, err := t.load(); return err }); err != nil {
+		t.close()
+		return nil, err
+	}
+	ch := make(chan kv.TreeUpdate)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(ch)
+		defer t.close()
+		send := func(u kv.TreeUpdate) bool {
+			select {
+			case ch <- u:
+				return true
+			case <-ctx.Done():
+				return false
+			case <-s.done:
+				terminal(ctx, ch, kv.TreeUpdate{Prefix: k, Revision: t.rev, Err: s.closedErr()})
+				return false
+			}
+		}
+		if !send(kv.TreeUpdate{Prefix: k, Pairs: t.pairs(), Revision: t.rev}) {
+			return
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.done:
+				terminal(ctx, ch, kv.TreeUpdate{Prefix: k, Revision: t.rev, Err: s.closedErr()})
+				return
+			case <-t.in.wake:
+			}
+			chs, err := t.step()
+			if errors.Is(err, errResync) {
+				if err = t.reload(); err == nil {
+					chs = append(chs, change{}) // always send the re-read state
+				}
+			}
+			if len(chs) > 0 {
+				if !send(kv.TreeUpdate{Prefix: k, Pairs: t.pairs(), Revision: t.rev}) {
+					return
+				}
+			}
+			if err != nil {
+				send(kv.TreeUpdate{Prefix: k, Revision: t.rev, Err: s.watchErr(err)})
+				return
+			}
+		}
+	}()
+	return ch, nil
+}
+
+// closeGrace bounds how long Close waits for a reader to take the terminal
+// ErrClosed update: Close must return even if a reader stopped reading
+// without cancelling its ctx.
+const closeGrace = time.Second
+
+// terminal delivers a last update unless the reader has gone.
+func terminal[T any](ctx context.Context, ch chan<- T, v T) {
+	t := time.NewTimer(closeGrace)
+	defer t.Stop()
+	select {
+	case ch <- v:
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func (s *Store) closedErr() error { return fmt.Errorf("zookeeper: watch: %w", kv.ErrClosed) }
+
+func (s *Store) watchErr(err error) error {
+	if s.closed() || errors.Is(err, context.Canceled) {
+		return s.closedErr()
+	}
+	return fmt.Errorf("zookeeper: watch: %w", s.mapErr(err))
+}
+
+func samePair(a, b *kv.KVPair) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.LastIndex == b.LastIndex && a.Key == b.Key
+}

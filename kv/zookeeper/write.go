@@ -1,0 +1,385 @@
+package zookeeper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/regentkv/regent/kv"
+)
+
+// maxRaces bounds the retries of a write that keeps losing races with
+// other writers (version conflicts between its read and its write).
+const maxRaces = 32
+
+func (s *Store) checkWrite(op, key string, value []byte, opts *kv.WriteOptions) (string, error) {
+	k, err := kv.NormalizeKey(key)
+	if err != nil {
+		return "", fmt.Errorf("zookeeper: %s: %w", op, err)
+	}
+	if err := kv.CheckValue(value); err != nil {
+		return "", fmt.Errorf("zookeeper: %s %q: %w", op, k, err)
+	}
+	if err := kv.CheckWriteOptions(opts, MinTTL); err != nil {
+		return "", fmt.Errorf("zookeeper: %s %q: %w", op, k, err)
+	}
+	return k, nil
+}
+
+// Put implements kv.Store. A Put without TTL makes a TTL or KeepAlive key
+// permanent again; a Put that changes a key's kind replaces its znode
+// (atomically with a multi, except to a TTL node: go-zookeeper's multi
+// cannot create TTL nodes, so that is a delete then a create).
+func (s *Store) Put(ctx context.Context, key string, value []byte, opts *kv.WriteOptions) error {
+	k, err := s.checkWrite("put", key, value, opts)
+	if err != nil {
+		return err
+	}
+	m := modeFor(opts)
+	p, data := s.path(k), encode(value)
+	return s.call(ctx, func() error { return s.put(p, data, m) })
+}
+
+func (s *Store) put(p string, data []byte, m mode) error {
+	for range maxRaces {
+		// The common case, a key that exists with the right kind, is one
+		// round trip: SetData returns the stat that tells the kind.
+		st, err := s.conn.Set(p, data, -1)
+		switch {
+		case err == nil:
+			if !s.matches(st, m) {
+				err = s.replace(p, data, m, st)
+				if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrNodeExists) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+			}
+			s.record(p, data, m)
+			return nil
+		case errors.Is(err, zk.ErrNoNode):
+			err = s.create(p, data, m)
+			if errors.Is(err, zk.ErrNodeExists) {
+				continue
+			}
+			if err == nil {
+				s.record(p, data, m)
+			}
+			return err
+		default:
+			return err
+		}
+	}
+	return fmt.Errorf("zookeeper: put %q: gave up after %d conflicting writers: %w", s.key(p), maxRaces, kv.ErrKeyModified)
+}
+
+// replace swaps the znode at p (at st.Version) for one of kind m.
+func (s *Store) replace(p string, data []byte, m mode, st *zk.Stat) error {
+	if st.NumChildren > 0 {
+		return fmt.Errorf("zookeeper: %q has keys below it, so its znode cannot be replaced by a TTL or KeepAlive one: %w",
+			s.key(p), kv.ErrCallNotSupported)
+	}
+	if m.kind == kindTTL {
+		if err := s.conn.Delete(p, st.Version); err != nil {
+			return err
+		}
+		return s.create(p, data, m)
+	}
+	_, err := s.multi(&zk.DeleteRequest{Path: p, Version: st.Version},
+		&zk.CreateRequest{Path: p, Data: data, Acl: s.acl, Flags: flagsFor(m)})
+	return err
+}
+
+// record keeps the client's copy of this Store's KeepAlive keys, what
+// sessionLoop re-creates after a session expiry.
+func (s *Store) record(p string, data []byte, m mode) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m.kind == kindEphemeral {
+		s.ephemerals[p] = data
+	} else {
+		delete(s.ephemerals, p)
+	}
+}
+
+func (s *Store) forget(p string) {
+	s.mu.Lock()
+	delete(s.ephemerals, p)
+	s.mu.Unlock()
+}
+
+// multi runs ops and returns the first failing op's error.
+func (s *Store) multi(ops ...any) ([]zk.MultiResponse, error) {
+	res, err := s.conn.Multi(ops...)
+	if err == nil {
+		return res, nil
+	}
+	// The failing op carries the real code; the others report a generic
+	// rollback code.
+	for _, r := range res {
+		for _, known := range []error{zk.ErrNoNode, zk.ErrNodeExists, zk.ErrBadVersion, zk.ErrNotEmpty, zk.ErrNoAuth, zk.ErrNoChildrenForEphemerals} {
+			if errors.Is(r.Error, known) {
+				return res, r.Error
+			}
+		}
+	}
+	return res, err
+}
+
+// AtomicPut implements kv.Store. LastIndex is the znode's mzxid, unique
+// store-wide, so a key deleted and re-created never matches an old pair.
+func (s *Store) AtomicPut(ctx context.Context, key string, value []byte, previous *kv.KVPair, opts *kv.WriteOptions) (bool, *kv.KVPair, error) {
+	k, err := s.checkWrite("atomic put", key, value, opts)
+	if err != nil {
+		return false, nil, err
+	}
+	m := modeFor(opts)
+	p, data := s.path(k), encode(value)
+	var pair *kv.KVPair
+	err = s.call(ctx, func() error {
+		var st *zk.Stat
+		var err error
+		if previous == nil {
+			st, err = s.createOnly(p, data, m)
+		} else {
+			st, err = s.swap(p, data, m, previous.LastIndex)
+		}
+		if err == nil {
+			s.record(p, data, m)
+			pair = pairOf(k, append([]byte{}, value...), st)
+		}
+		return err
+	})
+	if err != nil {
+		return false, nil, err
+	}
+	return true, pair, nil
+}
+
+func (s *Store) createOnly(p string, data []byte, m mode) (*zk.Stat, error) {
+	for range maxRaces {
+		err := s.create(p, data, m)
+		if err == nil {
+			_, st, err := s.conn.Get(p)
+			return st, err
+		}
+		if !errors.Is(err, zk.ErrNodeExists) {
+			return nil, err
+		}
+		// A directory is not a key: take it over if it is still one.
+		cur, st, err := s.conn.Get(p)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if _, isKey := decode(cur); isKey {
+			return nil, fmt.Errorf("zookeeper: %q: %w", s.key(p), kv.ErrKeyExists)
+		}
+		st, err = s.writeAt(p, data, m, st)
+		if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrNodeExists) {
+			continue
+		}
+		return st, err
+	}
+	return nil, fmt.Errorf("zookeeper: create %q: %w", s.key(p), kv.ErrKeyModified)
+}
+
+func (s *Store) swap(p string, data []byte, m mode, last uint64) (*zk.Stat, error) {
+	cur, st, err := s.conn.Get(p)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil, fmt.Errorf("zookeeper: %q: %w", s.key(p), kv.ErrKeyNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, isKey := decode(cur); !isKey {
+		return nil, fmt.Errorf("zookeeper: %q: %w", s.key(p), kv.ErrKeyNotFound)
+	}
+	if uint64(st.Mzxid) != last {
+		return nil, fmt.Errorf("zookeeper: %q is at index %d, not %d: %w", s.key(p), st.Mzxid, last, kv.ErrKeyModified)
+	}
+	st, err = s.writeAt(p, data, m, st)
+	if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNodeExists) {
+		return nil, fmt.Errorf("zookeeper: %q: %w", s.key(p), kv.ErrKeyModified)
+	}
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil, fmt.Errorf("zookeeper: %q: %w", s.key(p), kv.ErrKeyNotFound)
+	}
+	return st, err
+}
+
+// writeAt writes data at p if it is still at st.Version, with kind m, and
+// returns the new stat.
+func (s *Store) writeAt(p string, data []byte, m mode, st *zk.Stat) (*zk.Stat, error) {
+	if s.matches(st, m) {
+		return s.conn.Set(p, data, st.Version)
+	}
+	if err := s.replace(p, data, m, st); err != nil {
+		return nil, err
+	}
+	_, nst, err := s.conn.Get(p)
+	return nst, err
+}
+
+// Delete implements kv.Store. A key with keys below it becomes a
+// directory; a leaf znode is removed along with directories it leaves empty.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	k, err := kv.NormalizeKey(key)
+	if err != nil {
+		return fmt.Errorf("zookeeper: delete: %w", err)
+	}
+	p := s.path(k)
+	return s.call(ctx, func() error {
+		for range maxRaces {
+			cur, st, err := s.conn.Get(p)
+			if errors.Is(err, zk.ErrNoNode) {
+				return fmt.Errorf("zookeeper: delete %q: %w", k, kv.ErrKeyNotFound)
+			}
+			if err != nil {
+				return err
+			}
+			if _, isKey := decode(cur); !isKey {
+				return fmt.Errorf("zookeeper: delete %q: %w", k, kv.ErrKeyNotFound)
+			}
+			err = s.removeAt(p, st)
+			if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNotEmpty) || errors.Is(err, zk.ErrNoNode) {
+				continue
+			}
+			return err
+		}
+		return fmt.Errorf("zookeeper: delete %q: %w", k, kv.ErrKeyModified)
+	})
+}
+
+// AtomicDelete implements kv.Store.
+func (s *Store) AtomicDelete(ctx context.Context, key string, previous *kv.KVPair) (bool, error) {
+	k, err := kv.NormalizeKey(key)
+	if err != nil {
+		return false, fmt.Errorf("zookeeper: atomic delete: %w", err)
+	}
+	if previous == nil {
+		return false, fmt.Errorf("zookeeper: atomic delete %q: %w", k, kv.ErrPreviousNotSpecified)
+	}
+	p := s.path(k)
+	err = s.call(ctx, func() error {
+		for range maxRaces {
+			cur, st, err := s.conn.Get(p)
+			if errors.Is(err, zk.ErrNoNode) {
+				return fmt.Errorf("zookeeper: atomic delete %q: %w", k, kv.ErrKeyNotFound)
+			}
+			if err != nil {
+				return err
+			}
+			if _, isKey := decode(cur); !isKey {
+				return fmt.Errorf("zookeeper: atomic delete %q: %w", k, kv.ErrKeyNotFound)
+			}
+			if uint64(st.Mzxid) != previous.LastIndex {
+				return fmt.Errorf("zookeeper: atomic delete %q: at index %d, not %d: %w", k, st.Mzxid, previous.LastIndex, kv.ErrKeyModified)
+			}
+			err = s.removeAt(p, st)
+			switch {
+			case errors.Is(err, zk.ErrNotEmpty):
+				continue // a key appeared below: clear the data instead
+			case errors.Is(err, zk.ErrBadVersion):
+				return fmt.Errorf("zookeeper: atomic delete %q: %w", k, kv.ErrKeyModified)
+			case errors.Is(err, zk.ErrNoNode):
+				return fmt.Errorf("zookeeper: atomic delete %q: %w", k, kv.ErrKeyNotFound)
+			}
+			return err
+		}
+		return fmt.Errorf("zookeeper: atomic delete %q: %w", k, kv.ErrKeyModified)
+	})
+	return err == nil, err
+}
+
+// removeAt deletes the key at p, at st.Version.
+func (s *Store) removeAt(p string, st *zk.Stat) error {
+	var err error
+	if st.NumChildren > 0 {
+		_, err = s.conn.Set(p, nil, st.Version)
+	} else {
+		err = s.conn.Delete(p, st.Version)
+		if err == nil {
+			s.prune(parent(p))
+		}
+	}
+	if err == nil {
+		s.forget(p)
+	}
+	return err
+}
+
+// prune removes p and its ancestors below root while they are empty
+// directories. Version and emptiness are checked by the server, so a
+// concurrent writer never loses a key; it may have to re-create a parent.
+func (s *Store) prune(p string) {
+	for p != s.root && len(p) > len(s.root) {
+		data, st, err := s.conn.Get(p)
+		if err != nil || len(data) != 0 || st.NumChildren != 0 {
+			return
+		}
+		if err := s.conn.Delete(p, st.Version); err != nil {
+			return
+		}
+		p = parent(p)
+	}
+}
+
+// DeleteTree implements kv.Store: every znode below the prefix goes, at
+// any depth; the prefix's own key, if any, stays. Lock nodes live outside
+// the user tree and are never touched.
+func (s *Store) DeleteTree(ctx context.Context, prefix string) error {
+	k, err := kv.NormalizePrefix(prefix)
+	if err != nil {
+		return fmt.Errorf("zookeeper: delete tree: %w", err)
+	}
+	p := s.path(k)
+	return s.call(ctx, func() error {
+		for range maxRaces {
+			err := s.deleteBelow(ctx, p)
+			if errors.Is(err, zk.ErrNotEmpty) {
+				continue // a writer raced us; go again
+			}
+			if err != nil {
+				return err
+			}
+			if k != "" {
+				s.prune(p)
+			}
+			return nil
+		}
+		return fmt.Errorf("zookeeper: delete tree %q: writers keep adding keys: %w", k, kv.ErrKeyModified)
+	})
+}
+
+func (s *Store) deleteBelow(ctx context.Context, p string) error {
+	children, _, err := s.conn.Children(p)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, c := range children {
+		if p == s.root && isReserved(c) {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		cp := p + "/" + c
+		if err := s.deleteBelow(ctx, cp); err != nil {
+			return err
+		}
+		if err := s.conn.Delete(cp, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return err
+		}
+		s.forget(cp)
+	}
+	return nil
+}
