@@ -1,0 +1,163 @@
+package etcd
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/regentkv/regent/kv"
+)
+
+// Defaults of Config and of the options of NewFromClient.
+const (
+	// DefaultDialTimeout bounds New's first contact with the cluster.
+	DefaultDialTimeout = 5 * time.Second
+	// DefaultMinTTL is the smallest TTL accepted. etcd silently lengthens
+	// any lease shorter than 1.5 election timeouts (1.5 s with the default
+	// 1 s election timeout, rounded up to 2 s since leases count whole
+	// seconds); refusing such a TTL is more honest than granting a longer
+	// one.
+	DefaultMinTTL = 2 * time.Second
+	// DefaultLockTTL is the lease TTL of a lock whose LockOptions.TTL is
+	// zero: how long a lock outlives a holder that died without unlocking.
+	DefaultLockTTL = 10 * time.Second
+)
+
+// ErrInvalidConfig is matched (errors.Is) by every error of Config.Validate
+// and of a rejected option.
+var ErrInvalidConfig = errors.New("etcd: invalid config")
+
+// Config configures New. Only Endpoints is required.
+type Config struct {
+	// Endpoints are the client URLs of the cluster, e.g.
+	// "http://127.0.0.1:2379".
+	Endpoints []string
+	// TLS, when set, is used for the client connections.
+	TLS *tls.Config
+	// Username and Password authenticate with etcd's auth; both or neither.
+	Username string
+	Password string
+	// DialTimeout bounds New's first contact with the cluster (default
+	// DefaultDialTimeout), within New's ctx.
+	DialTimeout time.Duration
+	// Root is a key prefix (a kv prefix, e.g. "apps/regent") under which
+	// every key of this Store lives: user key "a/b" is stored at
+	// "/<Root>/a/b", or "/a/b" when Root is empty.
+	Root string
+	// MinTTL overrides DefaultMinTTL, for clusters with a shorter election
+	// timeout. It must be at least one second (leases count whole seconds).
+	MinTTL time.Duration
+	// LockTTL overrides DefaultLockTTL for locks whose LockOptions.TTL is
+	// zero.
+	LockTTL time.Duration
+	// Logger receives the driver's logs (lease loss, watch restarts).
+	// Default: no logging.
+	Logger *zap.Logger
+}
+
+// Validate reports the first problem with c, wrapped in ErrInvalidConfig.
+func (c *Config) Validate() error {
+	if len(c.Endpoints) == 0 {
+		return fmt.Errorf("%w: no Endpoints", ErrInvalidConfig)
+	}
+	for i, ep := range c.Endpoints {
+		if ep == "" {
+			return fmt.Errorf("%w: Endpoints[%d] is empty", ErrInvalidConfig, i)
+		}
+	}
+	if (c.Username == "") != (c.Password == "") {
+		return fmt.Errorf("%w: Username and Password go together", ErrInvalidConfig)
+	}
+	if c.DialTimeout < 0 {
+		return fmt.Errorf("%w: negative DialTimeout %v", ErrInvalidConfig, c.DialTimeout)
+	}
+	s := settings{}
+	for _, o := range c.options() {
+		if err := o.apply(&s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Config) options() []Option {
+	var opts []Option
+	if c.Root != "" {
+		opts = append(opts, WithRoot(c.Root))
+	}
+	if c.MinTTL != 0 {
+		opts = append(opts, WithMinTTL(c.MinTTL))
+	}
+	if c.LockTTL != 0 {
+		opts = append(opts, WithLockTTL(c.LockTTL))
+	}
+	if c.Logger != nil {
+		opts = append(opts, WithLogger(c.Logger))
+	}
+	return opts
+}
+
+// Option configures NewFromClient (New takes the same settings from Config).
+type Option interface{ apply(*settings) error }
+
+type settings struct {
+	root    string // normalised, without slashes at either end
+	minTTL  time.Duration
+	lockTTL time.Duration
+	log     *zap.Logger
+}
+
+func defaultSettings() settings {
+	return settings{minTTL: DefaultMinTTL, lockTTL: DefaultLockTTL, log: zap.NewNop()}
+}
+
+type optionFunc func(*settings) error
+
+func (f optionFunc) apply(s *settings) error { return f(s) }
+
+// WithRoot stores every key under root; see Config.Root.
+func WithRoot(root string) Option {
+	return optionFunc(func(s *settings) error {
+		r, err := kv.NormalizePrefix(root)
+		if err != nil {
+			return fmt.Errorf("%w: Root: %w", ErrInvalidConfig, err)
+		}
+		s.root = r
+		return nil
+	})
+}
+
+// WithMinTTL overrides DefaultMinTTL; see Config.MinTTL.
+func WithMinTTL(d time.Duration) Option {
+	return optionFunc(func(s *settings) error {
+		if d < time.Second {
+			return fmt.Errorf("%w: MinTTL %v is below one second, etcd's lease granularity", ErrInvalidConfig, d)
+		}
+		s.minTTL = d
+		return nil
+	})
+}
+
+// WithLockTTL overrides DefaultLockTTL; see Config.LockTTL.
+func WithLockTTL(d time.Duration) Option {
+	return optionFunc(func(s *settings) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: LockTTL %v is not positive", ErrInvalidConfig, d)
+		}
+		s.lockTTL = d
+		return nil
+	})
+}
+
+// WithLogger sends the driver's logs to l.
+func WithLogger(l *zap.Logger) Option {
+	return optionFunc(func(s *settings) error {
+		if l != nil {
+			s.log = l
+		}
+		return nil
+	})
+}

@@ -1,0 +1,404 @@
+package etcd
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/regentkv/regent/kv"
+)
+
+// NewLock returns a Locker for key. Its contenders live at
+// <root>/__regent/locks/<key>/__regent/<lease id>, out of reach of every user
+// prefix. The TTL (LockOptions.TTL, else the Store's LockTTL) is rounded up
+// to whole seconds and must be at least the Store's MinTTL.
+func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (kv.Locker, error) {
+	k, err := s.checkKey("new lock", key)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ttl := s.lockTTL
+	var value []byte
+	if opts != nil {
+		if opts.TTL != 0 {
+			ttl = opts.TTL
+		}
+		value = opts.Value
+	}
+	if err := kv.CheckWriteOptions(&kv.WriteOptions{TTL: ttl}, s.minTTL); err != nil {
+		return nil, fmt.Errorf("etcd: new lock %q: %w", k, err)
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	if err := kv.CheckValue(value); err != nil {
+		return nil, fmt.Errorf("etcd: new lock %q: %w", k, err)
+	}
+	return &locker{
+		s:     s,
+		key:   k,
+		pfx:   s.internal + "/locks/" + k + "/" + kv.ReservedSegmentPrefix + "/",
+		value: string(value),
+		ttl:   ttlSeconds(ttl),
+		sem:   make(chan struct{}, 1),
+	}, nil
+}
+
+// lostMargin is how long before its lease can expire on the server a holder
+// that hears nothing from the server declares the lock lost: a fifth of the
+// TTL, at least one second, at most half the TTL. It covers the round trip
+// between a keep-alive's arrival at the server (where the lease is renewed)
+// and its answer reaching us, and our own reaction time.
+func lostMargin(ttl time.Duration) time.Duration {
+	return min(max(ttl/5, time.Second), ttl/2)
+}
+
+type locker struct {
+	s     *Store
+	key   string
+	pfx   string // etcd prefix of this lock's contender keys
+	value string
+	ttl   int64 // seconds
+
+	sem  chan struct{} // one Lock/TryLock attempt at a time
+	mu   sync.Mutex
+	hold *hold // nil when not held
+}
+
+// hold is one tenure of the lock.
+type hold struct {
+	lease   clientv3.LeaseID
+	key     string // the contender key
+	rev     int64  // its CreateRevision: the fencing token
+	lost    chan struct{}
+	once    sync.Once
+	kactx   context.Context    // ends when we let go of the lease
+	stopKA  context.CancelFunc // ends the keep-alive and the monitor
+	monitor chan struct{}      // closed when the monitor goroutine exits
+}
+
+func (h *hold) closeLost() { h.once.Do(func() { close(h.lost) }) }
+
+// Lock waits for the lock, watching only the contender just ahead (no herd
+// when the lock changes hands).
+func (l *locker) Lock(ctx context.Context) (<-chan struct{}, error) { return l.lock(ctx, true) }
+
+// TryLock is Lock without waiting.
+func (l *locker) TryLock(ctx context.Context) (<-chan struct{}, error) { return l.lock(ctx, false) }
+
+func (l *locker) lock(ctx context.Context, wait bool) (<-chan struct{}, error) {
+	select {
+	case l.sem <- struct{}{}:
+		defer func() { <-l.sem }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if err := l.s.checkOpen("lock"); err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	held := l.hold != nil
+	l.mu.Unlock()
+	if held {
+		return nil, fmt.Errorf("etcd: lock %q: already held by this Locker: %w", l.key, kv.ErrLockHeld)
+	}
+	h, err := l.acquire(ctx, wait)
+	if err != nil {
+		return nil, err
+	}
+	return h.lost, nil
+}
+
+func (l *locker) acquire(ctx context.Context, wait bool) (*hold, error) {
+	s := l.s
+	granted := time.Now()
+	g, err := s.c.Grant(ctx, l.ttl)
+	if err != nil {
+		return nil, s.mapErr(ctx, "lock", l.key, err)
+	}
+	kactx, stopKA := context.WithCancel(s.ctx)
+	h := &hold{
+		lease:   g.ID,
+		key:     fmt.Sprintf("%s%016x", l.pfx, int64(g.ID)),
+		lost:    make(chan struct{}),
+		kactx:   kactx,
+		stopKA:  stopKA,
+		monitor: make(chan struct{}),
+	}
+	kach, err := s.c.KeepAlive(kactx, g.ID)
+	if err != nil {
+		stopKA()
+		l.abandon(h)
+		return nil, s.mapErr(ctx, "lock", l.key, err)
+	}
+	ttl := time.Duration(g.TTL) * time.Second
+	if !s.goTracked(func() { l.watchLease(h, kach, granted.Add(ttl-lostMargin(ttl))) }) {
+		stopKA()
+		return nil, s.checkOpen("lock")
+	}
+
+	// Enter the queue and learn the current owner in one transaction.
+	resp, err := s.c.Txn(ctx).Then(
+		clientv3.OpPut(h.key, l.value, clientv3.WithLease(h.lease)),
+		clientv3.OpGet(l.pfx, clientv3.WithFirstCreate()...),
+	).Commit()
+	if err != nil {
+		l.abandon(h)
+		return nil, s.mapErr(ctx, "lock", l.key, err)
+	}
+	h.rev = resp.Header.Revision
+	owner := resp.Responses[1].GetResponseRange().Kvs
+	if len(owner) == 0 || owner[0].CreateRevision != h.rev {
+		if !wait {
+			l.abandon(h)
+			return nil, fmt.Errorf("etcd: try lock %q: %w", l.key, kv.ErrLockHeld)
+		}
+		if err := l.waitTurn(ctx, h); err != nil {
+			l.abandon(h)
+			return nil, err
+		}
+	}
+
+	l.mu.Lock()
+	l.hold = h
+	l.mu.Unlock()
+	s.mu.Lock()
+	s.locks[l] = struct{}{}
+	s.mu.Unlock()
+	select {
+	case <-h.lost: // lost between the last check and now
+		l.release(context.Background())
+		return nil, fmt.Errorf("etcd: lock %q: %w", l.key, kv.ErrLockLost)
+	default:
+	}
+	return h, nil
+}
+
+// waitTurn blocks until every contender created before h is gone.
+func (l *locker) waitTurn(ctx context.Context, h *hold) error {
+	s := l.s
+	wctx, stop := s.watchContext(ctx)
+	defer stop()
+	for {
+		opts := append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(h.rev-1))
+		resp, err := s.c.Get(wctx, l.pfx, opts...)
+		if err != nil {
+			return l.waitErr(ctx, h, err)
+		}
+		if len(resp.Kvs) == 0 {
+			return nil
+		}
+		pred := string(resp.Kvs[0].Key)
+		pctx, cancel := context.WithCancel(wctx)
+		w := s.c.Watch(pctx, pred, clientv3.WithRev(resp.Header.Revision+1))
+		gone := false
+		for !gone {
+			select {
+			case r, ok := <-w:
+				if !ok {
+					gone = true // re-check from the top
+					break
+				}
+				for _, ev := range r.Events {
+					if ev.Type == mvccpb.DELETE {
+						gone = true
+					}
+				}
+				if r.Err() != nil {
+					gone = true
+				}
+			case <-h.lost:
+				cancel()
+				return fmt.Errorf("etcd: lock %q: lease lost while waiting: %w", l.key, kv.ErrLockLost)
+			}
+		}
+		cancel()
+		if wctx.Err() != nil {
+			return l.waitErr(ctx, h, wctx.Err())
+		}
+	}
+}
+
+func (l *locker) waitErr(ctx context.Context, h *hold, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if l.s.ctx.Err() != nil {
+		return fmt.Errorf("etcd: lock %q: %w", l.key, kv.ErrClosed)
+	}
+	return l.s.mapErr(ctx, "lock", l.key, err)
+}
+
+// abandon undoes a failed or cancelled attempt: the lease is revoked (which
+// deletes the contender key) with a fresh deadline, since ctx may be over.
+func (l *locker) abandon(h *hold) {
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	if _, err := l.s.c.Revoke(ctx, h.lease); err != nil {
+		l.s.log.Debug("etcd: revoking an abandoned lock lease failed; it expires within its TTL",
+			zap.String("lock", l.key), zap.Error(err))
+	}
+	h.stopKA()
+	<-h.monitor
+	h.closeLost()
+}
+
+// watchLease closes h.lost when the lease is gone (revoked, expired, client
+// closed) or when no keep-alive answer came for so long that the server may
+// expire the lease within lostMargin: the holder learns of the loss before
+// the server can hand the lock to someone else.
+func (l *locker) watchLease(h *hold, kach <-chan *clientv3.LeaseKeepAliveResponse, deadline time.Time) {
+	defer close(h.monitor)
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	for {
+		select {
+		case resp, ok := <-kach:
+			if !ok {
+				l.lost(h, "lease gone")
+				return
+			}
+			ttl := time.Duration(resp.TTL) * time.Second
+			timer.Reset(ttl - lostMargin(ttl))
+		case <-timer.C:
+			l.lost(h, "no keep-alive answer for TTL minus margin")
+			return
+		}
+	}
+}
+
+// lost records that h is over, unless it ended because we let go of it
+// (then whoever let go cleans up). The keep-alive stops: a lease we gave up
+// on must not be renewed behind our back if the server comes back.
+func (l *locker) lost(h *hold, why string) {
+	if h.kactx.Err() != nil {
+		return
+	}
+	h.stopKA()
+	l.s.log.Warn("etcd: lock lost", zap.String("lock", l.key), zap.String("why", why))
+	h.closeLost()
+	l.mu.Lock()
+	if l.hold == h {
+		l.hold = nil
+	}
+	l.mu.Unlock()
+	l.s.mu.Lock()
+	delete(l.s.locks, l)
+	l.s.mu.Unlock()
+}
+
+// Unlock revokes the lock's lease, which deletes the contender key and
+// hands the lock to the next one in line, then closes the lost channel. If
+// the server cannot be reached, the error says so and the lock frees itself
+// when its lease expires; this Locker no longer holds it either way.
+func (l *locker) Unlock(ctx context.Context) error {
+	l.mu.Lock()
+	h := l.hold
+	l.hold = nil
+	l.mu.Unlock()
+	if h == nil {
+		return nil
+	}
+	_, err := l.s.c.Revoke(ctx, h.lease)
+	h.stopKA()
+	<-h.monitor
+	h.closeLost()
+	l.s.mu.Lock()
+	delete(l.s.locks, l)
+	l.s.mu.Unlock()
+	if err != nil {
+		return l.s.mapErr(ctx, "unlock", l.key, err)
+	}
+	return nil
+}
+
+// release is Unlock for Close.
+func (l *locker) release(ctx context.Context) { _ = l.Unlock(ctx) }
+
+// Token is the CreateRevision of the contender key: store-wide revisions
+// only grow, and a later holder's key was created after ours.
+func (l *locker) Token() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.hold == nil {
+		return 0
+	}
+	return uint64(l.hold.rev)
+}
+
+func (l *locker) current(op string) (*hold, error) {
+	if err := l.s.checkOpen(op); err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.hold == nil {
+		return nil, fmt.Errorf("etcd: %s under lock %q: %w", op, l.key, kv.ErrNotLocked)
+	}
+	return l.hold, nil
+}
+
+// GuardedPut is a transaction that writes only while the contender key
+// still exists with our CreateRevision.
+func (l *locker) GuardedPut(ctx context.Context, key string, value []byte, opts *kv.WriteOptions) error {
+	h, err := l.current("guarded put")
+	if err != nil {
+		return err
+	}
+	s := l.s
+	k, err := s.checkWrite("guarded put", key, value, opts)
+	if err != nil {
+		return err
+	}
+	ek := s.etcdKey(k)
+	err = s.withLease(ctx, k, value, opts, func(lease []clientv3.OpOption) error {
+		resp, err := s.c.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(h.key), "=", h.rev)).
+			Then(clientv3.OpPut(ek, string(value), lease...)).
+			Commit()
+		if err == nil && !resp.Succeeded {
+			return errNotWritten
+		}
+		return err
+	})
+	if err == errNotWritten { //nolint:errorlint // our own sentinel, never wrapped
+		return fmt.Errorf("etcd: guarded put %q under lock %q: %w", k, l.key, kv.ErrLockLost)
+	}
+	return s.mapErr(ctx, "guarded put", k, err)
+}
+
+// GuardedDelete deletes key only while the contender key still exists with
+// our CreateRevision.
+func (l *locker) GuardedDelete(ctx context.Context, key string) error {
+	h, err := l.current("guarded delete")
+	if err != nil {
+		return err
+	}
+	s := l.s
+	k, err := s.checkKey("guarded delete", key)
+	if err != nil {
+		return err
+	}
+	resp, err := s.c.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(h.key), "=", h.rev)).
+		Then(clientv3.OpDelete(s.etcdKey(k))).
+		Commit()
+	switch {
+	case err != nil:
+		return s.mapErr(ctx, "guarded delete", k, err)
+	case !resp.Succeeded:
+		return fmt.Errorf("etcd: guarded delete %q under lock %q: %w", k, l.key, kv.ErrLockLost)
+	case resp.Responses[0].GetResponseDeleteRange().Deleted == 0:
+		return fmt.Errorf("etcd: guarded delete %q: %w", k, kv.ErrKeyNotFound)
+	}
+	s.ka.forget(k)
+	return nil
+}

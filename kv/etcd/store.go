@@ -1,0 +1,213 @@
+package etcd
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/regentkv/regent/kv"
+)
+
+// closeTimeout bounds the requests Close makes (lease revokes, unlocks):
+// Close has no ctx, and a dead server must not make it hang.
+const closeTimeout = 3 * time.Second
+
+// Store is the etcd implementation of kv.Store and kv.Streamer.
+type Store struct {
+	c     *clientv3.Client
+	owned bool // Close closes c
+	settings
+
+	base     string // "" or "/<root>": user key k lives at base+"/"+k
+	internal string // base+"/"+kv.ReservedSegmentPrefix: locks live below
+
+	ctx    context.Context // ends on Close; parent of every goroutine
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	closed bool
+	locks  map[*locker]struct{}
+
+	ka *keepAlives
+}
+
+var (
+	_ kv.Store    = (*Store)(nil)
+	_ kv.Streamer = (*Store)(nil)
+)
+
+// New connects to the cluster in cfg and checks, within ctx and
+// cfg.DialTimeout, that it answers: an unreachable cluster is
+// kv.ErrNotReachable, a bad config ErrInvalidConfig. The Store owns its
+// client and closes it on Close.
+func New(ctx context.Context, cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	dial := cfg.DialTimeout
+	if dial == 0 {
+		dial = DefaultDialTimeout
+	}
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints:   cfg.Endpoints,
+		TLS:         cfg.TLS,
+		Username:    cfg.Username,
+		Password:    cfg.Password,
+		DialTimeout: dial,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcd: connect %v: %w: %w", cfg.Endpoints, kv.ErrNotReachable, err)
+	}
+	s, err := newStore(c, true, cfg.options())
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, dial)
+	defer cancel()
+	// clientv3.New does not wait for a connection; one cheap read proves the
+	// endpoints, TLS and credentials work before the caller relies on them.
+	if _, err := s.c.Get(pctx, s.internal+"/ping", clientv3.WithCountOnly()); err != nil {
+		err = s.mapErr(pctx, "connect", "", err)
+		_ = s.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// NewFromClient wraps a client the caller built and keeps owning: Close
+// releases what the Store created (leases, locks, watches) but leaves the
+// client open.
+func NewFromClient(c *clientv3.Client, opts ...Option) (*Store, error) {
+	if c == nil {
+		return nil, fmt.Errorf("%w: nil client", ErrInvalidConfig)
+	}
+	return newStore(c, false, opts)
+}
+
+func newStore(c *clientv3.Client, owned bool, opts []Option) (*Store, error) {
+	st := defaultSettings()
+	for _, o := range opts {
+		if err := o.apply(&st); err != nil {
+			return nil, err
+		}
+	}
+	if st.lockTTL < st.minTTL {
+		return nil, fmt.Errorf("%w: LockTTL %v is below MinTTL %v", ErrInvalidConfig, st.lockTTL, st.minTTL)
+	}
+	s := &Store{c: c, owned: owned, settings: st, locks: map[*locker]struct{}{}}
+	if st.root != "" {
+		s.base = "/" + st.root
+	}
+	s.internal = s.base + "/" + kv.ReservedSegmentPrefix
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.ka = newKeepAlives(s)
+	return s, nil
+}
+
+// Client returns the underlying etcd client, for what the kv contract does
+// not cover. Closing it makes the Store fail with kv.ErrNotReachable or
+// kv.ErrClosed; tests use that to simulate a crashed process, since nothing
+// is revoked.
+func (s *Store) Client() *clientv3.Client { return s.c }
+
+// Close revokes the KeepAlive leases (their keys vanish at once), releases
+// held locks, ends every watch with an update carrying kv.ErrClosed, waits
+// for the Store's goroutines and closes the client if New created it. When
+// the server cannot be reached, revokes give up after a few seconds and the
+// leases expire by themselves within their TTL. Close is idempotent.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	locks := make([]*locker, 0, len(s.locks))
+	for l := range s.locks {
+		locks = append(locks, l)
+	}
+	s.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	for _, l := range locks {
+		l.release(ctx)
+	}
+	s.ka.revokeAll(ctx)
+	s.cancel()
+	s.wg.Wait()
+	if s.owned {
+		return s.c.Close()
+	}
+	return nil
+}
+
+func (s *Store) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func (s *Store) checkOpen(op string) error {
+	if s.isClosed() {
+		return fmt.Errorf("etcd: %s: %w", op, kv.ErrClosed)
+	}
+	return nil
+}
+
+// go runs f in a goroutine that Close waits for. It reports false, without
+// starting f, when the store is closed.
+func (s *Store) goTracked(f func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// etcdKey maps a normalised user key to its etcd key.
+func (s *Store) etcdKey(key string) string { return s.base + "/" + key }
+
+// rangePrefix maps a normalised prefix to the etcd key prefix of every key
+// strictly below it.
+func (s *Store) rangePrefix(prefix string) string { return s.base + "/" + kv.DirPrefix(prefix) }
+
+// userKey maps an etcd key back to the user key, and reports false for keys
+// that are not user keys of this Store (internal keys).
+func (s *Store) userKey(etcdKey []byte) (string, bool) {
+	k := string(etcdKey[len(s.base)+1:])
+	if isInternal(k) {
+		return "", false
+	}
+	return k, true
+}
+
+// isInternal reports whether a key relative to the root is one of the
+// driver's own keys. Only the top segment needs checking: internal keys all
+// live below base+"/__regent", and no user key can have such a segment.
+func isInternal(relKey string) bool {
+	return len(relKey) >= len(kv.ReservedSegmentPrefix) && relKey[:len(kv.ReservedSegmentPrefix)] == kv.ReservedSegmentPrefix
+}
+
+func (s *Store) pair(key string, v []byte, modRev int64) *kv.KVPair {
+	if v == nil {
+		v = []byte{}
+	}
+	return &kv.KVPair{Key: key, Value: v, LastIndex: uint64(modRev), Revision: uint64(modRev)}
+}

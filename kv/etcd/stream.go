@@ -1,0 +1,180 @@
+package etcd
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/regentkv/regent/kv"
+)
+
+// snapshotPage is how many keys one request of Snapshot reads: big prefixes
+// are read in pages at one revision rather than in one huge response.
+const snapshotPage = 1000
+
+// progressInterval is how often an idle Events stream asks the server for a
+// progress notification (the contract wants one at least every second).
+const progressInterval = 500 * time.Millisecond
+
+// Snapshot reads every pair below prefix at one revision, in pages of
+// snapshotPage keys: the first page fixes the revision and the next ones
+// read at it (WithRev), so the result is consistent even while writers go
+// on. A compaction past that revision between pages is ErrCompacted.
+func (s *Store) Snapshot(ctx context.Context, prefix string) (kv.Snapshot, error) {
+	p, err := s.checkPrefix("snapshot", prefix)
+	if err != nil {
+		return kv.Snapshot{}, err
+	}
+	rp := s.rangePrefix(p)
+	end := clientv3.GetPrefixRangeEnd(rp)
+	from := rp
+	var rev int64
+	var pairs []*kv.KVPair
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(snapshotPage)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := s.c.Get(ctx, from, opts...)
+		if err != nil {
+			return kv.Snapshot{}, s.mapErr(ctx, "snapshot", p, err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		pairs = append(pairs, s.pairsOf(resp.Kvs)...)
+		if !resp.More || len(resp.Kvs) == 0 {
+			break
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+	return kv.Snapshot{Pairs: pairs, Revision: uint64(rev)}, nil
+}
+
+// Revision returns the header revision of a cheap linearizable read.
+func (s *Store) Revision(ctx context.Context) (uint64, error) {
+	if err := s.checkOpen("revision"); err != nil {
+		return 0, err
+	}
+	resp, err := s.c.Get(ctx, s.internal+"/rev", clientv3.WithCountOnly())
+	if err != nil {
+		return 0, s.mapErr(ctx, "revision", "", err)
+	}
+	return uint64(resp.Header.Revision), nil
+}
+
+// Events streams the changes below prefix after revision after: one etcd
+// watch from after+1, one batch per watch response. The etcd client resumes
+// the watch after a disconnect from the last revision it delivered; a watch
+// the server cancels for another reason than compaction is re-opened from
+// the last revision sent. While idle, the stream asks the server for
+// progress every progressInterval so that a progress batch arrives at least
+// every second.
+func (s *Store) Events(ctx context.Context, prefix string, after uint64) (<-chan kv.EventBatch, error) {
+	p, err := s.checkPrefix("events", prefix)
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan kv.EventBatch)
+	wctx, stop := s.watchContext(ctx)
+	if !s.goTracked(func() { s.runEvents(ctx, wctx, stop, ch, p, int64(after)) }) {
+		stop()
+		return nil, s.checkOpen("events")
+	}
+	return ch, nil
+}
+
+func (s *Store) runEvents(ctx, wctx context.Context, stop func(), ch chan<- kv.EventBatch, p string, after int64) {
+	defer close(ch)
+	defer stop()
+	end := func(err error) {
+		finish(s, ctx, ch, func(err error) kv.EventBatch {
+			return kv.EventBatch{Revision: uint64(after), Err: fmt.Errorf("etcd: events %q: %w", p, err)}
+		}, err)
+	}
+	rp := s.rangePrefix(p)
+	requested := after
+	tick := time.NewTicker(progressInterval)
+	defer tick.Stop()
+	idle := true // nothing received since the last tick
+	for {
+		w := s.c.Watch(wctx, rp, clientv3.WithPrefix(), clientv3.WithRev(after+1))
+	recv:
+		for {
+			var resp clientv3.WatchResponse
+			var ok bool
+			select {
+			case resp, ok = <-w:
+				if !ok {
+					break recv
+				}
+			case <-tick.C:
+				if idle {
+					// Goes to every watch on this client's stream; the
+					// others ignore progress notifications.
+					if err := s.c.RequestProgress(wctx); err != nil && wctx.Err() == nil {
+						s.log.Debug("etcd: progress request failed", zap.Error(err))
+					}
+				}
+				idle = true
+				continue
+			}
+			idle = false
+			if resp.CompactRevision != 0 {
+				drain(w)
+				end(&kv.CompactedError{Requested: uint64(requested), Compacted: uint64(resp.CompactRevision - 1)})
+				return
+			}
+			if err := resp.Err(); err != nil {
+				s.log.Info("etcd: event watch cancelled by the server; re-opening", zap.String("prefix", p), zap.Error(err))
+				break recv
+			}
+			b := kv.EventBatch{Events: make([]kv.Event, 0, len(resp.Events))}
+			for _, ev := range resp.Events {
+				after = ev.Kv.ModRevision
+				k, ok := s.userKey(ev.Kv.Key)
+				if !ok {
+					continue
+				}
+				e := kv.Event{Type: kv.EventPut, Pair: s.pair(k, ev.Kv.Value, ev.Kv.ModRevision)}
+				if ev.Type == mvccpb.DELETE {
+					e = kv.Event{Type: kv.EventDelete, Pair: &kv.KVPair{Key: k, Revision: uint64(ev.Kv.ModRevision)}}
+				}
+				b.Events = append(b.Events, e)
+			}
+			if len(resp.Events) == 0 {
+				// A progress notification: everything up to the header
+				// revision has been delivered.
+				if resp.Header.Revision <= after {
+					continue
+				}
+				after = resp.Header.Revision
+			}
+			b.Revision = uint64(after)
+			if !send(wctx, ch, b) {
+				end(nil)
+				return
+			}
+		}
+		drain(w)
+		if wctx.Err() != nil {
+			end(nil)
+			return
+		}
+		if err := s.checkReachable(wctx); err != nil {
+			end(err)
+			return
+		}
+	}
+}
+
+// checkReachable tells a watch that ended for good (client closed) from one
+// the server cancelled and that is worth re-opening.
+func (s *Store) checkReachable(ctx context.Context) error {
+	_, err := s.getRetry(ctx, "events", "", s.internal+"/rev", clientv3.WithCountOnly())
+	return err
+}

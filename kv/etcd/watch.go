@@ -1,0 +1,313 @@
+package etcd
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/regentkv/regent/kv"
+)
+
+// closeGrace is how long Close waits for a watcher's reader to take its
+// final ErrClosed update before closing the channel without it: a reader
+// that stopped reading must not make Close hang.
+const closeGrace = 2 * time.Second
+
+// Watch follows one key: a linearizable Get, then an etcd watch from the
+// Get's revision + 1, so nothing falls between the two. A dropped connection
+// is resumed by the etcd client from the last revision seen; when the
+// server cancels the watch (history compacted, leader lost) it is re-read
+// and re-opened, and the new state is sent only if it differs from the last
+// one sent.
+func (s *Store) Watch(ctx context.Context, key string, _ *kv.ReadOptions) (<-chan kv.KeyUpdate, error) {
+	k, err := s.checkKey("watch", key)
+	if err != nil {
+		return nil, err
+	}
+	ek := s.etcdKey(k)
+	resp, err := s.c.Get(ctx, ek)
+	if err != nil {
+		return nil, s.mapErr(ctx, "watch", k, err)
+	}
+	var cur *kv.KVPair
+	if len(resp.Kvs) > 0 {
+		cur = s.pair(k, resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
+	}
+	ch := make(chan kv.KeyUpdate)
+	wctx, stop := s.watchContext(ctx)
+	if !s.goTracked(func() { s.runKeyWatch(ctx, wctx, stop, ch, k, cur, resp.Header.Revision) }) {
+		stop()
+		return nil, s.checkOpen("watch")
+	}
+	return ch, nil
+}
+
+func (s *Store) runKeyWatch(ctx, wctx context.Context, stop func(), ch chan<- kv.KeyUpdate, k string, last *kv.KVPair, rev int64) {
+	defer close(ch)
+	defer stop()
+	ek := s.etcdKey(k)
+	end := func(err error) {
+		finish(s, ctx, ch, func(err error) kv.KeyUpdate {
+			return kv.KeyUpdate{Key: k, Err: fmt.Errorf("etcd: watch %q: %w", k, err)}
+		}, err)
+	}
+	if !send(wctx, ch, kv.KeyUpdate{Key: k, Pair: last}) {
+		end(nil)
+		return
+	}
+	for {
+		w := s.c.Watch(wctx, ek, clientv3.WithRev(rev+1))
+		for resp := range w {
+			if err := resp.Err(); err != nil {
+				s.log.Info("etcd: watch cancelled by the server; re-reading", zap.String("key", k), zap.Error(err))
+				break
+			}
+			for _, ev := range resp.Events {
+				rev = ev.Kv.ModRevision
+				last = nil
+				if ev.Type == mvccpb.PUT {
+					last = s.pair(k, ev.Kv.Value, ev.Kv.ModRevision)
+				}
+				if !send(wctx, ch, kv.KeyUpdate{Key: k, Pair: last}) {
+					end(nil)
+					return
+				}
+			}
+		}
+		drain(w)
+		if wctx.Err() != nil {
+			end(nil)
+			return
+		}
+		resp, err := s.getRetry(wctx, "watch", k, ek)
+		if err != nil {
+			end(err)
+			return
+		}
+		rev = resp.Header.Revision
+		var cur *kv.KVPair
+		if len(resp.Kvs) > 0 {
+			cur = s.pair(k, resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
+		}
+		if lastIndex(cur) != lastIndex(last) {
+			last = cur
+			if !send(wctx, ch, kv.KeyUpdate{Key: k, Pair: last}) {
+				end(nil)
+				return
+			}
+		}
+	}
+}
+
+// WatchTree follows every key below prefix like Watch, keeping the state in
+// a sorted slice so that each change costs one insertion or removal, not a
+// re-list. All changes of one transaction (one revision) make one update.
+// The Pairs of successive updates share unchanged *KVPair values: treat
+// them as read-only.
+func (s *Store) WatchTree(ctx context.Context, prefix string, _ *kv.ReadOptions) (<-chan kv.TreeUpdate, error) {
+	p, err := s.checkPrefix("watch tree", prefix)
+	if err != nil {
+		return nil, err
+	}
+	rp := s.rangePrefix(p)
+	resp, err := s.c.Get(ctx, rp, clientv3.WithPrefix())
+	if err != nil {
+		return nil, s.mapErr(ctx, "watch tree", p, err)
+	}
+	ch := make(chan kv.TreeUpdate)
+	wctx, stop := s.watchContext(ctx)
+	t := &treeState{prefix: p, pairs: s.pairsOf(resp.Kvs), rev: resp.Header.Revision}
+	if !s.goTracked(func() { s.runTreeWatch(ctx, wctx, stop, ch, t) }) {
+		stop()
+		return nil, s.checkOpen("watch tree")
+	}
+	return ch, nil
+}
+
+type treeState struct {
+	prefix string
+	pairs  []*kv.KVPair // sorted by key
+	rev    int64
+}
+
+func (t *treeState) update() kv.TreeUpdate {
+	return kv.TreeUpdate{Prefix: t.prefix, Pairs: slices.Clone(t.pairs), Revision: uint64(t.rev)}
+}
+
+func (t *treeState) apply(key string, p *kv.KVPair) {
+	i, found := slices.BinarySearchFunc(t.pairs, key, func(e *kv.KVPair, k string) int { return strings.Compare(e.Key, k) })
+	switch {
+	case p == nil && found:
+		t.pairs = slices.Delete(t.pairs, i, i+1)
+	case p != nil && found:
+		t.pairs[i] = p
+	case p != nil:
+		t.pairs = slices.Insert(t.pairs, i, p)
+	}
+}
+
+func (s *Store) runTreeWatch(ctx, wctx context.Context, stop func(), ch chan<- kv.TreeUpdate, t *treeState) {
+	defer close(ch)
+	defer stop()
+	rp := s.rangePrefix(t.prefix)
+	end := func(err error) {
+		finish(s, ctx, ch, func(err error) kv.TreeUpdate {
+			return kv.TreeUpdate{Prefix: t.prefix, Err: fmt.Errorf("etcd: watch tree %q: %w", t.prefix, err)}
+		}, err)
+	}
+	if !send(wctx, ch, t.update()) {
+		end(nil)
+		return
+	}
+	for {
+		w := s.c.Watch(wctx, rp, clientv3.WithPrefix(), clientv3.WithRev(t.rev+1))
+		for resp := range w {
+			if err := resp.Err(); err != nil {
+				s.log.Info("etcd: watch cancelled by the server; re-listing", zap.String("prefix", t.prefix), zap.Error(err))
+				break
+			}
+			evs := resp.Events
+			for i := 0; i < len(evs); {
+				rev := evs[i].Kv.ModRevision
+				visible := false // internal keys (locks) change nothing a user sees
+				for ; i < len(evs) && evs[i].Kv.ModRevision == rev; i++ {
+					if k, ok := s.userKey(evs[i].Kv.Key); ok {
+						var p *kv.KVPair
+						if evs[i].Type == mvccpb.PUT {
+							p = s.pair(k, evs[i].Kv.Value, rev)
+						}
+						t.apply(k, p)
+						visible = true
+					}
+				}
+				t.rev = rev
+				if visible && !send(wctx, ch, t.update()) {
+					end(nil)
+					return
+				}
+			}
+		}
+		drain(w)
+		if wctx.Err() != nil {
+			end(nil)
+			return
+		}
+		resp, err := s.getRetry(wctx, "watch tree", t.prefix, rp, clientv3.WithPrefix())
+		if err != nil {
+			end(err)
+			return
+		}
+		fresh := s.pairsOf(resp.Kvs)
+		t.rev = resp.Header.Revision
+		if !samePairs(fresh, t.pairs) {
+			t.pairs = fresh
+			if !send(wctx, ch, t.update()) {
+				end(nil)
+				return
+			}
+		}
+	}
+}
+
+// pairsOf converts a range read, dropping internal keys.
+func (s *Store) pairsOf(kvs []*mvccpb.KeyValue) []*kv.KVPair {
+	pairs := make([]*kv.KVPair, 0, len(kvs))
+	for _, kvp := range kvs {
+		if k, ok := s.userKey(kvp.Key); ok {
+			pairs = append(pairs, s.pair(k, kvp.Value, kvp.ModRevision))
+		}
+	}
+	return pairs
+}
+
+// watchContext returns the context of one watch: it ends with the caller's
+// ctx or with the Store, and asks etcd to cancel the watch when the member
+// loses its leader (instead of silently serving nothing).
+func (s *Store) watchContext(ctx context.Context) (context.Context, func()) {
+	wctx, cancel := context.WithCancel(ctx)
+	unhook := context.AfterFunc(s.ctx, cancel)
+	return clientv3.WithRequireLeader(wctx), func() { unhook(); cancel() }
+}
+
+// getRetry re-reads after the server cancelled a watch, retrying while the
+// server is unreachable; other errors are returned, mapped.
+func (s *Store) getRetry(ctx context.Context, op, name, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	b := backoff.NewExponentialBackOff()
+	b.MaxElapsedTime = 0 // the watch lives until ctx ends
+	var resp *clientv3.GetResponse
+	err := backoff.Retry(func() error {
+		r, err := s.c.Get(ctx, key, opts...)
+		if err != nil {
+			err = s.mapErr(ctx, op, name, err)
+			if isRetryable(err) && ctx.Err() == nil {
+				s.log.Debug("etcd: re-read failed; retrying", zap.String("key", name), zap.Error(err))
+				return err
+			}
+			return backoff.Permanent(err)
+		}
+		resp = r
+		return nil
+	}, backoff.WithContext(b, ctx))
+	return resp, err
+}
+
+// finish sends the terminal update of a watch, if it has one: err when
+// set, ErrClosed when the Store closed, nothing when the caller's ctx ended
+// (the caller knows why). The send gives way to the caller's ctx and, after
+// closeGrace, to a reader that stopped reading.
+func finish[T any](s *Store, ctx context.Context, ch chan<- T, withErr func(error) T, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	if err == nil {
+		if s.ctx.Err() == nil {
+			return
+		}
+		err = kv.ErrClosed
+	}
+	sendGrace(ctx, ch, withErr(err))
+}
+
+func send[T any](ctx context.Context, ch chan<- T, v T) bool {
+	select {
+	case ch <- v:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func sendGrace[T any](ctx context.Context, ch chan<- T, v T) {
+	t := time.NewTimer(closeGrace)
+	defer t.Stop()
+	select {
+	case ch <- v:
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// drain empties a watch channel the client is about to close, so that its
+// goroutines are not left blocked on us.
+func drain(w clientv3.WatchChan) {
+	for range w { //nolint:revive // draining
+	}
+}
+
+func lastIndex(p *kv.KVPair) uint64 {
+	if p == nil {
+		return 0
+	}
+	return p.LastIndex
+}
+
+func samePairs(a, b []*kv.KVPair) bool {
+	return slices.EqualFunc(a, b, func(x, y *kv.KVPair) bool { return x.Key == y.Key && x.LastIndex == y.LastIndex })
+}
