@@ -1,6 +1,7 @@
 package zookeeper
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -40,13 +41,47 @@ func encode(value []byte) []byte {
 	return d
 }
 
+// ttlMarker starts a TTL key's data: the marker, the TTL in milliseconds
+// (8 bytes, big endian), then the value. ZooKeeper hides a TTL node's kind
+// from clients (its stat says ephemeralOwner 0, as for a persistent node),
+// so the data must say it. The znode's ACL version is bumped once after
+// creation as well: Stat.Aversion > 0 marks a TTL node in the stat that
+// every SetData returns, which keeps a plain Put one round trip.
+const ttlMarker = 0x02
+
+func encodeTTL(value []byte, ttl time.Duration) []byte {
+	d := make([]byte, 9+len(value))
+	d[0] = ttlMarker
+	binary.BigEndian.PutUint64(d[1:9], uint64(ttl.Milliseconds()))
+	copy(d[9:], value)
+	return d
+}
+
+func encodeFor(value []byte, m mode) []byte {
+	if m.kind == kindTTL {
+		return encodeTTL(value, m.ttl)
+	}
+	return encode(value)
+}
+
 // decode returns the value of a key's data, or ok=false for a directory
 // (or a znode regent did not write).
 func decode(data []byte) (value []byte, ok bool) {
-	if len(data) == 0 || data[0] != keyMarker {
-		return nil, false
+	switch {
+	case len(data) >= 1 && data[0] == keyMarker:
+		return append([]byte{}, data[1:]...), true
+	case len(data) >= 9 && data[0] == ttlMarker:
+		return append([]byte{}, data[9:]...), true
 	}
-	return append([]byte{}, data[1:]...), true
+	return nil, false
+}
+
+// ttlOf returns the TTL recorded in a key's data, or 0.
+func ttlOf(data []byte) time.Duration {
+	if len(data) >= 9 && data[0] == ttlMarker {
+		return time.Duration(binary.BigEndian.Uint64(data[1:9])) * time.Millisecond
+	}
+	return 0
 }
 
 func isReserved(name string) bool { return strings.HasPrefix(name, kv.ReservedSegmentPrefix) }
@@ -82,24 +117,17 @@ func modeFor(opts *kv.WriteOptions) mode {
 	}
 }
 
-// ttlOwnerMask marks ZooKeeper's extended ephemeralOwner values; for TTL
-// nodes the low 40 bits are the TTL in milliseconds.
-const (
-	ttlOwnerMask = int64(-1) << 56 // 0xff00000000000000
-	ttlBits      = int64(1)<<40 - 1
-)
-
-// matches reports whether an existing znode already has the kind m asks
-// for, so that a plain SetData keeps it right.
-func (s *Store) matches(st *zk.Stat, m mode) bool {
+// matches reports whether an existing znode (stat st, data cur if known)
+// already has the kind m asks for, so that a plain SetData keeps it right.
+func (s *Store) matches(st *zk.Stat, cur []byte, m mode) bool {
 	o := st.EphemeralOwner
 	switch m.kind {
 	case kindPersistent:
-		return o == 0
+		return o == 0 && st.Aversion == 0
 	case kindTTL:
-		return o&ttlOwnerMask == ttlOwnerMask && o&ttlBits == m.ttl.Milliseconds()
+		return o == 0 && st.Aversion > 0 && ttlOf(cur) == m.ttl
 	default:
-		return o != 0 && o&ttlOwnerMask != ttlOwnerMask && o == s.conn.SessionID()
+		return o != 0 && o == s.conn.SessionID()
 	}
 }
 
@@ -120,6 +148,15 @@ func (s *Store) create(p string, data []byte, m mode) error {
 		var err error
 		if m.kind == kindTTL {
 			_, err = s.conn.CreateTTL(p, data, zk.FlagTTL, s.acl, m.ttl)
+			if err == nil {
+				// The mark (see ttlMarker); should it fail, the data
+				// still says TTL and the next TTL-less Put reads it.
+				_, err = s.conn.SetACL(p, s.acl, 0)
+				if errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrBadVersion) {
+					err = nil // already reaped or replaced
+				}
+				return err
+			}
 		} else {
 			_, err = s.conn.Create(p, data, flagsFor(m), s.acl)
 		}

@@ -40,7 +40,7 @@ func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (
 	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
-	l := &locker{s: s, key: k, dir: s.root + "/" + locksDir + "/" + k + "/" + lockLeaf}
+	l := &locker{s: s, key: k, dir: s.root + "/" + locksDir + "/" + escapeKey(k) + "/" + lockLeaf}
 	if opts != nil {
 		if opts.TTL < 0 || opts.RenewDeadline < 0 {
 			return nil, fmt.Errorf("zookeeper: new lock %q: %w", k, &kv.TTLError{TTL: opts.TTL, Reason: "negative TTL or RenewDeadline"})
@@ -284,6 +284,9 @@ func (l *locker) GuardedPut(ctx context.Context, key string, value []byte, opts 
 	if err != nil {
 		return err
 	}
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
 	node, err := l.held()
 	if err != nil {
 		return err
@@ -307,7 +310,7 @@ func (l *locker) GuardedPut(ctx context.Context, key string, value []byte, opts 
 					return err
 				}
 				ops = []any{guard, &zk.CreateRequest{Path: p, Data: data, Acl: s.acl, Flags: flagsFor(m)}}
-			case s.matches(st, m):
+			case s.matches(st, nil, m):
 				ops = []any{guard, &zk.SetDataRequest{Path: p, Data: data, Version: st.Version}}
 			case st.NumChildren > 0:
 				return fmt.Errorf("zookeeper: %q has keys below it: %w", k, kv.ErrCallNotSupported)
@@ -345,6 +348,9 @@ func (l *locker) GuardedDelete(ctx context.Context, key string) error {
 	k, err := kv.NormalizeKey(key)
 	if err != nil {
 		return fmt.Errorf("zookeeper: guarded delete: %w", err)
+	}
+	if err := s.begin(ctx); err != nil {
+		return err
 	}
 	node, err := l.held()
 	if err != nil {

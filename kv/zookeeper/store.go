@@ -322,7 +322,7 @@ func (s *Store) path(key string) string {
 	if key == "" {
 		return s.root
 	}
-	return s.root + "/" + key
+	return s.root + "/" + escapeKey(key)
 }
 
 // key maps a znode under root back to its key.
@@ -330,7 +330,7 @@ func (s *Store) key(p string) string {
 	if p == s.root {
 		return ""
 	}
-	return strings.TrimPrefix(p, s.root+"/")
+	return unescapeKey(strings.TrimPrefix(p, s.root+"/"))
 }
 
 // zapPrintf routes go-zookeeper's printf logging to zap at debug level:

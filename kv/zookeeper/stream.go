@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -107,6 +108,7 @@ func (s *Store) Events(ctx context.Context, prefix string, after uint64) (<-chan
 		return nil, err
 	}
 	var gap error
+	var replay []change
 	t := s.parked.take(k, after)
 	if t == nil {
 		t = s.newTree(s.path(k), false)
@@ -114,7 +116,10 @@ func (s *Store) Events(ctx context.Context, prefix string, after uint64) (<-chan
 			if _, err := t.load(); err != nil {
 				return err
 			}
-			gap = t.gapSince(after, s.parked.floor())
+			replay, gap = t.replaySince(after, s.parked.floor())
+			if gap != nil && !errors.As(gap, new(*kv.CompactedError)) {
+				return gap
+			}
 			return nil
 		})
 		if err != nil {
@@ -125,32 +130,63 @@ func (s *Store) Events(ctx context.Context, prefix string, after uint64) (<-chan
 	}
 	ch := make(chan kv.EventBatch)
 	s.wg.Add(1)
-	go s.stream(ctx, t, after, gap, ch)
+	go s.stream(ctx, t, after, replay, gap, ch)
 	return ch, nil
 }
 
-// gapSince reports whether the loaded tree shows changes after `after`
-// that a stream starting there would have to replay.
-func (t *tree) gapSince(after, floor uint64) error {
+// replaySince works out, from the loaded tree's stats alone, the changes
+// after `after` that a stream starting there must replay. ZooKeeper keeps
+// no history, but a stat tells enough when the subtree only grew: a znode
+// created after `after` and never modified (Version 0) is one put at its
+// czxid, and a parent whose Cversion equals its NumChildren never lost a
+// child, so nothing was deleted. Anything else (a key modified, a child
+// deleted, the prefix itself gone) cannot be replayed: ErrCompacted.
+func (t *tree) replaySince(after, floor uint64) ([]change, error) {
+	gap := func(newest int64) error {
+		return &kv.CompactedError{Requested: after, Compacted: max(after, uint64(newest)-1)}
+	}
 	if after < floor {
-		return &kv.CompactedError{Requested: after, Compacted: floor}
+		return nil, &kv.CompactedError{Requested: after, Compacted: floor}
 	}
-	var newest uint64
+	if _, ok := t.nodes[t.base()]; !ok {
+		// Missing prefix: it had no keys at `after` unless the nearest
+		// ancestor that exists lost children since.
+		for a := parent(t.base()); ; a = parent(a) {
+			ok, st, err := t.s.conn.Exists(a)
+			if err != nil {
+				return nil, err
+			}
+			if ok || a == "/" {
+				if uint64(st.Pzxid) > after && st.Cversion != st.NumChildren {
+					return nil, gap(st.Pzxid)
+				}
+				return nil, nil
+			}
+		}
+	}
+	var out []change
 	for p, n := range t.nodes {
-		if uint64(n.stat.Pzxid) > newest {
-			newest = uint64(n.stat.Pzxid)
+		st := &n.stat
+		if uint64(st.Pzxid) > after && st.Cversion != st.NumChildren {
+			return nil, gap(st.Pzxid)
 		}
-		if p != t.base() && uint64(n.stat.Mzxid) > newest {
-			newest = uint64(n.stat.Mzxid)
+		switch {
+		case uint64(st.Czxid) > after:
+			if st.Version != 0 {
+				return nil, gap(st.Mzxid)
+			}
+			if n.isKey && t.counts(p) {
+				out = append(out, change{key: t.s.key(p), pair: pairOf(t.s.key(p), append([]byte{}, n.value...), st), rev: uint64(st.Mzxid)})
+			}
+		case uint64(st.Mzxid) > after && p != t.base():
+			return nil, gap(st.Mzxid)
 		}
 	}
-	if newest > after {
-		return &kv.CompactedError{Requested: after, Compacted: newest - 1}
-	}
-	return nil
+	sort.Slice(out, func(i, j int) bool { return out[i].rev < out[j].rev })
+	return out, nil
 }
 
-func (s *Store) stream(ctx context.Context, t *tree, pos uint64, gap error, ch chan<- kv.EventBatch) {
+func (s *Store) stream(ctx context.Context, t *tree, pos uint64, replay []change, gap error, ch chan<- kv.EventBatch) {
 	defer s.wg.Done()
 	defer close(ch)
 	defer t.close()
@@ -174,8 +210,15 @@ func (s *Store) stream(ctx context.Context, t *tree, pos uint64, gap error, ch c
 	}
 	idle := time.NewTimer(progressInterval)
 	defer idle.Stop()
+	first := true
 	for {
 		progress := false
+		if first && len(replay) > 0 {
+			first = false
+			if !send(batchOf(replay, &pos, t)) {
+				return
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -201,17 +244,7 @@ func (s *Store) stream(ctx context.Context, t *tree, pos uint64, gap error, ch c
 		}
 		chs, err := t.step()
 		if len(chs) > 0 || progress {
-			b := kv.EventBatch{Events: make([]kv.Event, 0, len(chs))}
-			for _, c := range chs {
-				if c.pair != nil {
-					b.Events = append(b.Events, kv.Event{Type: kv.EventPut, Pair: c.pair})
-				} else {
-					b.Events = append(b.Events, kv.Event{Type: kv.EventDelete, Pair: &kv.KVPair{Key: c.key, Revision: c.rev}})
-				}
-			}
-			pos = max(pos, t.rev)
-			b.Revision = pos
-			if !send(b) {
+			if !send(batchOf(chs, &pos, t)) {
 				return
 			}
 		}
@@ -232,6 +265,21 @@ func (s *Store) stream(ctx context.Context, t *tree, pos uint64, gap error, ch c
 		}
 		idle.Reset(progressInterval)
 	}
+}
+
+func batchOf(chs []change, pos *uint64, t *tree) kv.EventBatch {
+	b := kv.EventBatch{Events: make([]kv.Event, 0, len(chs))}
+	for _, c := range chs {
+		if c.pair != nil {
+			b.Events = append(b.Events, kv.Event{Type: kv.EventPut, Pair: c.pair})
+		} else {
+			b.Events = append(b.Events, kv.Event{Type: kv.EventDelete, Pair: &kv.KVPair{Key: c.key, Revision: c.rev}})
+		}
+		*pos = max(*pos, c.rev)
+	}
+	*pos = max(*pos, t.rev)
+	b.Revision = *pos
+	return b
 }
 
 // Compact makes the Store forget its client-side history up to and

@@ -228,13 +228,21 @@ func (t *tree) handle(ev zk.Event) ([]change, error) {
 		if _, ok := t.nodes[ev.Path]; !ok {
 			return nil, nil
 		}
-		// The delete's zxid is the parent's pzxid.
-		_, st, err := t.s.conn.Exists(parent(ev.Path))
-		if err != nil {
-			return nil, err
+		// The delete's zxid is at most the pzxid of the nearest ancestor
+		// still there (empty parents are pruned after it).
+		var rev int64
+		for a := parent(ev.Path); ; a = parent(a) {
+			ok, st, err := t.s.conn.Exists(a)
+			if err != nil {
+				return nil, err
+			}
+			if ok || a == "/" {
+				rev = st.Pzxid
+				break
+			}
 		}
-		t.see(st.Pzxid)
-		out := t.drop(ev.Path, uint64(st.Pzxid))
+		t.see(rev)
+		out := t.drop(ev.Path, uint64(rev))
 		more, err := t.load()
 		return append(out, more...), err
 	case zk.EventNodeDataChanged:

@@ -38,18 +38,21 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, opts *kv.Writ
 		return err
 	}
 	m := modeFor(opts)
-	p, data := s.path(k), encode(value)
+	p, data := s.path(k), encodeFor(value, m)
 	return s.call(ctx, func() error { return s.put(p, data, m) })
 }
 
 func (s *Store) put(p string, data []byte, m mode) error {
+	if m.kind == kindTTL {
+		return s.putTTL(p, data, m)
+	}
 	for range maxRaces {
 		// The common case, a key that exists with the right kind, is one
 		// round trip: SetData returns the stat that tells the kind.
 		st, err := s.conn.Set(p, data, -1)
 		switch {
 		case err == nil:
-			if !s.matches(st, m) {
+			if !s.matches(st, nil, m) {
 				err = s.replace(p, data, m, st)
 				if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrNodeExists) {
 					continue
@@ -72,6 +75,29 @@ func (s *Store) put(p string, data []byte, m mode) error {
 		default:
 			return err
 		}
+	}
+	return fmt.Errorf("zookeeper: put %q: gave up after %d conflicting writers: %w", s.key(p), maxRaces, kv.ErrKeyModified)
+}
+
+// putTTL reads first: whether the znode already has this TTL is in its data.
+func (s *Store) putTTL(p string, data []byte, m mode) error {
+	for range maxRaces {
+		cur, st, err := s.conn.Get(p)
+		switch {
+		case errors.Is(err, zk.ErrNoNode):
+			err = s.create(p, data, m)
+		case err != nil:
+			return err
+		default:
+			_, err = s.writeAt(p, data, cur, m, st)
+		}
+		if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrNodeExists) {
+			continue
+		}
+		if err == nil {
+			s.record(p, data, m)
+		}
+		return err
 	}
 	return fmt.Errorf("zookeeper: put %q: gave up after %d conflicting writers: %w", s.key(p), maxRaces, kv.ErrKeyModified)
 }
@@ -137,7 +163,7 @@ func (s *Store) AtomicPut(ctx context.Context, key string, value []byte, previou
 		return false, nil, err
 	}
 	m := modeFor(opts)
-	p, data := s.path(k), encode(value)
+	p, data := s.path(k), encodeFor(value, m)
 	var pair *kv.KVPair
 	err = s.call(ctx, func() error {
 		var st *zk.Stat
@@ -180,7 +206,7 @@ func (s *Store) createOnly(p string, data []byte, m mode) (*zk.Stat, error) {
 		if _, isKey := decode(cur); isKey {
 			return nil, fmt.Errorf("zookeeper: %q: %w", s.key(p), kv.ErrKeyExists)
 		}
-		st, err = s.writeAt(p, data, m, st)
+		st, err = s.writeAt(p, data, cur, m, st)
 		if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrNodeExists) {
 			continue
 		}
@@ -203,7 +229,7 @@ func (s *Store) swap(p string, data []byte, m mode, last uint64) (*zk.Stat, erro
 	if uint64(st.Mzxid) != last {
 		return nil, fmt.Errorf("zookeeper: %q is at index %d, not %d: %w", s.key(p), st.Mzxid, last, kv.ErrKeyModified)
 	}
-	st, err = s.writeAt(p, data, m, st)
+	st, err = s.writeAt(p, data, cur, m, st)
 	if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNodeExists) {
 		return nil, fmt.Errorf("zookeeper: %q: %w", s.key(p), kv.ErrKeyModified)
 	}
@@ -215,8 +241,8 @@ func (s *Store) swap(p string, data []byte, m mode, last uint64) (*zk.Stat, erro
 
 // writeAt writes data at p if it is still at st.Version, with kind m, and
 // returns the new stat.
-func (s *Store) writeAt(p string, data []byte, m mode, st *zk.Stat) (*zk.Stat, error) {
-	if s.matches(st, m) {
+func (s *Store) writeAt(p string, data, cur []byte, m mode, st *zk.Stat) (*zk.Stat, error) {
+	if s.matches(st, cur, m) {
 		return s.conn.Set(p, data, st.Version)
 	}
 	if err := s.replace(p, data, m, st); err != nil {
