@@ -5,15 +5,17 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/regentkv/regent/kv"
 )
 
-// testCase is one named conformance case. Cases run in parallel unless
+// testCase is one named conformance case. Cases run concurrently unless
 // serial is set: serial cases run first, one at a time, for checks that
-// need a quiet backend (goroutine counts, compaction).
+// need a quiet backend (goroutine counts, compaction). A case with a
+// timeout is one that waits for TTLs.
 type testCase struct {
 	name    string
 	serial  bool
@@ -45,11 +47,8 @@ func Run(t *testing.T, h Harness) {
 		t.Fatalf("kvtest: %s: stores implement kv.Streamer, so Harness.Compact is required", h.Name)
 	}
 	runID := fmt.Sprintf("%08x", rand.Uint32())
-	for _, c := range allCases(streamer) {
+	run := func(c testCase) {
 		t.Run(c.name, func(t *testing.T) {
-			if !c.serial {
-				t.Parallel()
-			}
 			timeout := defaultTimeout
 			if c.timeout != nil {
 				timeout = c.timeout(h)
@@ -64,7 +63,37 @@ func Run(t *testing.T, h Harness) {
 			})
 		})
 	}
+	// Serial cases first, alone. Then the others concurrently, from
+	// goroutines rather than with t.Parallel: -test.parallel defaults to
+	// GOMAXPROCS, and cases that mostly wait for TTLs would queue behind
+	// each other. Cases that wait for TTLs all start at once; the others
+	// share a few slots so that timing checks are not starved.
+	cases := allCases(streamer)
+	for _, c := range cases {
+		if c.serial {
+			run(c)
+		}
+	}
+	slots := make(chan struct{}, fastSlots)
+	var wg sync.WaitGroup
+	for _, c := range cases {
+		if c.serial {
+			continue
+		}
+		slow := c.timeout != nil
+		wg.Go(func() {
+			if !slow {
+				slots <- struct{}{}
+				defer func() { <-slots }()
+			}
+			run(c)
+		})
+	}
+	wg.Wait()
 }
+
+// fastSlots is how many cases that do not wait for TTLs run at once.
+const fastSlots = 4
 
 func allCases(streamer bool) []testCase {
 	var cs []testCase
