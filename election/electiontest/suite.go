@@ -1,0 +1,379 @@
+// Package electiontest is the lock and election suite that every kv driver
+// runs against its real server: one leader at a time, watch-driven handover,
+// failover after a crash, stepping down when cut off, fencing and health.
+package electiontest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/regentkv/regent/election"
+	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/kvtest"
+)
+
+// Harness reaches one backend. Every field is required.
+type Harness struct {
+	kvtest.Harness
+	// TTL is the election TTL to test with: at least MinTTL, short enough
+	// for a failover test (a few seconds).
+	TTL time.Duration
+	// Cut makes the server unreachable for s from now on, without closing
+	// s (stop the server, or drop s's connection and refuse reconnects). The
+	// suite calls it at most once per test and never uses the backend after
+	// that in the same test; the harness restores it in t.Cleanup.
+	Cut func(t testing.TB, s kv.Store)
+}
+
+// Run runs the suite.
+func Run(t *testing.T, h Harness) {
+	if h.New == nil || h.Kill == nil || h.Cut == nil || h.TTL <= 0 {
+		t.Fatalf("electiontest: Harness %q needs New, Kill, Cut and a positive TTL", h.Name)
+	}
+	for _, c := range []struct {
+		name string
+		fn   func(*testing.T, Harness)
+	}{
+		{"OneLeaderAmongCandidates", testOneLeader},
+		{"HandoverOnCancel", testHandoverOnCancel},
+		{"FailoverWhenLeaderDies", testFailover},
+		{"ObserveReportsNoLeader", testObserve},
+		{"FencedWritesAfterTermEnds", testFencing},
+		{"HealthCheckCatchesStuckLeader", testHealth},
+		{"StepsDownWhenCutOff", testStepDown},
+	} {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, h) })
+	}
+}
+
+var seq atomic.Int64
+
+func electionKey(t *testing.T) string {
+	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
+	return fmt.Sprintf("electiontest/%s/%d-%d", name, time.Now().UnixNano(), seq.Add(1))
+}
+
+// candidate is one process in an election.
+type candidate struct {
+	id      string
+	store   kv.Store
+	elector *election.Elector
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+type start struct {
+	c    *candidate
+	term *election.Term
+}
+
+type world struct {
+	t          *testing.T
+	h          Harness
+	key        string
+	starts     chan start   // every term started, in order
+	concurrent atomic.Int32 // leaders whose callback is running
+	maxSeen    atomic.Int32
+}
+
+func newWorld(t *testing.T, h Harness) *world {
+	return &world{t: t, h: h, key: electionKey(t), starts: make(chan start, 64)}
+}
+
+func (w *world) store() kv.Store {
+	s := w.h.New(w.t)
+	w.t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// start runs a candidate whose leader callback holds until its ctx ends
+// (or, with stuck, ignores its ctx until release closes).
+func (w *world) start(id string, s kv.Store, cfg election.Config, stuck <-chan struct{}) *candidate {
+	w.t.Helper()
+	c := &candidate{id: id, store: s, done: make(chan error, 1)}
+	cfg.Key, cfg.Identity = w.key, id
+	if cfg.TTL == 0 {
+		cfg.TTL = w.h.TTL
+	}
+	cfg.Callbacks.OnStartedLeading = func(ctx context.Context) {
+		n := w.concurrent.Add(1)
+		for {
+			m := w.maxSeen.Load()
+			if n <= m || w.maxSeen.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		term, ok := election.TermFrom(ctx)
+		if !ok {
+			w.t.Errorf("%s: leader ctx carries no Term", id)
+		}
+		w.starts <- start{c, term}
+		if stuck != nil {
+			<-stuck
+		} else {
+			<-ctx.Done()
+		}
+		w.concurrent.Add(-1)
+	}
+	e, err := election.New(context.Background(), s, cfg)
+	if err != nil {
+		w.t.Fatalf("%s: election.New: %v", id, err)
+	}
+	c.elector = e
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	go func() { c.done <- e.Run(ctx) }()
+	w.t.Cleanup(func() {
+		cancel()
+		select {
+		case <-c.done:
+		case <-time.After(30 * time.Second):
+			w.t.Errorf("%s: Run did not return 30s after its ctx was cancelled", id)
+		}
+	})
+	return c
+}
+
+// nextLeader waits until one of cs starts a term and returns it. Terms
+// started by other candidates are a failure: only cs may lead.
+func (w *world) nextLeader(timeout time.Duration, cs ...*candidate) (*candidate, *election.Term) {
+	w.t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	select {
+	case st := <-w.starts:
+		for _, c := range cs {
+			if c == st.c {
+				return st.c, st.term
+			}
+		}
+		w.t.Fatalf("%s started leading; want one of the candidates waited for", st.c.id)
+	case <-deadline.C:
+		w.t.Fatalf("no candidate started leading within %v", timeout)
+	}
+	return nil, nil
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition, not ordering steps
+	}
+}
+
+func testOneLeader(t *testing.T, h Harness) {
+	w := newWorld(t, h)
+	var cs []*candidate
+	for i := range 3 {
+		cs = append(cs, w.start(fmt.Sprintf("c%d", i), w.store(), election.Config{}, nil))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var lastToken uint64
+	seen := map[string]bool{}
+	for round := range 4 {
+		leader, term := w.nextLeader(20*time.Second, cs...)
+		if term.Token <= lastToken {
+			t.Errorf("round %d: token %d does not increase on %d", round, term.Token, lastToken)
+		}
+		lastToken = term.Token
+		seen[leader.id] = true
+		got, err := leader.elector.Leader(ctx)
+		if err != nil || got.Identity != leader.id || got.Token != term.Token {
+			t.Errorf("round %d: Leader() = %+v, %v; want %s with token %d", round, got, err, leader.id, term.Token)
+		}
+		for _, c := range cs {
+			if c != leader && c.elector.IsLeader() {
+				t.Errorf("round %d: %s and %s both report IsLeader", round, c.id, leader.id)
+			}
+		}
+		if err := leader.elector.Resign(ctx); err != nil {
+			t.Fatalf("round %d: Resign: %v", round, err)
+		}
+		if leader.elector.IsLeader() {
+			t.Errorf("round %d: %s still IsLeader after Resign returned", round, leader.id)
+		}
+	}
+	if m := w.maxSeen.Load(); m != 1 {
+		t.Errorf("at most %d leader callbacks ran at once; want exactly 1", m)
+	}
+	if len(seen) < 2 {
+		t.Errorf("leadership never moved: leaders %v", seen)
+	}
+}
+
+func testHandoverOnCancel(t *testing.T, h Harness) {
+	w := newWorld(t, h)
+	a := w.start("a", w.store(), election.Config{}, nil)
+	if c, _ := w.nextLeader(20*time.Second, a); c != a {
+		t.Fatal("a did not lead")
+	}
+	b := w.start("b", w.store(), election.Config{}, nil)
+	// Let b see a as leader first, so that b is campaigning (usually
+	// waiting on the lock) when a releases.
+	obs, err := b.elector.Observe(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := <-obs; l.Identity != "a" {
+		t.Fatalf("b observes leader %q, want a", l.Identity)
+	}
+	released := time.Now()
+	a.cancel()
+	if err := <-a.done; err != nil {
+		t.Fatalf("a.Run returned %v, want nil after cancel", err)
+	}
+	if c, _ := w.nextLeader(h.TTL, b); c != b {
+		t.Fatal("b did not lead")
+	}
+	// Release is explicit: b must not have waited for a's TTL to run out.
+	if took := time.Since(released); took >= h.TTL {
+		t.Errorf("handover took %v, not less than the TTL %v: the lock was not released", took, h.TTL)
+	}
+}
+
+func testFailover(t *testing.T, h Harness) {
+	w := newWorld(t, h)
+	sa := w.store()
+	a := w.start("a", sa, election.Config{}, nil)
+	if c, _ := w.nextLeader(20*time.Second, a); c != a {
+		t.Fatal("a did not lead")
+	}
+	b := w.start("b", w.store(), election.Config{}, nil)
+	died := time.Now()
+	h.Kill(t, sa)
+	limit := h.TTL + h.TTLSlack + 5*time.Second
+	if c, _ := w.nextLeader(limit, b); c != b {
+		t.Fatal("b did not lead")
+	}
+	t.Logf("failover after kill took %v (TTL %v)", time.Since(died).Round(time.Millisecond), h.TTL)
+}
+
+func testObserve(t *testing.T, h Harness) {
+	w := newWorld(t, h)
+	s := w.store()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	obs, err := election.Observe(ctx, s, w.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func(want string) election.Leader {
+		t.Helper()
+		select {
+		case l, ok := <-obs:
+			if !ok {
+				t.Fatalf("Observe closed, want leader %q", want)
+			}
+			if l.Identity != want {
+				t.Fatalf("Observe: leader %q, want %q", l.Identity, want)
+			}
+			return l
+		case <-time.After(20 * time.Second):
+			t.Fatalf("Observe: nothing within 20s, want leader %q", want)
+		}
+		return election.Leader{}
+	}
+	next("")
+	if _, err := election.GetLeader(ctx, s, w.key); !errors.Is(err, election.ErrNoLeader) {
+		t.Errorf("GetLeader with no leader: %v, want ErrNoLeader", err)
+	}
+	a := w.start("a", w.store(), election.Config{}, nil)
+	l := next("a")
+	if l.Token == 0 || l.Since.IsZero() {
+		t.Errorf("leader record %+v lacks token or start time", l)
+	}
+	a.cancel()
+	<-a.done
+	next("")
+	cancel()
+	for range obs { // drains until Observe closes the channel on ctx end
+	}
+}
+
+func testFencing(t *testing.T, h Harness) {
+	w := newWorld(t, h)
+	a := w.start("a", w.store(), election.Config{}, nil)
+	b := w.start("b", w.store(), election.Config{}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	first, t1 := w.nextLeader(20*time.Second, a, b)
+	data := w.key + "/data"
+	if err := t1.GuardedPut(ctx, data, []byte("t1"), nil); err != nil {
+		t.Fatalf("GuardedPut in the current term: %v", err)
+	}
+	if err := first.elector.Resign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, t2 := w.nextLeader(20*time.Second, a, b)
+	if t2.Token <= t1.Token {
+		t.Errorf("token %d of the next term does not exceed %d", t2.Token, t1.Token)
+	}
+	err := t1.GuardedPut(ctx, data, []byte("stale"), nil)
+	if !errors.Is(err, kv.ErrLockLost) && !errors.Is(err, kv.ErrNotLocked) {
+		t.Errorf("GuardedPut from an ended term: %v, want ErrLockLost or ErrNotLocked", err)
+	}
+	if err := t1.GuardedDelete(ctx, data); !errors.Is(err, kv.ErrLockLost) && !errors.Is(err, kv.ErrNotLocked) {
+		t.Errorf("GuardedDelete from an ended term: %v, want ErrLockLost or ErrNotLocked", err)
+	}
+	if err := t2.GuardedPut(ctx, data, []byte("t2"), nil); err != nil {
+		t.Fatalf("GuardedPut in the new term: %v", err)
+	}
+	p, err := a.store.Get(ctx, data, nil)
+	if err != nil || string(p.Value) != "t2" {
+		t.Errorf("data = %v, %v; want t2 (the stale writes must not land)", p, err)
+	}
+}
+
+func testHealth(t *testing.T, h Harness) {
+	w := newWorld(t, h)
+	release := make(chan struct{})
+	var once sync.Once
+	unstick := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unstick)
+	a := w.start("a", w.store(), election.Config{HealthTimeout: 300 * time.Millisecond}, release)
+	w.nextLeader(20*time.Second, a)
+	if err := a.elector.Check(); err != nil {
+		t.Fatalf("Check while leading normally: %v", err)
+	}
+	go func() { _ = a.elector.Resign(context.Background()) }()
+	waitFor(t, 10*time.Second, "Check to report the stuck leader", func() bool { return a.elector.Check() != nil })
+	unstick()
+	waitFor(t, 10*time.Second, "Check to recover once the callback returned", func() bool { return a.elector.Check() == nil })
+}
+
+func testStepDown(t *testing.T, h Harness) {
+	w := newWorld(t, h)
+	s := w.store()
+	stopped := make(chan time.Time, 1)
+	cfg := election.Config{Callbacks: election.Callbacks{OnStoppedLeading: func() {
+		select {
+		case stopped <- time.Now():
+		default:
+		}
+	}}}
+	a := w.start("a", s, cfg, nil)
+	w.nextLeader(20*time.Second, a)
+	cut := time.Now()
+	h.Cut(t, s)
+	select {
+	case at := <-stopped:
+		if took := at.Sub(cut); took >= h.TTL {
+			t.Errorf("leader stepped down %v after losing its server, not before its TTL %v", took, h.TTL)
+		} else {
+			t.Logf("stepped down %v after losing its server (TTL %v)", took.Round(time.Millisecond), h.TTL)
+		}
+	case <-time.After(h.TTL + 10*time.Second):
+		t.Fatalf("leader still leading %v after losing its server", h.TTL+10*time.Second)
+	}
+}
