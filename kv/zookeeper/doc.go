@@ -1,0 +1,81 @@
+// Package zookeeper is the regent kv.Store and kv.Streamer for ZooKeeper
+// 3.5+ (tested with 3.8), on github.com/go-zookeeper/zk v1.0.4.
+//
+// # Layout
+//
+// A key "a/b" is the znode Root/a/b (Root defaults to /regent; a chroot in
+// the connect string is prepended). Intermediate znodes are directories:
+// a key's data starts with a marker byte, a directory's data is empty, so
+// List never returns a directory and an empty value is still a key. Lock
+// contenders and the revision counter live under names starting with
+// kv.ReservedSegmentPrefix, outside every user prefix. Key characters the
+// server refuses in znode names (emoji and other runes above U+FFFF,
+// U+D800..U+F8FF, U+007F..U+009F, U+FFF0..U+FFFF) and '%' are
+// percent-encoded in znode names.
+//
+// LastIndex and Revision are the znode's mzxid: store-wide, never reused,
+// so a compare-and-swap cannot be fooled by a key deleted and re-created
+// (Stat.Version restarts at 0 and is not used for that).
+//
+// # TTL and KeepAlive
+//
+// A TTL key is a TTL znode (the server needs
+// -Dzookeeper.extendedTypesEnabled=true). ZooKeeper counts the TTL from
+// the last modification and deletes the znode on its container manager's
+// pass, every znode.container.checkIntervalMs: 60 s by default, so a 1 s
+// TTL key may live a minute on a default server; lower the interval if
+// that matters. A TTL key with keys below it is never reaped.
+//
+// A KeepAlive key is an ephemeral znode of the Store's session: it goes
+// when the session ends (Close, at once) or expires (SessionTimeout after
+// the client vanished); its TTL is rounded up to that. After a session
+// expiry the Store re-creates its KeepAlive keys from its own record and
+// logs it; a key it cannot re-create is reported to Config.OnKeepAliveLost
+// and logged. Ephemeral znodes cannot have children: a key below a
+// KeepAlive key is ErrCallNotSupported.
+//
+// # Watches and the event stream
+//
+// Watch, WatchTree and Events keep a copy of the watched tree current with
+// one-shot data and child watches on every znode (go-zookeeper has no
+// persistent recursive watches). The connection's events are taken from
+// its callback, which sees every event in server order and never drops
+// one. While the session lives, go-zookeeper re-arms the watches after a
+// reconnect with the last zxid seen, so no change is lost; after a session
+// expiry, Watch and WatchTree read the tree again and send its state, and
+// Events ends with ErrCompacted. Events from the revision of a Snapshot of
+// the same prefix on the same Store (within 30 s) continues that
+// snapshot's watches; from another revision it replays what the stats
+// prove (keys created since), or reports ErrCompacted.
+//
+// Not guaranteed: ZooKeeper watch events carry no data, so the value is
+// read after the event. A key written twice before its watch is re-armed
+// (one round trip) is reported once, with the later value: watchers see
+// every key's latest state, not every intermediate one. Deletes report
+// the parent's pzxid as revision, an upper bound of the delete's zxid.
+//
+// # Locks
+//
+// See Store.NewLock: protected ephemeral-sequential znodes, watch on the
+// predecessor only, fencing token = czxid, guarded writes = multi with a
+// version check of the lock znode. The lost channel closes when the
+// connection drops (or after LockOptions.RenewDeadline of disconnection),
+// on session expiry, and when the lock znode is deleted.
+//
+// # Concurrency and channels
+//
+// A Store is safe for concurrent use. Every channel it returns is closed
+// by the Store, after ctx ends, after Close (following a terminal update
+// with ErrClosed, delivered within one second if the reader still reads),
+// or after an update with Err set. Sends block while the reader is slow
+// and always give way to ctx; the events waiting meanwhile are bounded by
+// the armed watches. Close ends the session, waits for every goroutine of
+// the Store and is idempotent. Calls take ctx first; go-zookeeper takes
+// none, so a call whose ctx ends returns ctx.Err() at once while the
+// request may still be applied by the server.
+//
+// Wrapping an existing *zk.Conn is not offered: the Store must see every
+// session event from go-zookeeper's callback, which is fixed when the
+// connection is made, and must own the session whose end deletes its
+// KeepAlive keys and locks.
+package zookeeper
