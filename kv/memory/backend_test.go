@@ -1,0 +1,230 @@
+package memory_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/memory"
+)
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestTTLExactWithFakeClock(t *testing.T) {
+	clk := newFakeClock()
+	s := memory.New(memory.WithClock(clk))
+	defer s.Close()
+	ctx := ctxT(t)
+	if err := s.Put(ctx, "k", []byte("v"), &kv.WriteOptions{TTL: 10 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(9 * time.Millisecond)
+	if ok, _ := s.Exists(ctx, "k", nil); !ok {
+		t.Fatalf("key gone after 9ms of a 10ms TTL")
+	}
+	clk.Advance(time.Millisecond)
+	if ok, _ := s.Exists(ctx, "k", nil); ok {
+		t.Fatalf("key still there after its 10ms TTL")
+	}
+}
+
+func TestKeepAliveAndLockExpireAfterKillWithFakeClock(t *testing.T) {
+	clk := newFakeClock()
+	b := memory.NewBackend(memory.WithClock(clk))
+	defer b.Close()
+	a, other := b.Client(), b.Client()
+	defer a.Close()
+	defer other.Close()
+	ctx := ctxT(t)
+	if err := a.Put(ctx, "svc/a", []byte("up"), &kv.WriteOptions{TTL: time.Second, KeepAlive: true}); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := a.NewLock(ctx, "lock", &kv.LockOptions{TTL: 2 * time.Second})
+	if _, err := l.Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Hour) // a live client keeps both however long
+	if ok, _ := other.Exists(ctx, "svc/a", nil); !ok {
+		t.Fatalf("KeepAlive key of a live client expired")
+	}
+	a.Kill()
+	if _, err := a.Get(ctx, "svc/a", nil); !errors.Is(err, kv.ErrNotReachable) {
+		t.Fatalf("Get on a killed client: %v, want %v", err, kv.ErrNotReachable)
+	}
+	clk.Advance(time.Second)
+	if ok, _ := other.Exists(ctx, "svc/a", nil); ok {
+		t.Fatalf("KeepAlive key still there one TTL after the kill")
+	}
+	ol, _ := other.NewLock(ctx, "lock", nil)
+	if _, err := ol.TryLock(ctx); !errors.Is(err, kv.ErrLockHeld) {
+		t.Fatalf("TryLock 1s into a 2s lock TTL: %v, want %v", err, kv.ErrLockHeld)
+	}
+	clk.Advance(time.Second)
+	if _, err := ol.TryLock(ctx); err != nil {
+		t.Fatalf("TryLock after the lock TTL: %v", err)
+	}
+}
+
+func TestKillEndsStreamsWithNotReachable(t *testing.T) {
+	s := memory.New()
+	defer s.Close()
+	ctx := ctxT(t)
+	ch, err := s.Watch(ctx, "k", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-ch
+	s.Kill()
+	u := <-ch
+	if !errors.Is(u.Err, kv.ErrNotReachable) {
+		t.Fatalf("update after Kill: %+v, want Err %v", u, kv.ErrNotReachable)
+	}
+	if _, ok := <-ch; ok {
+		t.Fatalf("channel open after the terminal update")
+	}
+}
+
+// TestSlowEventsReaderDoesNotBlockWriters: a subscriber that reads nothing
+// while the history limit is overrun gets ErrCompacted when it resumes, and
+// writers never waited for it.
+func TestSlowEventsReaderDoesNotBlockWriters(t *testing.T) {
+	s := memory.New(memory.WithHistoryLimit(8))
+	defer s.Close()
+	ctx := ctxT(t)
+	ch, err := s.Events(ctx, "p", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 { // would deadlock if a write waited for the reader
+		if err := s.Put(ctx, "p/"+strconv.Itoa(i), []byte("v"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ce *kv.CompactedError
+	for b := range ch {
+		if b.Err != nil {
+			if !errors.As(b.Err, &ce) {
+				t.Fatalf("terminal error %v, want a *kv.CompactedError", b.Err)
+			}
+			break
+		}
+	}
+	if ce == nil {
+		t.Fatalf("stream ended without ErrCompacted")
+	}
+	if _, ok := <-ch; ok {
+		t.Fatalf("channel open after ErrCompacted")
+	}
+}
+
+// TestLaggingWatcherResyncs: a watcher that falls behind the history limit
+// gets the current state next instead of an error.
+func TestLaggingWatcherResyncs(t *testing.T) {
+	s := memory.New(memory.WithHistoryLimit(4))
+	defer s.Close()
+	ctx := ctxT(t)
+	ch, err := s.WatchTree(ctx, "p", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tch, err := s.Watch(ctx, "p/0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-ch
+	<-tch
+	for i := range 50 {
+		if err := s.Put(ctx, "p/"+strconv.Itoa(i%3), []byte(strconv.Itoa(i)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var last kv.TreeUpdate
+	for last.Err == nil && (len(last.Pairs) != 3 || string(last.Pairs[0].Value) != "48") {
+		last = <-ch
+	}
+	if last.Err != nil {
+		t.Fatalf("lagging WatchTree: %v", last.Err)
+	}
+	var u kv.KeyUpdate
+	for u.Err == nil && (u.Pair == nil || string(u.Pair.Value) != "48") {
+		u = <-tch
+	}
+	if u.Err != nil {
+		t.Fatalf("lagging Watch: %v", u.Err)
+	}
+}
+
+func TestBackendCloseIdempotent(t *testing.T) {
+	b := memory.NewBackend()
+	s := b.Client()
+	if err := s.Put(ctxT(t), "k", []byte("v"), &kv.WriteOptions{TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	b.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func BenchmarkPut(b *testing.B) {
+	s := memory.New()
+	defer s.Close()
+	ctx := context.Background()
+	v := []byte("value")
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if err := s.Put(ctx, "bench/"+strconv.Itoa(i%1000), v, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkGet(b *testing.B) {
+	s := memory.New()
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Put(ctx, "bench/k", []byte("value"), nil); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.Get(ctx, "bench/k", nil); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkList100(b *testing.B) {
+	s := memory.New()
+	defer s.Close()
+	ctx := context.Background()
+	for i := range 100 {
+		if err := s.Put(ctx, fmt.Sprintf("bench/%03d", i), []byte("value"), nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range 1000 { // keys outside the prefix
+		if err := s.Put(ctx, fmt.Sprintf("other/%04d", i), []byte("value"), nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		l, err := s.List(ctx, "bench", nil)
+		if err != nil || len(l) != 100 {
+			b.Fatalf("List: %d pairs, %v", len(l), err)
+		}
+	}
+}
