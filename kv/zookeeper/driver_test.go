@@ -1,0 +1,171 @@
+package zookeeper_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/regentkv/regent/internal/testenv"
+	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/zookeeper"
+)
+
+func open(t *testing.T, cfg zookeeper.Config) *zookeeper.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	s, err := zookeeper.New(ctx, cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestChrootIsolates(t *testing.T) {
+	ctx := t.Context()
+	a := open(t, config([]string{server.Addr + "/chroot-a"}, "/regent"))
+	b := open(t, config(server.Servers(), "/chroot-b/regent"))
+	if err := a.Put(ctx, "k", []byte("a"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(ctx, "k", nil); !errors.Is(err, kv.ErrKeyNotFound) {
+		t.Fatalf("other root sees the key: got %v, want ErrKeyNotFound", err)
+	}
+	// The chroot of the connect string is a prefix of Root.
+	same := open(t, config(server.Servers(), "/chroot-a/regent"))
+	got, err := same.Get(ctx, "k", nil)
+	if err != nil || string(got.Value) != "a" {
+		t.Fatalf("Get through the explicit root: %v, %v; want a", got, err)
+	}
+}
+
+func TestDigestAuthACL(t *testing.T) {
+	ctx := t.Context()
+	cfg := config(server.Servers(), "/auth")
+	cfg.Auth = "alice:secret"
+	s := open(t, cfg)
+	if err := s.Put(ctx, "k", []byte("v"), nil); err != nil {
+		t.Fatal(err)
+	}
+	raw, _, err := zk.Connect(server.Servers(), testSessionTimeout, zk.WithLogInfo(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, _, err := raw.Get("/auth/k"); !errors.Is(err, zk.ErrNoAuth) {
+		t.Fatalf("anonymous read of a digest-protected key: got %v, want ErrNoAuth", err)
+	}
+	wrong := cfg
+	wrong.Auth = "alice:wrong"
+	bad, err := zookeeper.New(ctx, wrong)
+	if err == nil {
+		_, gerr := bad.Get(ctx, "k", nil)
+		bad.Close()
+		if gerr == nil {
+			t.Fatal("a wrong password read the key")
+		}
+	}
+}
+
+func TestSeveralServersOneDead(t *testing.T) {
+	dead := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	s := open(t, config([]string{dead, server.Addr}, "/several"))
+	if err := s.Put(t.Context(), "k", []byte("v"), nil); err != nil {
+		t.Fatalf("Put with a dead server first in the list: %v", err)
+	}
+}
+
+func TestReconnectKeepsEvents(t *testing.T) {
+	srv := testenv.ZooKeeper(t)
+	ctx := t.Context()
+	cfg := config(srv.Servers(), "/re")
+	cfg.SessionTimeout = 20 * time.Second // survive the restart
+	s := open(t, cfg)
+	if err := s.Put(ctx, "p/a", []byte("1"), nil); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Snapshot(ctx, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := s.Events(ctx, "p", snap.Revision)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop(t)
+	srv.Start(t)
+	// Written by another client while s may still be reconnecting.
+	w := open(t, config(srv.Servers(), "/re"))
+	if err := w.Put(ctx, "p/b", []byte("2"), nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case b := <-ch:
+			if b.Err != nil {
+				t.Fatalf("stream ended across a reconnect: %v", b.Err)
+			}
+			for _, ev := range b.Events {
+				if ev.Pair.Key == "p/b" && ev.Type == kv.EventPut {
+					return
+				}
+			}
+		case <-deadline:
+			t.Fatal("put made during the reconnect never arrived")
+		}
+	}
+}
+
+func TestSessionExpiry(t *testing.T) {
+	ctx := t.Context()
+	c := &cutter{}
+	cfg := config(server.Servers(), "/expiry")
+	cfg.Dialer = c.dial
+	s := open(t, cfg)
+	if err := s.Put(ctx, "svc", []byte("me"), &kv.WriteOptions{TTL: time.Second, KeepAlive: true}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Snapshot(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := s.Events(ctx, "", snap.Revision)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := open(t, config(server.Servers(), "/expiry"))
+	c.cut()
+	eventually(t, 20*time.Second, "KeepAlive key gone with the expired session", func() bool {
+		ok, err := other.Exists(ctx, "svc", nil)
+		return err == nil && !ok
+	})
+	c.heal()
+	deadline := time.After(30 * time.Second)
+	for done := false; !done; {
+		select {
+		case b, open := <-ch:
+			if !open {
+				t.Fatal("stream closed without ErrCompacted")
+			}
+			if b.Err != nil {
+				if !errors.Is(b.Err, kv.ErrCompacted) {
+					t.Fatalf("stream error after expiry: %v, want ErrCompacted", b.Err)
+				}
+				done = true
+			}
+		case <-deadline:
+			t.Fatal("no ErrCompacted after the session expired")
+		}
+	}
+	eventually(t, 20*time.Second, "KeepAlive key re-created on the new session", func() bool {
+		p, err := other.Get(ctx, "svc", nil)
+		return err == nil && string(p.Value) == "me"
+	})
+}
+
