@@ -1,0 +1,56 @@
+package consul
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/regentkv/regent/kv"
+)
+
+// ErrPermissionDenied is matched (errors.Is) by errors of requests the ACL
+// token is not allowed to make (HTTP 403).
+var ErrPermissionDenied = errors.New("consul: permission denied")
+
+// translate maps an error of the consul/api client to the kv sentinels, in
+// one place. A cancelled ctx wins over whatever the transport made of it, so
+// that callers can test errors.Is(err, context.Canceled).
+func (s *Store) translate(ctx context.Context, op, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("consul: %s %q: %w", op, key, ctxErr)
+	}
+	if s.closed.Load() {
+		return fmt.Errorf("consul: %s %q: %w", op, key, kv.ErrClosed)
+	}
+	var se api.StatusError
+	if errors.As(err, &se) {
+		switch {
+		case se.Code == http.StatusForbidden:
+			return fmt.Errorf("consul: %s %q: %w: %w", op, key, ErrPermissionDenied, err)
+		case se.Code == http.StatusRequestEntityTooLarge:
+			return fmt.Errorf("consul: %s %q: %w: %w", op, key, kv.ErrValueTooLarge, err)
+		case se.Code >= 500 || se.Code == http.StatusTooManyRequests:
+			return fmt.Errorf("consul: %s %q: %w: %w", op, key, kv.ErrNotReachable, err)
+		}
+		return fmt.Errorf("consul: %s %q: %w", op, key, err)
+	}
+	var ue *url.Error
+	var ne net.Error
+	if errors.As(err, &ue) || errors.As(err, &ne) {
+		return fmt.Errorf("consul: %s %q: %w: %w", op, key, kv.ErrNotReachable, err)
+	}
+	return fmt.Errorf("consul: %s %q: %w", op, key, err)
+}
+
+// transient reports whether a translated error may go away by retrying.
+func transient(err error) bool {
+	return errors.Is(err, kv.ErrNotReachable)
+}

@@ -1,0 +1,74 @@
+package consul
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"sync/atomic"
+
+	"go.uber.org/zap"
+)
+
+// failover is an http.RoundTripper that sends each request to the current
+// agent and moves on to the next address when no connection to it can be
+// opened. It only retries dial failures: once a request may have reached a
+// server it is never resent, so a non-idempotent write cannot be applied
+// twice. The address that worked becomes the current one for everyone.
+type failover struct {
+	base  http.RoundTripper
+	hosts []string
+	cur   atomic.Uint32
+	log   *zap.Logger
+	// cut, once set, fails every request as if the network were gone: how
+	// tests kill a Store without a goodbye.
+	cut atomic.Bool
+}
+
+var errCut = errors.New("consul: connection cut")
+
+func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
+	if f.cut.Load() {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errCut}
+	}
+	n := uint32(len(f.hosts))
+	start := f.cur.Load()
+	var lastErr error
+	for i := uint32(0); i < n; i++ {
+		idx := (start + i) % n
+		r := req.Clone(req.Context())
+		r.URL.Host = f.hosts[idx]
+		r.Host = f.hosts[idx]
+		if i > 0 && req.Body != nil && req.Body != http.NoBody {
+			if req.GetBody == nil {
+				return nil, lastErr
+			}
+			body, err := req.GetBody()
+			if err != nil {
+				return nil, lastErr
+			}
+			r.Body = body
+		}
+		resp, err := f.base.RoundTrip(r)
+		if err == nil {
+			if idx != start && f.cur.CompareAndSwap(start, idx) {
+				f.log.Warn("consul: failed over to another agent", zap.String("address", f.hosts[idx]))
+			}
+			return resp, nil
+		}
+		lastErr = err
+		if !isDialError(err) || req.Context().Err() != nil {
+			return nil, err
+		}
+	}
+	return nil, lastErr
+}
+
+// isDialError reports whether err happened while opening a connection, so
+// that nothing of the request was sent.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}

@@ -1,0 +1,372 @@
+package consul
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/regentkv/regent/kv"
+)
+
+// Put writes value at key. A TTL key is a key locked by a Consul session
+// with behaviour "delete": see the package documentation.
+func (s *Store) Put(ctx context.Context, key string, value []byte, opts *kv.WriteOptions) error {
+	k, err := s.checkWrite(ctx, "put", key, value, opts)
+	if err != nil {
+		return err
+	}
+	ck := s.consulKey(k)
+	if !fitsTxn(ck, value) {
+		if opts != nil && opts.TTL > 0 {
+			return tooLargeForTxn("put", k, value)
+		}
+		return s.putLarge(ctx, k, ck, value)
+	}
+	_, err = s.write(ctx, "put", k, ck, value, opts, nil)
+	var f *txnFailure
+	if errors.As(err, &f) {
+		return fmt.Errorf("consul: put %q: %w", k, f)
+	}
+	return err
+}
+
+// Get returns the pair at key.
+func (s *Store) Get(ctx context.Context, key string, opts *kv.ReadOptions) (*kv.KVPair, error) {
+	k, err := s.checkKey(ctx, "get", key)
+	if err != nil {
+		return nil, err
+	}
+	p, _, err := s.kv.Get(s.consulKey(k), s.queryOpts(ctx, opts != nil && opts.Consistent))
+	if err != nil {
+		return nil, s.translate(ctx, "get", k, err)
+	}
+	if p == nil {
+		return nil, fmt.Errorf("consul: get %q: %w", k, kv.ErrKeyNotFound)
+	}
+	return s.pair(p), nil
+}
+
+// Exists reports whether key exists.
+func (s *Store) Exists(ctx context.Context, key string, opts *kv.ReadOptions) (bool, error) {
+	_, err := s.Get(ctx, key, opts)
+	if errors.Is(err, kv.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Delete removes key. The existence check and the delete are one
+// transaction, so ErrKeyNotFound is exact.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	k, err := s.checkKey(ctx, "delete", key)
+	if err != nil {
+		return err
+	}
+	ck := s.consulKey(k)
+	_, err = s.txn(ctx, "delete", k, api.TxnOps{kvOp(api.KVGet, ck), kvOp(api.KVDelete, ck)})
+	var f *txnFailure
+	if errors.As(err, &f) {
+		if f.OpIndex == 0 {
+			return fmt.Errorf("consul: delete %q: %w", k, kv.ErrKeyNotFound)
+		}
+		return fmt.Errorf("consul: delete %q: %w", k, f)
+	}
+	return err
+}
+
+// List returns the pairs strictly below prefix, sorted by key.
+func (s *Store) List(ctx context.Context, prefix string, opts *kv.ReadOptions) ([]*kv.KVPair, error) {
+	p, err := s.checkPrefix(ctx, "list", prefix)
+	if err != nil {
+		return nil, err
+	}
+	pairs, _, err := s.list(ctx, p, &api.QueryOptions{RequireConsistent: opts != nil && opts.Consistent})
+	return pairs, err
+}
+
+// list runs one (possibly blocking) list query and returns the user pairs
+// and the query's index.
+func (s *Store) list(ctx context.Context, prefix string, q *api.QueryOptions) ([]*kv.KVPair, uint64, error) {
+	entries, meta, err := s.kv.List(s.consulDir(prefix), q.WithContext(ctx))
+	if err != nil {
+		return nil, 0, s.translate(ctx, "list", prefix, err)
+	}
+	pairs := make([]*kv.KVPair, 0, len(entries))
+	for _, e := range entries {
+		if _, ok := s.userKey(e.Key); ok {
+			pairs = append(pairs, s.pair(e))
+		}
+	}
+	// Consul lists in byte order already; sorting again costs a scan.
+	if !slices.IsSortedFunc(pairs, comparePairs) {
+		slices.SortFunc(pairs, comparePairs)
+	}
+	return pairs, meta.LastIndex, nil
+}
+
+func comparePairs(a, b *kv.KVPair) int { return strings.Compare(a.Key, b.Key) }
+
+// DeleteTree removes every key strictly below prefix.
+func (s *Store) DeleteTree(ctx context.Context, prefix string) error {
+	p, err := s.checkPrefix(ctx, "delete tree", prefix)
+	if err != nil {
+		return err
+	}
+	_, err = s.kv.DeleteTree(s.consulDir(p), s.writeOpts(ctx))
+	return s.translate(ctx, "delete tree", p, err)
+}
+
+// AtomicPut writes value only if key is still at previous. The conditions
+// and the write are one transaction whose failing operation tells
+// ErrKeyExists, ErrKeyNotFound and ErrKeyModified apart exactly.
+func (s *Store) AtomicPut(ctx context.Context, key string, value []byte, previous *kv.KVPair, opts *kv.WriteOptions) (bool, *kv.KVPair, error) {
+	k, err := s.checkWrite(ctx, "atomic put", key, value, opts)
+	if err != nil {
+		return false, nil, err
+	}
+	ck := s.consulKey(k)
+	if !fitsTxn(ck, value) {
+		if opts != nil && opts.TTL > 0 {
+			return false, nil, tooLargeForTxn("atomic put", k, value)
+		}
+		return s.atomicPutLarge(ctx, k, ck, value, previous)
+	}
+	var pre api.TxnOps
+	if previous == nil {
+		pre = api.TxnOps{kvOp(api.KVCheckNotExists, ck)}
+	} else {
+		check := kvOp(api.KVCheckIndex, ck)
+		check.KV.Index = previous.LastIndex
+		pre = api.TxnOps{kvOp(api.KVGet, ck), check}
+	}
+	res, err := s.write(ctx, "atomic put", k, ck, value, opts, pre)
+	var f *txnFailure
+	if errors.As(err, &f) {
+		return false, nil, casError("atomic put", k, previous == nil, f)
+	}
+	if err != nil {
+		return false, nil, err
+	}
+	return true, &kv.KVPair{Key: k, Value: value, LastIndex: res.ModifyIndex, Revision: res.ModifyIndex}, nil
+}
+
+// AtomicDelete removes key only if its LastIndex is previous.LastIndex.
+func (s *Store) AtomicDelete(ctx context.Context, key string, previous *kv.KVPair) (bool, error) {
+	k, err := s.checkKey(ctx, "atomic delete", key)
+	if err != nil {
+		return false, err
+	}
+	if previous == nil {
+		return false, fmt.Errorf("consul: atomic delete %q: %w", k, kv.ErrPreviousNotSpecified)
+	}
+	ck := s.consulKey(k)
+	check := kvOp(api.KVCheckIndex, ck)
+	check.KV.Index = previous.LastIndex
+	_, err = s.txn(ctx, "atomic delete", k, api.TxnOps{kvOp(api.KVGet, ck), check, kvOp(api.KVDelete, ck)})
+	var f *txnFailure
+	if errors.As(err, &f) {
+		return false, casError("atomic delete", k, false, f)
+	}
+	return err == nil, err
+}
+
+// casError maps the failing operation of a compare-and-swap transaction
+// built as [check-not-exists] or [get, check-index] + writes.
+func casError(op, key string, createOnly bool, f *txnFailure) error {
+	switch {
+	case createOnly && f.OpIndex == 0:
+		return fmt.Errorf("consul: %s %q: %w", op, key, kv.ErrKeyExists)
+	case !createOnly && f.OpIndex == 0:
+		return fmt.Errorf("consul: %s %q: %w", op, key, kv.ErrKeyNotFound)
+	case !createOnly && f.OpIndex == 1:
+		return fmt.Errorf("consul: %s %q: %w", op, key, kv.ErrKeyModified)
+	}
+	return fmt.Errorf("consul: %s %q: %w", op, key, f)
+}
+
+// write runs pre followed by the operations that leave ck at value with the
+// TTL of opts, and returns the written entry. A KeepAlive session that the
+// server invalidated behind our back (it missed renewals) is replaced once.
+func (s *Store) write(ctx context.Context, op, k, ck string, value []byte, opts *kv.WriteOptions, pre api.TxnOps) (*api.KVPair, error) {
+	for attempt := 0; ; attempt++ {
+		session, done, err := s.ttlSession(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		ops := append(slices.Clone(pre), writeOps(ck, value, session)...)
+		res, err := s.txn(ctx, op, k, ops)
+		done(err == nil)
+		var f *txnFailure
+		if errors.As(err, &f) && session != "" && f.OpIndex == len(ops)-1 {
+			if opts.KeepAlive {
+				s.sessions.drop(opts.TTL, session)
+				if attempt == 0 {
+					continue
+				}
+			}
+			return nil, fmt.Errorf("consul: %s %q: the TTL session was invalidated: %w", op, k, f)
+		}
+		if err != nil {
+			return nil, err
+		}
+		p := lastKV(res)
+		if p == nil {
+			return nil, fmt.Errorf("consul: %s %q: transaction returned no entry", op, k)
+		}
+		return p, nil
+	}
+}
+
+// putLarge writes a value too large for a transaction with the plain KV
+// endpoint. A plain set would keep a TTL session attached to the key, so
+// each attempt is conditional: create-only when absent, CAS on the index
+// when no session holds it, release of that session otherwise (which sets
+// the value and detaches the key in one step). A lost race just retries.
+func (s *Store) putLarge(ctx context.Context, k, ck string, value []byte) error {
+	for {
+		cur, _, err := s.kv.Get(ck, s.queryOpts(ctx, true))
+		if err != nil {
+			return s.translate(ctx, "put", k, err)
+		}
+		p := &api.KVPair{Key: ck, Value: value}
+		var ok bool
+		switch {
+		case cur == nil:
+			ok, _, err = s.kv.CAS(p, s.writeOpts(ctx))
+		case cur.Session == "":
+			p.ModifyIndex = cur.ModifyIndex
+			ok, _, err = s.kv.CAS(p, s.writeOpts(ctx))
+		default:
+			p.Session = cur.Session
+			ok, _, err = s.kv.Release(p, s.writeOpts(ctx))
+		}
+		if err != nil {
+			return s.translate(ctx, "put", k, err)
+		}
+		if ok {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("consul: put %q: %w", k, err)
+		}
+	}
+}
+
+// atomicPutLarge is AtomicPut for a value too large for a transaction: a
+// read, then a CAS on the index read. The error kind comes from the read
+// (or, when the CAS loses a race, from a read after it), so it describes a
+// state just after the failed CAS rather than at it; the answer "not at
+// previous" is exact either way.
+func (s *Store) atomicPutLarge(ctx context.Context, k, ck string, value []byte, previous *kv.KVPair) (bool, *kv.KVPair, error) {
+	cur, _, err := s.kv.Get(ck, s.queryOpts(ctx, true))
+	if err != nil {
+		return false, nil, s.translate(ctx, "atomic put", k, err)
+	}
+	if err := compareRead("atomic put", k, cur, previous); err != nil {
+		return false, nil, err
+	}
+	if cur != nil && cur.Session != "" {
+		return false, nil, fmt.Errorf("consul: atomic put %q: %w: a value over the transaction limit onto a key with a TTL", k, kv.ErrCallNotSupported)
+	}
+	p := &api.KVPair{Key: ck, Value: value}
+	if cur != nil {
+		p.ModifyIndex = cur.ModifyIndex
+	}
+	ok, _, err := s.kv.CAS(p, s.writeOpts(ctx))
+	if err != nil {
+		return false, nil, s.translate(ctx, "atomic put", k, err)
+	}
+	after, _, err := s.kv.Get(ck, s.queryOpts(ctx, true))
+	if err != nil {
+		return false, nil, s.translate(ctx, "atomic put", k, err)
+	}
+	if !ok {
+		if err := compareRead("atomic put", k, after, previous); err != nil {
+			return false, nil, err
+		}
+		return false, nil, fmt.Errorf("consul: atomic put %q: %w", k, kv.ErrKeyModified)
+	}
+	// The CAS does not return the new index; the read after it does, unless
+	// someone wrote again in between, which the caller's next CAS will see.
+	pair := &kv.KVPair{Key: k, Value: value}
+	if after != nil {
+		pair.LastIndex, pair.Revision = after.ModifyIndex, after.ModifyIndex
+	}
+	return true, pair, nil
+}
+
+func compareRead(op, k string, cur *api.KVPair, previous *kv.KVPair) error {
+	switch {
+	case previous == nil && cur != nil:
+		return fmt.Errorf("consul: %s %q: %w", op, k, kv.ErrKeyExists)
+	case previous != nil && cur == nil:
+		return fmt.Errorf("consul: %s %q: %w", op, k, kv.ErrKeyNotFound)
+	case previous != nil && cur.ModifyIndex != previous.LastIndex:
+		return fmt.Errorf("consul: %s %q: %w", op, k, kv.ErrKeyModified)
+	}
+	return nil
+}
+
+func tooLargeForTxn(op, k string, value []byte) error {
+	return fmt.Errorf("consul: %s %q: %w: a TTL write is a transaction, limited to %d bytes of request (txn_max_req_len), and this %d-byte value does not fit once base64-encoded",
+		op, k, kv.ErrValueTooLarge, txnMaxReqLen, len(value))
+}
+
+func (s *Store) checkKey(ctx context.Context, op, key string) (string, error) {
+	k, err := kv.NormalizeKey(key)
+	if err != nil {
+		return "", fmt.Errorf("consul: %s: %w", op, err)
+	}
+	if err := s.usable(ctx); err != nil {
+		return "", fmt.Errorf("consul: %s %q: %w", op, k, err)
+	}
+	return k, nil
+}
+
+// usable is the error a call must return before doing anything: the
+// caller's ctx has ended, or the Store is closed.
+func (s *Store) usable(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.check()
+}
+
+func (s *Store) checkPrefix(ctx context.Context, op, prefix string) (string, error) {
+	p, err := kv.NormalizePrefix(prefix)
+	if err != nil {
+		return "", fmt.Errorf("consul: %s: %w", op, err)
+	}
+	if err := s.usable(ctx); err != nil {
+		return "", fmt.Errorf("consul: %s %q: %w", op, p, err)
+	}
+	return p, nil
+}
+
+func (s *Store) checkWrite(ctx context.Context, op, key string, value []byte, opts *kv.WriteOptions) (string, error) {
+	k, err := s.checkKey(ctx, op, key)
+	if err != nil {
+		return "", err
+	}
+	if err := kv.CheckValue(value); err != nil {
+		return "", fmt.Errorf("consul: %s %q: %w", op, k, err)
+	}
+	if err := s.checkTTL(opts); err != nil {
+		return "", fmt.Errorf("consul: %s %q: %w", op, k, err)
+	}
+	return k, nil
+}
+
+func (s *Store) checkTTL(opts *kv.WriteOptions) error {
+	if err := kv.CheckWriteOptions(opts, s.cfg.MinTTL); err != nil {
+		return err
+	}
+	if opts != nil && opts.TTL > maxSessionTTL {
+		return &kv.TTLError{TTL: opts.TTL, Reason: fmt.Sprintf("above Consul's session maximum %v", maxSessionTTL)}
+	}
+	return nil
+}

@@ -1,0 +1,406 @@
+package consul
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/regentkv/regent/kv"
+)
+
+// NewLock returns a Locker on key. The lock lives at an internal key outside
+// Root, held by a session of the lock's TTL (LockOptions.TTL, default
+// Config.LockTTL) with behaviour "delete" and Config.LockDelay.
+func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (kv.Locker, error) {
+	k, err := s.checkKey(ctx, "new lock", key)
+	if err != nil {
+		return nil, err
+	}
+	var o kv.LockOptions
+	if opts != nil {
+		o = *opts
+	}
+	ttl := o.TTL
+	if ttl == 0 {
+		ttl = s.cfg.LockTTL
+	}
+	if err := s.checkTTL(&kv.WriteOptions{TTL: ttl}); err != nil {
+		return nil, fmt.Errorf("consul: new lock %q: %w", k, err)
+	}
+	deadline := o.RenewDeadline
+	switch {
+	case deadline < 0 || deadline >= ttl:
+		return nil, fmt.Errorf("consul: new lock %q: %w", k,
+			&kv.TTLError{TTL: ttl, Reason: fmt.Sprintf("RenewDeadline %v must be positive and below the TTL", deadline)})
+	case deadline == 0:
+		deadline = ttl * 2 / 3
+	}
+	value := o.Value
+	if value == nil {
+		value = []byte{}
+	}
+	if err := kv.CheckValue(value); err != nil {
+		return nil, fmt.Errorf("consul: new lock %q: %w", k, err)
+	}
+	return &locker{s: s, key: k, ck: s.lockKey(k), value: value, ttl: ttl, deadline: deadline}, nil
+}
+
+// locker is a kv.Locker on Consul sessions.
+//
+// Lost signal: two goroutines watch a hold. One renews the session every
+// TTL/3 and declares the lock lost at once when the server no longer knows
+// the session, or when no renewal has succeeded for RenewDeadline (default
+// 2/3 TTL), retrying transient failures until then. The server cannot
+// expire the session before TTL after the last successful renewal (Consul
+// waits 2x TTL), so the holder stops at least TTL-RenewDeadline before
+// anyone else can acquire. The other follows the lock key with blocking
+// queries and declares loss as soon as the key is gone or held by another
+// session (an operator destroyed the session, or deleted the key).
+//
+// Fencing token: the lock key's ModifyIndex when acquired, a raft index,
+// so it increases across all holders of all keys. (LockIndex would not do:
+// it counts per key and restarts when the key is deleted, which the
+// "delete" behaviour does on every expiry.)
+type locker struct {
+	s        *Store
+	key, ck  string
+	value    []byte
+	ttl      time.Duration
+	deadline time.Duration
+
+	mu   sync.Mutex // serialises Lock, TryLock and Unlock
+	held atomic.Pointer[hold]
+}
+
+type hold struct {
+	l       *locker
+	session string
+	token   uint64
+	lost    chan struct{}
+
+	ctx      context.Context // ends when the hold ends: lost, unlocked, Store closed
+	cancel   context.CancelFunc
+	lostOnce sync.Once
+	isLost   atomic.Bool
+	wg       sync.WaitGroup
+}
+
+func (l *locker) Lock(ctx context.Context) (<-chan struct{}, error) { return l.lock(ctx, true) }
+
+func (l *locker) TryLock(ctx context.Context) (<-chan struct{}, error) { return l.lock(ctx, false) }
+
+func (l *locker) lock(ctx context.Context, wait bool) (<-chan struct{}, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.s.usable(ctx); err != nil {
+		return nil, fmt.Errorf("consul: lock %q: %w", l.key, err)
+	}
+	if h := l.held.Load(); h != nil {
+		if !h.isLost.Load() {
+			return nil, fmt.Errorf("consul: lock %q: %w: this Locker holds it", l.key, kv.ErrLockHeld)
+		}
+		l.drop(h)
+	}
+	session, err := l.s.createSession(ctx, "regent-lock", l.ttl, api.SessionBehaviorDelete, l.s.cfg.LockDelay)
+	if err != nil {
+		return nil, err
+	}
+	hctx, cancel := context.WithCancel(l.s.ctx)
+	h := &hold{l: l, session: session, lost: make(chan struct{}), ctx: hctx, cancel: cancel}
+	if err := h.spawn(func() { l.s.renew(hctx, session, l.ttl, l.deadline, func(error) { h.markLost() }) }); err != nil {
+		l.abandon(h)
+		return nil, fmt.Errorf("consul: lock %q: %w", l.key, err)
+	}
+	// Waiting ends with the caller's ctx, or when the session dies.
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	defer context.AfterFunc(hctx, wcancel)()
+	free := false
+	for {
+		op := kvOp(api.KVLock, l.ck)
+		op.KV.Value, op.KV.Session = l.value, session
+		res, err := l.s.txn(wctx, "lock", l.key, api.TxnOps{op})
+		var f *txnFailure
+		switch {
+		case err == nil:
+			return l.acquired(h, lastKV(res))
+		case !errors.As(err, &f):
+			l.abandon(h)
+			return nil, l.waitErr(ctx, h, err)
+		case !wait:
+			l.abandon(h)
+			return nil, fmt.Errorf("consul: try lock %q: %w", l.key, kv.ErrLockHeld)
+		}
+		if free {
+			// The key looked free, yet the lock failed: lock-delay of an
+			// invalidated session. Back off rather than spin.
+			t := time.NewTimer(max(l.s.cfg.LockDelay/4, 20*time.Millisecond))
+			select {
+			case <-wctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		if free, err = l.waitFree(wctx); err != nil {
+			l.abandon(h)
+			return nil, l.waitErr(ctx, h, err)
+		}
+	}
+}
+
+// waitErr explains why waiting ended.
+func (l *locker) waitErr(ctx context.Context, h *hold, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("consul: lock %q: %w", l.key, ctx.Err())
+	case l.s.check() != nil:
+		return fmt.Errorf("consul: lock %q: %w", l.key, kv.ErrClosed)
+	case h.isLost.Load():
+		return fmt.Errorf("consul: lock %q: the session died while waiting: %w", l.key, kv.ErrNotReachable)
+	}
+	return err
+}
+
+// waitFree blocks until the lock key is absent or not held. It reports
+// whether the very first answer already showed it free.
+func (l *locker) waitFree(ctx context.Context) (bool, error) {
+	b := l.s.newBlocker(0, l.s.cfg.WaitTime, false)
+	b.index = 0
+	for first := true; ; first = false {
+		var p *api.KVPair
+		out, err := b.next(ctx, "lock", l.key, func(q *api.QueryOptions) (uint64, error) {
+			var meta *api.QueryMeta
+			var err error
+			p, meta, err = l.s.kv.Get(l.ck, q)
+			if err != nil {
+				return 0, err
+			}
+			return meta.LastIndex, nil
+		})
+		if err != nil {
+			return false, err
+		}
+		if out != retry && (p == nil || p.Session == "") {
+			return first, nil
+		}
+	}
+}
+
+func (l *locker) acquired(h *hold, p *api.KVPair) (<-chan struct{}, error) {
+	if p == nil {
+		l.abandon(h)
+		return nil, fmt.Errorf("consul: lock %q: transaction returned no entry", l.key)
+	}
+	h.token = p.ModifyIndex
+	if err := h.spawn(func() { h.monitor(p.ModifyIndex) }); err != nil {
+		l.abandon(h)
+		return nil, fmt.Errorf("consul: lock %q: %w", l.key, err)
+	}
+	l.s.mu.Lock()
+	closed := l.s.closed.Load()
+	if !closed {
+		l.s.holds[h] = struct{}{}
+	}
+	l.s.mu.Unlock()
+	if closed {
+		l.abandon(h)
+		return nil, fmt.Errorf("consul: lock %q: %w", l.key, kv.ErrClosed)
+	}
+	l.held.Store(h)
+	return h.lost, nil
+}
+
+// abandon gives up a hold that was never handed out: stop its goroutines
+// and destroy its session (which deletes the key if it got it).
+func (l *locker) abandon(h *hold) {
+	h.stop()
+	if !l.s.killed.Load() {
+		ctx, cancel := context.WithTimeout(context.Background(), l.s.cfg.CloseTimeout)
+		defer cancel()
+		_ = l.s.destroySession(ctx, h.session)
+	}
+	h.markLost()
+}
+
+// drop forgets a lost hold, after cleaning up what is left of it.
+func (l *locker) drop(h *hold) {
+	l.held.CompareAndSwap(h, nil)
+	l.s.mu.Lock()
+	delete(l.s.holds, h)
+	l.s.mu.Unlock()
+	l.abandon(h)
+}
+
+// Unlock releases the lock: the lock key is deleted if this session still
+// holds it, then the session is destroyed. Unlocking what is not held
+// returns nil.
+func (l *locker) Unlock(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h := l.held.Swap(nil)
+	if h == nil {
+		return nil
+	}
+	l.s.mu.Lock()
+	_, mine := l.s.holds[h]
+	delete(l.s.holds, h)
+	l.s.mu.Unlock()
+	if !mine {
+		return nil // Close took it and released it
+	}
+	h.stop()
+	if h.isLost.Load() {
+		l.abandon(h)
+		return nil
+	}
+	return h.release(ctx)
+}
+
+// Token is the fencing token of the current hold, 0 when not held.
+func (l *locker) Token() uint64 {
+	if h := l.current(); h != nil {
+		return h.token
+	}
+	return 0
+}
+
+func (l *locker) current() *hold {
+	h := l.held.Load()
+	if h == nil || h.isLost.Load() {
+		return nil
+	}
+	return h
+}
+
+// GuardedPut writes key in one transaction with a check-session on the lock
+// key: the server applies it only while this session holds the lock.
+func (l *locker) GuardedPut(ctx context.Context, key string, value []byte, opts *kv.WriteOptions) error {
+	k, err := l.s.checkWrite(ctx, "guarded put", key, value, opts)
+	if err != nil {
+		return err
+	}
+	h := l.current()
+	if h == nil {
+		return fmt.Errorf("consul: guarded put %q: %w", k, kv.ErrNotLocked)
+	}
+	ck := l.s.consulKey(k)
+	if !fitsTxn(ck, value) {
+		return tooLargeForTxn("guarded put", k, value)
+	}
+	_, err = l.s.write(ctx, "guarded put", k, ck, value, opts, api.TxnOps{h.checkOp()})
+	return h.guardErr("guarded put", k, err)
+}
+
+// GuardedDelete deletes key in one transaction with a check-session on the
+// lock key.
+func (l *locker) GuardedDelete(ctx context.Context, key string) error {
+	k, err := l.s.checkKey(ctx, "guarded delete", key)
+	if err != nil {
+		return err
+	}
+	h := l.current()
+	if h == nil {
+		return fmt.Errorf("consul: guarded delete %q: %w", k, kv.ErrNotLocked)
+	}
+	ck := l.s.consulKey(k)
+	_, err = l.s.txn(ctx, "guarded delete", k, api.TxnOps{h.checkOp(), kvOp(api.KVGet, ck), kvOp(api.KVDelete, ck)})
+	var f *txnFailure
+	if errors.As(err, &f) && f.OpIndex == 1 {
+		return fmt.Errorf("consul: guarded delete %q: %w", k, kv.ErrKeyNotFound)
+	}
+	return h.guardErr("guarded delete", k, err)
+}
+
+func (h *hold) checkOp() *api.TxnOp {
+	op := kvOp(api.KVCheckSession, h.l.ck)
+	op.KV.Session = h.session
+	return op
+}
+
+// guardErr maps a guarded write's failure: the check-session (operation 0)
+// failing means the lock has passed on, which also ends the hold.
+func (h *hold) guardErr(op, k string, err error) error {
+	var f *txnFailure
+	if errors.As(err, &f) {
+		if f.OpIndex == 0 {
+			h.markLost()
+			return fmt.Errorf("consul: %s %q: %w", op, k, kv.ErrLockLost)
+		}
+		return fmt.Errorf("consul: %s %q: %w", op, k, f)
+	}
+	return err
+}
+
+func (h *hold) spawn(f func()) error {
+	h.wg.Add(1)
+	err := h.l.s.spawn(func() {
+		defer h.wg.Done()
+		f()
+	})
+	if err != nil {
+		h.wg.Done()
+	}
+	return err
+}
+
+// monitor follows the lock key and declares the hold lost when the key is
+// gone or held by another session, or when it cannot tell for
+// Config.RetryTimeout.
+func (h *hold) monitor(index uint64) {
+	b := h.l.s.newBlocker(index, h.l.s.cfg.WaitTime, false)
+	for {
+		var p *api.KVPair
+		out, err := b.next(h.ctx, "lock monitor", h.l.key, func(q *api.QueryOptions) (uint64, error) {
+			var meta *api.QueryMeta
+			var err error
+			p, meta, err = h.l.s.kv.Get(h.l.ck, q)
+			if err != nil {
+				return 0, err
+			}
+			return meta.LastIndex, nil
+		})
+		if h.ctx.Err() != nil {
+			return
+		}
+		if err != nil || (out != retry && (p == nil || p.Session != h.session)) {
+			h.markLost()
+			return
+		}
+	}
+}
+
+// markLost closes the lost channel (once) and stops the hold's goroutines
+// without waiting for them (it may run on one of them).
+func (h *hold) markLost() {
+	h.lostOnce.Do(func() {
+		h.isLost.Store(true)
+		h.cancel()
+		close(h.lost)
+	})
+}
+
+// stop ends the hold's goroutines and waits for them. The lost channel
+// stays open: the caller decides whether the hold ended.
+func (h *hold) stop() {
+	h.cancel()
+	h.wg.Wait()
+}
+
+// release deletes the lock key if this session still holds it, destroys
+// the session and closes the lost channel. The key is deleted first, in its
+// own transaction, so that lock-delay (which follows an invalidated
+// session) does not hold up the next owner.
+func (h *hold) release(ctx context.Context) error {
+	defer h.markLost()
+	_, err := h.l.s.txn(ctx, "unlock", h.l.key, api.TxnOps{h.checkOp(), kvOp(api.KVDelete, h.l.ck)})
+	var f *txnFailure
+	if err != nil && !errors.As(err, &f) {
+		return err
+	}
+	return h.l.s.destroySession(ctx, h.session)
+}

@@ -1,0 +1,242 @@
+package consul
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/regentkv/regent/kv"
+)
+
+// progressWait is the wait time of the blocking queries behind Events: an
+// idle stream answers that often, and sends a progress batch each time.
+const progressWait = 500 * time.Millisecond
+
+// Revision returns the KV table's index, read consistently: the index of
+// the last KV write (put, delete or session-driven delete) the leader
+// applied. Every completed KV write has an index at most this.
+func (s *Store) Revision(ctx context.Context) (uint64, error) {
+	if err := s.usable(ctx); err != nil {
+		return 0, fmt.Errorf("consul: revision: %w", err)
+	}
+	// A read of a key that never exists answers with the table index, not
+	// a key's, at the cost of one index lookup on the server.
+	_, meta, err := s.kv.Get(s.internal+"revision-probe", s.queryOpts(ctx, true))
+	if err != nil {
+		return 0, s.translate(ctx, "revision", "", err)
+	}
+	return meta.LastIndex, nil
+}
+
+// Snapshot lists prefix consistently. Its revision is the list's index:
+// the index of the last change below the prefix (or the table's, for a
+// prefix that never had keys), at which the listed state is exact.
+func (s *Store) Snapshot(ctx context.Context, prefix string) (kv.Snapshot, error) {
+	p, err := s.checkPrefix(ctx, "snapshot", prefix)
+	if err != nil {
+		return kv.Snapshot{}, err
+	}
+	pairs, rev, err := s.list(ctx, p, &api.QueryOptions{RequireConsistent: true})
+	if err != nil {
+		return kv.Snapshot{}, err
+	}
+	s.baselines.put(p, rev, indexOf(pairs))
+	return kv.Snapshot{Pairs: pairs, Revision: rev}, nil
+}
+
+// Events streams the changes below prefix after revision after.
+//
+// Consul keeps no history of changes, so the stream is computed: each
+// answer of a blocking list query is diffed by ModifyIndex against the
+// previous one. A put event carries the key's ModifyIndex as revision; a
+// delete carries the list's index (the graveyard's, so at least the
+// delete's). That is O(keys below prefix) per change, and changes between
+// two answers are coalesced into the latest state of each key.
+//
+// A stream can only start from a state the Store knows: the current one
+// (after equals the prefix's index), revision 0 (the empty store), or one
+// that a Snapshot or an earlier stream of this Store reached and that is
+// still among the few it remembers. Otherwise, and when the index goes
+// backwards (a snapshot restore), the stream reports kv.ErrCompacted.
+func (s *Store) Events(ctx context.Context, prefix string, after uint64) (<-chan kv.EventBatch, error) {
+	p, err := s.checkPrefix(ctx, "events", prefix)
+	if err != nil {
+		return nil, err
+	}
+	pairs, x, err := s.list(ctx, p, &api.QueryOptions{RequireConsistent: true})
+	if err != nil {
+		return nil, err
+	}
+	var base map[string]uint64
+	switch {
+	case after == 0:
+		base = map[string]uint64{}
+	case x > after:
+		base = s.baselines.get(p, after)
+	default:
+		// Nothing changed below the prefix after x, so the state at any
+		// revision from x up to the store's current one is the listed one.
+		// A revision beyond the current one means the index went back.
+		g, err := s.Revision(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if after <= g {
+			base = indexOf(pairs)
+		}
+	}
+	ch := make(chan kv.EventBatch)
+	err = s.spawnWatch(ctx, func(wctx context.Context) error {
+		defer close(ch)
+		if base == nil {
+			send(wctx, ch, kv.EventBatch{Revision: after, Err: fmt.Errorf("consul: events %q: %w",
+				p, &kv.CompactedError{Requested: after, Compacted: x})})
+			return nil
+		}
+		state := base
+		var sent uint64 = after
+		emit := func(pairs []*kv.KVPair, x, rev uint64) bool {
+			var events []kv.Event
+			events, state = diff(state, pairs, x)
+			rev = max(rev, x)
+			if len(events) == 0 && rev < sent {
+				return true
+			}
+			s.baselines.put(p, rev, state)
+			sent = rev
+			if !send(wctx, ch, kv.EventBatch{Events: events, Revision: rev}) {
+				endWatch(ctx, wctx, ch, kv.EventBatch{Revision: sent}, eventsClosed)
+				return false
+			}
+			return true
+		}
+		if !emit(pairs, x, x) {
+			return nil
+		}
+		b := s.newBlocker(x, progressWait, false)
+		for {
+			// The table index read before the list is covered by the list's
+			// answer: every write up to it happened before the list ran.
+			g, err := s.Revision(wctx)
+			if err == nil {
+				var out outcome
+				out, err = b.next(wctx, "events", p, func(q *api.QueryOptions) (uint64, error) {
+					var err error
+					pairs, x, err = s.list(wctx, p, q)
+					return x, err
+				})
+				if err == nil && out == reset {
+					err = fmt.Errorf("consul: events %q: the index went backwards (snapshot restore?): %w",
+						p, &kv.CompactedError{Requested: sent, Compacted: sent})
+				}
+				if err == nil && out == retry {
+					continue
+				}
+			} else if transient(err) && wctx.Err() == nil {
+				continue // the blocker's retry budget covers the list query; a probe blip is not worth a stop
+			}
+			if err != nil {
+				endWatch(ctx, wctx, ch, kv.EventBatch{Revision: sent, Err: err}, eventsClosed)
+				return err
+			}
+			if !emit(pairs, x, g) {
+				return nil
+			}
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consul: events %q: %w", p, err)
+	}
+	return ch, nil
+}
+
+func eventsClosed(b kv.EventBatch) kv.EventBatch {
+	b.Err = fmt.Errorf("consul: events: %w", kv.ErrClosed)
+	return b
+}
+
+func indexOf(pairs []*kv.KVPair) map[string]uint64 {
+	m := make(map[string]uint64, len(pairs))
+	for _, p := range pairs {
+		m[p.Key] = p.LastIndex
+	}
+	return m
+}
+
+// diff returns the events that lead from state old to the listed pairs, in
+// revision order, and the new state. Deletes get revision x, the list's
+// index.
+func diff(old map[string]uint64, pairs []*kv.KVPair, x uint64) ([]kv.Event, map[string]uint64) {
+	next := make(map[string]uint64, len(pairs))
+	var events []kv.Event
+	for _, p := range pairs {
+		next[p.Key] = p.LastIndex
+		if old[p.Key] != p.LastIndex {
+			events = append(events, kv.Event{Type: kv.EventPut, Pair: p})
+		}
+	}
+	for k := range old {
+		if _, ok := next[k]; !ok {
+			events = append(events, kv.Event{Type: kv.EventDelete, Pair: &kv.KVPair{Key: k, Revision: x}})
+		}
+	}
+	slices.SortFunc(events, func(a, b kv.Event) int {
+		return cmp.Or(cmp.Compare(a.Pair.Revision, b.Pair.Revision), cmp.Compare(a.Pair.Key, b.Pair.Key))
+	})
+	return events, next
+}
+
+// baselineCache remembers a few recent states of prefixes (key ->
+// ModifyIndex, values are not needed to diff), so that an Events stream can
+// start from a Snapshot's revision or resume where an earlier stream
+// stopped. It is Consul's stand-in for history: compacting it (Compact)
+// is what makes old revisions unavailable.
+type baselineCache struct {
+	mu    sync.Mutex
+	limit int
+	items []baseline // oldest first
+}
+
+type baseline struct {
+	prefix string
+	rev    uint64
+	state  map[string]uint64
+}
+
+func newBaselineCache(limit int) *baselineCache { return &baselineCache{limit: limit} }
+
+func (c *baselineCache) put(prefix string, rev uint64, state map[string]uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.items = slices.DeleteFunc(c.items, func(b baseline) bool { return b.prefix == prefix && b.rev == rev })
+	if len(c.items) >= c.limit {
+		c.items = slices.Delete(c.items, 0, 1)
+	}
+	c.items = append(c.items, baseline{prefix: prefix, rev: rev, state: state})
+}
+
+func (c *baselineCache) get(prefix string, rev uint64) map[string]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, b := range c.items {
+		if b.prefix == prefix && b.rev == rev {
+			return b.state
+		}
+	}
+	return nil
+}
+
+// Compact forgets every remembered state at or below rev: Events from such
+// a revision then report kv.ErrCompacted (unless nothing changed below the
+// prefix since, in which case the current state is that state). This is
+// what compaction means on Consul, which keeps no history of its own.
+func (s *Store) Compact(rev uint64) {
+	s.baselines.mu.Lock()
+	defer s.baselines.mu.Unlock()
+	s.baselines.items = slices.DeleteFunc(s.baselines.items, func(b baseline) bool { return b.rev <= rev })
+}

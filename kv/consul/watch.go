@@ -1,0 +1,207 @@
+package consul
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/regentkv/regent/kv"
+)
+
+// closeGrace is how long a watch goroutine offers its final ErrClosed
+// update to a reader that is not receiving, when the Store closes under a
+// watch whose ctx is still alive. Close waits for watch goroutines, so the
+// offer cannot be unbounded; a reader that is not receiving at Close time
+// sees the channel closed without the ErrClosed update.
+const closeGrace = 100 * time.Millisecond
+
+// Watch follows key with blocking queries. The first update is read before
+// Watch returns, so a write made after Watch returns is always a later
+// update. Consul has no change feed: changes that happen between two
+// answers are coalesced into the latest state (the watch never reports a
+// stale state, but may skip intermediate ones).
+func (s *Store) Watch(ctx context.Context, key string, opts *kv.ReadOptions) (<-chan kv.KeyUpdate, error) {
+	k, err := s.checkKey(ctx, "watch", key)
+	if err != nil {
+		return nil, err
+	}
+	ck := s.consulKey(k)
+	consistent := opts != nil && opts.Consistent
+	first, meta, err := s.kv.Get(ck, s.queryOpts(ctx, consistent))
+	if err != nil {
+		return nil, s.translate(ctx, "watch", k, err)
+	}
+	ch := make(chan kv.KeyUpdate)
+	err = s.spawnWatch(ctx, func(wctx context.Context) error {
+		defer close(ch)
+		last := first
+		if !send(wctx, ch, s.keyUpdate(k, first)) {
+			endWatch(ctx, wctx, ch, kv.KeyUpdate{Key: k}, keyClosed)
+			return wctx.Err()
+		}
+		b := s.newBlocker(meta.LastIndex, s.cfg.WaitTime, consistent)
+		for {
+			var p *api.KVPair
+			out, err := b.next(wctx, "watch", k, func(q *api.QueryOptions) (uint64, error) {
+				var meta *api.QueryMeta
+				var err error
+				p, meta, err = s.kv.Get(ck, q)
+				if err != nil {
+					return 0, err
+				}
+				return meta.LastIndex, nil
+			})
+			if err != nil {
+				endWatch(ctx, wctx, ch, kv.KeyUpdate{Key: k, Err: err}, keyClosed)
+				return err
+			}
+			if out == retry || sameEntry(last, p) {
+				continue
+			}
+			last = p
+			if !send(wctx, ch, s.keyUpdate(k, p)) {
+				endWatch(ctx, wctx, ch, kv.KeyUpdate{Key: k}, keyClosed)
+				return wctx.Err()
+			}
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consul: watch %q: %w", k, err)
+	}
+	return ch, nil
+}
+
+// WatchTree follows every key strictly below prefix with blocking list
+// queries; each update is the full sorted list, sent when any key was
+// added, changed or removed. Changes between two answers are coalesced as
+// for Watch.
+func (s *Store) WatchTree(ctx context.Context, prefix string, opts *kv.ReadOptions) (<-chan kv.TreeUpdate, error) {
+	p, err := s.checkPrefix(ctx, "watch tree", prefix)
+	if err != nil {
+		return nil, err
+	}
+	consistent := opts != nil && opts.Consistent
+	first, index, err := s.list(ctx, p, &api.QueryOptions{RequireConsistent: consistent})
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan kv.TreeUpdate)
+	err = s.spawnWatch(ctx, func(wctx context.Context) error {
+		defer close(ch)
+		last := first
+		if !send(wctx, ch, kv.TreeUpdate{Prefix: p, Pairs: first, Revision: index}) {
+			endWatch(ctx, wctx, ch, kv.TreeUpdate{Prefix: p}, treeClosed)
+			return wctx.Err()
+		}
+		b := s.newBlocker(index, s.cfg.WaitTime, consistent)
+		for {
+			var pairs []*kv.KVPair
+			var rev uint64
+			out, err := b.next(wctx, "watch tree", p, func(q *api.QueryOptions) (uint64, error) {
+				var err error
+				pairs, rev, err = s.list(wctx, p, q)
+				return rev, err
+			})
+			if err != nil {
+				endWatch(ctx, wctx, ch, kv.TreeUpdate{Prefix: p, Err: err}, treeClosed)
+				return err
+			}
+			if out == retry || samePairs(last, pairs) {
+				continue
+			}
+			last = pairs
+			if !send(wctx, ch, kv.TreeUpdate{Prefix: p, Pairs: pairs, Revision: rev}) {
+				endWatch(ctx, wctx, ch, kv.TreeUpdate{Prefix: p}, treeClosed)
+				return wctx.Err()
+			}
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consul: watch tree %q: %w", p, err)
+	}
+	return ch, nil
+}
+
+// spawnWatch runs f on a goroutine with a ctx that ends with the caller's
+// ctx or with the Store.
+func (s *Store) spawnWatch(ctx context.Context, f func(wctx context.Context) error) error {
+	wctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.ctx, cancel)
+	err := s.spawn(func() {
+		defer cancel()
+		defer stop()
+		_ = f(wctx)
+	})
+	if err != nil {
+		stop()
+		cancel()
+	}
+	return err
+}
+
+// endWatch sends the terminal update of a watch whose loop ended. When the
+// caller's ctx ended, nothing is sent: the caller left. When the Store
+// closed, the update carries ErrClosed (set by closed) and is offered for
+// closeGrace. Any other error is sent, giving way only to the caller's ctx.
+func endWatch[T any](userCtx, wctx context.Context, ch chan<- T, upd T, closed func(T) T) {
+	if userCtx.Err() != nil {
+		return
+	}
+	ctx := userCtx
+	if wctx.Err() != nil {
+		c, cancel := context.WithTimeout(userCtx, closeGrace)
+		defer cancel()
+		ctx = c
+		upd = closed(upd)
+	}
+	send(ctx, ch, upd)
+}
+
+func keyClosed(u kv.KeyUpdate) kv.KeyUpdate {
+	u.Err = fmt.Errorf("consul: watch %q: %w", u.Key, kv.ErrClosed)
+	return u
+}
+
+func treeClosed(u kv.TreeUpdate) kv.TreeUpdate {
+	u.Err = fmt.Errorf("consul: watch tree %q: %w", u.Prefix, kv.ErrClosed)
+	return u
+}
+
+// send delivers v unless ctx ends first.
+func send[T any](ctx context.Context, ch chan<- T, v T) bool {
+	select {
+	case ch <- v:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (s *Store) keyUpdate(k string, p *api.KVPair) kv.KeyUpdate {
+	u := kv.KeyUpdate{Key: k}
+	if p != nil {
+		u.Pair = s.pair(p)
+	}
+	return u
+}
+
+func sameEntry(a, b *api.KVPair) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return a.ModifyIndex == b.ModifyIndex
+}
+
+func samePairs(a, b []*kv.KVPair) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Key != b[i].Key || a[i].LastIndex != b[i].LastIndex {
+			return false
+		}
+	}
+	return true
+}
