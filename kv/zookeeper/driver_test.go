@@ -168,4 +168,3 @@ func TestSessionExpiry(t *testing.T) {
 		return err == nil && string(p.Value) == "me"
 	})
 }
-
