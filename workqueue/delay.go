@@ -2,6 +2,7 @@ package workqueue
 
 import (
 	"math"
+	"runtime"
 	"time"
 )
 
@@ -67,6 +68,31 @@ func (q *Queue[T]) AddAfter(item T, duration time.Duration) {
 	}
 	q.armLocked(now)
 	q.mu.Unlock()
+}
+
+// spinWindow is how close a delayed item's due time must be for a worker to
+// yield rather than sleep until it. Go's timers cannot sleep briefly on an
+// idle process: measured here, a 1 µs timer fires 35 µs to 400 µs late and
+// a 10 µs one about 1 ms late, because the runtime's poller sleeps in whole
+// milliseconds. Yielding costs at most this much CPU per wait, by one worker
+// at a time, and only for delays this short, which the default rate limits
+// (5 ms and up) never produce.
+const spinWindow = 50 * time.Microsecond
+
+// yieldLocked lets one worker with nothing runnable wait for an item due
+// within spinWindow by yielding the processor instead of parking; the
+// caller re-checks the queue when it returns true. It drops and retakes mu.
+func (q *Queue[T]) yieldLocked() bool {
+	d := &q.delay
+	if q.spinning || len(d.heap) == 0 || d.heap[0].at-q.since() > int64(spinWindow) {
+		return false
+	}
+	q.spinning = true
+	q.mu.Unlock()
+	runtime.Gosched()
+	q.mu.Lock()
+	q.spinning = false
+	return true
 }
 
 // promoteLocked moves every item due at now to the FIFO.

@@ -8,16 +8,6 @@ import (
 	"go.uber.org/zap"
 )
 
-// Item states, kept in one map so that Add, Get and Done each cost one map
-// lookup instead of client-go's two sets (dirty and processing).
-const (
-	// queued: the item needs processing. Alone, it sits in the FIFO.
-	queued uint8 = 1 << iota
-	// processing: a worker holds the item. With queued set too, it was added
-	// again meanwhile and goes back to the FIFO on Done.
-	processing
-)
-
 // Queue is a typed, de-duplicating, delaying, rate-limited work queue. See
 // the package documentation for its guarantees. All methods are safe for
 // concurrent use.
@@ -28,12 +18,22 @@ type Queue[T comparable] struct {
 	cond sync.Cond // Get waiters: an item became runnable, or shutdown
 	idle sync.Cond // Drain and ShutDown: the queue emptied, a timer run ended
 
+	// Item bookkeeping. client-go keeps a dirty set and a processing set
+	// and touches the (large) dirty set four times per item. Here the large
+	// set, pending, is touched twice (one insert that also detects a
+	// duplicate by the change in length, one delete), and the per-worker
+	// sets stay as small as the number of workers, so they live in cache.
 	fifo       ring[T]
-	state      map[T]uint8 // every queued or processing item
-	processing int
+	pending    map[T]struct{} // in the FIFO; never also in processing
+	processing map[T]int64    // held by a worker -> start time (0 without metrics)
+	redo       map[T]struct{} // processing items added again meanwhile
+
+	spinning bool // a worker is yielding for an item due very soon
+	waiters  int  // workers blocked in Get
+	woken    int  // of those, signalled and not yet running
 
 	shuttingDown bool
-	draining     bool   // Get hands out re-queued items until state is empty
+	draining     bool   // Get waits for re-queued items until all is done
 	aborts       uint64 // ShutDown calls, so a Drain knows it was cut short
 
 	delay delayState[T]
@@ -41,8 +41,7 @@ type Queue[T comparable] struct {
 	clock   Clock
 	epoch   time.Time
 	limiter RateLimiter[T]
-	metrics Metrics     // nil: no calls, no clock reads
-	started map[T]int64 // processing start per item; nil without metrics
+	metrics Metrics // nil: no calls, no clock reads
 	logger  *zap.Logger
 	name    string
 }
@@ -52,12 +51,14 @@ type Queue[T comparable] struct {
 // that runs only while something is waiting.
 func New[T comparable](cfg Config[T]) *Queue[T] {
 	q := &Queue[T]{
-		state:   make(map[T]uint8, 64),
-		clock:   cfg.Clock,
-		limiter: cfg.RateLimiter,
-		metrics: cfg.Metrics,
-		logger:  cfg.Logger,
-		name:    cfg.Name,
+		pending:    make(map[T]struct{}, 64),
+		processing: make(map[T]int64, 8),
+		redo:       make(map[T]struct{}),
+		clock:      cfg.Clock,
+		limiter:    cfg.RateLimiter,
+		metrics:    cfg.Metrics,
+		logger:     cfg.Logger,
+		name:       cfg.Name,
 	}
 	q.cond.L = &q.mu
 	q.idle.L = &q.mu
@@ -72,7 +73,7 @@ func New[T comparable](cfg Config[T]) *Queue[T] {
 		q.logger = zap.NewNop()
 	}
 	if q.metrics != nil {
-		q.started = make(map[T]int64)
+		q.fifo.timed = true
 		if b, ok := q.metrics.(InFlightBinder); ok {
 			b.BindInFlight(q.InFlight)
 		}
@@ -106,17 +107,23 @@ func (q *Queue[T]) Add(item T) {
 }
 
 func (q *Queue[T]) addLocked(item T, at int64) {
-	s, ok := q.state[item]
-	switch {
-	case !ok:
-		q.state[item] = queued
-		q.fifo.push(item, at)
-		q.cond.Signal()
-	case s == processing:
-		q.state[item] = processing | queued
-	default:
+	if len(q.processing) > 0 {
+		if _, ok := q.processing[item]; ok {
+			n := len(q.redo)
+			q.redo[item] = struct{}{}
+			if len(q.redo) != n && q.metrics != nil {
+				q.metrics.Add()
+			}
+			return
+		}
+	}
+	n := len(q.pending)
+	q.pending[item] = struct{}{}
+	if len(q.pending) == n {
 		return // already pending: collapse
 	}
+	q.fifo.push(item, at)
+	q.wakeOneLocked()
 	if q.metrics != nil {
 		q.metrics.Add()
 	}
@@ -145,7 +152,10 @@ func (q *Queue[T]) Get() (item T, shutdown bool) {
 			q.mu.Unlock()
 			return item, true
 		}
-		q.cond.Wait()
+		if q.yieldLocked() {
+			continue
+		}
+		q.waitLocked()
 	}
 }
 
@@ -183,7 +193,33 @@ func (q *Queue[T]) GetCtx(ctx context.Context) (T, error) {
 		if stop == nil && ctx.Done() != nil {
 			stop = context.AfterFunc(ctx, q.wakeAll)
 		}
-		q.cond.Wait()
+		if q.yieldLocked() {
+			continue
+		}
+		q.waitLocked()
+	}
+}
+
+// wakeOneLocked wakes a waiting worker for a newly runnable item, unless
+// enough wake-ups are already on their way for the items in the FIFO. A
+// producer that outpaces its workers would otherwise wake a worker per Add
+// only for most of them to find the FIFO emptied by a worker that was
+// already running: a park/unpark round trip for nothing. Undercounting
+// (after a Broadcast) only costs an extra wake-up, and every woken worker
+// re-checks the FIFO before sleeping again, so no item is stranded.
+func (q *Queue[T]) wakeOneLocked() {
+	if q.waiters > q.woken && q.woken < q.fifo.len() {
+		q.woken++
+		q.cond.Signal()
+	}
+}
+
+func (q *Queue[T]) waitLocked() {
+	q.waiters++
+	q.cond.Wait()
+	q.waiters--
+	if q.woken > 0 {
+		q.woken--
 	}
 }
 
@@ -203,22 +239,27 @@ func (q *Queue[T]) tryTakeLocked() (T, bool) {
 		var zero T
 		return zero, false
 	}
-	s := q.fifo.pop()
-	q.state[s.item] = processing
-	q.processing++
+	item, at := q.fifo.pop()
+	delete(q.pending, item)
+	var now int64
 	if q.metrics != nil {
-		now := q.since()
-		q.metrics.Get(time.Duration(now - s.at))
-		q.started[s.item] = now
+		now = q.since()
+		q.metrics.Get(time.Duration(now - at))
 	}
-	return s.item, true
+	q.processing[item] = now
+	return item, true
 }
 
 // finishedLocked reports whether Get should report shutdown: the queue is
 // shutting down and the FIFO is empty, and, while draining, no worker still
 // holds an item that could be queued again by its Done.
 func (q *Queue[T]) finishedLocked() bool {
-	return q.shuttingDown && (!q.draining || len(q.state) == 0)
+	return q.shuttingDown && (!q.draining || q.emptyLocked())
+}
+
+// emptyLocked: nothing is queued or being processed.
+func (q *Queue[T]) emptyLocked() bool {
+	return len(q.pending) == 0 && len(q.processing) == 0
 }
 
 // Done marks item as processed. If it was added while being processed, it
@@ -226,30 +267,33 @@ func (q *Queue[T]) finishedLocked() bool {
 // caller bug: it is logged and ignored.
 func (q *Queue[T]) Done(item T) {
 	q.mu.Lock()
-	s := q.state[item]
-	if s&processing == 0 {
+	var now int64
+	if q.metrics != nil {
+		start, ok := q.processing[item]
+		if ok {
+			now = q.since()
+			q.metrics.Done(time.Duration(now - start))
+		}
+	}
+	n := len(q.processing)
+	delete(q.processing, item)
+	if len(q.processing) == n {
 		q.mu.Unlock()
 		q.logger.Warn("workqueue: Done on an item that is not being processed",
 			zap.String("queue", q.name), zap.Any("item", item))
 		return
 	}
-	q.processing--
-	var now int64
-	if q.metrics != nil {
-		now = q.since()
-		q.metrics.Done(time.Duration(now - q.started[item]))
-		delete(q.started, item)
-	}
-	if s&queued != 0 {
-		q.state[item] = queued
-		q.fifo.push(item, now)
-		q.cond.Signal()
-	} else {
-		delete(q.state, item)
-		if len(q.state) == 0 && q.shuttingDown {
-			q.cond.Broadcast() // draining Gets
-			q.idle.Broadcast() // drainers
+	if len(q.redo) > 0 {
+		if _, ok := q.redo[item]; ok {
+			delete(q.redo, item)
+			q.pending[item] = struct{}{}
+			q.fifo.push(item, now)
+			q.wakeOneLocked()
 		}
+	}
+	if q.shuttingDown && q.emptyLocked() {
+		q.cond.Broadcast() // draining Gets
+		q.idle.Broadcast() // drainers
 	}
 	q.mu.Unlock()
 }
@@ -298,7 +342,7 @@ func (q *Queue[T]) Drain(ctx context.Context) error {
 		}
 	}()
 	var err error
-	for len(q.state) > 0 {
+	for !q.emptyLocked() {
 		if q.aborts != gen {
 			err = ErrDrainAborted
 			break
@@ -336,12 +380,12 @@ func (q *Queue[T]) shutDownLocked() {
 func (q *Queue[T]) InFlight() InFlight {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	f := InFlight{Processing: q.processing}
-	if q.started == nil || len(q.started) == 0 {
+	f := InFlight{Processing: len(q.processing)}
+	if q.metrics == nil || len(q.processing) == 0 {
 		return f
 	}
 	now := q.since()
-	for _, start := range q.started {
+	for _, start := range q.processing {
 		d := time.Duration(now - start)
 		f.Unfinished += d
 		f.Longest = max(f.Longest, d)

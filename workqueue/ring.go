@@ -4,17 +4,16 @@ package workqueue
 // back, reslice at the front) keeps reallocating as its window slides along
 // the backing array; a power-of-two ring reuses one array, so steady-state
 // Add/Get cost no allocation.
+//
+// times, parallel to buf, holds when each item became runnable, for the
+// queue-latency metric. It is nil when metrics are off, so a queue without
+// metrics stores nothing but its items.
 type ring[T any] struct {
-	buf  []slot[T]
-	head int // index of the oldest element
-	n    int
-}
-
-// slot carries the time the item became runnable, for the queue-latency
-// metric; it stays zero when metrics are off.
-type slot[T any] struct {
-	item T
-	at   int64
+	buf   []T
+	times []int64
+	timed bool
+	head  int // index of the oldest element
+	n     int
 }
 
 const minRing = 16
@@ -25,14 +24,22 @@ func (r *ring[T]) push(item T, at int64) {
 	if r.n == len(r.buf) {
 		r.resize(max(minRing, 2*len(r.buf)))
 	}
-	r.buf[(r.head+r.n)&(len(r.buf)-1)] = slot[T]{item: item, at: at}
+	i := (r.head + r.n) & (len(r.buf) - 1)
+	r.buf[i] = item
+	if r.timed {
+		r.times[i] = at
+	}
 	r.n++
 }
 
-func (r *ring[T]) pop() slot[T] {
-	s := r.buf[r.head]
+func (r *ring[T]) pop() (item T, at int64) {
+	var zero T
+	item = r.buf[r.head]
 	// Clear the slot so a popped item is not kept alive by the array.
-	r.buf[r.head] = slot[T]{}
+	r.buf[r.head] = zero
+	if r.timed {
+		at = r.times[r.head]
+	}
 	r.head = (r.head + 1) & (len(r.buf) - 1)
 	r.n--
 	// Give memory back after a burst, with hysteresis (shrink at a quarter,
@@ -40,13 +47,22 @@ func (r *ring[T]) pop() slot[T] {
 	if len(r.buf) > 1024 && r.n < len(r.buf)/4 {
 		r.resize(len(r.buf) / 2)
 	}
-	return s
+	return item, at
 }
 
 func (r *ring[T]) resize(size int) {
-	buf := make([]slot[T], size)
-	for i := 0; i < r.n; i++ {
-		buf[i] = r.buf[(r.head+i)&(len(r.buf)-1)]
+	buf := make([]T, size)
+	var times []int64
+	if r.timed {
+		times = make([]int64, size)
 	}
-	r.buf, r.head = buf, 0
+	mask := len(r.buf) - 1
+	for i := 0; i < r.n; i++ {
+		j := (r.head + i) & mask
+		buf[i] = r.buf[j]
+		if r.timed {
+			times[i] = r.times[j]
+		}
+	}
+	r.buf, r.times, r.head = buf, times, 0
 }
