@@ -19,7 +19,7 @@ var errNotWritten = errors.New("etcd: comparison failed")
 // reads the key back, so ErrKeyModified and ErrKeyNotFound are told apart
 // without a second round trip.
 func (s *Store) AtomicPut(ctx context.Context, key string, value []byte, previous *kv.KVPair, opts *kv.WriteOptions) (bool, *kv.KVPair, error) {
-	k, err := s.checkWrite("atomic put", key, value, opts)
+	k, err := s.checkWrite(ctx, "atomic put", key, value, opts)
 	if err != nil {
 		return false, nil, err
 	}
@@ -63,7 +63,7 @@ func (s *Store) AtomicPut(ctx context.Context, key string, value []byte, previou
 // AtomicDelete is a transaction on the key's ModRevision that reads the key
 // back when the comparison fails, as AtomicPut.
 func (s *Store) AtomicDelete(ctx context.Context, key string, previous *kv.KVPair) (bool, error) {
-	k, err := s.checkKey("atomic delete", key)
+	k, err := s.checkKey(ctx, "atomic delete", key)
 	if err != nil {
 		return false, err
 	}

@@ -16,7 +16,7 @@ import (
 // lease per call, so that every Put restarts the clock (one extra round
 // trip); with KeepAlive the key joins the Store's lease for that TTL.
 func (s *Store) Put(ctx context.Context, key string, value []byte, opts *kv.WriteOptions) error {
-	k, err := s.checkWrite("put", key, value, opts)
+	k, err := s.checkWrite(ctx, "put", key, value, opts)
 	if err != nil {
 		return err
 	}
@@ -32,7 +32,7 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, opts *kv.Writ
 // ReadOptions.Consistent says: etcd's cheaper serializable read may miss the
 // caller's own last write, which is the kind of surprise this package avoids.
 func (s *Store) Get(ctx context.Context, key string, _ *kv.ReadOptions) (*kv.KVPair, error) {
-	k, err := s.checkKey("get", key)
+	k, err := s.checkKey(ctx, "get", key)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +49,7 @@ func (s *Store) Get(ctx context.Context, key string, _ *kv.ReadOptions) (*kv.KVP
 
 // Delete removes key.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	k, err := s.checkKey("delete", key)
+	k, err := s.checkKey(ctx, "delete", key)
 	if err != nil {
 		return err
 	}
@@ -66,7 +66,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 
 // Exists reports whether key exists, without transferring its value.
 func (s *Store) Exists(ctx context.Context, key string, _ *kv.ReadOptions) (bool, error) {
-	k, err := s.checkKey("exists", key)
+	k, err := s.checkKey(ctx, "exists", key)
 	if err != nil {
 		return false, err
 	}
@@ -80,7 +80,7 @@ func (s *Store) Exists(ctx context.Context, key string, _ *kv.ReadOptions) (bool
 // List returns every pair strictly below prefix in one linearizable range
 // read.
 func (s *Store) List(ctx context.Context, prefix string, _ *kv.ReadOptions) ([]*kv.KVPair, error) {
-	p, err := s.checkPrefix("list", prefix)
+	p, err := s.checkPrefix(ctx, "list", prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +101,7 @@ func (s *Store) List(ctx context.Context, prefix string, _ *kv.ReadOptions) ([]*
 // Below the root it spares the driver's internal keys, so that wiping a
 // store never breaks the locks held in it.
 func (s *Store) DeleteTree(ctx context.Context, prefix string) error {
-	p, err := s.checkPrefix("delete tree", prefix)
+	p, err := s.checkPrefix(ctx, "delete tree", prefix)
 	if err != nil {
 		return err
 	}
@@ -120,8 +120,8 @@ func (s *Store) DeleteTree(ctx context.Context, prefix string) error {
 	return s.mapErr(ctx, "delete tree", p, err)
 }
 
-func (s *Store) checkKey(op, key string) (string, error) {
-	if err := s.checkOpen(op); err != nil {
+func (s *Store) checkKey(ctx context.Context, op, key string) (string, error) {
+	if err := s.checkOpen(ctx, op); err != nil {
 		return "", err
 	}
 	k, err := kv.NormalizeKey(key)
@@ -131,8 +131,8 @@ func (s *Store) checkKey(op, key string) (string, error) {
 	return k, nil
 }
 
-func (s *Store) checkPrefix(op, prefix string) (string, error) {
-	if err := s.checkOpen(op); err != nil {
+func (s *Store) checkPrefix(ctx context.Context, op, prefix string) (string, error) {
+	if err := s.checkOpen(ctx, op); err != nil {
 		return "", err
 	}
 	p, err := kv.NormalizePrefix(prefix)
@@ -142,8 +142,8 @@ func (s *Store) checkPrefix(op, prefix string) (string, error) {
 	return p, nil
 }
 
-func (s *Store) checkWrite(op, key string, value []byte, opts *kv.WriteOptions) (string, error) {
-	k, err := s.checkKey(op, key)
+func (s *Store) checkWrite(ctx context.Context, op, key string, value []byte, opts *kv.WriteOptions) (string, error) {
+	k, err := s.checkKey(ctx, op, key)
 	if err != nil {
 		return "", err
 	}

@@ -48,7 +48,7 @@ func (k *keepAlives) lease(ctx context.Context, ttl int64) (clientv3.LeaseID, er
 		if !k.s.goTracked(func() { k.run(l) }) {
 			delete(k.leases, ttl)
 			k.mu.Unlock()
-			return 0, k.s.checkOpen("put")
+			return 0, k.s.checkOpen(context.Background(), "put")
 		}
 	}
 	ready := l.ready
@@ -59,7 +59,7 @@ func (k *keepAlives) lease(ctx context.Context, ttl int64) (clientv3.LeaseID, er
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	case <-k.s.ctx.Done():
-		return 0, k.s.checkOpen("put")
+		return 0, k.s.checkOpen(context.Background(), "put")
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()

@@ -2,11 +2,13 @@ package etcd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -18,7 +20,7 @@ import (
 // prefix. The TTL (LockOptions.TTL, else the Store's LockTTL) is rounded up
 // to whole seconds and must be at least the Store's MinTTL.
 func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (kv.Locker, error) {
-	k, err := s.checkKey("new lock", key)
+	k, err := s.checkKey(ctx, "new lock", key)
 	if err != nil {
 		return nil, err
 	}
@@ -52,14 +54,19 @@ func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (
 	}, nil
 }
 
-// lostMargin is how long before its lease can expire on the server a holder
-// that hears nothing from the server declares the lock lost: a fifth of the
-// TTL, at least one second, at most half the TTL. It covers the round trip
-// between a keep-alive's arrival at the server (where the lease is renewed)
-// and its answer reaching us, and our own reaction time.
+// lostMargin is how long before the earliest moment the server may expire
+// the lock's lease the holder declares the lock lost, if it has not renewed
+// it by then: a tenth of the TTL, at least 200 ms. The earliest expiry is
+// known exactly (the send time of the last answered keep-alive plus the
+// TTL: the server renewed the lease after we sent it), so the margin only
+// covers clock-rate differences and the time the holder needs to act on
+// the lost channel.
 func lostMargin(ttl time.Duration) time.Duration {
-	return min(max(ttl/5, time.Second), ttl/2)
+	return max(ttl/10, 200*time.Millisecond)
 }
+
+// keepAliveRetry is how soon a failed keep-alive is retried.
+const keepAliveRetry = 200 * time.Millisecond
 
 type locker struct {
 	s     *Store
@@ -101,7 +108,7 @@ func (l *locker) lock(ctx context.Context, wait bool) (<-chan struct{}, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	if err := l.s.checkOpen("lock"); err != nil {
+	if err := l.s.checkOpen(ctx, "lock"); err != nil {
 		return nil, err
 	}
 	l.mu.Lock()
@@ -133,16 +140,10 @@ func (l *locker) acquire(ctx context.Context, wait bool) (*hold, error) {
 		stopKA:  stopKA,
 		monitor: make(chan struct{}),
 	}
-	kach, err := s.c.KeepAlive(kactx, g.ID)
-	if err != nil {
-		stopKA()
-		l.abandon(h)
-		return nil, s.mapErr(ctx, "lock", l.key, err)
-	}
 	ttl := time.Duration(g.TTL) * time.Second
-	if !s.goTracked(func() { l.watchLease(h, kach, granted.Add(ttl-lostMargin(ttl))) }) {
+	if !s.goTracked(func() { l.keepAlive(h, granted, ttl) }) {
 		stopKA()
-		return nil, s.checkOpen("lock")
+		return nil, s.checkOpen(context.Background(), "lock")
 	}
 
 	// Enter the queue and learn the current owner in one transaction.
@@ -251,26 +252,45 @@ func (l *locker) abandon(h *hold) {
 	h.closeLost()
 }
 
-// watchLease closes h.lost when the lease is gone (revoked, expired, client
-// closed) or when no keep-alive answer came for so long that the server may
-// expire the lease within lostMargin: the holder learns of the loss before
-// the server can hand the lock to someone else.
-func (l *locker) watchLease(h *hold, kach <-chan *clientv3.LeaseKeepAliveResponse, deadline time.Time) {
+// keepAlive renews the lease every TTL/3 with single keep-alive requests
+// (rather than the client's stream, whose answers do not say when the
+// renewal happened), and closes h.lost when the lease is gone (revoked,
+// expired) or when it could not be renewed until lostMargin before the
+// server may expire it: the holder learns of the loss before the server can
+// hand the lock to someone else. It exits when h.kactx ends.
+func (l *locker) keepAlive(h *hold, granted time.Time, ttl time.Duration) {
 	defer close(h.monitor)
-	timer := time.NewTimer(time.Until(deadline))
+	margin := lostMargin(ttl)
+	safeUntil := granted.Add(ttl - margin) // the lease is ours at least until then
+	timer := time.NewTimer(ttl / 3)
 	defer timer.Stop()
 	for {
 		select {
-		case resp, ok := <-kach:
-			if !ok {
-				l.lost(h, "lease gone")
-				return
-			}
-			ttl := time.Duration(resp.TTL) * time.Second
-			timer.Reset(ttl - lostMargin(ttl))
-		case <-timer.C:
-			l.lost(h, "no keep-alive answer for TTL minus margin")
+		case <-h.kactx.Done():
 			return
+		case <-timer.C:
+		}
+		sent := time.Now()
+		if !sent.Before(safeUntil) {
+			l.lost(h, "lease not renewed in time")
+			return
+		}
+		ctx, cancel := context.WithDeadline(h.kactx, safeUntil)
+		resp, err := l.s.c.KeepAliveOnce(ctx, h.lease)
+		cancel()
+		switch {
+		case err == nil:
+			renewed := time.Duration(resp.TTL) * time.Second
+			safeUntil = sent.Add(renewed - lostMargin(renewed))
+			timer.Reset(renewed / 3)
+		case h.kactx.Err() != nil:
+			return
+		case errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseNotFound):
+			l.lost(h, "lease expired or revoked on the server")
+			return
+		default:
+			l.s.log.Debug("etcd: lock keep-alive failed; retrying", zap.String("lock", l.key), zap.Error(err))
+			timer.Reset(max(0, min(keepAliveRetry, time.Until(safeUntil))))
 		}
 	}
 }
@@ -334,8 +354,8 @@ func (l *locker) Token() uint64 {
 	return uint64(l.hold.rev)
 }
 
-func (l *locker) current(op string) (*hold, error) {
-	if err := l.s.checkOpen(op); err != nil {
+func (l *locker) current(ctx context.Context, op string) (*hold, error) {
+	if err := l.s.checkOpen(ctx, op); err != nil {
 		return nil, err
 	}
 	l.mu.Lock()
@@ -349,12 +369,12 @@ func (l *locker) current(op string) (*hold, error) {
 // GuardedPut is a transaction that writes only while the contender key
 // still exists with our CreateRevision.
 func (l *locker) GuardedPut(ctx context.Context, key string, value []byte, opts *kv.WriteOptions) error {
-	h, err := l.current("guarded put")
+	h, err := l.current(ctx, "guarded put")
 	if err != nil {
 		return err
 	}
 	s := l.s
-	k, err := s.checkWrite("guarded put", key, value, opts)
+	k, err := s.checkWrite(ctx, "guarded put", key, value, opts)
 	if err != nil {
 		return err
 	}
@@ -378,12 +398,12 @@ func (l *locker) GuardedPut(ctx context.Context, key string, value []byte, opts 
 // GuardedDelete deletes key only while the contender key still exists with
 // our CreateRevision.
 func (l *locker) GuardedDelete(ctx context.Context, key string) error {
-	h, err := l.current("guarded delete")
+	h, err := l.current(ctx, "guarded delete")
 	if err != nil {
 		return err
 	}
 	s := l.s
-	k, err := s.checkKey("guarded delete", key)
+	k, err := s.checkKey(ctx, "guarded delete", key)
 	if err != nil {
 		return err
 	}

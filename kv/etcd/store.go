@@ -158,9 +158,14 @@ func (s *Store) isClosed() bool {
 	return s.closed
 }
 
-func (s *Store) checkOpen(op string) error {
+// checkOpen starts every call: ErrClosed after Close, then the error of a
+// ctx that has already ended, so that no work starts on either.
+func (s *Store) checkOpen(ctx context.Context, op string) error {
 	if s.isClosed() {
 		return fmt.Errorf("etcd: %s: %w", op, kv.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("etcd: %s: %w", op, err)
 	}
 	return nil
 }

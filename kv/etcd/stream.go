@@ -25,7 +25,7 @@ const progressInterval = 500 * time.Millisecond
 // read at it (WithRev), so the result is consistent even while writers go
 // on. A compaction past that revision between pages is ErrCompacted.
 func (s *Store) Snapshot(ctx context.Context, prefix string) (kv.Snapshot, error) {
-	p, err := s.checkPrefix("snapshot", prefix)
+	p, err := s.checkPrefix(ctx, "snapshot", prefix)
 	if err != nil {
 		return kv.Snapshot{}, err
 	}
@@ -57,7 +57,7 @@ func (s *Store) Snapshot(ctx context.Context, prefix string) (kv.Snapshot, error
 
 // Revision returns the header revision of a cheap linearizable read.
 func (s *Store) Revision(ctx context.Context) (uint64, error) {
-	if err := s.checkOpen("revision"); err != nil {
+	if err := s.checkOpen(ctx, "revision"); err != nil {
 		return 0, err
 	}
 	resp, err := s.c.Get(ctx, s.internal+"/rev", clientv3.WithCountOnly())
@@ -75,7 +75,7 @@ func (s *Store) Revision(ctx context.Context) (uint64, error) {
 // progress every progressInterval so that a progress batch arrives at least
 // every second.
 func (s *Store) Events(ctx context.Context, prefix string, after uint64) (<-chan kv.EventBatch, error) {
-	p, err := s.checkPrefix("events", prefix)
+	p, err := s.checkPrefix(ctx, "events", prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +83,7 @@ func (s *Store) Events(ctx context.Context, prefix string, after uint64) (<-chan
 	wctx, stop := s.watchContext(ctx)
 	if !s.goTracked(func() { s.runEvents(ctx, wctx, stop, ch, p, int64(after)) }) {
 		stop()
-		return nil, s.checkOpen("events")
+		return nil, s.checkOpen(context.Background(), "events")
 	}
 	return ch, nil
 }

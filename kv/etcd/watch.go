@@ -27,7 +27,7 @@ const closeGrace = 2 * time.Second
 // and re-opened, and the new state is sent only if it differs from the last
 // one sent.
 func (s *Store) Watch(ctx context.Context, key string, _ *kv.ReadOptions) (<-chan kv.KeyUpdate, error) {
-	k, err := s.checkKey("watch", key)
+	k, err := s.checkKey(ctx, "watch", key)
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +44,7 @@ func (s *Store) Watch(ctx context.Context, key string, _ *kv.ReadOptions) (<-cha
 	wctx, stop := s.watchContext(ctx)
 	if !s.goTracked(func() { s.runKeyWatch(ctx, wctx, stop, ch, k, cur, resp.Header.Revision) }) {
 		stop()
-		return nil, s.checkOpen("watch")
+		return nil, s.checkOpen(context.Background(), "watch")
 	}
 	return ch, nil
 }
@@ -58,16 +58,24 @@ func (s *Store) runKeyWatch(ctx, wctx context.Context, stop func(), ch chan<- kv
 			return kv.KeyUpdate{Key: k, Err: fmt.Errorf("etcd: watch %q: %w", k, err)}
 		}, err)
 	}
-	if !send(wctx, ch, kv.KeyUpdate{Key: k, Pair: last}) {
-		end(nil)
-		return
-	}
+	// The first update waits until the server has created the watch: a
+	// reader that got it knows that the watch is live (etcd parks watches
+	// it has not created yet until its next 100 ms sync), and a watch
+	// cancelled before its creation would leave the client's stream open.
+	initial := true
 	for {
-		w := s.c.Watch(wctx, ek, clientv3.WithRev(rev+1))
+		w := s.c.Watch(wctx, ek, clientv3.WithRev(rev+1), clientv3.WithCreatedNotify())
 		for resp := range w {
 			if err := resp.Err(); err != nil {
 				s.log.Info("etcd: watch cancelled by the server; re-reading", zap.String("key", k), zap.Error(err))
 				break
+			}
+			if initial && resp.Created {
+				initial = false
+				if !send(wctx, ch, kv.KeyUpdate{Key: k, Pair: last}) {
+					end(nil)
+					return
+				}
 			}
 			for _, ev := range resp.Events {
 				rev = ev.Kv.ModRevision
@@ -96,7 +104,8 @@ func (s *Store) runKeyWatch(ctx, wctx context.Context, stop func(), ch chan<- kv
 		if len(resp.Kvs) > 0 {
 			cur = s.pair(k, resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
 		}
-		if lastIndex(cur) != lastIndex(last) {
+		if initial || lastIndex(cur) != lastIndex(last) {
+			initial = false
 			last = cur
 			if !send(wctx, ch, kv.KeyUpdate{Key: k, Pair: last}) {
 				end(nil)
@@ -112,7 +121,7 @@ func (s *Store) runKeyWatch(ctx, wctx context.Context, stop func(), ch chan<- kv
 // The Pairs of successive updates share unchanged *KVPair values: treat
 // them as read-only.
 func (s *Store) WatchTree(ctx context.Context, prefix string, _ *kv.ReadOptions) (<-chan kv.TreeUpdate, error) {
-	p, err := s.checkPrefix("watch tree", prefix)
+	p, err := s.checkPrefix(ctx, "watch tree", prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +135,7 @@ func (s *Store) WatchTree(ctx context.Context, prefix string, _ *kv.ReadOptions)
 	t := &treeState{prefix: p, pairs: s.pairsOf(resp.Kvs), rev: resp.Header.Revision}
 	if !s.goTracked(func() { s.runTreeWatch(ctx, wctx, stop, ch, t) }) {
 		stop()
-		return nil, s.checkOpen("watch tree")
+		return nil, s.checkOpen(context.Background(), "watch tree")
 	}
 	return ch, nil
 }
@@ -162,16 +171,20 @@ func (s *Store) runTreeWatch(ctx, wctx context.Context, stop func(), ch chan<- k
 			return kv.TreeUpdate{Prefix: t.prefix, Err: fmt.Errorf("etcd: watch tree %q: %w", t.prefix, err)}
 		}, err)
 	}
-	if !send(wctx, ch, t.update()) {
-		end(nil)
-		return
-	}
+	initial := true // sent once the server created the watch, as in Watch
 	for {
-		w := s.c.Watch(wctx, rp, clientv3.WithPrefix(), clientv3.WithRev(t.rev+1))
+		w := s.c.Watch(wctx, rp, clientv3.WithPrefix(), clientv3.WithRev(t.rev+1), clientv3.WithCreatedNotify())
 		for resp := range w {
 			if err := resp.Err(); err != nil {
 				s.log.Info("etcd: watch cancelled by the server; re-listing", zap.String("prefix", t.prefix), zap.Error(err))
 				break
+			}
+			if initial && resp.Created {
+				initial = false
+				if !send(wctx, ch, t.update()) {
+					end(nil)
+					return
+				}
 			}
 			evs := resp.Events
 			for i := 0; i < len(evs); {
@@ -206,7 +219,8 @@ func (s *Store) runTreeWatch(ctx, wctx context.Context, stop func(), ch chan<- k
 		}
 		fresh := s.pairsOf(resp.Kvs)
 		t.rev = resp.Header.Revision
-		if !samePairs(fresh, t.pairs) {
+		if initial || !samePairs(fresh, t.pairs) {
+			initial = false
 			t.pairs = fresh
 			if !send(wctx, ch, t.update()) {
 				end(nil)
