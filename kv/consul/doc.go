@@ -1,0 +1,67 @@
+// Package consul is the regent store on Consul's KV API (open-source
+// Consul, tested against 1.14): a kv.Store and a kv.Streamer.
+//
+// # Layout
+//
+// User key "a/b" is Consul key "<Root>/a/b" (Root defaults to "regent").
+// Lock keys live at "__regent/<Root>/locks/<key>", outside Root, so List,
+// WatchTree, DeleteTree and Events of any user prefix never see them. Keys
+// under Root that are not valid regent keys (written by other tools) are
+// left out of results. Values are stored as given: no Flags, no envelope.
+//
+// # Guarantees
+//
+// A Store is safe for concurrent use. Every call takes ctx first and
+// returns as soon as it ends (blocking queries carry it, so cancelling a
+// watch does not wait for the query's wait time). Errors wrap the kv
+// sentinels; ACL refusals also match ErrPermissionDenied.
+//
+//   - CAS: AtomicPut and AtomicDelete are one transaction of checks plus
+//     the write; which check failed tells ErrKeyExists, ErrKeyNotFound and
+//     ErrKeyModified apart exactly. LastIndex and Revision are the key's
+//     ModifyIndex, a raft index: ordered across keys.
+//   - TTL: Consul has no per-key TTL. A TTL key is locked by a session with
+//     behaviour "delete" and that TTL; the server deletes it when the
+//     session expires. Without KeepAlive each write has its own session
+//     that nobody renews; with KeepAlive the Store shares one session per
+//     TTL and renews it every TTL/3 until Close, which destroys it (the
+//     keys vanish at once). Consul expires a session between TTL and 2x TTL
+//     after its last renewal, and accepts TTLs from session_ttl_min (10s by
+//     default: Config.MinTTL) to 24h.
+//   - Watches use blocking queries: the first state is read before Watch
+//     returns; the index resets when it goes backwards; back-to-back
+//     answers that do not advance the index are backed off; transient
+//     errors are retried for Config.RetryTimeout, then sent in-band.
+//   - Locks: see locker in lock.go. The lost channel closes at once when
+//     the session is gone or the key taken, and after RenewDeadline without
+//     a successful renewal; the fencing token is the ModifyIndex at
+//     acquisition; GuardedPut and GuardedDelete carry a check-session.
+//   - Several addresses: a request moves on to the next agent only when no
+//     connection could be opened, so no request is ever applied twice.
+//
+// # Channels
+//
+// Watch, WatchTree and Events channels are created, sent on and closed by
+// the Store's goroutine for that watch. Sends block while the reader is
+// slow (the next blocking query waits) and give way to ctx. The channel is
+// closed after ctx ends, after a terminal update carrying Err, or on Close
+// (after an ErrClosed update that is offered to the reader for 100ms). Lost
+// channels of locks are closed by the Locker.
+//
+// # Not guaranteed
+//
+//   - Watches and Events coalesce: Consul keeps no history, so changes that
+//     happen between two answers of a blocking query surface as the latest
+//     state of each key. Every state reported is a real state, in order,
+//     but intermediate ones can be skipped (client-go's "latest state, at
+//     least once"). Events are computed by diffing consecutive listings by
+//     ModifyIndex: O(keys below the prefix) per change.
+//   - Events can resume only from a revision whose state the Store knows
+//     (0, the current state, or a recent Snapshot or stream of this Store);
+//     any other start reports kv.ErrCompacted, and so does an index that
+//     goes backwards (snapshot restore).
+//   - Values over about 380 KiB do not fit Consul's transaction limit
+//     (txn_max_req_len, 512 KiB of base64): Put and AtomicPut take the plain
+//     KV endpoint for them, TTL and guarded writes refuse them with
+//     kv.ErrValueTooLarge.
+package consul
