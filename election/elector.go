@@ -204,7 +204,37 @@ func (e *Elector) lead(ctx context.Context, log *zap.Logger) error {
 	e.mu.Lock()
 	e.endedAt = time.Time{}
 	e.mu.Unlock()
+	if errors.Is(cause, errResigned) {
+		e.yield(ctx)
+	}
 	return nil
+}
+
+// yield waits, after a resignation, until another candidate leads, or for
+// one TTL if none does, so that resigning hands leadership on even on
+// backends whose locks do not queue waiters (Consul): campaigning again at
+// once would often win the race against the waiters it meant to let in.
+func (e *Elector) yield(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.TTL)
+	defer cancel()
+	updates, err := e.store.Watch(ctx, recordKey(e.cfg.Key), nil)
+	if err != nil {
+		return
+	}
+	for u := range updates {
+		if u.Err != nil {
+			break
+		}
+		if u.Pair == nil {
+			continue
+		}
+		if l, err := decodeLeader(u.Pair); err == nil && l.Identity != e.cfg.Identity {
+			break
+		}
+	}
+	cancel()
+	for range updates { // the store closes the channel once ctx has ended
+	}
 }
 
 // release removes this term's leader record, if it is still ours, and the
@@ -226,8 +256,9 @@ func (e *Elector) release(ctx context.Context, term *Term, log *zap.Logger) {
 }
 
 // Resign ends the current term, if this candidate leads, and waits until
-// leadership is released or ctx ends. Run then campaigns again, behind the
-// candidates already waiting where the backend queues them.
+// leadership is released or ctx ends. Run then lets another candidate take
+// over: it campaigns again only once someone else leads, or after one TTL
+// if nobody does.
 func (e *Elector) Resign(ctx context.Context) error {
 	e.mu.Lock()
 	term := e.term
