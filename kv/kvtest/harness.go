@@ -36,6 +36,15 @@ type Harness struct {
 	// must be a *kv.TTLError. TTL tests use max(MinTTL, 1s).
 	MinTTL time.Duration
 
+	// StreamNoHistory, optional, says that the stores' kv.Streamer keeps no
+	// history of past changes (ZooKeeper, Consul): Events from a revision
+	// older than the last change below the prefix may report ErrCompacted
+	// instead of replaying, as the Streamer contract allows. The resume case
+	// then accepts that typed error in place of the replay; every other
+	// stream case is unchanged. Leave it false where history exists (memory,
+	// etcd), so that the replay is checked.
+	StreamNoHistory bool
+
 	// TTLSlack is how late past its TTL (after rounding) the backend may
 	// remove an expired key, e.g. a reaper's interval. The suite waits
 	// TTL+TTLSlack (plus a fixed margin for slow CI) before calling a key

@@ -2,6 +2,8 @@ package kvtest
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/regentkv/regent/kv"
@@ -31,8 +33,15 @@ func collectEvents(e *env, ch <-chan kv.EventBatch, n int) []kv.Event {
 	e.Helper()
 	var evs []kv.Event
 	var lastBatch, lastEv uint64
+	progress := time.Now()
 	for len(evs) < n {
+		if time.Since(progress) > updateWait {
+			e.Fatalf("Events: %d of %d events within %v, then only progress batches: %s", len(evs), n, updateWait, fmtEvents(evs))
+		}
 		b := next(e, ch, updateWait, "Events")
+		if len(b.Events) > 0 {
+			progress = time.Now()
+		}
 		if b.Err != nil {
 			e.Fatalf("Events batch error: %v", b.Err)
 		}
@@ -52,9 +61,17 @@ func collectEvents(e *env, ch <-chan kv.EventBatch, n int) []kv.Event {
 		}
 	}
 	if len(evs) != n {
-		e.Fatalf("got %d events, want %d: %v", len(evs), n, evs)
+		e.Fatalf("got %d events, want %d: %s", len(evs), n, fmtEvents(evs))
 	}
 	return evs
+}
+
+func fmtEvents(evs []kv.Event) string {
+	var b strings.Builder
+	for _, ev := range evs {
+		fmt.Fprintf(&b, "%v %s=%q@%d ", ev.Type, ev.Pair.Key, ev.Pair.Value, ev.Pair.Revision)
+	}
+	return b.String()
 }
 
 type wantEvent struct {
@@ -157,6 +174,22 @@ func testEventsResume(e *env) {
 	ch, err := st.Events(e.ctx, p, from)
 	if err != nil {
 		e.Fatalf("Events(after %d): %v", from, err)
+	}
+	if e.h.StreamNoHistory {
+		// Either a replay (below) or the typed refusal.
+		b := next(e, ch, updateWait, "Events from an older revision")
+		for b.Err == nil && len(b.Events) == 0 {
+			b = next(e, ch, updateWait, "Events from an older revision")
+		}
+		if b.Err != nil {
+			var ce *kv.CompactedError
+			if !errors.As(b.Err, &ce) {
+				e.Fatalf("Events from an older revision: %v, want a replay or a *kv.CompactedError", b.Err)
+			}
+			waitClosed(e, ch, closeWait, "Events after ErrCompacted")
+			return
+		}
+		e.Fatalf("a store without history replayed %d events; clear Harness.StreamNoHistory", len(b.Events))
 	}
 	got := collectEvents(e, ch, 2)
 	checkEvents(e, got, []wantEvent{{kv.EventPut, p + "/3", "3"}, {kv.EventPut, p + "/4", "4"}})
