@@ -5,7 +5,8 @@
 // A Fake is safe for concurrent use. Timer callbacks never run inside Now,
 // AfterFunc, Stop or Reset (the queue calls those with its lock held); they
 // run synchronously inside Step and Set, on the caller's goroutine, in due
-// order, so when Step returns every callback due by then has completed.
+// order, each seeing Now equal to its due time, so when Step returns every
+// callback due by then has completed.
 //
 // Not provided: real-time behaviour. Nothing happens until the test calls
 // Step or Set.

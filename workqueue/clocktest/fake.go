@@ -37,20 +37,24 @@ func (f *Fake) AfterFunc(d time.Duration, fn func()) workqueue.Timer {
 	return t
 }
 
-// Step advances the time by d and runs the callbacks that became due.
+// Step advances the time by d, running the callbacks that become due on the
+// way, each with the clock set to its due time.
 func (f *Fake) Step(d time.Duration) {
 	f.mu.Lock()
-	f.now = f.now.Add(d)
+	target := f.now.Add(d)
 	f.mu.Unlock()
-	f.runDue()
+	f.advance(target)
 }
 
-// Set moves the time to t and runs the callbacks that became due.
+// Set moves the time to t, running the callbacks that become due on the
+// way as Step does. Moving backwards runs nothing.
 func (f *Fake) Set(t time.Time) {
 	f.mu.Lock()
-	f.now = t
+	if t.Before(f.now) {
+		f.now = t
+	}
 	f.mu.Unlock()
-	f.runDue()
+	f.advance(t)
 }
 
 // Armed returns the number of timers waiting to run.
@@ -77,25 +81,29 @@ func (f *Fake) NextDue() (time.Time, bool) {
 	return next, true
 }
 
-// runDue runs due callbacks one at a time, earliest first, without holding
-// the lock, so a callback may arm timers (those already due run in this same
-// call).
-func (f *Fake) runDue() {
+// advance runs due callbacks one at a time, earliest first, without holding
+// the lock, so a callback may arm timers (those due by target run in this
+// same call), then leaves the clock at target.
+func (f *Fake) advance(target time.Time) {
 	for {
 		f.mu.Lock()
 		i := -1
 		for j, t := range f.timers {
-			if !t.at.After(f.now) && (i < 0 || t.at.Before(f.timers[i].at)) {
+			if !t.at.After(target) && (i < 0 || t.at.Before(f.timers[i].at)) {
 				i = j
 			}
 		}
 		if i < 0 {
+			f.now = target
 			f.mu.Unlock()
 			return
 		}
 		t := f.timers[i]
 		f.timers = slices.Delete(f.timers, i, i+1)
 		t.armed = false
+		if t.at.After(f.now) {
+			f.now = t.at
+		}
 		f.mu.Unlock()
 		t.fn()
 	}
