@@ -74,7 +74,8 @@ func (s *Store) events(ctx context.Context, p string, pos uint64, ch chan<- kv.E
 		if pos < s.b.compacted {
 			err := compactedErr(pos, s.b.compacted)
 			s.b.mu.Unlock()
-			terminal(ctx, ch, kv.EventBatch{Revision: pos, Err: err})
+			// Not a shutdown: wait for the reader as long as it wants.
+			send(ctx, s, ch, kv.EventBatch{Revision: pos, Err: err}, end)
 			return
 		}
 		next := s.b.rev
