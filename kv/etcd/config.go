@@ -74,13 +74,8 @@ func (c *Config) Validate() error {
 	if c.DialTimeout < 0 {
 		return fmt.Errorf("%w: negative DialTimeout %v", ErrInvalidConfig, c.DialTimeout)
 	}
-	s := settings{}
-	for _, o := range c.options() {
-		if err := o.apply(&s); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := buildSettings(c.options())
+	return err
 }
 
 func (c *Config) options() []Option {
@@ -110,8 +105,17 @@ type settings struct {
 	log     *zap.Logger
 }
 
-func defaultSettings() settings {
-	return settings{minTTL: DefaultMinTTL, lockTTL: DefaultLockTTL, log: zap.NewNop()}
+func buildSettings(opts []Option) (settings, error) {
+	s := settings{minTTL: DefaultMinTTL, lockTTL: DefaultLockTTL, log: zap.NewNop()}
+	for _, o := range opts {
+		if err := o.apply(&s); err != nil {
+			return s, err
+		}
+	}
+	if s.lockTTL < s.minTTL {
+		return s, fmt.Errorf("%w: LockTTL %v is below MinTTL %v", ErrInvalidConfig, s.lockTTL, s.minTTL)
+	}
+	return s, nil
 }
 
 type optionFunc func(*settings) error

@@ -95,14 +95,9 @@ func NewFromClient(c *clientv3.Client, opts ...Option) (*Store, error) {
 }
 
 func newStore(c *clientv3.Client, owned bool, opts []Option) (*Store, error) {
-	st := defaultSettings()
-	for _, o := range opts {
-		if err := o.apply(&st); err != nil {
-			return nil, err
-		}
-	}
-	if st.lockTTL < st.minTTL {
-		return nil, fmt.Errorf("%w: LockTTL %v is below MinTTL %v", ErrInvalidConfig, st.lockTTL, st.minTTL)
+	st, err := buildSettings(opts)
+	if err != nil {
+		return nil, err
 	}
 	s := &Store{c: c, owned: owned, settings: st, locks: map[*locker]struct{}{}}
 	if st.root != "" {

@@ -81,7 +81,10 @@ func (s *Server) DataDir() string { return s.opts.dataDir }
 
 // Stop stops the server but keeps its data directory and ports, so that
 // Restart brings the same server back at the same endpoints. Stopping a
-// stopped server does nothing.
+// stopped server does nothing. Like a real etcd shutdown it lets open
+// client streams (watches) finish first, for up to etcd's request timeout
+// (7 s with the default election timeout): expect Stop to take that long
+// while clients watch.
 func (s *Server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

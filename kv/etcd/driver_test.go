@@ -1,0 +1,214 @@
+package etcd_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/regentkv/regent/internal/testenv"
+	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/etcd"
+)
+
+// eventually polls cond until it holds or d passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true within %v", what, d)
+		}
+		<-tick.C
+	}
+}
+
+func recv[T any](t *testing.T, ch <-chan T, d time.Duration, what string) T {
+	t.Helper()
+	select {
+	case v, ok := <-ch:
+		if !ok {
+			t.Fatalf("%s: channel closed", what)
+		}
+		return v
+	case <-time.After(d):
+		t.Fatalf("%s: nothing within %v", what, d)
+	}
+	var zero T
+	return zero
+}
+
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestConfigValidation(t *testing.T) {
+	ok := []string{"http://127.0.0.1:1"}
+	for _, tc := range []struct {
+		name string
+		cfg  etcd.Config
+	}{
+		{"no endpoints", etcd.Config{}},
+		{"empty endpoint", etcd.Config{Endpoints: []string{""}}},
+		{"user without password", etcd.Config{Endpoints: ok, Username: "u"}},
+		{"negative dial timeout", etcd.Config{Endpoints: ok, DialTimeout: -time.Second}},
+		{"reserved root", etcd.Config{Endpoints: ok, Root: "a/__regent"}},
+		{"bad root", etcd.Config{Endpoints: ok, Root: "a//b"}},
+		{"MinTTL below a second", etcd.Config{Endpoints: ok, MinTTL: 500 * time.Millisecond}},
+		{"negative LockTTL", etcd.Config{Endpoints: ok, LockTTL: -time.Second}},
+		{"LockTTL below MinTTL", etcd.Config{Endpoints: ok, LockTTL: time.Second}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := etcd.New(testCtx(t, 5*time.Second), tc.cfg)
+			if !errors.Is(err, etcd.ErrInvalidConfig) {
+				if s != nil {
+					_ = s.Close()
+				}
+				t.Fatalf("New(%+v): got %v, want ErrInvalidConfig", tc.cfg, err)
+			}
+		})
+	}
+	if _, err := etcd.NewFromClient(nil); !errors.Is(err, etcd.ErrInvalidConfig) {
+		t.Errorf("NewFromClient(nil): got %v, want ErrInvalidConfig", err)
+	}
+}
+
+func TestNewUnreachable(t *testing.T) {
+	port := testenv.FreePort(t) // nothing listens there
+	start := time.Now()
+	s, err := etcd.New(testCtx(t, 10*time.Second), etcd.Config{
+		Endpoints:   []string{"http://127.0.0.1:" + strconv.Itoa(port)},
+		DialTimeout: 500 * time.Millisecond,
+	})
+	if !errors.Is(err, kv.ErrNotReachable) {
+		if s != nil {
+			_ = s.Close()
+		}
+		t.Fatalf("New on a dead endpoint: got %v, want ErrNotReachable", err)
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("New on a dead endpoint took %v, want about its 500ms DialTimeout", el)
+	}
+}
+
+func TestNewFromClientLeavesClientOpen(t *testing.T) {
+	eps := testenv.Etcd(t)
+	ctx := testCtx(t, 20*time.Second)
+	c, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("clientv3.New: %v", err)
+	}
+	defer c.Close()
+	s, err := etcd.NewFromClient(c, etcd.WithRoot("mine"))
+	if err != nil {
+		t.Fatalf("NewFromClient: %v", err)
+	}
+	if s.Client() != c {
+		t.Errorf("Client() is not the client given")
+	}
+	if err := s.Put(ctx, "k", []byte("v"), nil); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Put(ctx, "k", []byte("v"), nil); !errors.Is(err, kv.ErrClosed) {
+		t.Errorf("Put after Close: got %v, want ErrClosed", err)
+	}
+	resp, err := c.Get(ctx, "/mine/k")
+	if err != nil {
+		t.Fatalf("the caller's client after Store.Close: %v", err)
+	}
+	if len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "v" {
+		t.Errorf("raw Get /mine/k: got %v, want v (keys live under /<Root>/)", resp.Kvs)
+	}
+}
+
+func TestInternalKeysOutOfUserReach(t *testing.T) {
+	eps := testenv.Etcd(t)
+	ctx := testCtx(t, 20*time.Second)
+	s := newStore(t, eps, etcd.Config{Root: "r"})
+	defer s.Close()
+	tree, err := s.WatchTree(ctx, "", nil)
+	if err != nil {
+		t.Fatalf("WatchTree: %v", err)
+	}
+	if u := recv(t, tree, 5*time.Second, "WatchTree first"); len(u.Pairs) != 0 {
+		t.Fatalf("WatchTree of an empty root: %v", u.Pairs)
+	}
+	l, err := s.NewLock(ctx, "lk", &kv.LockOptions{Value: []byte("me")})
+	if err != nil {
+		t.Fatalf("NewLock: %v", err)
+	}
+	if _, err := l.Lock(ctx); err != nil {
+		t.Fatalf("Lock: %v", err)
+	}
+	if err := s.Put(ctx, "user", []byte("1"), nil); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	// The lock's key was written first: had it shown, it would come first.
+	if u := recv(t, tree, 5*time.Second, "WatchTree after Put"); len(u.Pairs) != 1 || u.Pairs[0].Key != "user" {
+		t.Fatalf("WatchTree(root) after a lock and a Put: %+v, want only user", u.Pairs)
+	}
+	pairs, err := s.List(ctx, "", nil)
+	if err != nil || len(pairs) != 1 || pairs[0].Key != "user" {
+		t.Fatalf("List(root) with a lock held: %v, %v; want only user", pairs, err)
+	}
+	if err := s.DeleteTree(ctx, ""); err != nil {
+		t.Fatalf("DeleteTree(root): %v", err)
+	}
+	if err := l.GuardedPut(ctx, "after", []byte("x"), nil); err != nil {
+		t.Fatalf("GuardedPut after DeleteTree(root): %v; the lock must survive", err)
+	}
+	snap, err := s.Snapshot(ctx, "")
+	if err != nil || len(snap.Pairs) != 1 || snap.Pairs[0].Key != "after" {
+		t.Fatalf("Snapshot(root): %+v, %v; want only after", snap.Pairs, err)
+	}
+	if err := l.Unlock(ctx); err != nil {
+		t.Fatalf("Unlock: %v", err)
+	}
+}
+
+func TestKeepAliveKeysRestoredAfterLeaseLoss(t *testing.T) {
+	eps := testenv.Etcd(t)
+	ctx := testCtx(t, 30*time.Second)
+	s := newStore(t, eps, etcd.Config{Root: "ka"})
+	defer s.Close()
+	if err := s.Put(ctx, "svc", []byte("addr"), &kv.WriteOptions{TTL: 2 * time.Second, KeepAlive: true}); err != nil {
+		t.Fatalf("Put KeepAlive: %v", err)
+	}
+	c := s.Client()
+	resp, err := c.Get(ctx, "/ka/svc")
+	if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].Lease == 0 {
+		t.Fatalf("raw Get: %v, %v; want a key on a lease", resp, err)
+	}
+	old := resp.Kvs[0].Lease
+	// Losing the lease behind the Store's back, as an expiry would.
+	if _, err := c.Revoke(ctx, clientv3.LeaseID(old)); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	eventually(t, 10*time.Second, "KeepAlive key restored on a new lease", func() bool {
+		resp, err := c.Get(ctx, "/ka/svc")
+		return err == nil && len(resp.Kvs) == 1 && resp.Kvs[0].Lease != old && string(resp.Kvs[0].Value) == "addr"
+	})
+	other, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("clientv3.New: %v", err)
+	}
+	defer other.Close()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	// Close revokes: no waiting for the TTL.
+	resp, err = other.Get(ctx, "/ka/svc")
+	if err != nil || len(resp.Kvs) != 0 {
+		t.Fatalf("KeepAlive key right after Close: %v, %v; want it gone", resp.Kvs, err)
+	}
+}
