@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/btree"
 	"go.uber.org/zap"
 
 	"github.com/regentkv/regent/kv"
@@ -20,11 +21,12 @@ type Backend struct {
 
 	mu        sync.Mutex
 	closed    bool
-	rev       uint64            // revision of the last change
-	data      map[string]*entry // user keys; lock state lives in locks
-	hist      []record          // changes with rev > compacted, in order
-	compacted uint64            // every change up to it is forgotten
-	changed   chan struct{}     // closed and replaced on every change
+	rev       uint64                // revision of the last change
+	data      map[string]*entry     // user keys; lock state lives in locks
+	keys      *btree.BTreeG[string] // the keys of data, ordered, for range scans
+	hist      []record              // changes with rev > compacted, in order
+	compacted uint64                // every change up to it is forgotten
+	changed   chan struct{}         // closed and replaced on every change
 	locks     map[string]*lockState
 }
 
@@ -54,6 +56,7 @@ func NewBackend(opts ...Option) *Backend {
 	return &Backend{
 		opts:    o,
 		data:    make(map[string]*entry),
+		keys:    btree.NewOrderedG[string](16),
 		changed: make(chan struct{}),
 		locks:   make(map[string]*lockState),
 	}
@@ -120,7 +123,9 @@ func (b *Backend) broadcastLocked() {
 func (b *Backend) putLocked(key string, value []byte, opts *kv.WriteOptions, owner *Store) *kv.KVPair {
 	b.rev++
 	p := &kv.KVPair{Key: key, Value: append([]byte{}, value...), LastIndex: b.rev, Revision: b.rev}
-	if old := b.data[key]; old != nil && old.timer != nil {
+	if old := b.data[key]; old == nil {
+		b.keys.ReplaceOrInsert(key)
+	} else if old.timer != nil {
 		old.timer.Stop()
 	}
 	e := &entry{pair: p}
@@ -149,6 +154,7 @@ func (b *Backend) deleteLocked(keys ...string) {
 			e.timer.Stop()
 		}
 		delete(b.data, k)
+		b.keys.Delete(k)
 		b.appendLocked(record{rev: b.rev, key: k})
 	}
 	b.broadcastLocked()
@@ -194,15 +200,25 @@ func (b *Backend) sinceLocked(rev uint64) int {
 	return sort.Search(len(b.hist), func(i int) bool { return b.hist[i].rev > rev })
 }
 
+// belowLocked calls f, in key order, for every key strictly below prefix
+// until f returns false. It visits only those keys: "p/" up to, not
+// including, "p0" ('0' follows '/'), so "pq" and "p" are never touched.
+func (b *Backend) belowLocked(prefix string, f func(k string, e *entry) bool) {
+	visit := func(k string) bool { return f(k, b.data[k]) }
+	if prefix == "" {
+		b.keys.Ascend(visit)
+		return
+	}
+	b.keys.AscendRange(prefix+"/", prefix+"0", visit)
+}
+
 // listLocked returns copies of the pairs strictly below prefix, sorted.
 func (b *Backend) listLocked(prefix string) []*kv.KVPair {
 	out := make([]*kv.KVPair, 0)
-	for k, e := range b.data {
-		if kv.IsBelow(k, prefix) {
-			out = append(out, clonePair(e.pair))
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	b.belowLocked(prefix, func(_ string, e *entry) bool {
+		out = append(out, clonePair(e.pair))
+		return true
+	})
 	return out
 }
 

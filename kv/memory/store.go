@@ -169,13 +169,11 @@ func (s *Store) DeleteTree(ctx context.Context, prefix string) error {
 		return err
 	}
 	defer s.b.mu.Unlock()
-	var keys []string
-	for k := range s.b.data {
-		if kv.IsBelow(k, p) {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys) // deterministic event order
+	var keys []string // in key order: the order of the delete events
+	s.b.belowLocked(p, func(k string, _ *entry) bool {
+		keys = append(keys, k)
+		return true
+	})
 	s.b.deleteLocked(keys...)
 	return nil
 }

@@ -92,11 +92,10 @@ func (s *Store) WatchTree(ctx context.Context, prefix string, _ *kv.ReadOptions)
 		return nil, err
 	}
 	state := make(map[string]*kv.KVPair)
-	for k, e := range s.b.data {
-		if kv.IsBelow(k, p) {
-			state[k] = e.pair
-		}
-	}
+	s.b.belowLocked(p, func(k string, e *entry) bool {
+		state[k] = e.pair
+		return true
+	})
 	rev := s.b.rev
 	s.wg.Add(1)
 	s.b.mu.Unlock()
@@ -120,11 +119,10 @@ func (s *Store) watchTree(ctx context.Context, p string, rev uint64, state map[s
 		if rev < s.b.compacted {
 			resync = true
 			clear(state)
-			for k, e := range s.b.data {
-				if kv.IsBelow(k, p) {
-					state[k] = e.pair
-				}
-			}
+			s.b.belowLocked(p, func(k string, e *entry) bool {
+				state[k] = e.pair
+				return true
+			})
 		} else {
 			for _, r := range s.b.hist[s.b.sinceLocked(rev):] {
 				if kv.IsBelow(r.key, p) {
