@@ -27,6 +27,10 @@ type Queue[T comparable] struct {
 	pending    map[T]struct{} // in the FIFO; never also in processing
 	processing map[T]int64    // held by a worker -> start time (0 without metrics)
 	redo       map[T]struct{} // processing items added again meanwhile
+	// Go maps never shrink: after a burst, pending is replaced by a fresh
+	// map once it empties, so a queue that once held a million items does
+	// not keep their table forever.
+	pendingPeak int
 
 	spinning bool // a worker is yielding for an item due very soon
 	waiters  int  // workers blocked in Get
@@ -122,12 +126,17 @@ func (q *Queue[T]) addLocked(item T, at int64) {
 	if len(q.pending) == n {
 		return // already pending: collapse
 	}
+	q.pendingPeak = max(q.pendingPeak, n+1)
 	q.fifo.push(item, at)
 	q.wakeOneLocked()
 	if q.metrics != nil {
 		q.metrics.Add()
 	}
 }
+
+// shrinkPeak is the pending-set size above which an emptied set is
+// reallocated.
+const shrinkPeak = 4096
 
 // Len returns the number of runnable items: queued, not held by a worker,
 // not waiting for a delay. It is informational; do not gate Get on it.
@@ -241,6 +250,9 @@ func (q *Queue[T]) tryTakeLocked() (T, bool) {
 	}
 	item, at := q.fifo.pop()
 	delete(q.pending, item)
+	if len(q.pending) == 0 && q.pendingPeak > shrinkPeak {
+		q.pending, q.pendingPeak = make(map[T]struct{}, 64), 0
+	}
 	var now int64
 	if q.metrics != nil {
 		now = q.since()
@@ -328,7 +340,9 @@ func (q *Queue[T]) ShutDownWithDrain() {
 // waited for.
 //
 // It returns nil when drained, ctx.Err() when ctx ends first, and
-// ErrDrainAborted when ShutDown is called meanwhile.
+// ErrDrainAborted when ShutDown is called meanwhile. After a ctx error the
+// queue keeps draining (workers still get re-queued items); call ShutDown
+// to let workers stop as soon as the runnable items are handed out.
 func (q *Queue[T]) Drain(ctx context.Context) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
