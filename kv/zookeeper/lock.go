@@ -383,9 +383,6 @@ func (l *locker) GuardedDelete(ctx context.Context, key string) error {
 			}
 			if err == nil {
 				s.forget(p)
-				if st.NumChildren == 0 {
-					s.prune(parent(p))
-				}
 			}
 			return err
 		}

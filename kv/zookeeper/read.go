@@ -172,7 +172,12 @@ func (s *Store) readNode(p string, watch bool) (*walked, error) {
 		return n, nil
 	}
 	if watch {
-		n.children, _, _, err = s.conn.ChildrenW(p)
+		var cst *zk.Stat
+		n.children, cst, _, err = s.conn.ChildrenW(p)
+		if err == nil {
+			// Newer than the GetW's: the child count to follow from.
+			n.stat.Cversion, n.stat.Pzxid, n.stat.NumChildren = cst.Cversion, cst.Pzxid, cst.NumChildren
+		}
 	} else {
 		n.children, _, err = s.conn.Children(p)
 	}

@@ -253,6 +253,11 @@ func (s *Store) stream(ctx context.Context, t *tree, pos uint64, replay []change
 				&kv.CompactedError{Requested: pos, Compacted: pos}))
 			return
 		}
+		if t.lost && err == nil {
+			end(fmt.Errorf("zookeeper: events: changes came faster than one-shot watches could be re-armed, "+
+				"intermediate values are unknown: %w", &kv.CompactedError{Requested: pos, Compacted: pos}))
+			return
+		}
 		if err != nil {
 			end(fmt.Errorf("zookeeper: events: %w", s.mapErr(err)))
 			return

@@ -74,6 +74,12 @@ type tree struct {
 	in    *inbox
 	nodes map[string]*tnode
 	rev   uint64 // highest zxid seen
+	// lost is set when the stats show changes the watches could not
+	// report one by one (a key written twice, or created and deleted,
+	// between a notification and the read that follows it). Watch and
+	// WatchTree only need the latest state and carry on; Events must
+	// not pretend it saw every change and ends with ErrCompacted.
+	lost bool
 }
 
 type tnode struct {
@@ -81,6 +87,9 @@ type tnode struct {
 	value    []byte
 	stat     zk.Stat
 	children map[string]struct{} // nil for the single-key watch
+	// gone counts children dropped on their own NodeDeleted since the
+	// last child read: Cversion changes they account for.
+	gone int32
 }
 
 // change is one key's new state (pair nil: deleted) at rev.
@@ -222,14 +231,11 @@ func (t *tree) handle(ev zk.Event) ([]change, error) {
 		}
 		return t.load()
 	case zk.EventNodeDeleted:
-		if ev.Path != t.base() {
-			return nil, nil // the parent's child watch reports it, with a zxid
-		}
 		if _, ok := t.nodes[ev.Path]; !ok {
 			return nil, nil
 		}
 		// The delete's zxid is at most the pzxid of the nearest ancestor
-		// still there (empty parents are pruned after it).
+		// still there (DeleteTree removes parents after it).
 		var rev int64
 		for a := parent(ev.Path); ; a = parent(a) {
 			ok, st, err := t.s.conn.Exists(a)
@@ -242,7 +248,15 @@ func (t *tree) handle(ev zk.Event) ([]change, error) {
 			}
 		}
 		t.see(rev)
+		if par, ok := t.nodes[parent(ev.Path)]; ok {
+			par.gone++
+		}
 		out := t.drop(ev.Path, uint64(rev))
+		if ev.Path != t.base() {
+			// A re-created znode shows up in the parent's child list
+			// again, and is read (and watched) from scratch.
+			return out, nil
+		}
 		more, err := t.load()
 		return append(out, more...), err
 	case zk.EventNodeDataChanged:
@@ -252,10 +266,16 @@ func (t *tree) handle(ev zk.Event) ([]change, error) {
 		}
 		data, st, _, err := t.s.conn.GetW(ev.Path)
 		if errors.Is(err, zk.ErrNoNode) {
-			return nil, nil // deleted: reported as such by its parent or base watch
+			// Changed, then deleted before the read: the delete is
+			// reported by its own event, the value in between is lost.
+			t.lost = true
+			return nil, nil
 		}
 		if err != nil {
 			return nil, err
+		}
+		if st.Version != old.stat.Version+1 {
+			t.lost = true
 		}
 		t.see(st.Mzxid)
 		v, isKey := decode(data)
@@ -286,25 +306,45 @@ func (t *tree) handle(ev zk.Event) ([]change, error) {
 		t.see(st.Pzxid)
 		now := make(map[string]struct{}, len(children))
 		var out []change
+		var added []string
 		for _, c := range children {
 			if ev.Path == t.s.root && isReserved(c) {
 				continue
 			}
 			now[c] = struct{}{}
-			if _, had := n.children[c]; had {
-				continue
+			if _, had := n.children[c]; !had {
+				added = append(added, c)
 			}
+		}
+		accounted := n.gone + int32(len(added))
+		for c := range n.children {
+			if _, still := now[c]; !still {
+				accounted++
+				out = append(out, t.drop(ev.Path+"/"+c, uint64(st.Pzxid))...)
+			}
+		}
+		if ev.Path == t.s.root {
+			// Reserved children (locks, the revision counter) change
+			// the root's Cversion too; no accounting there.
+			accounted = st.Cversion - n.stat.Cversion
+		}
+		if st.Cversion-n.stat.Cversion != accounted {
+			t.lost = true // children created and deleted unseen
+		}
+		n.gone, n.stat.Cversion, n.stat.Pzxid = 0, st.Cversion, st.Pzxid
+		for _, c := range added {
 			n.children[c] = struct{}{}
 			more, err := t.readSubtree(ev.Path + "/" + c)
 			if err != nil {
 				return out, err
 			}
-			out = append(out, more...)
-		}
-		for c := range n.children {
-			if _, still := now[c]; !still {
-				out = append(out, t.drop(ev.Path+"/"+c, uint64(st.Pzxid))...)
+			for _, ch := range more {
+				// A new key already rewritten: its first values are lost.
+				if nd := t.nodes[t.s.path(ch.key)]; nd != nil && nd.stat.Version != 0 {
+					t.lost = true
+				}
 			}
+			out = append(out, more...)
 		}
 		return out, nil
 	}
@@ -348,7 +388,14 @@ func (t *tree) step() ([]change, error) {
 			return out, err
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].rev < out[j].rev })
+	// A delete carries its parent's pzxid, an upper bound: on a tie with
+	// a create, the delete came first.
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].rev != out[j].rev {
+			return out[i].rev < out[j].rev
+		}
+		return out[i].pair == nil && out[j].pair != nil
+	})
 	return out, nil
 }
 

@@ -253,7 +253,10 @@ func (s *Store) writeAt(p string, data, cur []byte, m mode, st *zk.Stat) (*zk.St
 }
 
 // Delete implements kv.Store. A key with keys below it becomes a
-// directory; a leaf znode is removed along with directories it leaves empty.
+// directory; a leaf znode is removed. Directories are left in place, even
+// empty: a parent that never lost a child (Cversion == NumChildren) is
+// what lets Events prove that nothing below it was deleted, and a missing
+// prefix then means one that never held keys.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	k, err := kv.NormalizeKey(key)
 	if err != nil {
@@ -330,30 +333,11 @@ func (s *Store) removeAt(p string, st *zk.Stat) error {
 		_, err = s.conn.Set(p, nil, st.Version)
 	} else {
 		err = s.conn.Delete(p, st.Version)
-		if err == nil {
-			s.prune(parent(p))
-		}
 	}
 	if err == nil {
 		s.forget(p)
 	}
 	return err
-}
-
-// prune removes p and its ancestors below root while they are empty
-// directories. Version and emptiness are checked by the server, so a
-// concurrent writer never loses a key; it may have to re-create a parent.
-func (s *Store) prune(p string) {
-	for p != s.root && len(p) > len(s.root) {
-		data, st, err := s.conn.Get(p)
-		if err != nil || len(data) != 0 || st.NumChildren != 0 {
-			return
-		}
-		if err := s.conn.Delete(p, st.Version); err != nil {
-			return
-		}
-		p = parent(p)
-	}
 }
 
 // DeleteTree implements kv.Store: every znode below the prefix goes, at
@@ -371,13 +355,7 @@ func (s *Store) DeleteTree(ctx context.Context, prefix string) error {
 			if errors.Is(err, zk.ErrNotEmpty) {
 				continue // a writer raced us; go again
 			}
-			if err != nil {
-				return err
-			}
-			if k != "" {
-				s.prune(p)
-			}
-			return nil
+			return err
 		}
 		return fmt.Errorf("zookeeper: delete tree %q: writers keep adding keys: %w", k, kv.ErrKeyModified)
 	})
