@@ -332,7 +332,7 @@ func testRevisionMonotonic(e *env) {
 	if err != nil {
 		e.Fatalf("Revision: %v", err)
 	}
-	if !(r1 < p.Revision && p.Revision <= r2) {
+	if p.Revision <= r1 || p.Revision > r2 {
 		e.Fatalf("Revision %d, then a put at %d, then Revision %d: want strictly after and at most", r1, p.Revision, r2)
 	}
 }

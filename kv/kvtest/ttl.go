@@ -98,13 +98,12 @@ func testAtomicPutTTL(e *env) {
 	e.wantGone(s, updated, e.overdue())
 }
 
-func wantTTLError(e *env, what string, err error) *kv.TTLError {
+func wantTTLError(e *env, what string, err error) {
 	e.Helper()
 	var te *kv.TTLError
 	if !errors.Is(err, kv.ErrInvalidTTL) || !errors.As(err, &te) {
 		e.Fatalf("%s: got error %v, want a *kv.TTLError matching %v", what, err, kv.ErrInvalidTTL)
 	}
-	return te
 }
 
 func testTTLNegative(e *env) {
@@ -135,8 +134,10 @@ func testTTLBelowMin(e *env) {
 	s := e.store()
 	k := e.key("k")
 	if min := e.h.MinTTL; min > time.Nanosecond {
-		te := wantTTLError(e, "Put(TTL below MinTTL)", s.Put(e.ctx, k, []byte("v"), &kv.WriteOptions{TTL: min - time.Nanosecond}))
-		if te.Min != min {
+		err := s.Put(e.ctx, k, []byte("v"), &kv.WriteOptions{TTL: min - time.Nanosecond})
+		wantTTLError(e, "Put(TTL below MinTTL)", err)
+		var te *kv.TTLError
+		if errors.As(err, &te); te.Min != min {
 			e.Fatalf("TTLError.Min = %v, want the harness MinTTL %v", te.Min, min)
 		}
 		e.wantMissing(s, k)

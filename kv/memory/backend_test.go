@@ -20,7 +20,7 @@ func ctxT(t *testing.T) context.Context {
 func TestTTLExactWithFakeClock(t *testing.T) {
 	clk := newFakeClock()
 	s := memory.New(memory.WithClock(clk))
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	ctx := ctxT(t)
 	if err := s.Put(ctx, "k", []byte("v"), &kv.WriteOptions{TTL: 10 * time.Millisecond}); err != nil {
 		t.Fatal(err)
@@ -40,8 +40,8 @@ func TestKeepAliveAndLockExpireAfterKillWithFakeClock(t *testing.T) {
 	b := memory.NewBackend(memory.WithClock(clk))
 	defer b.Close()
 	a, other := b.Client(), b.Client()
-	defer a.Close()
-	defer other.Close()
+	defer func() { _ = a.Close() }()
+	defer func() { _ = other.Close() }()
 	ctx := ctxT(t)
 	if err := a.Put(ctx, "svc/a", []byte("up"), &kv.WriteOptions{TTL: time.Second, KeepAlive: true}); err != nil {
 		t.Fatal(err)
@@ -74,7 +74,7 @@ func TestKeepAliveAndLockExpireAfterKillWithFakeClock(t *testing.T) {
 
 func TestKillEndsStreamsWithNotReachable(t *testing.T) {
 	s := memory.New()
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	ctx := ctxT(t)
 	ch, err := s.Watch(ctx, "k", nil)
 	if err != nil {
@@ -96,7 +96,7 @@ func TestKillEndsStreamsWithNotReachable(t *testing.T) {
 // writers never waited for it.
 func TestSlowEventsReaderDoesNotBlockWriters(t *testing.T) {
 	s := memory.New(memory.WithHistoryLimit(8))
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	ctx := ctxT(t)
 	ch, err := s.Events(ctx, "p", 0)
 	if err != nil {
@@ -128,7 +128,7 @@ func TestSlowEventsReaderDoesNotBlockWriters(t *testing.T) {
 // gets the current state next instead of an error.
 func TestLaggingWatcherResyncs(t *testing.T) {
 	s := memory.New(memory.WithHistoryLimit(4))
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	ctx := ctxT(t)
 	ch, err := s.WatchTree(ctx, "p", nil)
 	if err != nil {

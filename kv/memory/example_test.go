@@ -11,7 +11,7 @@ import (
 func Example() {
 	ctx := context.Background()
 	s := memory.New()
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 
 	if err := s.Put(ctx, "config/color", []byte("blue"), nil); err != nil {
 		panic(err)
@@ -32,7 +32,7 @@ func Example() {
 func ExampleStore_Watch() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := memory.New()
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 
 	ch, err := s.Watch(ctx, "leader", nil)
 	if err != nil {
@@ -67,8 +67,8 @@ func ExampleBackend() {
 	b := memory.NewBackend()
 	defer b.Close()
 	alice, bob := b.Client(), b.Client()
-	defer alice.Close()
-	defer bob.Close()
+	defer func() { _ = alice.Close() }()
+	defer func() { _ = bob.Close() }()
 
 	la, _ := alice.NewLock(ctx, "jobs/nightly", nil)
 	lb, _ := bob.NewLock(ctx, "jobs/nightly", nil)

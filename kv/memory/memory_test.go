@@ -39,7 +39,7 @@ func TestConformance(t *testing.T) {
 
 func BenchmarkPut(b *testing.B) {
 	s := memory.New()
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	ctx := context.Background()
 	v := []byte("value")
 	b.ReportAllocs()
@@ -52,7 +52,7 @@ func BenchmarkPut(b *testing.B) {
 
 func BenchmarkGet(b *testing.B) {
 	s := memory.New()
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	ctx := context.Background()
 	if err := s.Put(ctx, "bench/k", []byte("value"), nil); err != nil {
 		b.Fatal(err)
@@ -70,7 +70,7 @@ func BenchmarkGet(b *testing.B) {
 
 func BenchmarkList100(b *testing.B) {
 	s := memory.New()
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	ctx := context.Background()
 	for i := range 100 {
 		if err := s.Put(ctx, fmt.Sprintf("bench/%03d", i), []byte("value"), nil); err != nil {
