@@ -3,6 +3,7 @@ package workqueue_test
 import (
 	"context"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -210,4 +211,72 @@ func TestAddAfterWakesBlockedWorker(t *testing.T) {
 		t.Fatalf("Get = %d, want 42", v)
 	}
 	q.Done(42)
+}
+
+// ShutDown racing with timer callbacks must neither deadlock nor leave a
+// callback running after it returns (goleak checks the real-clock case).
+func TestShutDownRacesTimerCallbacks(t *testing.T) {
+	t.Run("fake clock", func(t *testing.T) {
+		for range 50 {
+			q, clock := fakeQueue[int]()
+			for i := range 20 {
+				q.AddAfter(i, time.Duration(i+1)*time.Millisecond)
+			}
+			stepped := make(chan struct{})
+			go func() {
+				defer close(stepped)
+				for range 20 {
+					clock.Step(time.Millisecond)
+				}
+			}()
+			q.ShutDown()
+			recv(t, stepped, "clock steps")
+		}
+	})
+	t.Run("real clock", func(t *testing.T) {
+		for range 50 {
+			q := newQueue[int]()
+			for i := range 20 {
+				q.AddAfter(i, time.Duration(i)*time.Microsecond+time.Nanosecond)
+			}
+			q.ShutDown()
+		}
+	})
+}
+
+// deafClock's timers never fire, so only Get itself can release items.
+type deafClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *deafClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *deafClock) AfterFunc(time.Duration, func()) workqueue.Timer { return deafTimer{} }
+
+type deafTimer struct{}
+
+func (deafTimer) Stop() bool               { return true }
+func (deafTimer) Reset(time.Duration) bool { return true }
+
+func TestGetTakesDueItemsWithoutTheTimer(t *testing.T) {
+	clock := &deafClock{now: epoch}
+	q := workqueue.New(workqueue.Config[string]{Clock: clock})
+	defer q.ShutDown()
+	q.AddAfter("b", 2*time.Second)
+	q.AddAfter("a", time.Second)
+	q.AddAfter("later", time.Hour)
+	clock.mu.Lock()
+	clock.now = clock.now.Add(2 * time.Second)
+	clock.mu.Unlock()
+	for _, want := range []string{"a", "b"} {
+		if got := mustGet(t, q); got != want {
+			t.Fatalf("Get = %q, want %q", got, want)
+		}
+		q.Done(want)
+	}
 }
