@@ -19,6 +19,7 @@ func crudCases() []testCase {
 		{name: "DeleteLeavesChildren", run: testDeleteLeavesChildren},
 		{name: "ValueOnDirectoryKey", run: testValueOnDirectoryKey},
 		{name: "ClientsSeeEachOther", run: testClientsSeeEachOther},
+		{name: "ConsistentReads", run: testConsistentReads},
 	}
 }
 
@@ -178,4 +179,29 @@ func testClientsSeeEachOther(e *env) {
 		e.Fatalf("Delete: %v", err)
 	}
 	e.wantMissing(a, k)
+}
+
+// testConsistentReads: ReadOptions{Consistent: true} is accepted by every
+// read and sees a write another client just made.
+func testConsistentReads(e *env) {
+	writer, reader := e.store(), e.store()
+	k := e.key("d", "k")
+	e.mustPut(writer, k, "v", nil)
+	c := &kv.ReadOptions{Consistent: true}
+	p, err := reader.Get(e.ctx, k, c)
+	if err != nil || string(p.Value) != "v" {
+		e.Fatalf("Get(Consistent) = %v, %v; want value v", p, err)
+	}
+	if ok, err := reader.Exists(e.ctx, k, c); !ok || err != nil {
+		e.Fatalf("Exists(Consistent) = %t, %v; want true, nil", ok, err)
+	}
+	l, err := reader.List(e.ctx, e.key("d"), c)
+	if err != nil || len(l) != 1 || l[0].Key != k {
+		e.Fatalf("List(Consistent) = %s, %v; want [%s]", fmtPairs(l), err, k)
+	}
+	ch, err := reader.Watch(e.ctx, k, c)
+	if err != nil {
+		e.Fatalf("Watch(Consistent): %v", err)
+	}
+	e.wantKeyUpdate(ch, k, "v", false)
 }

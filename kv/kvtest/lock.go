@@ -22,6 +22,7 @@ func lockCases() []testCase {
 		{name: "LockRelockSameLocker", run: testRelock},
 		{name: "LockGuardedWrites", run: testGuardedWrites},
 		{name: "LockGuardedWritesNeverLocked", run: testGuardedNeverLocked},
+		{name: "LockGuardedPutTTL", timeout: ttlTimeout(1), run: testGuardedPutTTL},
 		{name: "LockGuardedWritesDeposed", timeout: ttlTimeout(1), run: testGuardedDeposed},
 		{name: "LockInternalsInvisible", run: testLockInvisible},
 		{name: "LockSurvivesDeleteTree", run: testLockSurvivesDeleteTree},
@@ -447,5 +448,18 @@ func testLockKeysIndependent(e *env) {
 		e.Fatalf("TryLock of a nested key while its parent is locked = %v, %v", lost, err)
 	}
 	e.mustUnlock(b)
+	e.mustUnlock(a)
+}
+
+func testGuardedPutTTL(e *env) {
+	s := e.store()
+	a := e.newLocker(s)
+	k := e.key("guarded")
+	e.mustLock(a)
+	if err := a.GuardedPut(e.ctx, k, []byte("v"), &kv.WriteOptions{TTL: e.ttl()}); err != nil {
+		e.Fatalf("GuardedPut(TTL): %v", err)
+	}
+	e.wantValue(s, k, "v")
+	e.wantGone(s, k, e.overdue())
 	e.mustUnlock(a)
 }

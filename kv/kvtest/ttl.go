@@ -19,6 +19,8 @@ func ttlCases() []testCase {
 		{name: "KeepAliveSurvivesWhileClientLives", timeout: ttlTimeout(3), run: testKeepAliveSurvives},
 		{name: "KeepAliveGoneAfterClose", timeout: ttlTimeout(1), run: testKeepAliveClose},
 		{name: "KeepAliveGoneAfterKill", timeout: ttlTimeout(1), run: testKeepAliveKill},
+		{name: "KeepAliveDetachedByPlainPut", timeout: ttlTimeout(1), run: testKeepAliveDetached},
+		{name: "AtomicPutKeepAlive", timeout: ttlTimeout(1), run: testAtomicPutKeepAlive},
 	}
 }
 
@@ -172,5 +174,33 @@ func testKeepAliveKill(e *env) {
 	e.mustPut(owner, k, "alive", &kv.WriteOptions{TTL: e.ttl(), KeepAlive: true})
 	e.wantValue(other, k, "alive")
 	e.h.Kill(e.T, owner)
+	e.wantGone(other, k, e.overdue())
+}
+
+// testKeepAliveDetached: a plain Put over a KeepAlive key makes it
+// permanent, like a plain Put over a TTL key, so it outlives its first
+// writer.
+func testKeepAliveDetached(e *env) {
+	owner, other := e.store(), e.store()
+	k := e.key("k")
+	e.mustPut(owner, k, "session", &kv.WriteOptions{TTL: e.ttl(), KeepAlive: true})
+	e.mustPut(owner, k, "permanent", nil)
+	if err := owner.Close(); err != nil {
+		e.Fatalf("Close: %v", err)
+	}
+	e.consistently(e.overdue(), "key rewritten without KeepAlive exists after its writer closed", func() bool { return e.exists(other, k) })
+	e.wantValue(other, k, "permanent")
+}
+
+func testAtomicPutKeepAlive(e *env) {
+	owner, other := e.store(), e.store()
+	k := e.key("k")
+	if _, _, err := owner.AtomicPut(e.ctx, k, []byte("mine"), nil, &kv.WriteOptions{TTL: e.ttl(), KeepAlive: true}); err != nil {
+		e.Fatalf("AtomicPut(KeepAlive): %v", err)
+	}
+	e.wantValue(other, k, "mine")
+	if err := owner.Close(); err != nil {
+		e.Fatalf("Close: %v", err)
+	}
 	e.wantGone(other, k, e.overdue())
 }

@@ -21,6 +21,7 @@ func watchCases() []testCase {
 		{name: "WatchIgnoresOtherKeys", run: testWatchIgnoresOthers},
 		{name: "WatchKeyForms", run: testWatchKeyForms},
 		{name: "WatchSeesExpiry", timeout: ttlTimeout(1), run: testWatchExpiry},
+		{name: "WatchSeesDeleteTree", run: testWatchDeleteTree},
 		{name: "WatchCancelCloses", run: testWatchCancel},
 		{name: "WatchSlowReaderCancel", run: testWatchSlowReader},
 		{name: "WatchGoroutinesExit", serial: true, run: testWatchGoroutines},
@@ -242,4 +243,19 @@ func testWatchGoroutines(e *env) {
 		e.pause(20 * time.Millisecond)
 	}
 	e.Logf("goroutines: %d before %d watch cycles, %d after", before, cycles, now)
+}
+
+func testWatchDeleteTree(e *env) {
+	s := e.store()
+	k := e.key("a", "b", "c")
+	e.mustPut(s, k, "deep", nil)
+	ch, err := s.Watch(e.ctx, k, nil)
+	if err != nil {
+		e.Fatalf("Watch: %v", err)
+	}
+	e.wantKeyUpdate(ch, k, "deep", false)
+	if err := s.DeleteTree(e.ctx, e.key("a")); err != nil {
+		e.Fatalf("DeleteTree: %v", err)
+	}
+	e.wantKeyUpdate(ch, k, "", true)
 }

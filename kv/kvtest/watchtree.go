@@ -12,6 +12,7 @@ func watchTreeCases() []testCase {
 		{name: "WatchTreeMissingPrefix", run: testWatchTreeMissing},
 		{name: "WatchTreeOtherClient", run: testWatchTreeOtherClient},
 		{name: "WatchTreeCancelCloses", run: testWatchTreeCancel},
+		{name: "WatchTreeSeesExpiry", timeout: ttlTimeout(1), run: testWatchTreeExpiry},
 	}
 }
 
@@ -192,4 +193,21 @@ func testWatchTreeCancel(e *env) {
 	e.nextTree(ch, e.prefix)
 	cancel()
 	waitClosed(e, ch, closeWait, "WatchTree after cancel")
+}
+
+func testWatchTreeExpiry(e *env) {
+	s := e.store()
+	w := e.key("w")
+	e.mustPut(s, w+"/stays", "1", nil)
+	e.mustPut(s, w+"/goes", "2", &kv.WriteOptions{TTL: e.ttl()})
+	ch, err := s.WatchTree(e.ctx, w, nil)
+	if err != nil {
+		e.Fatalf("WatchTree: %v", err)
+	}
+	e.checkPairs("first update", e.nextTree(ch, w).Pairs, map[string]string{w + "/stays": "1", w + "/goes": "2"})
+	u := next(e, ch, e.overdue(), "WatchTree expiry")
+	if u.Err != nil {
+		e.Fatalf("WatchTree update error: %v", u.Err)
+	}
+	e.checkPairs("update after the expiry", u.Pairs, map[string]string{w + "/stays": "1"})
 }

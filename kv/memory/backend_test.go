@@ -129,7 +129,8 @@ func TestSlowEventsReaderDoesNotBlockWriters(t *testing.T) {
 func TestLaggingWatcherResyncs(t *testing.T) {
 	s := memory.New(memory.WithHistoryLimit(4))
 	defer func() { _ = s.Close() }()
-	ctx := ctxT(t)
+	ctx, cancel := context.WithCancel(ctxT(t))
+	defer cancel() // before Close: the watches are left unread
 	ch, err := s.WatchTree(ctx, "p", nil)
 	if err != nil {
 		t.Fatal(err)
