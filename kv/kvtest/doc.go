@@ -34,9 +34,16 @@
 //   - A stale AtomicDelete is kv.ErrKeyModified, never kv.ErrKeyNotFound.
 //   - A guarded write by a holder that was killed and replaced fails with
 //     kv.ErrLockLost or kv.ErrNotLocked and writes nothing.
+//   - A guarded write with a TTL expires like any write, or is refused
+//     with kv.ErrCallNotSupported and writes nothing.
 //   - Lock bookkeeping is invisible to List, WatchTree, Events and
 //     DeleteTree of the lock key's parent, and DeleteTree does not break a
 //     held lock.
+//
+// Streamers without history (Harness.StreamNoHistory: ZooKeeper, Consul)
+// may answer Events from an older revision with ErrCompacted, and are not
+// given the burst case; the in-order case makes one change at a time for
+// them as for everyone.
 //
 // Not pinned: whether a burst of writes to one key reaches a watcher as one
 // update per write (Consul's blocking queries coalesce them; the suite

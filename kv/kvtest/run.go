@@ -68,7 +68,7 @@ func Run(t *testing.T, h Harness) {
 	// GOMAXPROCS, and cases that mostly wait for TTLs would queue behind
 	// each other. Cases that wait for TTLs all start at once; the others
 	// share a few slots so that timing checks are not starved.
-	cases := allCases(streamer)
+	cases := allCases(h, streamer)
 	for _, c := range cases {
 		if c.serial {
 			run(c)
@@ -95,7 +95,7 @@ func Run(t *testing.T, h Harness) {
 // fastSlots is how many cases that do not wait for TTLs run at once.
 const fastSlots = 4
 
-func allCases(streamer bool) []testCase {
+func allCases(h Harness, streamer bool) []testCase {
 	var cs []testCase
 	for _, group := range [][]testCase{
 		crudCases(), valueCases(), atomicCases(), treeCases(), keyCases(),
@@ -105,7 +105,7 @@ func allCases(streamer bool) []testCase {
 		cs = append(cs, group...)
 	}
 	if streamer {
-		cs = append(cs, streamCases()...)
+		cs = append(cs, streamCases(h)...)
 	}
 	return cs
 }

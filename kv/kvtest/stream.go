@@ -13,8 +13,8 @@ import (
 // per second while idle, plus room for slow CI.
 const progressWait = 3 * time.Second
 
-func streamCases() []testCase {
-	return []testCase{
+func streamCases(h Harness) []testCase {
+	cs := []testCase{
 		{name: "StreamSnapshot", run: testSnapshot},
 		{name: "StreamEventsInOrder", run: testEventsInOrder},
 		{name: "StreamEventsResume", run: testEventsResume},
@@ -25,6 +25,10 @@ func streamCases() []testCase {
 		{name: "StreamInvalidPrefix", run: testStreamInvalidPrefix},
 		{name: "StreamRevisionMonotonic", run: testRevisionMonotonic},
 	}
+	if !h.StreamNoHistory {
+		cs = append(cs, testCase{name: "StreamEventsBurst", run: testEventsBurst})
+	}
+	return cs
 }
 
 // collectEvents reads batches until n events have arrived, checking that
@@ -122,7 +126,15 @@ func testSnapshot(e *env) {
 	}
 }
 
-func testEventsInOrder(e *env) {
+// testEventsInOrder makes one change at a time and waits for its event, so
+// that it holds for backends whose streams re-arm between changes.
+func testEventsInOrder(e *env) { eventsSequence(e, true) }
+
+// testEventsBurst makes the same changes without waiting: a store with
+// history delivers them all, in order.
+func testEventsBurst(e *env) { eventsSequence(e, false) }
+
+func eventsSequence(e *env, stepwise bool) {
 	s, st := e.streamer()
 	writer := e.store()
 	p := e.key("p")
@@ -134,28 +146,47 @@ func testEventsInOrder(e *env) {
 	if err != nil {
 		e.Fatalf("Events: %v", err)
 	}
-	e.mustPut(writer, p+"/a", "1", nil)
-	putA := e.mustGet(s, p+"/a")
-	e.mustPut(writer, e.key("px"), "sibling", nil)
-	e.mustPut(writer, p, "prefix key", nil)
-	e.mustPut(writer, p+"/b/c", "2", nil)
-	e.mustPut(writer, p+"/a", "3", nil)
-	if err := writer.Delete(e.ctx, p+"/a"); err != nil {
-		e.Fatalf("Delete: %v", err)
+	put := func(k, v string) func() error {
+		return func() error { return writer.Put(e.ctx, k, []byte(v), nil) }
 	}
-	if _, _, err := writer.AtomicPut(e.ctx, p+"/d", []byte{}, nil, nil); err != nil {
-		e.Fatalf("AtomicPut: %v", err)
+	steps := []struct {
+		do   func() error
+		want []wantEvent // nil: the change is not below p
+	}{
+		{put(p+"/a", "1"), []wantEvent{{kv.EventPut, p + "/a", "1"}}},
+		{put(e.key("px"), "sibling"), nil},
+		{put(p, "prefix key"), nil},
+		{put(p+"/b/c", "2"), []wantEvent{{kv.EventPut, p + "/b/c", "2"}}},
+		{put(p+"/a", "3"), []wantEvent{{kv.EventPut, p + "/a", "3"}}},
+		{func() error { return writer.Delete(e.ctx, p+"/a") }, []wantEvent{{kv.EventDelete, p + "/a", ""}}},
+		{func() error {
+			_, _, err := writer.AtomicPut(e.ctx, p+"/d", []byte{}, nil, nil)
+			return err
+		}, []wantEvent{{kv.EventPut, p + "/d", ""}}},
 	}
-	got := collectEvents(e, ch, 5)
-	checkEvents(e, got, []wantEvent{
-		{kv.EventPut, p + "/a", "1"},
-		{kv.EventPut, p + "/b/c", "2"},
-		{kv.EventPut, p + "/a", "3"},
-		{kv.EventDelete, p + "/a", ""},
-		{kv.EventPut, p + "/d", ""},
-	})
-	if got[0].Pair.LastIndex != putA.LastIndex || got[0].Pair.Revision != putA.Revision {
-		e.Fatalf("put event index %d rev %d, Get says %d rev %d", got[0].Pair.LastIndex, got[0].Pair.Revision, putA.LastIndex, putA.Revision)
+	var got, want []kv.Event
+	var wantAll []wantEvent
+	for i, st := range steps {
+		if err := st.do(); err != nil {
+			e.Fatalf("step %d: %v", i, err)
+		}
+		wantAll = append(wantAll, st.want...)
+		if i == 0 {
+			putA := e.mustGet(s, p+"/a")
+			want = append(want, kv.Event{Type: kv.EventPut, Pair: putA})
+		}
+		if stepwise && len(st.want) > 0 {
+			evs := collectEvents(e, ch, len(st.want))
+			checkEvents(e, evs, st.want)
+			got = append(got, evs...)
+		}
+	}
+	if !stepwise {
+		got = collectEvents(e, ch, len(wantAll))
+		checkEvents(e, got, wantAll)
+	}
+	if a := want[0].Pair; got[0].Pair.LastIndex != a.LastIndex || got[0].Pair.Revision != a.Revision {
+		e.Fatalf("put event index %d rev %d, Get says %d rev %d", got[0].Pair.LastIndex, got[0].Pair.Revision, a.LastIndex, a.Revision)
 	}
 	for i := 1; i < len(got); i++ {
 		if got[i].Pair.Revision <= got[i-1].Pair.Revision {
