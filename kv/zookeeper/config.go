@@ -17,6 +17,10 @@ const (
 	DefaultConnectTimeout = 10 * time.Second
 )
 
+// ErrInvalidConfig: New was given a Config it cannot use; the wrapped
+// message says which field.
+var ErrInvalidConfig = errors.New("zookeeper: invalid config")
+
 // Config configures a Store built by New.
 type Config struct {
 	// Servers are "host:port" entries; the client tries them in turn and
@@ -60,20 +64,20 @@ type Config struct {
 
 func (c Config) withDefaults() (Config, error) {
 	if len(c.Servers) == 0 {
-		return c, errors.New("zookeeper: Config.Servers is empty")
+		return c, fmt.Errorf("%w: Servers is empty", ErrInvalidConfig)
 	}
 	servers := make([]string, len(c.Servers))
 	chroot := ""
 	for i, s := range c.Servers {
 		host, suffix, _ := strings.Cut(s, "/")
 		if host == "" || strings.ContainsAny(s, " ,") {
-			return c, fmt.Errorf("zookeeper: bad server %q: want host:port", s)
+			return c, fmt.Errorf("%w: bad server %q: want host:port", ErrInvalidConfig, s)
 		}
 		if suffix != "" {
 			suffix = "/" + strings.TrimSuffix(suffix, "/")
 		}
 		if i > 0 && suffix != chroot {
-			return c, fmt.Errorf("zookeeper: server %q: every entry must have the same chroot (%q)", s, chroot)
+			return c, fmt.Errorf("%w: server %q: every entry must have the same chroot (%q)", ErrInvalidConfig, s, chroot)
 		}
 		servers[i], chroot = host, suffix
 	}
@@ -82,7 +86,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.SessionTimeout = DefaultSessionTimeout
 	}
 	if c.SessionTimeout < 0 {
-		return c, fmt.Errorf("zookeeper: negative SessionTimeout %v", c.SessionTimeout)
+		return c, fmt.Errorf("%w: negative SessionTimeout %v", ErrInvalidConfig, c.SessionTimeout)
 	}
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = DefaultConnectTimeout
@@ -92,14 +96,14 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	c.Root = chroot + c.Root
 	if !strings.HasPrefix(c.Root, "/") || (len(c.Root) > 1 && strings.HasSuffix(c.Root, "/")) || strings.Contains(c.Root, "//") {
-		return c, fmt.Errorf("zookeeper: bad Root %q: want an absolute znode path like /regent", c.Root)
+		return c, fmt.Errorf("%w: bad Root %q: want an absolute znode path like /regent", ErrInvalidConfig, c.Root)
 	}
 	if c.Root == "/" {
 		// The root znode holds /zookeeper, which is not ours to list.
-		return c, errors.New(`zookeeper: Root "/" is not allowed: the server's own /zookeeper lives there`)
+		return c, fmt.Errorf(`%w: Root "/" is not allowed: the server's own /zookeeper lives there`, ErrInvalidConfig)
 	}
 	if c.Auth != "" && !strings.Contains(c.Auth, ":") {
-		return c, errors.New(`zookeeper: Auth must be "user:password"`)
+		return c, fmt.Errorf(`%w: Auth must be "user:password"`, ErrInvalidConfig)
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
