@@ -88,13 +88,7 @@ func (s *Store) List(ctx context.Context, prefix string, _ *kv.ReadOptions) ([]*
 	if err != nil {
 		return nil, s.mapErr(ctx, "list", p, err)
 	}
-	pairs := make([]*kv.KVPair, 0, len(resp.Kvs))
-	for _, kvp := range resp.Kvs {
-		if k, ok := s.userKey(kvp.Key); ok {
-			pairs = append(pairs, s.pair(k, kvp.Value, kvp.ModRevision))
-		}
-	}
-	return pairs, nil
+	return s.pairsOf(resp.Kvs), nil
 }
 
 // DeleteTree removes every key strictly below prefix in one transaction.

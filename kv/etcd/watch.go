@@ -230,12 +230,19 @@ func (s *Store) runTreeWatch(ctx, wctx context.Context, stop func(), ch chan<- k
 	}
 }
 
-// pairsOf converts a range read, dropping internal keys.
+// pairsOf converts a range read, dropping internal keys. The pairs are
+// allocated in one block: one allocation instead of one per key.
 func (s *Store) pairsOf(kvs []*mvccpb.KeyValue) []*kv.KVPair {
 	pairs := make([]*kv.KVPair, 0, len(kvs))
-	for _, kvp := range kvs {
+	block := make([]kv.KVPair, len(kvs))
+	for i, kvp := range kvs {
 		if k, ok := s.userKey(kvp.Key); ok {
-			pairs = append(pairs, s.pair(k, kvp.Value, kvp.ModRevision))
+			v := kvp.Value
+			if v == nil {
+				v = []byte{}
+			}
+			block[i] = kv.KVPair{Key: k, Value: v, LastIndex: uint64(kvp.ModRevision), Revision: uint64(kvp.ModRevision)}
+			pairs = append(pairs, &block[i])
 		}
 	}
 	return pairs
