@@ -144,7 +144,10 @@ func startConsulOnce(bin string, opts ConsulOptions) (*ConsulServer, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	hcl := []string{`session_ttl_min = "1s"`}
+	// A test run opens many clients from one address, each with its own
+	// keep-alive pool and blocking queries; the default limit of 200
+	// connections per client address is for production.
+	hcl := []string{`session_ttl_min = "1s"`, `limits { http_max_conns_per_client = 4096 }`}
 	if opts.ACLToken != "" {
 		hcl = append(hcl, fmt.Sprintf(`acl { enabled = true
   default_policy = "deny"

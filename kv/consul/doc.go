@@ -45,7 +45,7 @@
 // the Store's goroutine for that watch. Sends block while the reader is
 // slow (the next blocking query waits) and give way to ctx. The channel is
 // closed after ctx ends, after a terminal update carrying Err, or on Close
-// (after an ErrClosed update that is offered to the reader for 100ms). Lost
+// (after an ErrClosed update that is offered to the reader for 2s). Lost
 // channels of locks are closed by the Locker.
 //
 // # Not guaranteed
@@ -59,7 +59,13 @@
 //   - Events can resume only from a revision whose state the Store knows
 //     (0, the current state, or a recent Snapshot or stream of this Store);
 //     any other start reports kv.ErrCompacted, and so does an index that
-//     goes backwards (snapshot restore).
+//     goes backwards (snapshot restore). One exception: a prefix that is
+//     empty when the stream starts is taken as empty at the start revision
+//     too, because Consul answers for an empty prefix with the store-wide
+//     index, which cannot tell "never had keys" from "keys deleted since";
+//     keys that existed at that revision and were deleted before the
+//     stream started are then not reported. Starting from a Snapshot's
+//     revision never has this gap.
 //   - Values over about 380 KiB do not fit Consul's transaction limit
 //     (txn_max_req_len, 512 KiB of base64): Put and AtomicPut take the plain
 //     KV endpoint for them, TTL and guarded writes refuse them with

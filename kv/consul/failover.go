@@ -15,7 +15,7 @@ import (
 // server it is never resent, so a non-idempotent write cannot be applied
 // twice. The address that worked becomes the current one for everyone.
 type failover struct {
-	base  http.RoundTripper
+	base  *http.Transport
 	hosts []string
 	cur   atomic.Uint32
 	log   *zap.Logger

@@ -138,6 +138,12 @@ func (s *Store) Close() error {
 			h.stop()
 		}
 		s.wg.Wait()
+		if s.transport != nil {
+			// Idle keep-alive connections would otherwise stay open until
+			// the server times them out, and count against its
+			// per-client connection limit (http_max_conns_per_client).
+			defer s.transport.base.CloseIdleConnections()
+		}
 		if s.killed.Load() {
 			return
 		}

@@ -78,6 +78,13 @@ func (s *Store) Events(ctx context.Context, prefix string, after uint64) (<-chan
 		base = map[string]uint64{}
 	case x > after:
 		base = s.baselines.get(p, after)
+		if base == nil && len(pairs) == 0 {
+			// An empty prefix answers with the store's index when it has
+			// no tombstones either, so x > after says nothing about it;
+			// take it as empty at after too. See "Not guaranteed" in the
+			// package documentation for the case this gets wrong.
+			base = map[string]uint64{}
+		}
 	default:
 		// Nothing changed below the prefix after x, so the state at any
 		// revision from x up to the store's current one is the listed one.
@@ -94,65 +101,120 @@ func (s *Store) Events(ctx context.Context, prefix string, after uint64) (<-chan
 	err = s.spawnWatch(ctx, func(wctx context.Context) error {
 		defer close(ch)
 		if base == nil {
-			send(wctx, ch, kv.EventBatch{Revision: after, Err: fmt.Errorf("consul: events %q: %w",
-				p, &kv.CompactedError{Requested: after, Compacted: x})})
+			if !send(wctx, ch, kv.EventBatch{Revision: after, Err: fmt.Errorf("consul: events %q: %w",
+				p, &kv.CompactedError{Requested: after, Compacted: x})}) {
+				endWatch(ctx, wctx, ch, kv.EventBatch{Revision: after}, eventsClosed)
+			}
 			return nil
 		}
-		state := base
-		var sent uint64 = after
-		emit := func(pairs []*kv.KVPair, x, rev uint64) bool {
-			var events []kv.Event
-			events, state = diff(state, pairs, x)
-			rev = max(rev, x)
-			if len(events) == 0 && rev < sent {
-				return true
-			}
-			s.baselines.put(p, rev, state)
-			sent = rev
-			if !send(wctx, ch, kv.EventBatch{Events: events, Revision: rev}) {
-				endWatch(ctx, wctx, ch, kv.EventBatch{Revision: sent}, eventsClosed)
-				return false
-			}
-			return true
+		// The poller runs the blocking queries and queues batches; this
+		// goroutine hands them to the reader. A reader that is slow for a
+		// moment then does not hold up the next query, so fewer changes
+		// are coalesced; a reader that stays slow fills the queue, and the
+		// poller waits (nothing is dropped, memory stays bounded).
+		queue := make(chan kv.EventBatch, eventQueue)
+		polled := make(chan struct{})
+		if err := s.spawn(func() {
+			defer close(polled)
+			defer close(queue)
+			s.pollEvents(wctx, p, base, pairs, x, after, queue)
+		}); err != nil {
+			endWatch(ctx, wctx, ch, kv.EventBatch{Revision: after}, eventsClosed)
+			return err
 		}
-		if !emit(pairs, x, x) {
-			return nil
-		}
-		b := s.newBlocker(x, progressWait, false)
-		for {
-			// The table index read before the list is covered by the list's
-			// answer: every write up to it happened before the list ran.
-			g, err := s.Revision(wctx)
-			if err == nil {
-				var out outcome
-				out, err = b.next(wctx, "events", p, func(q *api.QueryOptions) (uint64, error) {
-					var err error
-					pairs, x, err = s.list(wctx, p, q)
-					return x, err
-				})
-				if err == nil && out == reset {
-					err = fmt.Errorf("consul: events %q: the index went backwards (snapshot restore?): %w",
-						p, &kv.CompactedError{Requested: sent, Compacted: sent})
-				}
-				if err == nil && out == retry {
-					continue
-				}
-			} else if transient(err) && wctx.Err() == nil {
-				continue // the blocker's retry budget covers the list query; a probe blip is not worth a stop
+		sent := after
+		for b := range queue {
+			if !send(wctx, ch, b) {
+				break
 			}
-			if err != nil {
-				endWatch(ctx, wctx, ch, kv.EventBatch{Revision: sent, Err: err}, eventsClosed)
-				return err
-			}
-			if !emit(pairs, x, g) {
-				return nil
+			sent = b.Revision
+			if b.Err != nil {
+				break
 			}
 		}
+		<-polled
+		if wctx.Err() != nil {
+			endWatch(ctx, wctx, ch, kv.EventBatch{Revision: sent}, eventsClosed)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("consul: events %q: %w", p, err)
 	}
 	return ch, nil
+}
+
+// eventQueue bounds the batches an Events stream queues for a slow reader.
+const eventQueue = 256
+
+// pollEvents follows prefix from state base (the listed pairs at index x
+// being the current state) and queues one batch per answer that changed
+// something, or a progress batch when idle. A terminal error is queued as
+// a batch with Err. It returns when ctx ends or after the terminal batch.
+func (s *Store) pollEvents(ctx context.Context, p string, base map[string]uint64, pairs []*kv.KVPair, x, after uint64, queue chan<- kv.EventBatch) {
+	state := base
+	sent := after
+	// emit queues the changes from state to pairs, or a progress batch
+	// (only when rev moved, or when asked to), and says how many events
+	// it queued.
+	emit := func(pairs []*kv.KVPair, x, rev uint64, progress bool) (int, bool) {
+		var events []kv.Event
+		events, state = diff(state, pairs, x)
+		rev = max(rev, x, sent)
+		if len(events) == 0 && rev == sent && !progress {
+			return 0, true
+		}
+		s.baselines.put(p, rev, state)
+		sent = rev
+		return len(events), send(ctx, queue, kv.EventBatch{Events: events, Revision: rev})
+	}
+	if _, ok := emit(pairs, x, x, false); !ok {
+		return
+	}
+	b := s.newBlocker(x, progressWait, false)
+	idle := true
+	for {
+		// The table index read before the list is covered by the list's
+		// answer: every write up to it happened before the list ran, so an
+		// answer without changes has caught up to it. It is only worth its
+		// round trip when the stream is idle (progress batches need it);
+		// while changes flow, the list's own index is the batch revision
+		// and the loop turns around faster.
+		var g uint64
+		var err error
+		if idle {
+			if g, err = s.Revision(ctx); err != nil && transient(err) && ctx.Err() == nil {
+				g, err = 0, nil // the list below has its own retry budget
+			}
+		}
+		var out outcome
+		if err == nil {
+			out, err = b.next(ctx, "events", p, func(q *api.QueryOptions) (uint64, error) {
+				var err error
+				pairs, x, err = s.list(ctx, p, q)
+				return x, err
+			})
+		}
+		if err == nil && out == reset {
+			err = fmt.Errorf("consul: events %q: the index went backwards (snapshot restore?): %w",
+				p, &kv.CompactedError{Requested: sent, Compacted: sent})
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			send(ctx, queue, kv.EventBatch{Revision: sent, Err: err})
+			return
+		}
+		if out == retry {
+			continue
+		}
+		n, ok := emit(pairs, x, g, idle)
+		if !ok {
+			return
+		}
+		idle = n == 0
+	}
 }
 
 func eventsClosed(b kv.EventBatch) kv.EventBatch {

@@ -13,9 +13,10 @@ import (
 // closeGrace is how long a watch goroutine offers its final ErrClosed
 // update to a reader that is not receiving, when the Store closes under a
 // watch whose ctx is still alive. Close waits for watch goroutines, so the
-// offer cannot be unbounded; a reader that is not receiving at Close time
-// sees the channel closed without the ErrClosed update.
-const closeGrace = 100 * time.Millisecond
+// offer cannot be unbounded: a reader that stopped reading must not make
+// Close hang. A reader that does not come back within it sees the channel
+// closed without the ErrClosed update.
+const closeGrace = 2 * time.Second
 
 // Watch follows key with blocking queries. The first update is read before
 // Watch returns, so a write made after Watch returns is always a later
