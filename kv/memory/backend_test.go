@@ -46,8 +46,12 @@ func TestKeepAliveAndLockExpireAfterKillWithFakeClock(t *testing.T) {
 	if err := a.Put(ctx, "svc/a", []byte("up"), &kv.WriteOptions{TTL: time.Second, KeepAlive: true}); err != nil {
 		t.Fatal(err)
 	}
-	l, _ := a.NewLock(ctx, "lock", &kv.LockOptions{TTL: 2 * time.Second})
-	if _, err := l.Lock(ctx); err != nil {
+	l, err := a.NewLock(ctx, "lock", &kv.LockOptions{TTL: 2 * time.Second, RenewDeadline: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost, err := l.Lock(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
 	clk.Advance(time.Hour) // a live client keeps both however long
@@ -58,7 +62,26 @@ func TestKeepAliveAndLockExpireAfterKillWithFakeClock(t *testing.T) {
 	if _, err := a.Get(ctx, "svc/a", nil); !errors.Is(err, kv.ErrNotReachable) {
 		t.Fatalf("Get on a killed client: %v, want %v", err, kv.ErrNotReachable)
 	}
-	clk.Advance(time.Second)
+	isClosed := func(c <-chan struct{}) bool {
+		select {
+		case <-c:
+			return true
+		default:
+			return false
+		}
+	}
+	clk.Advance(499 * time.Millisecond)
+	if isClosed(lost) || l.Token() == 0 {
+		t.Fatalf("holder gave up before its RenewDeadline")
+	}
+	clk.Advance(time.Millisecond)
+	if !isClosed(lost) || l.Token() != 0 {
+		t.Fatalf("holder still believes it holds the lock at its RenewDeadline (token %d)", l.Token())
+	}
+	if err := l.GuardedPut(ctx, "x", []byte("v"), nil); !errors.Is(err, kv.ErrLockLost) {
+		t.Fatalf("GuardedPut after giving up: %v, want %v", err, kv.ErrLockLost)
+	}
+	clk.Advance(500 * time.Millisecond)
 	if ok, _ := other.Exists(ctx, "svc/a", nil); ok {
 		t.Fatalf("KeepAlive key still there one TTL after the kill")
 	}
@@ -69,6 +92,20 @@ func TestKeepAliveAndLockExpireAfterKillWithFakeClock(t *testing.T) {
 	clk.Advance(time.Second)
 	if _, err := ol.TryLock(ctx); err != nil {
 		t.Fatalf("TryLock after the lock TTL: %v", err)
+	}
+}
+
+func TestNewLockRenewDeadline(t *testing.T) {
+	s := memory.New()
+	defer func() { _ = s.Close() }()
+	for _, o := range []kv.LockOptions{
+		{TTL: time.Second, RenewDeadline: time.Second},
+		{TTL: time.Second, RenewDeadline: -time.Millisecond},
+		{RenewDeadline: memory.DefaultLockTTL},
+	} {
+		if _, err := s.NewLock(ctxT(t), "l", &o); !errors.Is(err, kv.ErrInvalidTTL) {
+			t.Errorf("NewLock(%+v) = %v, want %v", o, err, kv.ErrInvalidTTL)
+		}
 	}
 }
 

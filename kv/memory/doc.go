@@ -20,8 +20,12 @@
 //   - TTLs are exact to the timer: a key expires TTL after its last write
 //     (MinTTL is one millisecond); with KeepAlive, TTL after its client is
 //     killed, and at once when its client is closed. Expiry is a delete,
-//     seen by watchers and Events. A killed holder's lock is released
-//     LockOptions.TTL (DefaultLockTTL if zero) after the kill.
+//     seen by watchers and Events.
+//   - Kill models a client cut off from its server: the server releases
+//     the client's locks LockOptions.TTL (DefaultLockTTL if zero) after the
+//     kill, and the holder gives them up first, LockOptions.RenewDeadline
+//     (two thirds of the TTL if zero) after the kill: its lost channel
+//     closes, Token is 0, guarded writes fail with kv.ErrLockLost.
 //   - Watch, WatchTree and Events channels are unbuffered and closed by
 //     the Store, after ctx ends, after a terminal update, or on Close or
 //     Kill (terminal Err kv.ErrClosed, or kv.ErrNotReachable for Kill).

@@ -18,9 +18,11 @@ type lockState struct {
 	token  uint64 // the backend revision at which it was taken
 	value  []byte
 	ttl    time.Duration
-	timer  Timer // armed when the holder's client is killed
+	renew  time.Duration // the holder gives up this long after a kill
+	timer  Timer         // server side: release, armed on kill
+	renewT Timer         // holder side: close lost, armed on kill
 	lost   chan struct{}
-	gone   bool // lost is closed
+	gone   bool // lost is closed: the holder no longer believes it holds
 }
 
 // locker implements kv.Locker. Its state is guarded by the backend mutex.
@@ -29,6 +31,7 @@ type locker struct {
 	key   string
 	value []byte
 	ttl   time.Duration
+	renew time.Duration
 	cur   *lockState // the last hold; current only while in b.locks
 }
 
@@ -48,12 +51,22 @@ func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (
 		if opts.TTL > 0 {
 			l.ttl = opts.TTL
 		}
+		if opts.RenewDeadline < 0 || opts.RenewDeadline >= l.ttl {
+			return nil, fmt.Errorf("memory: new lock %q: %w", k, &kv.TTLError{
+				TTL:    l.ttl,
+				Reason: fmt.Sprintf("RenewDeadline %v must be below it, or a cut-off holder could act after the lock passed on", opts.RenewDeadline),
+			})
+		}
+		l.renew = opts.RenewDeadline
 		if opts.Value != nil {
 			if err := kv.CheckValue(opts.Value); err != nil {
 				return nil, fmt.Errorf("memory: new lock %q: %w", k, err)
 			}
 			l.value = append([]byte{}, opts.Value...)
 		}
+	}
+	if l.renew == 0 {
+		l.renew = l.ttl * 2 / 3
 	}
 	if err := s.lock(ctx); err != nil {
 		return nil, err
@@ -62,8 +75,10 @@ func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (
 	return l, nil
 }
 
+// heldLocked reports whether l believes it holds the lock: the backend
+// still has its hold, and l has not given it up after being cut off.
 func (l *locker) heldLocked() bool {
-	return l.cur != nil && l.s.b.locks[l.key] == l.cur
+	return l.cur != nil && l.s.b.locks[l.key] == l.cur && !l.cur.gone
 }
 
 // Lock implements kv.Locker. Waiters leave no trace in the backend, so a
@@ -107,7 +122,7 @@ func (l *locker) try(ctx context.Context) (<-chan struct{}, <-chan struct{}, err
 		return nil, b.changed, nil
 	}
 	b.rev++
-	st := &lockState{key: l.key, holder: l, token: b.rev, value: l.value, ttl: l.ttl, lost: make(chan struct{})}
+	st := &lockState{key: l.key, holder: l, token: b.rev, value: l.value, ttl: l.ttl, renew: l.renew, lost: make(chan struct{})}
 	b.locks[l.key] = st
 	l.cur = st
 	b.broadcastLocked()
@@ -160,7 +175,7 @@ func (l *locker) guard(ctx context.Context, op string) error {
 		err = fmt.Errorf("memory: %s: lock %q: %w", op, l.key, kv.ErrNotLocked)
 	case l.s.killed:
 		err = fmt.Errorf("memory: %s: lock %q: client killed: %w: %w", op, l.key, kv.ErrLockLost, kv.ErrNotReachable)
-	case b.locks[l.key] != l.cur:
+	case b.locks[l.key] != l.cur || l.cur.gone:
 		err = fmt.Errorf("memory: %s: lock %q: %w", op, l.key, kv.ErrLockLost)
 	}
 	if err != nil {
@@ -211,18 +226,33 @@ func (b *Backend) releaseLocked(st *lockState) {
 	if st.timer != nil {
 		st.timer.Stop()
 	}
+	if st.renewT != nil {
+		st.renewT.Stop()
+	}
+	st.giveUpLocked()
+	b.broadcastLocked()
+}
+
+// giveUpLocked closes the holder's lost channel, once.
+func (st *lockState) giveUpLocked() {
 	if !st.gone {
 		st.gone = true
 		close(st.lost)
 	}
-	b.broadcastLocked()
 }
 
-// armLockLocked lets st expire ttl from now: its holder was killed.
+// armLockLocked handles the kill of st's holder, as a cut-off client and
+// its server would: the holder gives up (closes lost) RenewDeadline from
+// now, the server releases the lock TTL from now, after it.
 func (b *Backend) armLockLocked(st *lockState) {
 	if b.closed {
 		return
 	}
+	st.renewT = b.opts.clock.AfterFunc(st.renew, func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		st.giveUpLocked()
+	})
 	st.timer = b.opts.clock.AfterFunc(st.ttl, func() {
 		b.mu.Lock()
 		defer b.mu.Unlock()
