@@ -117,7 +117,10 @@ type ReadOptions struct {
 // LockOptions tune a Locker. A nil *LockOptions means the zero value.
 type LockOptions struct {
 	// Value is stored with the lock while it is held (for example the
-	// holder's identity); it is what Locker.Holder reports to others.
+	// holder's identity), for operators looking at the backend. No kv
+	// method reads it back: lock bookkeeping is invisible to List and
+	// friends, so code that must learn the holder publishes it in a key
+	// of its own.
 	Value []byte
 	// TTL bounds how long the lock outlives a holder that died without
 	// unlocking. Zero means the driver's default (documented per driver).
