@@ -211,3 +211,52 @@ func TestBackendCloseIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestEventsBatchesNeverSplitARevision: a catching-up subscriber gets
+// bounded batches, but all the changes of one revision (a DeleteTree) in
+// the same batch, so a batch's Revision is always fully delivered.
+func TestEventsBatchesNeverSplitARevision(t *testing.T) {
+	s := memory.New()
+	defer func() { _ = s.Close() }()
+	ctx, cancel := context.WithCancel(ctxT(t))
+	defer cancel() // before Close: the stream is left unread
+	const n = 600
+	for i := range n {
+		if err := s.Put(ctx, "p/"+strconv.Itoa(i), []byte("v"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteTree(ctx, "p"); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := s.Events(ctx, "p", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint64]uint64{} // event revision -> batch revision
+	puts, dels, batches := 0, 0, 0
+	for puts+dels < 2*n {
+		b := <-ch
+		if b.Err != nil {
+			t.Fatal(b.Err)
+		}
+		batches++
+		for _, ev := range b.Events {
+			if prev, ok := seen[ev.Pair.Revision]; ok && prev != b.Revision {
+				t.Fatalf("revision %d split across batches %d and %d", ev.Pair.Revision, prev, b.Revision)
+			}
+			if ev.Pair.Revision > b.Revision {
+				t.Fatalf("event at %d in a batch up to %d", ev.Pair.Revision, b.Revision)
+			}
+			seen[ev.Pair.Revision] = b.Revision
+			if ev.Type == kv.EventPut {
+				puts++
+			} else {
+				dels++
+			}
+		}
+	}
+	if puts != n || dels != n || batches < 3 {
+		t.Fatalf("%d puts, %d deletes in %d batches; want %d each, in several batches", puts, dels, batches, n)
+	}
+}
