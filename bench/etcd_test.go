@@ -158,3 +158,108 @@ func BenchmarkEtcd(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkEtcdPaired measures the same operations as BenchmarkEtcd, but
+// alternates regent and raw op by op (in alternating order) within one
+// loop, so that load from other processes on the machine hits both sides
+// alike. It reports each side's mean and their ratio; ns/op is the pair.
+func BenchmarkEtcdPaired(b *testing.B) {
+	ctx := context.Background()
+	srv, err := embedded.Start(ctx)
+	if err != nil {
+		b.Fatalf("embedded.Start: %v", err)
+	}
+	defer srv.Close()
+	newRaw := func() *clientv3.Client {
+		c, err := clientv3.New(clientv3.Config{Endpoints: srv.Endpoints(), DialTimeout: 5 * time.Second})
+		if err != nil {
+			b.Fatalf("clientv3.New: %v", err)
+		}
+		return c
+	}
+	raw, writer := newRaw(), newRaw()
+	defer raw.Close()
+	defer writer.Close()
+	store, err := etcd.New(ctx, etcd.Config{Endpoints: srv.Endpoints()})
+	if err != nil {
+		b.Fatalf("etcd.New: %v", err)
+	}
+	defer store.Close()
+	value := []byte(strings.Repeat("v", 128))
+	svalue := string(value)
+	if _, err := raw.Put(ctx, "/bench/get", svalue); err != nil {
+		b.Fatal(err)
+	}
+	for i := range 100 {
+		if _, err := raw.Put(ctx, fmt.Sprintf("/bench/list/%03d", i), svalue); err != nil {
+			b.Fatal(err)
+		}
+	}
+	check := func(err error) {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	b.Run("Put", func(b *testing.B) {
+		paired(b,
+			func() { check(store.Put(ctx, "bench/put", value, nil)) },
+			func() { _, err := raw.Put(ctx, "/bench/put", svalue); check(err) })
+	})
+	b.Run("Get", func(b *testing.B) {
+		paired(b,
+			func() { _, err := store.Get(ctx, "bench/get", nil); check(err) },
+			func() { _, err := raw.Get(ctx, "/bench/get"); check(err) })
+	})
+	b.Run("List100", func(b *testing.B) {
+		paired(b,
+			func() { _, err := store.List(ctx, "bench/list", nil); check(err) },
+			func() { _, err := raw.Get(ctx, "/bench/list/", clientv3.WithPrefix()); check(err) })
+	})
+	b.Run("WatchLatency", func(b *testing.B) {
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		rch, err := store.Watch(wctx, "bench/watch-regent", nil)
+		check(err)
+		<-rch
+		wch := raw.Watch(wctx, "/bench/watch-raw", clientv3.WithCreatedNotify())
+		<-wch
+		paired(b,
+			func() {
+				_, err := writer.Put(ctx, "/bench/watch-regent", svalue)
+				check(err)
+				if u := <-rch; u.Err != nil {
+					b.Fatal(u.Err)
+				}
+			},
+			func() {
+				_, err := writer.Put(ctx, "/bench/watch-raw", svalue)
+				check(err)
+				if resp := <-wch; resp.Err() != nil {
+					b.Fatal(resp.Err())
+				}
+			})
+	})
+}
+
+func paired(b *testing.B, regent, raw func()) {
+	b.ReportAllocs()
+	var tReg, tRaw time.Duration
+	timed := func(f func(), sum *time.Duration) {
+		start := time.Now()
+		f()
+		*sum += time.Since(start)
+	}
+	for i := 0; b.Loop(); i++ {
+		if i%2 == 0 {
+			timed(regent, &tReg)
+			timed(raw, &tRaw)
+		} else {
+			timed(raw, &tRaw)
+			timed(regent, &tReg)
+		}
+	}
+	b.ReportMetric(float64(tReg.Nanoseconds())/float64(b.N), "regent-ns/op")
+	b.ReportMetric(float64(tRaw.Nanoseconds())/float64(b.N), "raw-ns/op")
+	b.ReportMetric(float64(tReg)/float64(tRaw), "regent/raw")
+}

@@ -176,8 +176,11 @@ func (l *locker) acquire(ctx context.Context, wait bool) (*hold, error) {
 	s.mu.Unlock()
 	select {
 	case <-h.lost: // lost between the last check and now
-		l.release(context.Background())
+		l.releaseSoon()
 		return nil, fmt.Errorf("etcd: lock %q: %w", l.key, kv.ErrLockLost)
+	case <-s.ctx.Done(): // Close ran before it could see this hold
+		l.releaseSoon()
+		return nil, fmt.Errorf("etcd: lock %q: %w", l.key, kv.ErrClosed)
 	default:
 	}
 	return h, nil
@@ -342,6 +345,13 @@ func (l *locker) Unlock(ctx context.Context) error {
 
 // release is Unlock for Close.
 func (l *locker) release(ctx context.Context) { _ = l.Unlock(ctx) }
+
+// releaseSoon is release with its own deadline.
+func (l *locker) releaseSoon() {
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	l.release(ctx)
+}
 
 // Token is the CreateRevision of the contender key: store-wide revisions
 // only grow, and a later holder's key was created after ours.

@@ -100,7 +100,7 @@ func (s *Store) runEvents(ctx, wctx context.Context, stop func(), ch chan<- kv.E
 	requested := after
 	tick := time.NewTicker(progressInterval)
 	defer tick.Stop()
-	idle := true // nothing received since the last tick
+	idle := true // no events received since the last tick
 	for {
 		w := s.c.Watch(wctx, rp, clientv3.WithPrefix(), clientv3.WithRev(after+1))
 	recv:
@@ -123,7 +123,9 @@ func (s *Store) runEvents(ctx, wctx context.Context, stop func(), ch chan<- kv.E
 				idle = true
 				continue
 			}
-			idle = false
+			if len(resp.Events) > 0 {
+				idle = false // progress answers do not count: keep asking
+			}
 			if resp.CompactRevision != 0 {
 				drain(w)
 				end(&kv.CompactedError{Requested: uint64(requested), Compacted: uint64(resp.CompactRevision - 1)})
