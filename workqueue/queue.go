@@ -19,18 +19,30 @@ type Queue[T comparable] struct {
 	idle sync.Cond // Drain and ShutDown: the queue emptied, a timer run ended
 
 	// Item bookkeeping. client-go keeps a dirty set and a processing set
-	// and touches the (large) dirty set four times per item. Here the large
-	// set, pending, is touched twice (one insert that also detects a
-	// duplicate by the change in length, one delete), and the per-worker
-	// sets stay as small as the number of workers, so they live in cache.
+	// and touches the large dirty set four times per item, each a likely
+	// cache miss once the queue is deep. Here the large set, pending, is
+	// touched once per item, by Add: Get does not delete from it. Each push
+	// gets a ticket (a count of pushes), and an entry is live while its
+	// ticket has not been popped yet; a Get makes it stale just by popping.
+	// Stale entries are removed in bulk: those popped since the queue last
+	// emptied, when it empties again (cheap deletes of recent keys, or one
+	// clear), and by a sweep if they ever outnumber live ones.
+	// processing and redo stay as small as the number of workers.
 	fifo       ring[T]
-	pending    map[T]struct{} // in the FIFO; never also in processing
+	pending    map[T]uint64   // item -> ticket; live iff not yet popped
+	pushed     uint64         // tickets handed out
+	recent     [32]T          // items popped since the last cleanup...
+	nRecent    int            // ...and how many (may exceed len(recent))
 	processing map[T]int64    // held by a worker -> start time (0 without metrics)
 	redo       map[T]struct{} // processing items added again meanwhile
-	// Go maps never shrink: after a burst, pending is replaced by a fresh
-	// map once it empties, so a queue that once held a million items does
-	// not keep their table forever.
-	pendingPeak int
+
+	// Go maps never shrink, and the ring only grows. After a burst both are
+	// reallocated, when the queue empties out after a busy period much
+	// smaller than the burst: a queue that once held a million items does
+	// not keep their tables forever, and one that oscillates between empty
+	// and full does not reallocate at every cycle.
+	cyclePeak int // largest FIFO length since the FIFO was last empty
+	highWater int // largest FIFO length the current tables have held
 
 	spinning bool // a worker is yielding for an item due very soon
 	waiters  int  // workers blocked in Get
@@ -55,7 +67,7 @@ type Queue[T comparable] struct {
 // that runs only while something is waiting.
 func New[T comparable](cfg Config[T]) *Queue[T] {
 	q := &Queue[T]{
-		pending:    make(map[T]struct{}, 64),
+		pending:    make(map[T]uint64, 64),
 		processing: make(map[T]int64, 8),
 		redo:       make(map[T]struct{}),
 		clock:      cfg.Clock,
@@ -121,22 +133,79 @@ func (q *Queue[T]) addLocked(item T, at int64) {
 			return
 		}
 	}
-	n := len(q.pending)
-	q.pending[item] = struct{}{}
-	if len(q.pending) == n {
+	if t, ok := q.pending[item]; ok && q.liveLocked(t) {
 		return // already pending: collapse
 	}
-	q.pendingPeak = max(q.pendingPeak, n+1)
-	q.fifo.push(item, at)
-	q.wakeOneLocked()
+	q.pushLocked(item, at)
 	if q.metrics != nil {
 		q.metrics.Add()
 	}
 }
 
-// shrinkPeak is the pending-set size above which an emptied set is
-// reallocated.
-const shrinkPeak = 4096
+// liveLocked reports whether ticket t is still in the FIFO.
+func (q *Queue[T]) liveLocked(t uint64) bool { return t >= q.pushed-uint64(q.fifo.len()) }
+
+func (q *Queue[T]) pushLocked(item T, at int64) {
+	q.pending[item] = q.pushed
+	q.pushed++
+	q.fifo.push(item, at)
+	q.cyclePeak = max(q.cyclePeak, q.fifo.len())
+	q.wakeOneLocked()
+}
+
+// popLocked takes the FIFO's head and keeps pending's stale entries in
+// check.
+func (q *Queue[T]) popLocked() (T, int64) {
+	item, at := q.fifo.pop()
+	if q.nRecent < len(q.recent) {
+		q.recent[q.nRecent] = item
+	}
+	q.nRecent++
+	switch {
+	case q.fifo.len() == 0:
+		q.cleanLocked()
+	case len(q.pending) > 2*q.fifo.len()+trimAbove:
+		// The FIFO never empties and stale entries pile up: sweep. This
+		// walks the table once per that many pops.
+		for it, t := range q.pending {
+			if !q.liveLocked(t) {
+				delete(q.pending, it)
+			}
+		}
+		q.clearRecentLocked()
+	}
+	return item, at
+}
+
+// cleanLocked runs when the FIFO empties: every pending entry is stale,
+// and they are the items popped since the last cleanup.
+func (q *Queue[T]) cleanLocked() {
+	q.highWater = max(q.highWater, q.cyclePeak)
+	switch {
+	case q.highWater > trimAbove && q.cyclePeak < q.highWater/8:
+		// The tables were sized by a burst that is over: give them back.
+		q.pending = make(map[T]uint64, 64)
+		q.fifo.release()
+		q.highWater = q.cyclePeak
+	case q.nRecent <= len(q.recent):
+		for _, it := range q.recent[:q.nRecent] {
+			delete(q.pending, it)
+		}
+	default:
+		clear(q.pending)
+	}
+	q.cyclePeak = 0
+	q.clearRecentLocked()
+}
+
+func (q *Queue[T]) clearRecentLocked() {
+	clear(q.recent[:min(q.nRecent, len(q.recent))])
+	q.nRecent = 0
+}
+
+// trimAbove is the table size (in items) below which memory is not worth
+// giving back, and the slack of stale entries tolerated before a sweep.
+const trimAbove = 4096
 
 // Len returns the number of runnable items: queued, not held by a worker,
 // not waiting for a delay. It is informational; do not gate Get on it.
@@ -248,11 +317,7 @@ func (q *Queue[T]) tryTakeLocked() (T, bool) {
 		var zero T
 		return zero, false
 	}
-	item, at := q.fifo.pop()
-	delete(q.pending, item)
-	if len(q.pending) == 0 && q.pendingPeak > shrinkPeak {
-		q.pending, q.pendingPeak = make(map[T]struct{}, 64), 0
-	}
+	item, at := q.popLocked()
 	var now int64
 	if q.metrics != nil {
 		now = q.since()
@@ -271,7 +336,7 @@ func (q *Queue[T]) finishedLocked() bool {
 
 // emptyLocked: nothing is queued or being processed.
 func (q *Queue[T]) emptyLocked() bool {
-	return len(q.pending) == 0 && len(q.processing) == 0
+	return q.fifo.len() == 0 && len(q.processing) == 0
 }
 
 // Done marks item as processed. If it was added while being processed, it
@@ -298,9 +363,7 @@ func (q *Queue[T]) Done(item T) {
 	if len(q.redo) > 0 {
 		if _, ok := q.redo[item]; ok {
 			delete(q.redo, item)
-			q.pending[item] = struct{}{}
-			q.fifo.push(item, now)
-			q.wakeOneLocked()
+			q.pushLocked(item, now)
 		}
 	}
 	if q.shuttingDown && q.emptyLocked() {

@@ -42,12 +42,12 @@ func (r *ring[T]) pop() (item T, at int64) {
 	}
 	r.head = (r.head + 1) & (len(r.buf) - 1)
 	r.n--
-	// Give memory back after a burst, with hysteresis (shrink at a quarter,
-	// to half) so a queue hovering at a boundary does not thrash.
-	if len(r.buf) > 1024 && r.n < len(r.buf)/4 {
-		r.resize(len(r.buf) / 2)
-	}
 	return item, at
+}
+
+// release drops the backing arrays of an empty ring, after a burst.
+func (r *ring[T]) release() {
+	r.buf, r.times, r.head = nil, nil, 0
 }
 
 func (r *ring[T]) resize(size int) {
