@@ -185,14 +185,20 @@ func TestLaggingWatcherResyncs(t *testing.T) {
 	}
 	var last kv.TreeUpdate
 	for last.Err == nil && (len(last.Pairs) != 3 || string(last.Pairs[0].Value) != "48") {
-		last = <-ch
+		var ok bool
+		if last, ok = <-ch; !ok {
+			t.Fatalf("WatchTree closed before catching up")
+		}
 	}
 	if last.Err != nil {
 		t.Fatalf("lagging WatchTree: %v", last.Err)
 	}
 	var u kv.KeyUpdate
 	for u.Err == nil && (u.Pair == nil || string(u.Pair.Value) != "48") {
-		u = <-tch
+		var ok bool
+		if u, ok = <-tch; !ok {
+			t.Fatalf("Watch closed before catching up")
+		}
 	}
 	if u.Err != nil {
 		t.Fatalf("lagging Watch: %v", u.Err)
@@ -236,9 +242,9 @@ func TestEventsBatchesNeverSplitARevision(t *testing.T) {
 	seen := map[uint64]uint64{} // event revision -> batch revision
 	puts, dels, batches := 0, 0, 0
 	for puts+dels < 2*n {
-		b := <-ch
-		if b.Err != nil {
-			t.Fatal(b.Err)
+		b, ok := <-ch
+		if !ok || b.Err != nil {
+			t.Fatalf("stream ended early (open %t): %v", ok, b.Err)
 		}
 		batches++
 		for _, ev := range b.Events {
