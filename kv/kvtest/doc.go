@@ -3,9 +3,9 @@
 //
 //	func TestConformance(t *testing.T) { kvtest.Run(t, harness) }
 //
-// passes against its real server. Run adds one subtest per case (more than
-// a hundred with a kv.Streamer, over ninety without), each on its own key
-// prefix "kvtest/<case>/<random>" with its own deadline, so a failure
+// passes against its real server. Run adds one subtest per case (118 for
+// a kv.Streamer with history, 108 for a store without Streamer), each on
+// its own key prefix "kvtest/<case>/<random>" with its own deadline, so a failure
 // names the rule that broke and leaves the other cases' keys alone. No
 // case is ever skipped: a Harness that lacks what a case needs fails.
 //
