@@ -175,7 +175,15 @@ func (s *Store) ensurePath(p string) error {
 		return nil
 	}
 	for {
-		_, err := s.conn.Create(p, nil, zk.FlagPersistent, s.acl)
+		var err error
+		if strings.HasPrefix(p, s.root+"/"+locksDir+"/") {
+			// Lock directories are containers: the server removes them once
+			// their last contender is gone, so that one-off lock keys do not
+			// pile up. A contender racing that removal re-creates them.
+			_, err = s.conn.CreateContainer(p, nil, zk.FlagContainer, s.acl)
+		} else {
+			_, err = s.conn.Create(p, nil, zk.FlagPersistent, s.acl)
+		}
 		switch {
 		case err == nil || errors.Is(err, zk.ErrNodeExists):
 			return nil

@@ -123,9 +123,14 @@ func (l *locker) lock(ctx context.Context, wait bool) (<-chan struct{}, error) {
 		if err := s.begin(ctx); err != nil {
 			return giveUp(err)
 		}
-		children, _, err := s.conn.Children(l.dir)
+		var children []string
+		err := s.call(ctx, func() error {
+			var err error
+			children, _, err = s.conn.Children(l.dir)
+			return err
+		})
 		if err != nil {
-			return giveUp(fmt.Errorf("zookeeper: lock %q: %w", l.key, s.mapErr(err)))
+			return giveUp(fmt.Errorf("zookeeper: lock %q: %w", l.key, err))
 		}
 		sort.Slice(children, func(i, j int) bool { return seqOf(children[i]) < seqOf(children[j]) })
 		idx := -1
@@ -143,9 +148,15 @@ func (l *locker) lock(ctx context.Context, wait bool) (<-chan struct{}, error) {
 		if !wait {
 			return giveUp(fmt.Errorf("zookeeper: lock %q: %w", l.key, kv.ErrLockHeld))
 		}
-		ok, _, w, err := s.conn.ExistsW(l.dir + "/" + children[idx-1])
+		var ok bool
+		var w <-chan zk.Event
+		err = s.call(ctx, func() error {
+			var err error
+			ok, _, w, err = s.conn.ExistsW(l.dir + "/" + children[idx-1])
+			return err
+		})
 		if err != nil {
-			return giveUp(fmt.Errorf("zookeeper: lock %q: %w", l.key, s.mapErr(err)))
+			return giveUp(fmt.Errorf("zookeeper: lock %q: %w", l.key, err))
 		}
 		if !ok {
 			continue
@@ -158,9 +169,14 @@ func (l *locker) lock(ctx context.Context, wait bool) (<-chan struct{}, error) {
 			return nil, fmt.Errorf("zookeeper: lock %q: %w", l.key, kv.ErrClosed)
 		}
 	}
-	_, st, err := s.conn.Exists(node)
+	var st *zk.Stat
+	err = s.call(ctx, func() error {
+		var err error
+		_, st, err = s.conn.Exists(node)
+		return err
+	})
 	if err != nil {
-		return giveUp(fmt.Errorf("zookeeper: lock %q: %w", l.key, s.mapErr(err)))
+		return giveUp(fmt.Errorf("zookeeper: lock %q: %w", l.key, err))
 	}
 	lost, stop := make(chan struct{}), make(chan struct{})
 	once := new(sync.Once)

@@ -99,6 +99,12 @@ type change struct {
 	rev  uint64
 }
 
+// errReconnected says the connection came back on the same session:
+// go-zookeeper re-arms the watches, but only on a best-effort basis (a
+// failed SetWatches is just logged), so the tree is read again and
+// compared with the cache, as Curator's TreeCache does on RECONNECTED.
+var errReconnected = errors.New("zookeeper: reconnected")
+
 // errResync says the watches are gone (session expired): the tree must be
 // read again from scratch, and whatever changed meanwhile is unknown.
 var errResync = errors.New("zookeeper: watches lost with the session")
@@ -216,8 +222,11 @@ func (t *tree) drop(p string, rev uint64) []change {
 func (t *tree) handle(ev zk.Event) ([]change, error) {
 	switch ev.Type {
 	case zk.EventSession:
-		if ev.State == zk.StateExpired {
+		switch ev.State {
+		case zk.StateExpired:
 			return nil, errResync
+		case zk.StateHasSession:
+			return nil, errReconnected
 		}
 		return nil, nil
 	case zk.EventNotWatching:
@@ -273,6 +282,9 @@ func (t *tree) handle(ev zk.Event) ([]change, error) {
 		}
 		if err != nil {
 			return nil, err
+		}
+		if st.Mzxid == old.stat.Mzxid {
+			return nil, nil // already seen (a reconcile read it first)
 		}
 		if st.Version != old.stat.Version+1 {
 			t.lost = true
@@ -373,6 +385,9 @@ func (t *tree) step() ([]change, error) {
 		err := retry(t.s.ctx, func() error {
 			var err error
 			chs, err = t.handle(ev)
+			if errors.Is(err, errReconnected) {
+				chs, err = t.reconcile()
+			}
 			switch {
 			case err == nil:
 				return nil
@@ -396,6 +411,62 @@ func (t *tree) step() ([]change, error) {
 		}
 		return out[i].pair == nil && out[j].pair != nil
 	})
+	return out, nil
+}
+
+// reconcile reads the tree again (re-arming every watch) and reports the
+// difference with the cache. Where the stats show more changes than the
+// difference explains, lost is set.
+func (t *tree) reconcile() ([]change, error) {
+	old := t.nodes
+	if _, err := t.load(); err != nil {
+		t.nodes = old
+		return nil, err
+	}
+	var out []change
+	for p, n := range t.nodes {
+		o, had := old[p]
+		counts := t.counts(p)
+		if had && o.stat.Czxid != n.stat.Czxid {
+			t.lost = true // deleted and re-created unseen
+		}
+		if had && o.children != nil && n.children != nil {
+			diff := int32(0)
+			for c := range n.children {
+				if _, ok := o.children[c]; !ok {
+					diff++
+				}
+			}
+			for c := range o.children {
+				if _, ok := n.children[c]; !ok {
+					diff++
+				}
+			}
+			if p != t.s.root && n.stat.Cversion-o.stat.Cversion != diff {
+				t.lost = true
+			}
+		}
+		switch {
+		case !counts:
+		case n.isKey && (!had || o.stat.Mzxid != n.stat.Mzxid):
+			if (had && n.stat.Version != o.stat.Version+1) || (!had && n.stat.Version != 0) {
+				t.lost = true
+			}
+			out = append(out, change{key: t.s.key(p), pair: pairOf(t.s.key(p), append([]byte{}, n.value...), &n.stat), rev: uint64(n.stat.Mzxid)})
+		case !n.isKey && had && o.isKey:
+			out = append(out, change{key: t.s.key(p), rev: uint64(n.stat.Mzxid)})
+		}
+	}
+	for p, o := range old {
+		if _, ok := t.nodes[p]; ok || !o.isKey || !t.counts(p) {
+			continue
+		}
+		rev := t.rev
+		if par, ok := t.nodes[parent(p)]; ok {
+			rev = uint64(par.stat.Pzxid)
+		}
+		out = append(out, change{key: t.s.key(p), rev: rev})
+	}
 	return out, nil
 }
 
