@@ -2,8 +2,12 @@ package consul
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -316,5 +320,33 @@ func TestLargeValue(t *testing.T) {
 	}
 	if err := s.Put(ctx, "large/k", big, &kv.WriteOptions{TTL: 2 * time.Second}); !errors.Is(err, kv.ErrValueTooLarge) {
 		t.Fatalf("TTL Put of %d bytes = %v, want ErrValueTooLarge", len(big), err)
+	}
+}
+
+// With TLS set, the client speaks HTTPS and verifies the server with the
+// given roots; without them the handshake fails.
+func TestTLS(t *testing.T) {
+	f := &fakeConsul{answers: []fakeAnswer{{index: 7, modify: 7, value: "over tls"}}}
+	srv := httptest.NewUnstartedServer(f)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake below is expected
+	srv.StartTLS()
+	defer srv.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	cfg := Config{
+		Addresses: []string{srv.Listener.Addr().String()},
+		TLS:       &tls.Config{RootCAs: roots},
+		MinTTL:    time.Second,
+		LockTTL:   3 * time.Second,
+	}
+	s := openStore(t, cfg)
+	defer s.Close()
+	p, err := s.Get(t.Context(), "k", nil)
+	if err != nil || string(p.Value) != "over tls" {
+		t.Fatalf("Get over TLS = %+v, %v", p, err)
+	}
+	cfg.TLS = &tls.Config{RootCAs: x509.NewCertPool()}
+	if _, err := New(t.Context(), cfg); !errors.Is(err, kv.ErrNotReachable) {
+		t.Fatalf("New with untrusted server certificate = %v, want ErrNotReachable", err)
 	}
 }

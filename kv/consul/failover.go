@@ -38,9 +38,14 @@ func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
 	var lastErr error
 	for i := uint32(0); i < n; i++ {
 		idx := (start + i) % n
-		r := req.Clone(req.Context())
-		r.URL.Host = f.hosts[idx]
-		r.Host = f.hosts[idx]
+		r := req
+		if idx != 0 || i > 0 {
+			// consul/api addresses every request to hosts[0]; only another
+			// host, or a second attempt, needs a copy of the request.
+			r = req.Clone(req.Context())
+			r.URL.Host = f.hosts[idx]
+			r.Host = f.hosts[idx]
+		}
 		if i > 0 && req.Body != nil && req.Body != http.NoBody {
 			if req.GetBody == nil {
 				return nil, lastErr
