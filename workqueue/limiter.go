@@ -61,19 +61,18 @@ func buildOptions(opts []LimiterOption) (limiterOptions, error) {
 
 // DefaultRateLimiter is client-go's controller default: per-item
 // exponential backoff from 5 ms to 1000 s, and an overall token bucket of
-// 10 retries per second with a burst of 100; the longer wait wins.
-func DefaultRateLimiter[T comparable](opts ...LimiterOption) RateLimiter[T] {
+// 10 retries per second with a burst of 100; the longer wait wins. It fails
+// only on a bad option.
+func DefaultRateLimiter[T comparable](opts ...LimiterOption) (RateLimiter[T], error) {
 	exp, err := ItemExponential[T](5*time.Millisecond, 1000*time.Second, opts...)
 	if err != nil {
-		// Only a bad option can fail; fall back to real time rather than
-		// return a limiter that cannot work.
-		exp, _ = ItemExponential[T](5*time.Millisecond, 1000*time.Second)
+		return nil, err
 	}
 	bucket, err := Bucket[T](10, 100, opts...)
 	if err != nil {
-		bucket, _ = Bucket[T](10, 100)
+		return nil, err
 	}
-	return &maxOf[T]{limiters: []RateLimiter[T]{exp, bucket}}
+	return &maxOf[T]{limiters: []RateLimiter[T]{exp, bucket}}, nil
 }
 
 // MaxOf combines limiters: an item waits for the longest of their delays,

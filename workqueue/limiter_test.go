@@ -188,7 +188,10 @@ func TestMaxOf(t *testing.T) {
 
 func TestDefaultRateLimiter(t *testing.T) {
 	clock := clocktest.New(epoch)
-	l := workqueue.DefaultRateLimiter[string](workqueue.WithClock(clock))
+	l, err := workqueue.DefaultRateLimiter[string](workqueue.WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got := l.When("a"); got != 5*time.Millisecond {
 		t.Fatalf("first When = %v, want 5ms", got)
 	}
@@ -244,6 +247,10 @@ func TestInvalidLimiters(t *testing.T) {
 		}},
 		{"bucket zero burst", func() error {
 			_, err := workqueue.Bucket[int](1, 0)
+			return err
+		}},
+		{"default nil clock", func() error {
+			_, err := workqueue.DefaultRateLimiter[int](workqueue.WithClock(nil))
 			return err
 		}},
 		{"maxof empty", func() error {

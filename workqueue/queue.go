@@ -10,7 +10,7 @@ import (
 
 // Queue is a typed, de-duplicating, delaying, rate-limited work queue. See
 // the package documentation for its guarantees. All methods are safe for
-// concurrent use.
+// concurrent use. Make one with New; the zero Queue is not usable.
 type Queue[T comparable] struct {
 	mu sync.Mutex
 	// Two conditions on mu, so that Signal (one runnable item, one worker)
@@ -83,7 +83,8 @@ func New[T comparable](cfg Config[T]) *Queue[T] {
 	}
 	q.epoch = q.clock.Now()
 	if q.limiter == nil {
-		q.limiter = DefaultRateLimiter[T](WithClock(q.clock))
+		// Cannot fail: the only option is a non-nil clock.
+		q.limiter, _ = DefaultRateLimiter[T](WithClock(q.clock))
 	}
 	if q.logger == nil {
 		q.logger = zap.NewNop()
