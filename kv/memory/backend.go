@@ -195,7 +195,8 @@ func (b *Backend) appendLocked(r record) {
 	b.hist = append([]record(nil), b.hist[cut:]...)
 }
 
-// since returns the index of the first record with a revision above rev.
+// sinceLocked returns the index of the first record with a revision above
+// rev.
 func (b *Backend) sinceLocked(rev uint64) int {
 	return sort.Search(len(b.hist), func(i int) bool { return b.hist[i].rev > rev })
 }
