@@ -110,13 +110,20 @@ func (q *Queue[T]) promoteLocked(now int64) {
 		}
 		q.addLocked(e.item, stamp)
 	}
-	if len(d.heap) == 0 && d.armed {
+	if len(d.heap) > 0 {
+		return
+	}
+	if d.armed {
 		// Nothing left to wait for: cancel the run rather than let it wake
 		// a goroutine for nothing.
 		if d.timer.Stop() {
 			d.fires--
 		}
 		d.armed = false
+	}
+	if cap(d.heap) > trimAbove {
+		// Give a burst's memory back (maps never shrink; reallocate).
+		d.heap, d.waiting = nil, make(map[T]int64)
 	}
 }
 
