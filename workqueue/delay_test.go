@@ -178,9 +178,9 @@ func TestShutDownDropsDelayedItems(t *testing.T) {
 
 func TestAddAfterRealClock(t *testing.T) {
 	q := newQueue[string]()
+	start := time.Now()
 	q.AddAfter("soon", time.Millisecond)
 	q.AddAfter("never", time.Hour)
-	start := time.Now()
 	got := mustGet(t, q)
 	if got != "soon" {
 		t.Fatalf("Get = %q, want soon", got)
