@@ -120,7 +120,7 @@ func electionDemo(ctx context.Context, step func(string, ...any), newStore func(
 		store   kv.Store
 		elector *election.Elector
 		cancel  context.CancelFunc
-		done    chan error
+		done    chan struct{} // closed when Run returned
 	}
 	leading := make(chan string, 2)
 	var replicas []*replica
@@ -148,9 +148,12 @@ func electionDemo(ctx context.Context, step func(string, ...any), newStore func(
 			return err
 		}
 		rctx, cancel := context.WithCancel(ctx)
-		r := &replica{name: name, store: st, elector: e, cancel: cancel, done: make(chan error, 1)}
+		r := &replica{name: name, store: st, elector: e, cancel: cancel, done: make(chan struct{})}
 		replicas = append(replicas, r)
-		go func() { r.done <- e.Run(rctx) }()
+		go func() {
+			defer close(r.done)
+			_ = e.Run(rctx) // nil once rctx ends; the demo ends it itself
+		}()
 		if name == "replica-a" {
 			// Let a win, so the demo's story is the same every run.
 			if got := <-leading; got != name {
