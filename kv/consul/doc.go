@@ -9,6 +9,10 @@
 // under Root that are not valid regent keys (written by other tools) are
 // left out of results. Values are stored as given: no Flags, no envelope.
 //
+// The ACL token needs key_prefix write on "<Root>/" and on
+// "__regent/<Root>/", and session_prefix write (sessions carry TTL keys and
+// locks). A refusal matches ErrPermissionDenied.
+//
 // # Guarantees
 //
 // A Store is safe for concurrent use. Every call takes ctx first and
