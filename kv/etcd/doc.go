@@ -84,8 +84,7 @@
 //     server's rate during one TTL; a holder paused (GC, VM freeze) past
 //     its TTL may act before it sees the lost channel close: use guarded
 //     writes for anything that must not come from a deposed holder.
-//   - An Events stream cancelled before the server created its watch may
-//     leave the etcd client's shared watch stream open until the Store's
-//     next watch on it ends (an etcd client behaviour; Watch and WatchTree
-//     avoid it by waiting for the creation).
+//   - A watch cancelled before the server confirmed creating it is kept
+//     until that confirmation (at most 5 s) and only then cancelled (see
+//     watchstream.go for why). Its goroutine, and Close, may wait that long.
 package etcd

@@ -201,32 +201,39 @@ func (l *locker) waitTurn(ctx context.Context, h *hold) error {
 			return nil
 		}
 		pred := string(resp.Kvs[0].Key)
-		pctx, cancel := context.WithCancel(wctx)
-		w := s.c.Watch(pctx, pred, clientv3.WithRev(resp.Header.Revision+1))
-		gone := false
-		for !gone {
-			select {
-			case r, ok := <-w:
-				if !ok {
-					gone = true // re-check from the top
-					break
-				}
-				for _, ev := range r.Events {
-					if ev.Type == mvccpb.DELETE {
-						gone = true
-					}
-				}
-				if r.Err() != nil {
-					gone = true
-				}
-			case <-h.lost:
-				cancel()
-				return fmt.Errorf("etcd: lock %q: lease lost while waiting: %w", l.key, kv.ErrLockLost)
-			}
+		ws := s.openWatch(pred, clientv3.WithRev(resp.Header.Revision+1))
+		err = l.waitGone(wctx, ws, h)
+		ws.close()
+		if err != nil {
+			return err
 		}
-		cancel()
 		if wctx.Err() != nil {
 			return l.waitErr(ctx, h, wctx.Err())
+		}
+	}
+}
+
+// waitGone returns nil once the watched predecessor is deleted, or its
+// watch ended (the caller re-checks), or ctx ended (the caller looks).
+func (l *locker) waitGone(ctx context.Context, ws *watchStream, h *hold) error {
+	for {
+		select {
+		case r, ok := <-ws.w:
+			if !ok || r.Err() != nil {
+				return nil
+			}
+			if r.Created {
+				ws.created = true
+			}
+			for _, ev := range r.Events {
+				if ev.Type == mvccpb.DELETE {
+					return nil
+				}
+			}
+		case <-ctx.Done():
+			return nil
+		case <-h.lost:
+			return fmt.Errorf("etcd: lock %q: lease lost while waiting: %w", l.key, kv.ErrLockLost)
 		}
 	}
 }

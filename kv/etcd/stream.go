@@ -102,16 +102,22 @@ func (s *Store) runEvents(ctx, wctx context.Context, stop func(), ch chan<- kv.E
 	defer tick.Stop()
 	idle := true // no events received since the last tick
 	for {
-		w := s.c.Watch(wctx, rp, clientv3.WithPrefix(), clientv3.WithRev(after+1))
+		ws := s.openWatch(rp, clientv3.WithPrefix(), clientv3.WithRev(after+1))
 	recv:
 		for {
 			var resp clientv3.WatchResponse
 			var ok bool
 			select {
-			case resp, ok = <-w:
+			case resp, ok = <-ws.w:
 				if !ok {
 					break recv
 				}
+				if resp.Created {
+					ws.created = true
+					continue
+				}
+			case <-wctx.Done():
+				break recv
 			case <-tick.C:
 				if idle {
 					// Goes to every watch on this client's stream; the
@@ -127,7 +133,7 @@ func (s *Store) runEvents(ctx, wctx context.Context, stop func(), ch chan<- kv.E
 				idle = false // progress answers do not count: keep asking
 			}
 			if resp.CompactRevision != 0 {
-				drain(w)
+				ws.close()
 				end(&kv.CompactedError{Requested: uint64(requested), Compacted: uint64(resp.CompactRevision - 1)})
 				return
 			}
@@ -158,11 +164,12 @@ func (s *Store) runEvents(ctx, wctx context.Context, stop func(), ch chan<- kv.E
 			}
 			b.Revision = uint64(after)
 			if !send(wctx, ch, b) {
+				ws.close()
 				end(nil)
 				return
 			}
 		}
-		drain(w)
+		ws.close()
 		if wctx.Err() != nil {
 			end(nil)
 			return

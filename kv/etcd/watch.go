@@ -64,32 +64,13 @@ func (s *Store) runKeyWatch(ctx, wctx context.Context, stop func(), ch chan<- kv
 	// cancelled before its creation would leave the client's stream open.
 	initial := true
 	for {
-		w := s.c.Watch(wctx, ek, clientv3.WithRev(rev+1), clientv3.WithCreatedNotify())
-		for resp := range w {
-			if err := resp.Err(); err != nil {
-				s.log.Info("etcd: watch cancelled by the server; re-reading", zap.String("key", k), zap.Error(err))
-				break
-			}
-			if initial && resp.Created {
-				initial = false
-				if !send(wctx, ch, kv.KeyUpdate{Key: k, Pair: last}) {
-					end(nil)
-					return
-				}
-			}
-			for _, ev := range resp.Events {
-				rev = ev.Kv.ModRevision
-				last = nil
-				if ev.Type == mvccpb.PUT {
-					last = s.pair(k, ev.Kv.Value, ev.Kv.ModRevision)
-				}
-				if !send(wctx, ch, kv.KeyUpdate{Key: k, Pair: last}) {
-					end(nil)
-					return
-				}
-			}
+		ws := s.openWatch(ek, clientv3.WithRev(rev+1))
+		if !s.followKey(wctx, ws, ch, k, &last, &rev, &initial) {
+			ws.close()
+			end(nil)
+			return
 		}
-		drain(w)
+		ws.close()
 		if wctx.Err() != nil {
 			end(nil)
 			return
@@ -110,6 +91,37 @@ func (s *Store) runKeyWatch(ctx, wctx context.Context, stop func(), ch chan<- kv
 			if !send(wctx, ch, kv.KeyUpdate{Key: k, Pair: last}) {
 				end(nil)
 				return
+			}
+		}
+	}
+}
+
+// followKey forwards one watch's events until the watch ends (true) or the
+// reader's ctx does (false).
+func (s *Store) followKey(wctx context.Context, ws *watchStream, ch chan<- kv.KeyUpdate, k string, last **kv.KVPair, rev *int64, initial *bool) bool {
+	for {
+		resp, ok := ws.next(wctx)
+		if !ok {
+			return wctx.Err() == nil
+		}
+		if err := resp.Err(); err != nil {
+			s.log.Info("etcd: watch cancelled by the server; re-reading", zap.String("key", k), zap.Error(err))
+			return true
+		}
+		if *initial && resp.Created {
+			*initial = false
+			if !send(wctx, ch, kv.KeyUpdate{Key: k, Pair: *last}) {
+				return false
+			}
+		}
+		for _, ev := range resp.Events {
+			*rev = ev.Kv.ModRevision
+			*last = nil
+			if ev.Type == mvccpb.PUT {
+				*last = s.pair(k, ev.Kv.Value, ev.Kv.ModRevision)
+			}
+			if !send(wctx, ch, kv.KeyUpdate{Key: k, Pair: *last}) {
+				return false
 			}
 		}
 	}
@@ -173,41 +185,13 @@ func (s *Store) runTreeWatch(ctx, wctx context.Context, stop func(), ch chan<- k
 	}
 	initial := true // sent once the server created the watch, as in Watch
 	for {
-		w := s.c.Watch(wctx, rp, clientv3.WithPrefix(), clientv3.WithRev(t.rev+1), clientv3.WithCreatedNotify())
-		for resp := range w {
-			if err := resp.Err(); err != nil {
-				s.log.Info("etcd: watch cancelled by the server; re-listing", zap.String("prefix", t.prefix), zap.Error(err))
-				break
-			}
-			if initial && resp.Created {
-				initial = false
-				if !send(wctx, ch, t.update()) {
-					end(nil)
-					return
-				}
-			}
-			evs := resp.Events
-			for i := 0; i < len(evs); {
-				rev := evs[i].Kv.ModRevision
-				visible := false // internal keys (locks) change nothing a user sees
-				for ; i < len(evs) && evs[i].Kv.ModRevision == rev; i++ {
-					if k, ok := s.userKey(evs[i].Kv.Key); ok {
-						var p *kv.KVPair
-						if evs[i].Type == mvccpb.PUT {
-							p = s.pair(k, evs[i].Kv.Value, rev)
-						}
-						t.apply(k, p)
-						visible = true
-					}
-				}
-				t.rev = rev
-				if visible && !send(wctx, ch, t.update()) {
-					end(nil)
-					return
-				}
-			}
+		ws := s.openWatch(rp, clientv3.WithPrefix(), clientv3.WithRev(t.rev+1))
+		if !s.followTree(wctx, ws, ch, t, &initial) {
+			ws.close()
+			end(nil)
+			return
 		}
-		drain(w)
+		ws.close()
 		if wctx.Err() != nil {
 			end(nil)
 			return
@@ -225,6 +209,46 @@ func (s *Store) runTreeWatch(ctx, wctx context.Context, stop func(), ch chan<- k
 			if !send(wctx, ch, t.update()) {
 				end(nil)
 				return
+			}
+		}
+	}
+}
+
+// followTree applies one watch's events to t and sends a snapshot per
+// revision, until the watch ends (true) or the reader's ctx does (false).
+func (s *Store) followTree(wctx context.Context, ws *watchStream, ch chan<- kv.TreeUpdate, t *treeState, initial *bool) bool {
+	for {
+		resp, ok := ws.next(wctx)
+		if !ok {
+			return wctx.Err() == nil
+		}
+		if err := resp.Err(); err != nil {
+			s.log.Info("etcd: watch cancelled by the server; re-listing", zap.String("prefix", t.prefix), zap.Error(err))
+			return true
+		}
+		if *initial && resp.Created {
+			*initial = false
+			if !send(wctx, ch, t.update()) {
+				return false
+			}
+		}
+		evs := resp.Events
+		for i := 0; i < len(evs); {
+			rev := evs[i].Kv.ModRevision
+			visible := false // internal keys (locks) change nothing a user sees
+			for ; i < len(evs) && evs[i].Kv.ModRevision == rev; i++ {
+				if k, ok := s.userKey(evs[i].Kv.Key); ok {
+					var p *kv.KVPair
+					if evs[i].Type == mvccpb.PUT {
+						p = s.pair(k, evs[i].Kv.Value, rev)
+					}
+					t.apply(k, p)
+					visible = true
+				}
+			}
+			t.rev = rev
+			if visible && !send(wctx, ch, t.update()) {
+				return false
 			}
 		}
 	}
@@ -287,11 +311,12 @@ func finish[T any](s *Store, ctx context.Context, ch chan<- T, withErr func(erro
 	if ctx.Err() != nil {
 		return
 	}
-	if err == nil {
-		if s.ctx.Err() == nil {
-			return
-		}
+	switch {
+	case s.ctx.Err() != nil:
+		// Whatever failed, it failed because the Store closed.
 		err = kv.ErrClosed
+	case err == nil:
+		return
 	}
 	sendGrace(ctx, ch, withErr(err))
 }
@@ -312,13 +337,6 @@ func sendGrace[T any](ctx context.Context, ch chan<- T, v T) {
 	case ch <- v:
 	case <-ctx.Done():
 	case <-t.C:
-	}
-}
-
-// drain empties a watch channel the client is about to close, so that its
-// goroutines are not left blocked on us.
-func drain(w clientv3.WatchChan) {
-	for range w { //nolint:revive // draining
 	}
 }
 
