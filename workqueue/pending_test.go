@@ -36,7 +36,7 @@ func TestPendingBookkeepingStaysBounded(t *testing.T) {
 	}
 	burst(10000)
 	if len(q.pending) != 0 {
-		t.Fatalf("%d pending entries with an empty queue, want 0", len(q.pending))
+		t.Fatalf("%d pending entries after a burst of 10000, want 0 (cleared)", len(q.pending))
 	}
 	if q.highWater < 10000 {
 		t.Fatalf("highWater = %d, want >= 10000", q.highWater)
@@ -46,9 +46,15 @@ func TestPendingBookkeepingStaysBounded(t *testing.T) {
 	if q.highWater != 3 || len(q.fifo.buf) > minRing {
 		t.Fatalf("after a small cycle: highWater = %d, ring capacity %d; want 3, <= %d", q.highWater, len(q.fifo.buf), minRing)
 	}
-	// A few items popped since the last cleanup are deleted one by one.
-	burst(5)
-	if len(q.pending) != 0 || q.nRecent != 0 {
-		t.Fatalf("pending = %d, nRecent = %d; want 0, 0", len(q.pending), q.nRecent)
+	// A few stale entries wait for enough company to be worth a clear.
+	for range minStale - 1 {
+		burst(1)
+	}
+	if len(q.pending) == 0 || len(q.pending) >= minStale {
+		t.Fatalf("pending = %d after %d single-item cycles, want stale entries kept below %d", len(q.pending), minStale-1, minStale)
+	}
+	burst(1)
+	if len(q.pending) != 0 {
+		t.Fatalf("pending = %d, want 0 once %d stale entries accumulated", len(q.pending), minStale)
 	}
 }

@@ -27,13 +27,13 @@ type Queue[T comparable] struct {
 	// Stale entries are removed in bulk: those popped since the queue last
 	// emptied, when it empties again (cheap deletes of recent keys, or one
 	// clear), and by a sweep if they ever outnumber live ones.
-	// processing and redo stay as small as the number of workers.
+	// processing and redo stay as small as the number of workers;
+	// processing is not even hashed (see inFlight).
 	fifo       ring[T]
 	pending    map[T]uint64   // item -> ticket; live iff not yet popped
 	pushed     uint64         // tickets handed out
-	recent     [32]T          // items popped since the last cleanup...
-	nRecent    int            // ...and how many (may exceed len(recent))
-	processing map[T]int64    // held by a worker -> start time (0 without metrics)
+	stalePops  int            // pops since pending was last cleaned
+	processing inFlight[T]    // held by a worker, with start time (0 without metrics)
 	redo       map[T]struct{} // processing items added again meanwhile
 
 	// Go maps never shrink, and the ring only grows. After a burst both are
@@ -67,14 +67,13 @@ type Queue[T comparable] struct {
 // that runs only while something is waiting.
 func New[T comparable](cfg Config[T]) *Queue[T] {
 	q := &Queue[T]{
-		pending:    make(map[T]uint64, 64),
-		processing: make(map[T]int64, 8),
-		redo:       make(map[T]struct{}),
-		clock:      cfg.Clock,
-		limiter:    cfg.RateLimiter,
-		metrics:    cfg.Metrics,
-		logger:     cfg.Logger,
-		name:       cfg.Name,
+		pending: make(map[T]uint64, 64),
+		redo:    make(map[T]struct{}),
+		clock:   cfg.Clock,
+		limiter: cfg.RateLimiter,
+		metrics: cfg.Metrics,
+		logger:  cfg.Logger,
+		name:    cfg.Name,
 	}
 	q.cond.L = &q.mu
 	q.idle.L = &q.mu
@@ -124,8 +123,8 @@ func (q *Queue[T]) Add(item T) {
 }
 
 func (q *Queue[T]) addLocked(item T, at int64) {
-	if len(q.processing) > 0 {
-		if _, ok := q.processing[item]; ok {
+	if q.processing.len() > 0 {
+		if q.processing.find(item) >= 0 {
 			n := len(q.redo)
 			q.redo[item] = struct{}{}
 			if len(q.redo) != n && q.metrics != nil {
@@ -158,10 +157,7 @@ func (q *Queue[T]) pushLocked(item T, at int64) {
 // check.
 func (q *Queue[T]) popLocked() (T, int64) {
 	item, at := q.fifo.pop()
-	if q.nRecent < len(q.recent) {
-		q.recent[q.nRecent] = item
-	}
-	q.nRecent++
+	q.stalePops++
 	switch {
 	case q.fifo.len() == 0:
 		q.cleanLocked()
@@ -173,13 +169,15 @@ func (q *Queue[T]) popLocked() (T, int64) {
 				delete(q.pending, it)
 			}
 		}
-		q.clearRecentLocked()
+		q.stalePops = 0
 	}
 	return item, at
 }
 
-// cleanLocked runs when the FIFO empties: every pending entry is stale,
-// and they are the items popped since the last cleanup.
+// cleanLocked runs when the FIFO empties, when every pending entry is
+// stale. Stale entries cost nothing but memory, so they are cleared only
+// once there are enough of them to pay for one clear of the table, whose
+// cost grows with its capacity (about highWater).
 func (q *Queue[T]) cleanLocked() {
 	q.highWater = max(q.highWater, q.cyclePeak)
 	switch {
@@ -188,21 +186,17 @@ func (q *Queue[T]) cleanLocked() {
 		q.pending = make(map[T]uint64, 64)
 		q.fifo.release()
 		q.highWater = q.cyclePeak
-	case q.nRecent <= len(q.recent):
-		for _, it := range q.recent[:q.nRecent] {
-			delete(q.pending, it)
-		}
-	default:
+		q.stalePops = 0
+	case q.stalePops >= max(minStale, q.highWater/8):
 		clear(q.pending)
+		q.stalePops = 0
 	}
 	q.cyclePeak = 0
-	q.clearRecentLocked()
 }
 
-func (q *Queue[T]) clearRecentLocked() {
-	clear(q.recent[:min(q.nRecent, len(q.recent))])
-	q.nRecent = 0
-}
+// minStale is the number of stale entries below which clearing them is not
+// worth a call.
+const minStale = 32
 
 // trimAbove is the table size (in items) below which memory is not worth
 // giving back, and the slack of stale entries tolerated before a sweep.
@@ -324,7 +318,7 @@ func (q *Queue[T]) tryTakeLocked() (T, bool) {
 		now = q.since()
 		q.metrics.Get(time.Duration(now - at))
 	}
-	q.processing[item] = now
+	q.processing.add(item, now)
 	return item, true
 }
 
@@ -337,7 +331,7 @@ func (q *Queue[T]) finishedLocked() bool {
 
 // emptyLocked: nothing is queued or being processed.
 func (q *Queue[T]) emptyLocked() bool {
-	return q.fifo.len() == 0 && len(q.processing) == 0
+	return q.fifo.len() == 0 && q.processing.len() == 0
 }
 
 // Done marks item as processed. If it was added while being processed, it
@@ -345,21 +339,18 @@ func (q *Queue[T]) emptyLocked() bool {
 // caller bug: it is logged and ignored.
 func (q *Queue[T]) Done(item T) {
 	q.mu.Lock()
-	var now int64
-	if q.metrics != nil {
-		start, ok := q.processing[item]
-		if ok {
-			now = q.since()
-			q.metrics.Done(time.Duration(now - start))
-		}
-	}
-	n := len(q.processing)
-	delete(q.processing, item)
-	if len(q.processing) == n {
+	i := q.processing.find(item)
+	if i < 0 {
 		q.mu.Unlock()
 		q.logger.Warn("workqueue: Done on an item that is not being processed",
 			zap.String("queue", q.name), zap.Any("item", item))
 		return
+	}
+	start := q.processing.remove(i)
+	var now int64
+	if q.metrics != nil {
+		now = q.since()
+		q.metrics.Done(time.Duration(now - start))
 	}
 	if len(q.redo) > 0 {
 		if _, ok := q.redo[item]; ok {
@@ -458,12 +449,12 @@ func (q *Queue[T]) shutDownLocked() {
 func (q *Queue[T]) InFlight() InFlight {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	f := InFlight{Processing: len(q.processing)}
-	if q.metrics == nil || len(q.processing) == 0 {
+	f := InFlight{Processing: q.processing.len()}
+	if q.metrics == nil || f.Processing == 0 {
 		return f
 	}
 	now := q.since()
-	for _, start := range q.processing {
+	for _, start := range q.processing.starts {
 		d := time.Duration(now - start)
 		f.Unfinished += d
 		f.Longest = max(f.Longest, d)
