@@ -237,21 +237,26 @@ func (e *Elector) yield(ctx context.Context) {
 	}
 }
 
-// release removes this term's leader record, if it is still ours, and the
-// lock, so that the next candidate starts within one watch round-trip.
+// release gives up the lock, then removes this term's leader record if it
+// is still ours. Unlocking first lets the next candidate start within one
+// watch round-trip; the record's removal is a compare-and-delete, so it can
+// never remove the record the next leader has already written.
 func (e *Elector) release(ctx context.Context, term *Term, log *zap.Logger) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.TTL)
 	defer cancel()
-	if p, err := e.store.Get(ctx, recordKey(e.cfg.Key), nil); err == nil {
-		if l, err := decodeLeader(p); err == nil && l.Identity == term.Identity && l.Token == term.Token {
-			if _, err := e.store.AtomicDelete(ctx, p.Key, p); err != nil &&
-				!errors.Is(err, kv.ErrKeyModified) && !errors.Is(err, kv.ErrKeyNotFound) {
-				log.Warn("could not remove leader record; it expires with its TTL", zap.Error(err))
-			}
-		}
-	}
 	if err := e.mutex.Unlock(ctx); err != nil && !errors.Is(err, kv.ErrClosed) {
 		log.Warn("could not release leadership; it expires with its TTL", zap.Error(err))
+	}
+	p, err := e.store.Get(ctx, recordKey(e.cfg.Key), nil)
+	if err != nil {
+		return
+	}
+	if l, err := decodeLeader(p); err != nil || l.Identity != term.Identity || l.Token != term.Token {
+		return
+	}
+	if _, err := e.store.AtomicDelete(ctx, p.Key, p); err != nil &&
+		!errors.Is(err, kv.ErrKeyModified) && !errors.Is(err, kv.ErrKeyNotFound) {
+		log.Warn("could not remove leader record; it expires with its TTL", zap.Error(err))
 	}
 }
 
