@@ -159,7 +159,7 @@ func (s *Store) pollEvents(ctx context.Context, p string, base map[string]uint64
 	// it queued.
 	emit := func(pairs []*kv.KVPair, x, rev uint64, progress bool) (int, bool) {
 		var events []kv.Event
-		events, state = diff(state, pairs, x)
+		events, state = diff(state, pairs, x, sent)
 		rev = max(rev, x, sent)
 		if len(events) == 0 && rev == sent && !progress {
 			return 0, true
@@ -231,20 +231,35 @@ func indexOf(pairs []*kv.KVPair) map[string]uint64 {
 }
 
 // diff returns the events that lead from state old to the listed pairs, in
-// revision order, and the new state. Deletes get revision x, the list's
-// index.
-func diff(old map[string]uint64, pairs []*kv.KVPair, x uint64) ([]kv.Event, map[string]uint64) {
+// revision order, and the new state. prev is the revision already reported
+// and x the list's index.
+//
+// A put carries the key's ModifyIndex. A delete's own index is not in the
+// listing; all deletes of one answer get one revision (a DeleteTree or a
+// session expiry removes many keys in one raft entry): x when no put has
+// it, since the list's index then is the graveyard's, the last delete's;
+// otherwise the deletes came before that put, and they get the lowest
+// index above prev that no put of the answer has, so that separate writes
+// never share a revision.
+func diff(old map[string]uint64, pairs []*kv.KVPair, x, prev uint64) ([]kv.Event, map[string]uint64) {
 	next := make(map[string]uint64, len(pairs))
 	var events []kv.Event
+	puts := map[uint64]bool{}
 	for _, p := range pairs {
 		next[p.Key] = p.LastIndex
 		if old[p.Key] != p.LastIndex {
 			events = append(events, kv.Event{Type: kv.EventPut, Pair: p})
+			puts[p.LastIndex] = true
+		}
+	}
+	delRev := x
+	if puts[x] {
+		for delRev = prev + 1; puts[delRev] && delRev < x; delRev++ {
 		}
 	}
 	for k := range old {
 		if _, ok := next[k]; !ok {
-			events = append(events, kv.Event{Type: kv.EventDelete, Pair: &kv.KVPair{Key: k, Revision: x}})
+			events = append(events, kv.Event{Type: kv.EventDelete, Pair: &kv.KVPair{Key: k, Revision: delRev}})
 		}
 	}
 	slices.SortFunc(events, func(a, b kv.Event) int {
