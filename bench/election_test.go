@@ -11,6 +11,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.uber.org/zap"
 
 	"github.com/regentkv/regent/election"
 	"github.com/regentkv/regent/internal/testenv"
@@ -142,7 +143,7 @@ func benchHandover(b *testing.B, ctx context.Context, be electionBackend) {
 	leader := waitStart(b, started, time.Minute).id
 	var samples []time.Duration
 	b.ResetTimer()
-	for b.Loop() {
+	for range b.N {
 		b.StopTimer()
 		time.Sleep(settle)
 		b.StartTimer()
@@ -157,7 +158,7 @@ func benchHandover(b *testing.B, ctx context.Context, be electionBackend) {
 
 func benchFailover(b *testing.B, ctx context.Context, be electionBackend) {
 	var samples []time.Duration
-	for b.Loop() {
+	for range b.N {
 		b.StopTimer()
 		key := electionKey(b)
 		started := make(chan leadStart, 4)
@@ -194,7 +195,7 @@ func benchRawEtcdHandover(b *testing.B, ctx context.Context, addr string) {
 	key := "/" + electionKey(b)
 	var els []*concurrency.Election
 	for range 2 {
-		cl, err := clientv3.New(clientv3.Config{Endpoints: []string{addr}, DialTimeout: 2 * time.Second})
+		cl, err := clientv3.New(clientv3.Config{Endpoints: []string{addr}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -219,7 +220,7 @@ func benchRawEtcdHandover(b *testing.B, ctx context.Context, addr string) {
 	}
 	leader := 0
 	var samples []time.Duration
-	for b.Loop() {
+	for range b.N {
 		b.StopTimer()
 		campaign(1 - leader)
 		time.Sleep(settle)
@@ -237,14 +238,14 @@ func benchRawEtcdHandover(b *testing.B, ctx context.Context, addr string) {
 
 func benchRawEtcdFailover(b *testing.B, ctx context.Context, addr string) {
 	var samples []time.Duration
-	for b.Loop() {
+	for range b.N {
 		b.StopTimer()
 		key := "/" + electionKey(b)
 		px := newProxy(b, addr)
 		var els []*concurrency.Election
 		var closers []func()
 		for _, ep := range []string{px.Addr(), addr} {
-			cl, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 2 * time.Second})
+			cl, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
 			if err != nil {
 				b.Fatal(err)
 			}
