@@ -104,7 +104,9 @@ func TestReconnectKeepsEvents(t *testing.T) {
 	if err := w.Put(ctx, "p/b", []byte("2"), nil); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.After(30 * time.Second)
+	// A reconnect that hit the server mid-startup waits out its handshake
+	// (a third of the session timeout) before trying again.
+	deadline := time.After(cfg.SessionTimeout + 30*time.Second)
 	for {
 		select {
 		case b := <-ch:

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -38,6 +39,7 @@ type Store struct {
 	expired        bool          // a session expired and no new one is up yet
 	generation     uint64        // bumped when a session is replaced
 	stateChanged   chan struct{} // closed and replaced on every state change
+	sessionUp      atomic.Bool   // connected with a session (see handshakeDialer)
 	restore        chan struct{} // cap 1: re-create KeepAlive keys
 
 	parked parking // Snapshot watchers waiting for Events
@@ -80,6 +82,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if dialer == nil {
 		dialer = net.DialTimeout
 	}
+	dialer = handshakeDialer(dialer, max(cfg.SessionTimeout/time.Duration(3*len(cfg.Servers)), time.Second), &s.sessionUp)
 	conn, _, err := zk.Connect(cfg.Servers, cfg.SessionTimeout,
 		zk.WithEventCallback(s.onEvent),
 		zk.WithLogger(zapPrintf{s.log}),
@@ -141,6 +144,7 @@ func (s *Store) onEvent(ev zk.Event) {
 		switch ev.State {
 		case zk.StateHasSession:
 			s.connected = true
+			s.sessionUp.Store(true)
 			if s.expired {
 				s.expired = false
 				s.generation++
@@ -159,6 +163,9 @@ func (s *Store) onEvent(ev zk.Event) {
 			s.connected = false
 		default:
 			changed = false
+		}
+		if ev.State != zk.StateHasSession {
+			s.sessionUp.Store(false)
 		}
 		if changed {
 			close(s.stateChanged)
