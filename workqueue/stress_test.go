@@ -94,7 +94,7 @@ func TestStress(t *testing.T) {
 		keys      = 500
 		producers = 8
 		workers   = 8
-		perProd   = 5000
+		perProd   = 20000
 	)
 	for _, mode := range []string{"Add", "AddAfter"} {
 		t.Run(mode, func(t *testing.T) {
