@@ -162,7 +162,7 @@ func benchFailover(b *testing.B, ctx context.Context, be electionBackend) {
 		b.StopTimer()
 		key := electionKey(b)
 		started := make(chan leadStart, 4)
-		px := newProxy(b, be.addr)
+		px := testenv.NewProxy(b, be.addr)
 		sa, err := be.dial(ctx, px.Addr())
 		if err != nil {
 			b.Fatal(err)
@@ -186,7 +186,7 @@ func benchFailover(b *testing.B, ctx context.Context, be electionBackend) {
 		}
 		c.stop()
 		a.stop()
-		px.close()
+		px.Close()
 	}
 	report(b, samples, "failover")
 }
@@ -241,7 +241,7 @@ func benchRawEtcdFailover(b *testing.B, ctx context.Context, addr string) {
 	for range b.N {
 		b.StopTimer()
 		key := "/" + electionKey(b)
-		px := newProxy(b, addr)
+		px := testenv.NewProxy(b, addr)
 		var els []*concurrency.Election
 		var closers []func()
 		for _, ep := range []string{px.Addr(), addr} {
@@ -275,7 +275,7 @@ func benchRawEtcdFailover(b *testing.B, ctx context.Context, addr string) {
 		for _, c := range slices.Backward(closers) {
 			c()
 		}
-		px.close()
+		px.Close()
 	}
 	report(b, samples, "failover")
 }

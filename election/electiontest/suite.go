@@ -72,6 +72,7 @@ type candidate struct {
 type start struct {
 	c    *candidate
 	term *election.Term
+	at   time.Time // when OnStartedLeading was called
 }
 
 type world struct {
@@ -114,7 +115,7 @@ func (w *world) start(id string, s kv.Store, cfg election.Config, stuck <-chan s
 		if !ok {
 			w.t.Errorf("%s: leader ctx carries no Term", id)
 		}
-		w.starts <- start{c, term}
+		w.starts <- start{c, term, time.Now()}
 		if stuck != nil {
 			<-stuck
 		} else {
@@ -148,20 +149,26 @@ func (w *world) start(id string, s kv.Store, cfg election.Config, stuck <-chan s
 // started by other candidates are a failure: only cs may lead.
 func (w *world) nextLeader(timeout time.Duration, cs ...*candidate) (*candidate, *election.Term) {
 	w.t.Helper()
+	st := w.nextStart(timeout, cs...)
+	return st.c, st.term
+}
+
+func (w *world) nextStart(timeout time.Duration, cs ...*candidate) start {
+	w.t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	select {
 	case st := <-w.starts:
 		for _, c := range cs {
 			if c == st.c {
-				return st.c, st.term
+				return st
 			}
 		}
 		w.t.Fatalf("%s started leading; want one of the candidates waited for", st.c.id)
 	case <-deadline.C:
 		w.t.Fatalf("no candidate started leading within %v", timeout)
 	}
-	return nil, nil
+	return start{}
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
@@ -370,16 +377,28 @@ func testStepDown(t *testing.T, h Harness) {
 	}}}
 	a := w.start("a", s, cfg, nil)
 	w.nextLeader(20*time.Second, a)
+	b := w.start("b", w.store(), election.Config{}, nil)
 	cut := time.Now()
 	h.Cut(t, s)
+	var stoppedAt time.Time
 	select {
-	case at := <-stopped:
-		if took := at.Sub(cut); took >= h.TTL {
+	case stoppedAt = <-stopped:
+		if took := stoppedAt.Sub(cut); took >= h.TTL {
 			t.Errorf("leader stepped down %v after losing its server, not before its TTL %v", took, h.TTL)
 		} else {
 			t.Logf("stepped down %v after losing its server (TTL %v)", took.Round(time.Millisecond), h.TTL)
 		}
 	case <-time.After(h.TTL + 10*time.Second):
 		t.Fatalf("leader still leading %v after losing its server", h.TTL+10*time.Second)
+	}
+	// The point of stepping down early: the cut-off leader must have
+	// stopped before the server let anyone else lead.
+	st := w.nextStart(h.TTL+h.TTLSlack+10*time.Second, b)
+	if !stoppedAt.Before(st.at) {
+		t.Errorf("b started leading at %v, before the cut-off a stepped down at %v", st.at, stoppedAt)
+	}
+	t.Logf("b took over %v after the cut", st.at.Sub(cut).Round(time.Millisecond))
+	if m := w.maxSeen.Load(); m != 1 {
+		t.Errorf("%d leader callbacks ran at once; want 1", m)
 	}
 }

@@ -1,4 +1,4 @@
-package bench
+package testenv
 
 import (
 	"io"
@@ -7,10 +7,11 @@ import (
 	"testing"
 )
 
-// proxy forwards TCP connections to a server until cut: then it drops every
+// Proxy forwards TCP connections to a server until cut: then it drops every
 // connection and refuses new ones, which is what a server sees of a client
-// whose machine died. It stands between one benchmark client and its server.
-type proxy struct {
+// whose machine died or was partitioned away. It stands between one client
+// and its server, so that a test can cut that client alone.
+type Proxy struct {
 	l      net.Listener
 	target string
 
@@ -18,24 +19,28 @@ type proxy struct {
 	cut   bool
 	conns []net.Conn
 	wg    sync.WaitGroup
+
+	closeOnce sync.Once
 }
 
-func newProxy(tb testing.TB, target string) *proxy {
+// NewProxy starts a proxy to target (host:port), closed by tb.Cleanup.
+func NewProxy(tb testing.TB, target string) *Proxy {
 	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p := &proxy{l: l, target: target}
+	p := &Proxy{l: l, target: target}
 	p.wg.Add(1)
 	go p.serve()
-	tb.Cleanup(p.close)
+	tb.Cleanup(p.Close)
 	return p
 }
 
-func (p *proxy) Addr() string { return p.l.Addr().String() }
+// Addr is the proxy's host:port, to give the client instead of the server's.
+func (p *Proxy) Addr() string { return p.l.Addr().String() }
 
-func (p *proxy) serve() {
+func (p *Proxy) serve() {
 	defer p.wg.Done()
 	for {
 		c, err := p.l.Accept()
@@ -62,7 +67,7 @@ func (p *proxy) serve() {
 	}
 }
 
-func (p *proxy) pipe(dst, src net.Conn) {
+func (p *Proxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
 	_, _ = io.Copy(dst, src)
 	dst.Close()
@@ -70,7 +75,7 @@ func (p *proxy) pipe(dst, src net.Conn) {
 }
 
 // Cut drops every connection and refuses new ones.
-func (p *proxy) Cut() {
+func (p *Proxy) Cut() {
 	p.mu.Lock()
 	p.cut = true
 	conns := p.conns
@@ -81,7 +86,12 @@ func (p *proxy) Cut() {
 	}
 }
 
-func (p *proxy) close() {
+// Close cuts and stops the proxy and waits for its goroutines. Idempotent.
+func (p *Proxy) Close() {
+	p.closeOnce.Do(p.close)
+}
+
+func (p *Proxy) close() {
 	p.Cut()
 	p.l.Close()
 	p.wg.Wait()
