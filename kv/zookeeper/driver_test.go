@@ -3,7 +3,9 @@ package zookeeper_test
 import (
 	"context"
 	"errors"
+	"net"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -169,4 +171,56 @@ func TestSessionExpiry(t *testing.T) {
 		p, err := other.Get(ctx, "svc", nil)
 		return err == nil && string(p.Value) == "me"
 	})
+}
+
+// blackHole accepts connections and never answers, as a ZooKeeper that is
+// still starting up may do.
+func blackHole(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		wg.Wait()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return l.Addr().String()
+}
+
+func TestHandshakeThatNeverAnswersIsAbandoned(t *testing.T) {
+	// go-zookeeper would wait 10 x 2/3 x 3 s = 20 s on each silent server;
+	// the driver gives each handshake max(3 s / (3 x 3), 1 s) = 1 s.
+	cfg := config([]string{blackHole(t), blackHole(t), server.Addr}, "/handshake")
+	cfg.SessionTimeout = 3 * time.Second
+	cfg.ConnectTimeout = 10 * time.Second
+	start := time.Now()
+	s := open(t, cfg)
+	if d := time.Since(start); d > 8*time.Second {
+		t.Errorf("New took %v past two silent servers, want about 2 s", d)
+	}
+	if err := s.Put(t.Context(), "k", []byte("v"), nil); err != nil {
+		t.Fatal(err)
+	}
 }
