@@ -350,3 +350,28 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("New with untrusted server certificate = %v, want ErrNotReachable", err)
 	}
 }
+
+// A killed client's watches end with ErrNotReachable, not ErrClosed: the
+// store was cut off, nobody closed it.
+func TestKillEndsWatches(t *testing.T) {
+	s := openStore(t, testConfig(agent(t).Addr))
+	ch, err := s.Watch(t.Context(), "kill/k", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-ch
+	s.kill()
+	var last kv.KeyUpdate
+	for u := range ch {
+		last = u
+	}
+	if !errors.Is(last.Err, kv.ErrNotReachable) {
+		t.Fatalf("last update %+v, want ErrNotReachable", last)
+	}
+	if err := s.Put(t.Context(), "kill/k", []byte("v"), nil); !errors.Is(err, kv.ErrNotReachable) {
+		t.Fatalf("Put after kill = %v, want ErrNotReachable", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close after kill = %v", err)
+	}
+}

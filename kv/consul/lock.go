@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"go.uber.org/zap"
 
 	"github.com/regentkv/regent/kv"
 )
@@ -106,6 +107,26 @@ func (l *locker) lock(ctx context.Context, wait bool) (<-chan struct{}, error) {
 		}
 		l.drop(h)
 	}
+	for {
+		h, err := l.newHold(ctx)
+		if err != nil {
+			return nil, err
+		}
+		lost, err := l.acquire(ctx, h, wait)
+		if errors.Is(err, errRetrySession) {
+			continue
+		}
+		return lost, err
+	}
+}
+
+// errRetrySession: the session of a waiter died before it got the lock;
+// waiting goes on with a new one.
+var errRetrySession = errors.New("consul: waiter's session lost")
+
+// newHold creates a lock session and starts renewing it: a waiter renews
+// too, since waiting can outlast the TTL.
+func (l *locker) newHold(ctx context.Context) (*hold, error) {
 	session, err := l.s.createSession(ctx, "regent-lock", l.ttl, api.SessionBehaviorDelete, l.s.cfg.LockDelay)
 	if err != nil {
 		return nil, err
@@ -116,14 +137,19 @@ func (l *locker) lock(ctx context.Context, wait bool) (<-chan struct{}, error) {
 		l.abandon(h)
 		return nil, fmt.Errorf("consul: lock %q: %w", l.key, err)
 	}
+	return h, nil
+}
+
+// acquire takes the lock with h's session, waiting for it if wait is set.
+func (l *locker) acquire(ctx context.Context, h *hold, wait bool) (<-chan struct{}, error) {
 	// Waiting ends with the caller's ctx, or when the session dies.
 	wctx, wcancel := context.WithCancel(ctx)
 	defer wcancel()
-	defer context.AfterFunc(hctx, wcancel)()
+	defer context.AfterFunc(h.ctx, wcancel)()
 	free := false
 	for {
 		op := kvOp(api.KVLock, l.ck)
-		op.KV.Value, op.KV.Session = l.value, session
+		op.KV.Value, op.KV.Session = l.value, h.session
 		res, err := l.s.txn(wctx, "lock", l.key, api.TxnOps{op})
 		var f *txnFailure
 		switch {
@@ -161,7 +187,8 @@ func (l *locker) waitErr(ctx context.Context, h *hold, err error) error {
 	case l.s.check() != nil:
 		return fmt.Errorf("consul: lock %q: %w", l.key, kv.ErrClosed)
 	case h.isLost.Load():
-		return fmt.Errorf("consul: lock %q: the session died while waiting: %w", l.key, kv.ErrNotReachable)
+		l.s.log.Warn("consul: a lock waiter's session was lost; waiting with a new one", zap.String("key", l.key))
+		return errRetrySession
 	}
 	return err
 }

@@ -103,7 +103,7 @@ func (s *Store) Events(ctx context.Context, prefix string, after uint64) (<-chan
 		if base == nil {
 			if !send(wctx, ch, kv.EventBatch{Revision: after, Err: fmt.Errorf("consul: events %q: %w",
 				p, &kv.CompactedError{Requested: after, Compacted: x})}) {
-				endWatch(ctx, wctx, ch, kv.EventBatch{Revision: after}, eventsClosed)
+				endWatch(ctx, s.gone(), ch, kv.EventBatch{Revision: after}, eventsClosed)
 			}
 			return nil
 		}
@@ -119,7 +119,7 @@ func (s *Store) Events(ctx context.Context, prefix string, after uint64) (<-chan
 			defer close(queue)
 			s.pollEvents(wctx, p, base, pairs, x, after, queue)
 		}); err != nil {
-			endWatch(ctx, wctx, ch, kv.EventBatch{Revision: after}, eventsClosed)
+			endWatch(ctx, s.gone(), ch, kv.EventBatch{Revision: after}, eventsClosed)
 			return err
 		}
 		sent := after
@@ -133,8 +133,8 @@ func (s *Store) Events(ctx context.Context, prefix string, after uint64) (<-chan
 			}
 		}
 		<-polled
-		if wctx.Err() != nil {
-			endWatch(ctx, wctx, ch, kv.EventBatch{Revision: sent}, eventsClosed)
+		if wctx.Err() != nil || s.gone() != nil {
+			endWatch(ctx, s.gone(), ch, kv.EventBatch{Revision: sent}, eventsClosed)
 		}
 		return nil
 	})
@@ -217,8 +217,8 @@ func (s *Store) pollEvents(ctx context.Context, p string, base map[string]uint64
 	}
 }
 
-func eventsClosed(b kv.EventBatch) kv.EventBatch {
-	b.Err = fmt.Errorf("consul: events: %w", kv.ErrClosed)
+func eventsClosed(b kv.EventBatch, err error) kv.EventBatch {
+	b.Err = fmt.Errorf("consul: events: %w", err)
 	return b
 }
 

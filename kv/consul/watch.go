@@ -39,7 +39,7 @@ func (s *Store) Watch(ctx context.Context, key string, opts *kv.ReadOptions) (<-
 		defer close(ch)
 		last := first
 		if !send(wctx, ch, s.keyUpdate(k, first)) {
-			endWatch(ctx, wctx, ch, kv.KeyUpdate{Key: k}, keyClosed)
+			endWatch(ctx, s.gone(), ch, kv.KeyUpdate{Key: k}, keyClosed)
 			return wctx.Err()
 		}
 		b := s.newBlocker(meta.LastIndex, s.cfg.WaitTime, consistent)
@@ -55,7 +55,7 @@ func (s *Store) Watch(ctx context.Context, key string, opts *kv.ReadOptions) (<-
 				return meta.LastIndex, nil
 			})
 			if err != nil {
-				endWatch(ctx, wctx, ch, kv.KeyUpdate{Key: k, Err: err}, keyClosed)
+				endWatch(ctx, s.gone(), ch, kv.KeyUpdate{Key: k, Err: err}, keyClosed)
 				return err
 			}
 			if out == retry || sameEntry(last, p) {
@@ -63,7 +63,7 @@ func (s *Store) Watch(ctx context.Context, key string, opts *kv.ReadOptions) (<-
 			}
 			last = p
 			if !send(wctx, ch, s.keyUpdate(k, p)) {
-				endWatch(ctx, wctx, ch, kv.KeyUpdate{Key: k}, keyClosed)
+				endWatch(ctx, s.gone(), ch, kv.KeyUpdate{Key: k}, keyClosed)
 				return wctx.Err()
 			}
 		}
@@ -93,7 +93,7 @@ func (s *Store) WatchTree(ctx context.Context, prefix string, opts *kv.ReadOptio
 		defer close(ch)
 		last := first
 		if !send(wctx, ch, kv.TreeUpdate{Prefix: p, Pairs: first, Revision: index}) {
-			endWatch(ctx, wctx, ch, kv.TreeUpdate{Prefix: p}, treeClosed)
+			endWatch(ctx, s.gone(), ch, kv.TreeUpdate{Prefix: p}, treeClosed)
 			return wctx.Err()
 		}
 		b := s.newBlocker(index, s.cfg.WaitTime, consistent)
@@ -106,7 +106,7 @@ func (s *Store) WatchTree(ctx context.Context, prefix string, opts *kv.ReadOptio
 				return rev, err
 			})
 			if err != nil {
-				endWatch(ctx, wctx, ch, kv.TreeUpdate{Prefix: p, Err: err}, treeClosed)
+				endWatch(ctx, s.gone(), ch, kv.TreeUpdate{Prefix: p, Err: err}, treeClosed)
 				return err
 			}
 			if out == retry || samePairs(last, pairs) {
@@ -114,7 +114,7 @@ func (s *Store) WatchTree(ctx context.Context, prefix string, opts *kv.ReadOptio
 			}
 			last = pairs
 			if !send(wctx, ch, kv.TreeUpdate{Prefix: p, Pairs: pairs, Revision: rev}) {
-				endWatch(ctx, wctx, ch, kv.TreeUpdate{Prefix: p}, treeClosed)
+				endWatch(ctx, s.gone(), ch, kv.TreeUpdate{Prefix: p}, treeClosed)
 				return wctx.Err()
 			}
 		}
@@ -144,29 +144,43 @@ func (s *Store) spawnWatch(ctx context.Context, f func(wctx context.Context) err
 
 // endWatch sends the terminal update of a watch whose loop ended. When the
 // caller's ctx ended, nothing is sent: the caller left. When the Store
-// closed, the update carries ErrClosed (set by closed) and is offered for
-// closeGrace. Any other error is sent, giving way only to the caller's ctx.
-func endWatch[T any](userCtx, wctx context.Context, ch chan<- T, upd T, closed func(T) T) {
+// ended (gone: kv.ErrClosed after Close, kv.ErrNotReachable after a kill;
+// read from the Store, since the watch's own ctx learns of it a moment
+// later), the update carries that error (set by withErr) and is offered
+// for closeGrace. Any other error is sent, giving way only to the
+// caller's ctx.
+func endWatch[T any](userCtx context.Context, gone error, ch chan<- T, upd T, withErr func(T, error) T) {
 	if userCtx.Err() != nil {
 		return
 	}
 	ctx := userCtx
-	if wctx.Err() != nil {
+	if gone != nil {
 		c, cancel := context.WithTimeout(userCtx, closeGrace)
 		defer cancel()
 		ctx = c
-		upd = closed(upd)
+		upd = withErr(upd, gone)
 	}
 	send(ctx, ch, upd)
 }
 
-func keyClosed(u kv.KeyUpdate) kv.KeyUpdate {
-	u.Err = fmt.Errorf("consul: watch %q: %w", u.Key, kv.ErrClosed)
+// gone says whether the Store has ended, and how.
+func (s *Store) gone() error {
+	switch {
+	case s.closed.Load():
+		return kv.ErrClosed
+	case s.killed.Load():
+		return fmt.Errorf("%w: the client was killed", kv.ErrNotReachable)
+	}
+	return nil
+}
+
+func keyClosed(u kv.KeyUpdate, err error) kv.KeyUpdate {
+	u.Err = fmt.Errorf("consul: watch %q: %w", u.Key, err)
 	return u
 }
 
-func treeClosed(u kv.TreeUpdate) kv.TreeUpdate {
-	u.Err = fmt.Errorf("consul: watch tree %q: %w", u.Prefix, kv.ErrClosed)
+func treeClosed(u kv.TreeUpdate, err error) kv.TreeUpdate {
+	u.Err = fmt.Errorf("consul: watch tree %q: %w", u.Prefix, err)
 	return u
 }
 
