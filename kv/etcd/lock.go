@@ -314,7 +314,8 @@ func (l *locker) lost(h *hold, why string) {
 	}
 	h.stopKA()
 	l.s.log.Warn("etcd: lock lost", zap.String("lock", l.key), zap.String("why", why))
-	h.closeLost()
+	// Not held any more before the channel says so: whoever wakes on it
+	// must find Token 0 and guarded writes refused.
 	l.mu.Lock()
 	if l.hold == h {
 		l.hold = nil
@@ -323,6 +324,7 @@ func (l *locker) lost(h *hold, why string) {
 	l.s.mu.Lock()
 	delete(l.s.locks, l)
 	l.s.mu.Unlock()
+	h.closeLost()
 }
 
 // Unlock revokes the lock's lease, which deletes the contender key and
