@@ -360,11 +360,16 @@ func TestKillEndsWatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-ch
-	s.kill()
+	killed := make(chan struct{})
+	go func() {
+		defer close(killed)
+		s.kill() // waits for the watch goroutine, which waits for us to read
+	}()
 	var last kv.KeyUpdate
 	for u := range ch {
 		last = u
 	}
+	<-killed
 	if !errors.Is(last.Err, kv.ErrNotReachable) {
 		t.Fatalf("last update %+v, want ErrNotReachable", last)
 	}
