@@ -380,3 +380,50 @@ func TestKillEndsWatches(t *testing.T) {
 		t.Fatalf("Close after kill = %v", err)
 	}
 }
+
+// A connection blip shorter than RenewDeadline does not lose the lock; an
+// outage longer than it does, by the deadline, before the server could
+// have expired the session (TTL, in fact 2x TTL).
+func TestLockRenewDeadline(t *testing.T) {
+	s := openStore(t, testConfig(agent(t).Addr))
+	defer s.Close()
+	ttl, deadline := 3*time.Second, 1500*time.Millisecond
+	l, err := s.NewLock(t.Context(), "renew/lock", &kv.LockOptions{TTL: ttl, RenewDeadline: deadline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost, err := l.Lock(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A blip across one renewal (every TTL/3 = 1s).
+	s.transport.cut.Store(true)
+	blip := time.NewTimer(ttl/3 + 300*time.Millisecond)
+	select {
+	case <-lost:
+		t.Fatal("lock lost during a blip shorter than RenewDeadline")
+	case <-blip.C:
+	}
+	s.transport.cut.Store(false)
+	ok := time.NewTimer(ttl / 3)
+	select {
+	case <-lost:
+		t.Fatal("lock lost after the connection came back")
+	case <-ok.C:
+	}
+	// An outage: lost within RenewDeadline of the last renewal.
+	s.transport.cut.Store(true)
+	start := time.Now()
+	select {
+	case <-lost:
+	case <-time.After(deadline + ttl/3 + 500*time.Millisecond):
+		t.Fatalf("lock not lost %v into an outage (RenewDeadline %v)", time.Since(start), deadline)
+	}
+	if d := time.Since(start); d >= ttl {
+		t.Fatalf("loss declared %v into the outage: not before the TTL %v", d, ttl)
+	}
+	s.transport.cut.Store(false)
+	if tok := l.Token(); tok != 0 {
+		t.Fatalf("Token after loss = %d, want 0", tok)
+	}
+}
