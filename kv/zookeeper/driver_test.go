@@ -224,3 +224,86 @@ func TestHandshakeThatNeverAnswersIsAbandoned(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestLockLostOnDisconnect(t *testing.T) {
+	ctx := t.Context()
+	c := &cutter{}
+	cfg := config(server.Servers(), "/lostlock")
+	cfg.Dialer = c.dial
+	holder := open(t, cfg)
+	other := open(t, config(server.Servers(), "/lostlock"))
+	l, err := holder.NewLock(ctx, "job", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost, err := l.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := l.Token()
+	c.cut()
+	select {
+	case <-lost:
+	case <-time.After(testSessionTimeout):
+		t.Fatal("lost channel still open after the connection was cut")
+	}
+	if tok := l.Token(); tok != 0 {
+		t.Fatalf("Token after loss = %d, want 0", tok)
+	}
+	// The server hands the lock on once the holder's session expires.
+	l2, err := other.NewLock(ctx, "job", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lctx, cancel := context.WithTimeout(ctx, 4*testSessionTimeout)
+	defer cancel()
+	if _, err := l2.Lock(lctx); err != nil {
+		t.Fatalf("next holder: %v", err)
+	}
+	if l2.Token() <= first {
+		t.Fatalf("fencing token went from %d to %d, want it to grow", first, l2.Token())
+	}
+	if err := l.GuardedPut(ctx, "job/state", []byte("stale"), nil); !errors.Is(err, kv.ErrNotLocked) {
+		t.Fatalf("GuardedPut by the deposed holder: got %v, want ErrNotLocked", err)
+	}
+}
+
+func TestKeepAliveTakenOverIsReported(t *testing.T) {
+	ctx := t.Context()
+	c := &cutter{}
+	lostKeys := make(chan string, 1)
+	cfg := config(server.Servers(), "/takeover")
+	cfg.Dialer = c.dial
+	cfg.OnKeepAliveLost = func(key string, err error) {
+		if !errors.Is(err, kv.ErrKeyExists) {
+			t.Errorf("OnKeepAliveLost(%q): got %v, want ErrKeyExists", key, err)
+		}
+		lostKeys <- key
+	}
+	s := open(t, cfg)
+	other := open(t, config(server.Servers(), "/takeover"))
+	if err := s.Put(ctx, "svc", []byte("mine"), &kv.WriteOptions{TTL: time.Second, KeepAlive: true}); err != nil {
+		t.Fatal(err)
+	}
+	c.cut()
+	eventually(t, 20*time.Second, "KeepAlive key gone with the expired session", func() bool {
+		ok, err := other.Exists(ctx, "svc", nil)
+		return err == nil && !ok
+	})
+	if err := other.Put(ctx, "svc", []byte("theirs"), nil); err != nil {
+		t.Fatal(err)
+	}
+	c.heal()
+	select {
+	case k := <-lostKeys:
+		if k != "svc" {
+			t.Fatalf("lost key %q, want svc", k)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the taken-over KeepAlive key was never reported")
+	}
+	p, err := other.Get(ctx, "svc", nil)
+	if err != nil || string(p.Value) != "theirs" {
+		t.Fatalf("Get: %v, %v; want the other writer's value kept", p, err)
+	}
+}

@@ -93,7 +93,14 @@ func (l *locker) lock(ctx context.Context, wait bool) (<-chan struct{}, error) {
 	s.mu.Lock()
 	gen := s.generation
 	s.mu.Unlock()
-	var node string
+	// A contender left behind by an abandoned create would block every
+	// other contender until this session ends: whoever finishes last
+	// (this call, or the create running on after ctx ended) removes it.
+	var (
+		createMu  sync.Mutex
+		node      string
+		abandoned bool
+	)
 	err := s.call(ctx, func() error {
 		for {
 			n, err := s.conn.CreateProtectedEphemeralSequential(l.dir+"/"+contenderName, l.value, s.acl)
@@ -103,13 +110,23 @@ func (l *locker) lock(ctx context.Context, wait bool) (<-chan struct{}, error) {
 				}
 				continue
 			}
+			createMu.Lock()
+			defer createMu.Unlock()
+			if abandoned && err == nil {
+				_ = s.conn.Delete(n, -1)
+				return nil
+			}
 			node = n
 			return err
 		}
 	})
 	if err != nil {
-		if node != "" {
-			_ = s.conn.Delete(node, -1)
+		createMu.Lock()
+		abandoned = true
+		n := node
+		createMu.Unlock()
+		if n != "" {
+			_ = s.conn.Delete(n, -1)
 		}
 		return nil, fmt.Errorf("zookeeper: lock %q: %w", l.key, err)
 	}
@@ -183,15 +200,16 @@ func (l *locker) lock(ctx context.Context, wait bool) (<-chan struct{}, error) {
 	l.mu.Lock()
 	l.node, l.token, l.lost, l.stop, l.once = node, uint64(st.Czxid), lost, stop, once
 	l.mu.Unlock()
-	s.wg.Add(1)
-	go l.monitor(node, gen, lost, stop, once)
+	if !s.spawn(func() { l.monitor(node, gen, lost, stop, once) }) {
+		l.release(node, once, lost)
+		return nil, fmt.Errorf("zookeeper: lock %q: %w", l.key, kv.ErrClosed)
+	}
 	return lost, nil
 }
 
 // monitor closes lost when the hold ends for any reason but Unlock.
 func (l *locker) monitor(node string, gen uint64, lost, stop chan struct{}, once *sync.Once) {
 	s := l.s
-	defer s.wg.Done()
 	declare := func(why string) {
 		s.log.Warn("zookeeper: lock lost", zapKey(l.key), zapWhy(why))
 		l.release(node, once, lost)

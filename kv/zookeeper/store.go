@@ -26,6 +26,8 @@ type Store struct {
 	root string // znode of the empty key prefix, no trailing slash
 
 	done      chan struct{}   // closed by Close
+	goMu      sync.Mutex      // orders spawn against Close's wg.Wait
+	closing   bool            // under goMu: no new goroutines
 	ctx       context.Context // cancelled by Close, for retries
 	cancel    context.CancelFunc
 	closeOnce sync.Once
@@ -109,8 +111,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		conn.Close()
 		return nil, fmt.Errorf("zookeeper: create root %s: %w", s.root, s.mapErr(err))
 	}
-	s.wg.Add(1)
-	go s.sessionLoop()
+	s.spawn(s.sessionLoop)
 	return s, nil
 }
 
@@ -180,7 +181,6 @@ func (s *Store) onEvent(ev zk.Event) {
 // sessionLoop re-creates KeepAlive keys after a session expiry: the server
 // deleted them with the old session, and nobody else will put them back.
 func (s *Store) sessionLoop() {
-	defer s.wg.Done()
 	for {
 		select {
 		case <-s.done:
@@ -244,6 +244,9 @@ func (s *Store) restoreEphemeral(p string, data []byte) error {
 // goroutine of the Store. It is idempotent and always returns nil.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.goMu.Lock()
+		s.closing = true
+		s.goMu.Unlock()
 		close(s.done)
 		s.cancel()
 		s.parked.closeAll()
@@ -251,6 +254,22 @@ func (s *Store) Close() error {
 		s.wg.Wait()
 	})
 	return nil
+}
+
+// spawn runs f in a goroutine that Close waits for, unless Close has
+// begun (false): a WaitGroup must not grow from zero while Wait runs.
+func (s *Store) spawn(f func()) bool {
+	s.goMu.Lock()
+	defer s.goMu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
 }
 
 func (s *Store) closed() bool {
@@ -282,11 +301,9 @@ func (s *Store) call(ctx context.Context, fn func() error) error {
 		return s.mapErr(fn())
 	}
 	res := make(chan error, 1)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		res <- fn()
-	}()
+	if !s.spawn(func() { res <- fn() }) {
+		return fmt.Errorf("zookeeper: %w", kv.ErrClosed)
+	}
 	select {
 	case err := <-res:
 		return s.mapErr(err)

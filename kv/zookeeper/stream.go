@@ -21,8 +21,12 @@ import (
 // progressInterval is how long an idle stream waits before a progress batch.
 const progressInterval = time.Second
 
-// parkFor is how long a Snapshot's watched tree waits for Events to claim it.
-const parkFor = 30 * time.Second
+// parkFor is how long a Snapshot's watched tree waits for Events to claim
+// it, and maxParked how many may wait at once (the oldest goes first).
+const (
+	parkFor   = 30 * time.Second
+	maxParked = 16
+)
 
 // Revision implements kv.Streamer. A zxid is only visible in the stat of a
 // znode a change touched, so Revision writes a reserved counter znode and
@@ -129,8 +133,10 @@ func (s *Store) Events(ctx context.Context, prefix string, after uint64) (<-chan
 		t.rev = max(t.rev, after)
 	}
 	ch := make(chan kv.EventBatch)
-	s.wg.Add(1)
-	go s.stream(ctx, t, after, replay, gap, ch)
+	if !s.spawn(func() { s.stream(ctx, t, after, replay, gap, ch) }) {
+		t.close()
+		return nil, fmt.Errorf("zookeeper: events: %w", kv.ErrClosed)
+	}
 	return ch, nil
 }
 
@@ -187,7 +193,6 @@ func (t *tree) replaySince(after, floor uint64) ([]change, error) {
 }
 
 func (s *Store) stream(ctx context.Context, t *tree, pos uint64, replay []change, gap error, ch chan<- kv.EventBatch) {
-	defer s.wg.Done()
 	defer close(ch)
 	defer t.close()
 	end := func(err error) {
@@ -306,20 +311,34 @@ type parking struct {
 type parked struct {
 	prefix string
 	rev    uint64
+	at     time.Time
 	timer  *time.Timer
 }
 
 func (pk *parking) put(s *Store, prefix string, rev uint64, t *tree) {
 	pk.mu.Lock()
-	defer pk.mu.Unlock()
 	if pk.trees == nil {
 		pk.trees = make(map[*tree]parked)
 	}
-	pk.trees[t] = parked{prefix: prefix, rev: rev, timer: time.AfterFunc(parkFor, func() {
+	var oldest *tree
+	if len(pk.trees) >= maxParked {
+		for ot, p := range pk.trees {
+			if oldest == nil || p.at.Before(pk.trees[oldest].at) {
+				oldest = ot
+			}
+		}
+		pk.trees[oldest].timer.Stop()
+		delete(pk.trees, oldest)
+	}
+	pk.trees[t] = parked{prefix: prefix, rev: rev, at: time.Now(), timer: time.AfterFunc(parkFor, func() {
 		if pk.remove(t) {
 			t.close()
 		}
 	})}
+	pk.mu.Unlock()
+	if oldest != nil {
+		oldest.close()
+	}
 }
 
 func (pk *parking) remove(t *tree) bool {

@@ -27,9 +27,7 @@ func (s *Store) Watch(ctx context.Context, key string, opts *kv.ReadOptions) (<-
 		return nil, err
 	}
 	ch := make(chan kv.KeyUpdate)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	ok := s.spawn(func() {
 		defer close(ch)
 		defer t.close()
 		var last *kv.KVPair
@@ -87,7 +85,11 @@ func (s *Store) Watch(ctx context.Context, key string, opts *kv.ReadOptions) (<-
 				return
 			}
 		}
-	}()
+	})
+	if !ok {
+		t.close()
+		return nil, s.closedErr()
+	}
 	return ch, nil
 }
 
@@ -108,9 +110,7 @@ func (s *Store) WatchTree(ctx context.Context, prefix string, opts *kv.ReadOptio
 		return nil, err
 	}
 	ch := make(chan kv.TreeUpdate)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	ok := s.spawn(func() {
 		defer close(ch)
 		defer t.close()
 		send := func(u kv.TreeUpdate) bool {
@@ -152,7 +152,11 @@ func (s *Store) WatchTree(ctx context.Context, prefix string, opts *kv.ReadOptio
 				return
 			}
 		}
-	}()
+	})
+	if !ok {
+		t.close()
+		return nil, s.closedErr()
+	}
 	return ch, nil
 }
 
