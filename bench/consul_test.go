@@ -3,8 +3,10 @@ package bench
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/consul/api"
 
@@ -187,4 +189,128 @@ func rawWatch(ctx context.Context, k *api.KV, key string) <-chan *api.KVPair {
 		}
 	}()
 	return ch
+}
+
+// BenchmarkConsulPaired runs each regent call back to back with the same
+// raw call, alternating which goes first, and reports the median of each
+// side and their ratio. On a shared machine whose load drifts during a run,
+// this pairing is what makes a few-percent comparison possible at all.
+func BenchmarkConsulPaired(b *testing.B) {
+	srv := testenv.Consul(b, testenv.ConsulOptions{})
+	ctx := context.Background()
+	s, err := consul.New(ctx, consul.Config{Addresses: []string{srv.Addr}, Root: "bench", MinTTL: 1e9, LockTTL: 3e9})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	raw, err := api.NewClient(&api.Config{Address: srv.Addr})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rkv := raw.KV()
+	value := []byte("a value of some thirty-two bytes")
+	for i := range 100 {
+		k := "list/" + strconv.Itoa(i)
+		if err := s.Put(ctx, k, value, nil); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := rkv.Put(&api.KVPair{Key: "raw/" + k, Value: value}, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.Put(ctx, "k", value, nil); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := rkv.Put(&api.KVPair{Key: "raw/k", Value: value}, nil); err != nil {
+		b.Fatal(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rch, err := s.Watch(wctx, "w", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	<-rch
+	xch := rawWatch(wctx, rkv, "raw/w")
+	defer func() {
+		cancel()
+		for range xch {
+		}
+	}()
+	<-xch
+	n := 0
+	ops := []struct {
+		name        string
+		regent, raw func()
+	}{
+		{"Put",
+			func() { must(b, s.Put(ctx, "k", value, nil)) },
+			func() { _, err := rkv.Put(&api.KVPair{Key: "raw/k", Value: value}, nil); must(b, err) }},
+		{"Get",
+			func() { _, err := s.Get(ctx, "k", nil); must(b, err) },
+			func() { _, _, err := rkv.Get("raw/k", nil); must(b, err) }},
+		{"List100",
+			func() { _, err := s.List(ctx, "list", nil); must(b, err) },
+			func() { _, _, err := rkv.List("raw/list/", nil); must(b, err) }},
+		{"WatchLatency",
+			func() {
+				n++
+				v := []byte(strconv.Itoa(n))
+				must(b, s.Put(ctx, "w", v, nil))
+				waitRegent(b, rch, v)
+			},
+			func() {
+				n++
+				v := []byte(strconv.Itoa(n))
+				_, err := rkv.Put(&api.KVPair{Key: "raw/w", Value: v}, nil)
+				must(b, err)
+				for p := range xch {
+					if p != nil && bytes.Equal(p.Value, v) {
+						break
+					}
+				}
+			}},
+	}
+	for _, op := range ops {
+		b.Run(op.name, func(b *testing.B) {
+			var rg, rw []time.Duration
+			i := 0
+			for b.Loop() {
+				first, second := op.regent, op.raw
+				if i%2 == 1 {
+					first, second = op.raw, op.regent
+				}
+				t0 := time.Now()
+				first()
+				t1 := time.Now()
+				second()
+				t2 := time.Now()
+				if i%2 == 0 {
+					rg, rw = append(rg, t1.Sub(t0)), append(rw, t2.Sub(t1))
+				} else {
+					rw, rg = append(rw, t1.Sub(t0)), append(rg, t2.Sub(t1))
+				}
+				i++
+			}
+			mg, mw := median(rg), median(rw)
+			b.ReportMetric(float64(mg.Nanoseconds()), "regent-ns/op")
+			b.ReportMetric(float64(mw.Nanoseconds()), "raw-ns/op")
+			b.ReportMetric(float64(mg)/float64(mw), "regent/raw")
+		})
+	}
+}
+
+func must(b *testing.B, err error) {
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
