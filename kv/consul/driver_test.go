@@ -427,3 +427,19 @@ func TestLockRenewDeadline(t *testing.T) {
 		t.Fatalf("Token after loss = %d, want 0", tok)
 	}
 }
+
+// Datacenter is sent with every request: the dev agent's own "dc1" works,
+// an unknown one is refused by the agent.
+func TestDatacenter(t *testing.T) {
+	cfg := testConfig(agent(t).Addr)
+	cfg.Datacenter = "dc1"
+	s := openStore(t, cfg)
+	defer s.Close()
+	if err := s.Put(t.Context(), "dc/k", []byte("v"), nil); err != nil {
+		t.Fatalf("Put in dc1: %v", err)
+	}
+	cfg.Datacenter = "nowhere"
+	if _, err := New(t.Context(), cfg); err == nil {
+		t.Fatal("New with an unknown datacenter succeeded")
+	}
+}
