@@ -24,9 +24,9 @@ type Queue[T comparable] struct {
 	// touched once per item, by Add: Get does not delete from it. Each push
 	// gets a ticket (a count of pushes), and an entry is live while its
 	// ticket has not been popped yet; a Get makes it stale just by popping.
-	// Stale entries are removed in bulk: those popped since the queue last
-	// emptied, when it empties again (cheap deletes of recent keys, or one
-	// clear), and by a sweep if they ever outnumber live ones.
+	// Stale entries are removed in bulk (pending.go): by one clear when the
+	// queue empties and enough have gathered, or by a sweep if they ever
+	// outnumber live ones.
 	// processing and redo stay as small as the number of workers;
 	// processing is not even hashed (see inFlight).
 	fifo       ring[T]
