@@ -20,9 +20,15 @@ import (
 //     ever): an answer of 0 becomes 1.
 //   - An answer with an unchanged index is not a change. Back-to-back
 //     unchanged answers mean something is off (or the wait time is tiny),
-//     so the loop backs off before the next query: that is the loop's rate
-//     limit. Answers that advance the index carry at least one write each,
-//     so they are paced by the writers, and are never delayed.
+//     so the loop backs off before the next query, up to 1s.
+//   - An answer can advance the index without changing what the watch
+//     follows: a missing key or an empty prefix answers with the store-wide
+//     index, so every write anywhere wakes it. The caller reports such an
+//     answer (spurious), and the loop backs off from 5ms up to 50ms until
+//     an answer brings a change (useful). That is the loop's rate limit: at
+//     most ~20 queries a second for a watch that sees nothing, at the cost
+//     of up to 50ms more latency for its first change; watches on existing
+//     keys answer with the key's own index and are never delayed.
 //   - Transient errors are retried with exponential backoff for at most
 //     Config.RetryTimeout; then, and for any other error, the loop ends.
 //   - Every query carries the watch's ctx, so cancelling returns at once
@@ -33,10 +39,11 @@ type blocker struct {
 	wait       time.Duration
 	consistent bool
 
-	errBackoff   *backoff.ExponentialBackOff
-	idleBackoff  *backoff.ExponentialBackOff
-	failingSince time.Time
-	pause        time.Duration
+	errBackoff      *backoff.ExponentialBackOff
+	idleBackoff     *backoff.ExponentialBackOff
+	spuriousBackoff *backoff.ExponentialBackOff
+	failingSince    time.Time
+	pause           time.Duration
 }
 
 func (s *Store) newBlocker(index uint64, wait time.Duration, consistent bool) *blocker {
@@ -53,8 +60,20 @@ func (s *Store) newBlocker(index uint64, wait time.Duration, consistent bool) *b
 			backoff.WithInitialInterval(10*time.Millisecond),
 			backoff.WithMaxInterval(time.Second),
 			backoff.WithMaxElapsedTime(0)),
+		spuriousBackoff: backoff.NewExponentialBackOff(
+			backoff.WithInitialInterval(5*time.Millisecond),
+			backoff.WithMaxInterval(50*time.Millisecond),
+			backoff.WithMaxElapsedTime(0)),
 	}
 }
+
+// spurious records that the last answer changed nothing the watch follows.
+func (b *blocker) spurious() {
+	b.pause = max(b.pause, b.spuriousBackoff.NextBackOff())
+}
+
+// useful records that the last answer brought a change.
+func (b *blocker) useful() { b.spuriousBackoff.Reset() }
 
 // outcome of one blocking query.
 type outcome int

@@ -396,9 +396,10 @@ func TestLockRenewDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A blip across one renewal (every TTL/3 = 1s).
+	// A blip across one renewal (every TTL/3 = 1s), over well before the
+	// deadline (retries come every RenewDeadline/8 at most).
 	s.transport.cut.Store(true)
-	blip := time.NewTimer(ttl/3 + 300*time.Millisecond)
+	blip := time.NewTimer(ttl/3 + 150*time.Millisecond)
 	select {
 	case <-lost:
 		t.Fatal("lock lost during a blip shorter than RenewDeadline")

@@ -93,9 +93,11 @@ func (s *Store) ttlSession(ctx context.Context, opts *kv.WriteOptions) (string, 
 func (s *Store) renew(ctx context.Context, id string, ttl, deadline time.Duration, lost func(error)) {
 	period := ttl / 3
 	lastOK := time.Now()
+	// Retries come often enough that a blip ending well before the
+	// deadline is bridged before it.
 	bo := backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(50*time.Millisecond),
-		backoff.WithMaxInterval(period),
+		backoff.WithInitialInterval(min(50*time.Millisecond, deadline/8)),
+		backoff.WithMaxInterval(max(deadline/8, time.Millisecond)),
 		backoff.WithMaxElapsedTime(0),
 	)
 	timer := time.NewTimer(period)

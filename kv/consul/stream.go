@@ -173,6 +173,7 @@ func (s *Store) pollEvents(ctx context.Context, p string, base map[string]uint64
 	}
 	b := s.newBlocker(x, progressWait, false)
 	idle := true
+	prevX := x
 	for {
 		// The table index read before the list is covered by the list's
 		// answer: every write up to it happened before the list ran, so an
@@ -213,6 +214,12 @@ func (s *Store) pollEvents(ctx context.Context, p string, base map[string]uint64
 		if !ok {
 			return
 		}
+		if n == 0 && x != prevX {
+			b.spurious() // woken by a write elsewhere (an empty prefix answers with the store's index)
+		} else if n > 0 {
+			b.useful()
+		}
+		prevX = x
 		idle = n == 0
 	}
 }

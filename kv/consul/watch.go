@@ -58,9 +58,14 @@ func (s *Store) Watch(ctx context.Context, key string, opts *kv.ReadOptions) (<-
 				endWatch(ctx, s.gone(), ch, kv.KeyUpdate{Key: k, Err: err}, keyClosed)
 				return err
 			}
-			if out == retry || sameEntry(last, p) {
+			if out == retry {
 				continue
 			}
+			if sameEntry(last, p) {
+				b.spurious()
+				continue
+			}
+			b.useful()
 			last = p
 			if !send(wctx, ch, s.keyUpdate(k, p)) {
 				endWatch(ctx, s.gone(), ch, kv.KeyUpdate{Key: k}, keyClosed)
@@ -109,9 +114,14 @@ func (s *Store) WatchTree(ctx context.Context, prefix string, opts *kv.ReadOptio
 				endWatch(ctx, s.gone(), ch, kv.TreeUpdate{Prefix: p, Err: err}, treeClosed)
 				return err
 			}
-			if out == retry || samePairs(last, pairs) {
+			if out == retry {
 				continue
 			}
+			if samePairs(last, pairs) {
+				b.spurious()
+				continue
+			}
+			b.useful()
 			last = pairs
 			if !send(wctx, ch, kv.TreeUpdate{Prefix: p, Pairs: pairs, Revision: rev}) {
 				endWatch(ctx, s.gone(), ch, kv.TreeUpdate{Prefix: p}, treeClosed)
