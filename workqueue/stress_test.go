@@ -145,3 +145,35 @@ func TestStress(t *testing.T) {
 		})
 	}
 }
+
+// A burst must wake as many sleeping workers as it has items: if wake-ups
+// were rationed too hard, the workers below could never all hold an item at
+// the same time and the test would time out.
+func TestBurstWakesEnoughWorkers(t *testing.T) {
+	const workers = 8
+	q := newQueue[int]()
+	defer q.ShutDown()
+	var holding sync.WaitGroup
+	holding.Add(workers)
+	allHeld := make(chan struct{})
+	go func() { holding.Wait(); close(allHeld) }()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			item, err := q.GetCtx(context.Background())
+			if err != nil {
+				t.Errorf("GetCtx: %v", err)
+				holding.Done()
+				return
+			}
+			holding.Done()
+			<-allHeld // hold the item until every worker has one
+			q.Done(item)
+		})
+	}
+	for i := range workers {
+		q.Add(i)
+	}
+	recv(t, allHeld, "all workers to hold an item at once")
+	wg.Wait()
+}
