@@ -44,15 +44,23 @@
 // reconnect with the last zxid seen, so no change is lost; after a session
 // expiry, Watch and WatchTree read the tree again and send its state, and
 // Events ends with ErrCompacted. Events from the revision of a Snapshot of
-// the same prefix on the same Store (within 30 s) continues that
-// snapshot's watches; from another revision it replays what the stats
-// prove (keys created since), or reports ErrCompacted.
+// the same prefix on the same Store (within 30 s, 16 at most) continues
+// that snapshot's watches; from another revision it replays what the
+// stats prove (keys created since, under parents that never lost a
+// child), or reports ErrCompacted. Directories are therefore never
+// removed by Delete, only by DeleteTree: an empty directory that lost its
+// keys is what tells "deleted since" from "never existed".
 //
 // Not guaranteed: ZooKeeper watch events carry no data, so the value is
 // read after the event. A key written twice before its watch is re-armed
-// (one round trip) is reported once, with the later value: watchers see
-// every key's latest state, not every intermediate one. Deletes report
-// the parent's pzxid as revision, an upper bound of the delete's zxid.
+// (one round trip) is one Watch or WatchTree update, with the later
+// value: those see every key's latest state, not every intermediate one.
+// Events cannot coalesce silently: when the znode stats show such a gap
+// (a version or child-count jump), the stream ends with ErrCompacted and
+// the caller re-lists. Deletes report the parent's pzxid as revision, an
+// upper bound of the delete's zxid. After every reconnect the watched
+// trees are read again and compared with their copies, because
+// go-zookeeper re-arms watches on a best-effort basis.
 //
 // # Locks
 //

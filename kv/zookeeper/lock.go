@@ -349,8 +349,7 @@ func (l *locker) GuardedPut(ctx context.Context, key string, value []byte, opts 
 			case st.NumChildren > 0:
 				return fmt.Errorf("zookeeper: %q has keys below it: %w", k, kv.ErrCallNotSupported)
 			default:
-				ops = []any{guard, &zk.DeleteRequest{Path: p, Version: st.Version},
-					&zk.CreateRequest{Path: p, Data: data, Acl: s.acl, Flags: flagsFor(m)}}
+				ops = append([]any{guard}, replaceOps(p, data, s.acl, flagsFor(m), st.Version)...)
 			}
 			res, err := s.multi(ops...)
 			if err != nil && len(res) > 0 && res[0].Error != nil && !errors.Is(res[0].Error, zk.ErrUnknown) && !isRollback(res[0].Error) {

@@ -95,14 +95,18 @@ func (s *Store) Snapshot(ctx context.Context, prefix string) (kv.Snapshot, error
 
 // Events implements kv.Streamer. From the revision of a Snapshot of the
 // same prefix on this Store (within parkFor) it continues that snapshot's
-// watches and misses nothing. From any other revision it can only start
-// if nothing below the prefix changed since: ZooKeeper keeps no history,
-// so otherwise it reports ErrCompacted at once and the caller re-lists
-// with Snapshot. Either way, after a session expiry the stream ends with
-// ErrCompacted (changes made while the watches were gone are unknown).
+// watches. From any other revision it replays what the znode stats prove
+// (see replaySince) or reports ErrCompacted at once, and the caller
+// re-lists with Snapshot: ZooKeeper keeps no history.
 //
-// Changes are coalesced the way one-shot watches are: a key written twice
-// before its watch is re-armed is one put with the later value.
+// The stream never passes a gap off as complete. It ends with
+// ErrCompacted after a session expiry (changes made while the watches
+// were gone are unknown), and when the stats show a change the one-shot
+// watches could not report one by one: a key written twice, or written
+// and deleted, within the round trip that re-arms its watch (its version
+// jumped by more than one, or its parent's Cversion by more than the
+// children seen to come and go). Writers faster than that round trip
+// therefore make a ZooKeeper stream re-list where an etcd one would not.
 func (s *Store) Events(ctx context.Context, prefix string, after uint64) (<-chan kv.EventBatch, error) {
 	k, err := kv.NormalizePrefix(prefix)
 	if err != nil {
@@ -178,7 +182,7 @@ func (t *tree) replaySince(after, floor uint64) ([]change, error) {
 		}
 		switch {
 		case uint64(st.Czxid) > after:
-			if st.Version != 0 {
+			if st.Mzxid != st.Czxid { // written again after its creation
 				return nil, gap(st.Mzxid)
 			}
 			if n.isKey && t.counts(p) {

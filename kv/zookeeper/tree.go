@@ -352,7 +352,7 @@ func (t *tree) handle(ev zk.Event) ([]change, error) {
 			}
 			for _, ch := range more {
 				// A new key already rewritten: its first values are lost.
-				if nd := t.nodes[t.s.path(ch.key)]; nd != nil && nd.stat.Version != 0 {
+				if nd := t.nodes[t.s.path(ch.key)]; nd != nil && nd.stat.Mzxid != nd.stat.Czxid {
 					t.lost = true
 				}
 			}
@@ -449,7 +449,7 @@ func (t *tree) reconcile() ([]change, error) {
 		switch {
 		case !counts:
 		case n.isKey && (!had || o.stat.Mzxid != n.stat.Mzxid):
-			if (had && n.stat.Version != o.stat.Version+1) || (!had && n.stat.Version != 0) {
+			if (had && n.stat.Version != o.stat.Version+1) || (!had && n.stat.Mzxid != n.stat.Czxid) {
 				t.lost = true
 			}
 			out = append(out, change{key: t.s.key(p), pair: pairOf(t.s.key(p), append([]byte{}, n.value...), &n.stat), rev: uint64(n.stat.Mzxid)})

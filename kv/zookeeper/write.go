@@ -112,11 +112,51 @@ func (s *Store) replace(p string, data []byte, m mode, st *zk.Stat) error {
 		if err := s.conn.Delete(p, st.Version); err != nil {
 			return err
 		}
-		return s.create(p, data, m)
+		if err := s.create(p, data, m); err != nil {
+			return err
+		}
+		// Not atomic here (a multi cannot create TTL znodes): the bump
+		// follows the create.
+		for v := range min(st.Version+1, maxVersionBump) {
+			d := []byte(nil)
+			if v == min(st.Version+1, maxVersionBump)-1 {
+				d = data
+			}
+			if _, err := s.conn.Set(p, d, v); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	_, err := s.multi(&zk.DeleteRequest{Path: p, Version: st.Version},
-		&zk.CreateRequest{Path: p, Data: data, Acl: s.acl, Flags: flagsFor(m)})
+	_, err := s.multi(replaceOps(p, data, s.acl, flagsFor(m), st.Version)...)
 	return err
+}
+
+// maxVersionBump bounds the SetData ops replaceOps adds (about 50 bytes
+// each without data).
+const maxVersionBump = 4096
+
+// replaceOps deletes the znode p at version v and creates it again with
+// version v+1. ZooKeeper can only compare versions, which restart at 0
+// when a znode is re-created; a compare-and-swap that read the old znode
+// at version v (or earlier) and sends its delete or set just after the
+// replacement would otherwise hit the new znode: the ABA problem. The
+// SetData ops run in the same multi, so the new znode's first visible
+// state already has version v+1 (and Mzxid == Czxid, which is how the
+// watchers tell it from a znode written twice). Beyond maxVersionBump the
+// bump stops and that protection with it.
+func replaceOps(p string, data []byte, acl []zk.ACL, flags int32, v int32) []any {
+	n := min(v+1, maxVersionBump)
+	ops := make([]any, 0, 2+n)
+	ops = append(ops, &zk.DeleteRequest{Path: p, Version: v}, &zk.CreateRequest{Path: p, Data: data, Acl: acl, Flags: flags})
+	for i := range n {
+		d := []byte(nil)
+		if i == n-1 {
+			d = data
+		}
+		ops = append(ops, &zk.SetDataRequest{Path: p, Data: d, Version: i})
+	}
+	return ops
 }
 
 // record keeps the client's copy of this Store's KeepAlive keys, what
