@@ -23,17 +23,17 @@ func BenchmarkEtcd(b *testing.B) {
 	if err != nil {
 		b.Fatalf("embedded.Start: %v", err)
 	}
-	defer srv.Close()
+	defer func() { _ = srv.Close() }()
 	raw, err := clientv3.New(clientv3.Config{Endpoints: srv.Endpoints(), DialTimeout: 5 * time.Second})
 	if err != nil {
 		b.Fatalf("clientv3.New: %v", err)
 	}
-	defer raw.Close()
+	defer func() { _ = raw.Close() }()
 	store, err := etcd.New(ctx, etcd.Config{Endpoints: srv.Endpoints()})
 	if err != nil {
 		b.Fatalf("etcd.New: %v", err)
 	}
-	defer store.Close()
+	defer func() { _ = store.Close() }()
 
 	value := []byte(strings.Repeat("v", 128))
 	svalue := string(value)
@@ -113,7 +113,7 @@ func BenchmarkEtcd(b *testing.B) {
 	if err != nil {
 		b.Fatalf("clientv3.New: %v", err)
 	}
-	defer writer.Close()
+	defer func() { _ = writer.Close() }()
 	b.Run("WatchLatency", func(b *testing.B) {
 		b.Run("regent", func(b *testing.B) {
 			wctx, cancel := context.WithCancel(ctx)
@@ -169,7 +169,7 @@ func BenchmarkEtcdPaired(b *testing.B) {
 	if err != nil {
 		b.Fatalf("embedded.Start: %v", err)
 	}
-	defer srv.Close()
+	defer func() { _ = srv.Close() }()
 	newRaw := func() *clientv3.Client {
 		c, err := clientv3.New(clientv3.Config{Endpoints: srv.Endpoints(), DialTimeout: 5 * time.Second})
 		if err != nil {
@@ -178,13 +178,13 @@ func BenchmarkEtcdPaired(b *testing.B) {
 		return c
 	}
 	raw, writer := newRaw(), newRaw()
-	defer raw.Close()
-	defer writer.Close()
+	defer func() { _ = raw.Close() }()
+	defer func() { _ = writer.Close() }()
 	store, err := etcd.New(ctx, etcd.Config{Endpoints: srv.Endpoints()})
 	if err != nil {
 		b.Fatalf("etcd.New: %v", err)
 	}
-	defer store.Close()
+	defer func() { _ = store.Close() }()
 	value := []byte(strings.Repeat("v", 128))
 	svalue := string(value)
 	if _, err := raw.Put(ctx, "/bench/get", svalue); err != nil {

@@ -16,7 +16,7 @@ func TestEtcdServesClients(t *testing.T) {
 	if err != nil {
 		t.Fatalf("clientv3.New(%v): %v", eps, err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := c.Put(ctx, "testenv/k", "v"); err != nil {

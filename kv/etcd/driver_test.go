@@ -105,7 +105,7 @@ func TestNewFromClientLeavesClientOpen(t *testing.T) {
 	if err != nil {
 		t.Fatalf("clientv3.New: %v", err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	s, err := etcd.NewFromClient(c, etcd.WithRoot("mine"))
 	if err != nil {
 		t.Fatalf("NewFromClient: %v", err)
@@ -135,7 +135,7 @@ func TestInternalKeysOutOfUserReach(t *testing.T) {
 	eps := testenv.Etcd(t)
 	ctx := testCtx(t, 20*time.Second)
 	s := newStore(t, eps, etcd.Config{Root: "r"})
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	tree, err := s.WatchTree(ctx, "", nil)
 	if err != nil {
 		t.Fatalf("WatchTree: %v", err)
@@ -180,7 +180,7 @@ func TestKeepAliveKeysRestoredAfterLeaseLoss(t *testing.T) {
 	eps := testenv.Etcd(t)
 	ctx := testCtx(t, 30*time.Second)
 	s := newStore(t, eps, etcd.Config{Root: "ka"})
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	if err := s.Put(ctx, "svc", []byte("addr"), &kv.WriteOptions{TTL: 2 * time.Second, KeepAlive: true}); err != nil {
 		t.Fatalf("Put KeepAlive: %v", err)
 	}
@@ -202,7 +202,7 @@ func TestKeepAliveKeysRestoredAfterLeaseLoss(t *testing.T) {
 	if err != nil {
 		t.Fatalf("clientv3.New: %v", err)
 	}
-	defer other.Close()
+	defer func() { _ = other.Close() }()
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}

@@ -20,14 +20,14 @@ func Example() {
 		fmt.Println("start:", err)
 		return
 	}
-	defer srv.Close()
+	defer func() { _ = srv.Close() }()
 
 	s, err := etcd.New(ctx, etcd.Config{Endpoints: srv.Endpoints(), Root: "example"})
 	if err != nil {
 		fmt.Println("new:", err)
 		return
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 
 	if err := s.Put(ctx, "config/color", []byte("blue"), nil); err != nil {
 		fmt.Println("put:", err)
@@ -59,13 +59,13 @@ func Example_watch() {
 		fmt.Println("start:", err)
 		return
 	}
-	defer srv.Close()
+	defer func() { _ = srv.Close() }()
 	s, err := etcd.New(ctx, etcd.Config{Endpoints: srv.Endpoints()})
 	if err != nil {
 		fmt.Println("new:", err)
 		return
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -98,13 +98,13 @@ func Example_lock() {
 		fmt.Println("start:", err)
 		return
 	}
-	defer srv.Close()
+	defer func() { _ = srv.Close() }()
 	s, err := etcd.New(ctx, etcd.Config{Endpoints: srv.Endpoints()})
 	if err != nil {
 		fmt.Println("new:", err)
 		return
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 
 	l, err := s.NewLock(ctx, "jobs/nightly", &kv.LockOptions{Value: []byte("worker-1")})
 	if err != nil {

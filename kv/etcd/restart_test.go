@@ -22,7 +22,7 @@ func TestWatchesResumeAcrossServerRestart(t *testing.T) {
 	srv := testenv.EtcdServer(t)
 	ctx := testCtx(t, 60*time.Second)
 	s := newStore(t, srv.Endpoints(), etcd.Config{Root: "rs"})
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 
 	if err := s.Put(ctx, "d/a", []byte("1"), nil); err != nil {
 		t.Fatalf("Put: %v", err)
@@ -60,7 +60,7 @@ func TestWatchesResumeAcrossServerRestart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("clientv3.New: %v", err)
 	}
-	defer raw.Close()
+	defer func() { _ = raw.Close() }()
 	if _, err := raw.Put(ctx, "/rs/k", "after"); err != nil {
 		t.Fatalf("raw Put: %v", err)
 	}
@@ -95,7 +95,7 @@ func TestWatchesResumeAcrossServerRestart(t *testing.T) {
 func TestUnreachableServerFailsFast(t *testing.T) {
 	srv := testenv.EtcdServer(t)
 	s := newStore(t, srv.Endpoints(), etcd.Config{})
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	srv.Stop()
 	for name, call := range map[string]func(ctx context.Context) error{
 		"Get":  func(ctx context.Context) error { _, err := s.Get(ctx, "k", nil); return err },
@@ -122,7 +122,7 @@ func TestLockLostWhenServerStops(t *testing.T) {
 	ctx := testCtx(t, 30*time.Second)
 	const ttl = 3 * time.Second
 	s := newStore(t, srv.Endpoints(), etcd.Config{})
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	l, err := s.NewLock(ctx, "lk", &kv.LockOptions{TTL: ttl})
 	if err != nil {
 		t.Fatalf("NewLock: %v", err)
@@ -157,9 +157,9 @@ func TestLockLostBeforeHandover(t *testing.T) {
 	ctx := testCtx(t, 30*time.Second)
 	const ttl = 3 * time.Second
 	a := newStore(t, eps, etcd.Config{Root: "ho"})
-	defer a.Close()
+	defer func() { _ = a.Close() }()
 	b := newStore(t, eps, etcd.Config{Root: "ho"})
-	defer b.Close()
+	defer func() { _ = b.Close() }()
 	la, err := a.NewLock(ctx, "lk", &kv.LockOptions{TTL: ttl})
 	if err != nil {
 		t.Fatalf("NewLock: %v", err)

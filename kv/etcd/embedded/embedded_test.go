@@ -61,7 +61,7 @@ func TestRestartKeepsDataAndEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	eps := s.Endpoints()
 	c := newClient(t, s)
 	if _, err := c.Put(ctx, "k", "before"); err != nil {

@@ -19,14 +19,14 @@ func Example() {
 		fmt.Println("start:", err)
 		return
 	}
-	defer srv.Close()
+	defer func() { _ = srv.Close() }()
 
 	c, err := clientv3.New(clientv3.Config{Endpoints: srv.Endpoints(), DialTimeout: 5 * time.Second})
 	if err != nil {
 		fmt.Println("client:", err)
 		return
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 
 	if _, err := c.Put(ctx, "greeting", "hello"); err != nil {
 		fmt.Println("put:", err)

@@ -194,7 +194,7 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("embedded: no free port: %w", err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
