@@ -3,6 +3,7 @@ package etcd_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -210,5 +211,50 @@ func TestKeepAliveKeysRestoredAfterLeaseLoss(t *testing.T) {
 	resp, err = other.Get(ctx, "/ka/svc")
 	if err != nil || len(resp.Kvs) != 0 {
 		t.Fatalf("KeepAlive key right after Close: %v, %v; want it gone", resp.Kvs, err)
+	}
+}
+
+// TestSnapshotPaginates reads a prefix larger than one page: every key,
+// sorted, at one revision that is not newer than a write made afterwards.
+func TestSnapshotPaginates(t *testing.T) {
+	eps := testenv.Etcd(t)
+	ctx := testCtx(t, 60*time.Second)
+	s := newStore(t, eps, etcd.Config{Root: "snap"})
+	defer func() { _ = s.Close() }()
+	const n = 2500 // two and a half pages
+	c := s.Client()
+	for i := 0; i < n; {
+		var ops []clientv3.Op
+		for ; len(ops) < 100 && i < n; i++ {
+			ops = append(ops, clientv3.OpPut(fmt.Sprintf("/snap/p/%05d", i), "v"))
+		}
+		if _, err := c.Txn(ctx).Then(ops...).Commit(); err != nil {
+			t.Fatalf("seed txn: %v", err)
+		}
+	}
+	snap, err := s.Snapshot(ctx, "p")
+	if err != nil {
+		t.Fatalf("Snapshot: %v", err)
+	}
+	if len(snap.Pairs) != n {
+		t.Fatalf("Snapshot: %d pairs, want %d", len(snap.Pairs), n)
+	}
+	for i, p := range snap.Pairs {
+		if want := fmt.Sprintf("p/%05d", i); p.Key != want {
+			t.Fatalf("Snapshot pair %d: %q, want %q", i, p.Key, want)
+		}
+		if p.Revision > snap.Revision {
+			t.Fatalf("pair %q at revision %d, after the snapshot's %d", p.Key, p.Revision, snap.Revision)
+		}
+	}
+	if err := s.Put(ctx, "p/later", []byte("x"), nil); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	later, err := s.Get(ctx, "p/later", nil)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if later.Revision <= snap.Revision {
+		t.Errorf("a write after the snapshot has revision %d, not above the snapshot's %d", later.Revision, snap.Revision)
 	}
 }
