@@ -5,7 +5,15 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"go.uber.org/goleak"
 )
+
+// TestMain checks that the servers started here leave no goroutine behind
+// (Consul's process waiter, etcd's embedded server).
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
 
 func TestConsulStartsAndStops(t *testing.T) {
 	srv := Consul(t, ConsulOptions{})
