@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func newZKBench(b *testing.B) *zkBench {
 	if z.store, err = zookeeper.New(ctx, zookeeper.Config{Servers: srv.Servers(), Root: "/bench"}); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { z.store.Close() })
+	b.Cleanup(func() { _ = z.store.Close() })
 	for _, c := range []**zk.Conn{&z.raw, &z.writer} {
 		conn, _, err := zk.Connect(srv.Servers(), 10*time.Second, zk.WithLogInfo(false))
 		if err != nil {
@@ -53,7 +54,7 @@ func newZKBench(b *testing.B) *zkBench {
 	}
 	acl := zk.WorldACL(zk.PermAll)
 	for _, p := range []string{"/raw", "/raw/k", "/raw/list", "/raw/w"} {
-		if _, err := z.raw.Create(p, nil, 0, acl); err != nil && err != zk.ErrNodeExists {
+		if _, err := z.raw.Create(p, nil, 0, acl); err != nil && !errors.Is(err, zk.ErrNodeExists) {
 			b.Fatal(err)
 		}
 	}
@@ -62,7 +63,7 @@ func newZKBench(b *testing.B) *zkBench {
 	for i := range 100 {
 		k := "list/" + strconv.Itoa(i)
 		z.check(z.store.Put(ctx, k, z.value, nil))
-		if _, err := z.raw.Create("/raw/"+k, z.value, 0, acl); err != nil && err != zk.ErrNodeExists {
+		if _, err := z.raw.Create("/raw/"+k, z.value, 0, acl); err != nil && !errors.Is(err, zk.ErrNodeExists) {
 			b.Fatal(err)
 		}
 	}

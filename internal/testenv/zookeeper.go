@@ -39,7 +39,7 @@ type ZooKeeperServer struct {
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
-	exited chan error // receives cmd.Wait's result once
+	exited chan struct{} // closed once the process has been reaped
 }
 
 // ZooKeeper starts a ZooKeeper server for t and stops it in t.Cleanup. The
@@ -92,17 +92,17 @@ func StartZooKeeper(dir string) (*ZooKeeperServer, error) {
 		jar = defaultZooKeeperJar
 	}
 	if _, err := os.Stat(jar); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNoZooKeeper, err)
+		return nil, fmt.Errorf("%w: %w", ErrNoZooKeeper, err)
 	}
 	if _, err := exec.LookPath("java"); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNoZooKeeper, err)
+		return nil, fmt.Errorf("%w: %w", ErrNoZooKeeper, err)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	_ = l.Close()
 	s := &ZooKeeperServer{
 		Addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		jar:     jar,
@@ -185,7 +185,7 @@ func (s *ZooKeeperServer) start() error {
 	if err != nil {
 		return err
 	}
-	defer logf.Close()
+	defer func() { _ = logf.Close() }()
 	// The packaged start scripts do not work in containers; the class path
 	// of the Debian jar's manifest pulls in every dependency.
 	cmd := exec.Command("java",
@@ -205,8 +205,12 @@ func (s *ZooKeeperServer) start() error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if ruok(s.Addr) {
@@ -214,8 +218,8 @@ func (s *ZooKeeperServer) start() error {
 			return nil
 		}
 		select {
-		case err := <-exited:
-			return fmt.Errorf("zookeeper exited: %v", err)
+		case <-exited:
+			return fmt.Errorf("zookeeper exited: %w", waitErr)
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {

@@ -28,7 +28,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 			s, err := zookeeper.New(context.Background(), tc.cfg)
 			if !errors.Is(err, zookeeper.ErrInvalidConfig) {
 				if s != nil {
-					s.Close()
+					_ = s.Close()
 				}
 				t.Fatalf("New: got %v, want ErrInvalidConfig", err)
 			}
@@ -44,7 +44,7 @@ func TestNewHonoursContext(t *testing.T) {
 	start := time.Now()
 	s, err := zookeeper.New(ctx, cfg)
 	if err == nil {
-		s.Close()
+		_ = s.Close()
 		t.Fatal("New with no server succeeded")
 	}
 	if !errors.Is(err, context.DeadlineExceeded) {

@@ -24,7 +24,7 @@ func open(t *testing.T, cfg zookeeper.Config) *zookeeper.Store {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
 
@@ -67,7 +67,7 @@ func TestDigestAuthACL(t *testing.T) {
 	bad, err := zookeeper.New(ctx, wrong)
 	if err == nil {
 		_, gerr := bad.Get(ctx, "k", nil)
-		bad.Close()
+		_ = bad.Close()
 		if gerr == nil {
 			t.Fatal("a wrong password read the key")
 		}
@@ -198,11 +198,11 @@ func blackHole(t *testing.T) string {
 		}
 	}()
 	t.Cleanup(func() {
-		l.Close()
+		_ = l.Close()
 		wg.Wait()
 		mu.Lock()
 		for _, c := range conns {
-			c.Close()
+			_ = c.Close()
 		}
 		mu.Unlock()
 	})

@@ -20,7 +20,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	if err := s.DeleteTree(ctx, ""); err != nil { // a clean slate on re-runs
 		fmt.Println(err)
 		return
@@ -57,7 +57,7 @@ func ExampleStore_AtomicPut() {
 		fmt.Println(err)
 		return
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	if err := s.DeleteTree(ctx, ""); err != nil { // a clean slate on re-runs
 		fmt.Println(err)
 		return
@@ -85,7 +85,7 @@ func ExampleStore_NewLock() {
 		fmt.Println(err)
 		return
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	if err := s.DeleteTree(ctx, ""); err != nil { // a clean slate on re-runs
 		fmt.Println(err)
 		return
@@ -124,7 +124,7 @@ func ExampleStore_Watch() {
 		fmt.Println(err)
 		return
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	if err := s.DeleteTree(ctx, ""); err != nil { // a clean slate on re-runs
 		fmt.Println(err)
 		return

@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 	}
 	server, err = testenv.StartZooKeeper(dir)
 	if err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		if errors.Is(err, testenv.ErrNoZooKeeper) && !testenv.InCI() {
 			fmt.Println("skipping kv/zookeeper:", err)
 			os.Exit(0)
@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 				fmt.Fprintf(os.Stderr, "zookeeper server output:\n%s\n", server.Log())
 			}
 			server.Close()
-			os.RemoveAll(dir)
+			_ = os.RemoveAll(dir)
 		}))
 }
 
@@ -78,7 +78,7 @@ func (c *cutter) cut() {
 	defer c.mu.Unlock()
 	c.down = true
 	for _, conn := range c.conns {
-		conn.Close()
+		_ = conn.Close()
 	}
 	c.conns = nil
 }
