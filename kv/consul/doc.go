@@ -32,10 +32,14 @@
 //     keys vanish at once). Consul expires a session between TTL and 2x TTL
 //     after its last renewal, and accepts TTLs from session_ttl_min (10s by
 //     default: Config.MinTTL) to 24h.
-//   - Watches use blocking queries: the first state is read before Watch
-//     returns; the index resets when it goes backwards; back-to-back
-//     answers that do not advance the index are backed off; transient
+//   - Watches use blocking queries (see blocker in blocking.go): the first
+//     state is read before Watch returns; the index resets when it goes
+//     backwards; answers that bring nothing new are backed off (a missing
+//     key or an empty prefix is woken by every write in the store, so this
+//     is the loop's rate limit, at most ~20 queries a second); transient
 //     errors are retried for Config.RetryTimeout, then sent in-band.
+//   - Put is a transaction (delete + set), not a plain PUT: a plain PUT
+//     would keep a TTL session on the key, and with it the old expiry.
 //   - Locks: see locker in lock.go. The lost channel closes at once when
 //     the session is gone or the key taken, and after RenewDeadline without
 //     a successful renewal; the fencing token is the ModifyIndex at
@@ -47,10 +51,12 @@
 //
 // Watch, WatchTree and Events channels are created, sent on and closed by
 // the Store's goroutine for that watch. Sends block while the reader is
-// slow (the next blocking query waits) and give way to ctx. The channel is
+// slow and give way to ctx; a Watch or WatchTree then waits to query
+// again, an Events stream keeps polling into a queue of 256 batches first. The channel is
 // closed after ctx ends, after a terminal update carrying Err, or on Close
-// (after an ErrClosed update that is offered to the reader for 2s). Lost
-// channels of locks are closed by the Locker.
+// (after an ErrClosed update that is offered to the reader for 2s; after a
+// kill, kv.ErrNotReachable). Lost channels of locks are closed by the
+// Locker (on Unlock, loss or the Store's Close).
 //
 // # Not guaranteed
 //
