@@ -9,32 +9,40 @@ package workqueue
 func (q *Queue[T]) liveLocked(t uint64) bool { return t >= q.pushed-uint64(q.fifo.len()) }
 
 func (q *Queue[T]) pushLocked(item T, at int64) {
+	if len(q.pending) > 2*q.fifo.len()+max(trimAbove, q.tablePeak/2) {
+		// The FIFO has not emptied for a while and stale entries outnumber
+		// live ones by more than half the table: sweep them before the
+		// table grows to hold more. A sweep walks the whole table (about
+		// tablePeak slots), so this spacing makes it O(1) per push. Done
+		// here rather than on pop, so a queue draining without new adds
+		// never sweeps: the clear when it empties is cheaper.
+		q.sweepLocked()
+	}
 	q.pending[item] = q.pushed
+	q.tablePeak = max(q.tablePeak, len(q.pending))
 	q.pushed++
 	q.fifo.push(item, at)
 	q.cyclePeak = max(q.cyclePeak, q.fifo.len())
 	q.wakeOneLocked()
 }
 
-// popLocked takes the FIFO's head and keeps pending's stale entries in
-// check.
+// popLocked takes the FIFO's head; its pending entry goes stale.
 func (q *Queue[T]) popLocked() (T, int64) {
 	item, at := q.fifo.pop()
 	q.stalePops++
-	switch {
-	case q.fifo.len() == 0:
+	if q.fifo.len() == 0 {
 		q.cleanLocked()
-	case len(q.pending) > 2*q.fifo.len()+trimAbove:
-		// The FIFO never empties and stale entries pile up: sweep. This
-		// walks the table once per that many pops.
-		for it, t := range q.pending {
-			if !q.liveLocked(t) {
-				delete(q.pending, it)
-			}
-		}
-		q.stalePops = 0
 	}
 	return item, at
+}
+
+func (q *Queue[T]) sweepLocked() {
+	for it, t := range q.pending {
+		if !q.liveLocked(t) {
+			delete(q.pending, it)
+		}
+	}
+	q.stalePops = 0
 }
 
 // cleanLocked runs when the FIFO empties, when every pending entry is
@@ -49,7 +57,7 @@ func (q *Queue[T]) cleanLocked() {
 		q.pending = make(map[T]uint64, 64)
 		q.fifo.release()
 		q.highWater = q.cyclePeak
-		q.stalePops = 0
+		q.stalePops, q.tablePeak = 0, 0
 	case q.stalePops >= max(minStale, q.highWater/8):
 		clear(q.pending)
 		q.stalePops = 0

@@ -17,7 +17,7 @@ func TestPendingBookkeepingStaysBounded(t *testing.T) {
 			t.Fatalf("Get = %d, want %d", item, i-1)
 		}
 		q.Done(item)
-		if n, limit := len(q.pending), 2*q.fifo.len()+trimAbove+1; n > limit {
+		if n, limit := len(q.pending), trimAbove+2*q.fifo.len()+1; n > limit {
 			t.Fatalf("after %d items: %d pending entries for %d queued, want <= %d", i, n, q.fifo.len(), limit)
 		}
 	}

@@ -33,6 +33,7 @@ type Queue[T comparable] struct {
 	pending    map[T]uint64   // item -> ticket; live iff not yet popped
 	pushed     uint64         // tickets handed out
 	stalePops  int            // pops since pending was last cleaned
+	tablePeak  int            // largest len(pending) since its allocation
 	processing inFlight[T]    // held by a worker, with start time (0 without metrics)
 	redo       map[T]struct{} // processing items added again meanwhile
 
