@@ -74,9 +74,9 @@
 //     worker at a time), so very short delays are honoured closely at the
 //     cost of that much CPU.
 //   - Bookkeeping is cleaned in bulk, off the per-item path: in a queue that
-//     never empties, one Get in a while sweeps the table of items already
-//     handed out, a pause proportional to the queue's depth once per that
-//     many items. Memory from a burst is given back once the queue empties
+//     never empties, one Add in a while sweeps the table of items already
+//     handed out, a pause proportional to the table's size once per that
+//     many adds. Memory from a burst is given back once the queue empties
 //     after a much quieter period, not while it stays busy.
 //   - No priorities and no persistence: a process that dies loses its queue;
 //     controllers rebuild it from their informers' state.
