@@ -155,32 +155,68 @@ func (s *Store) pollEvents(ctx context.Context, p string, base map[string]uint64
 	state := base
 	sent := after
 	// emit queues the changes from state to pairs, or a progress batch
-	// (only when rev moved, or when asked to), and says how many events
-	// it queued.
-	emit := func(pairs []*kv.KVPair, x, rev uint64, progress bool) (int, bool) {
+	// (only when rev moved, or when asked to).
+	emit := func(pairs []*kv.KVPair, x, rev uint64, progress bool) bool {
 		var events []kv.Event
 		events, state = diff(state, pairs, x, sent)
 		rev = max(rev, x, sent)
 		if len(events) == 0 && rev == sent && !progress {
-			return 0, true
+			return true
 		}
 		s.baselines.put(p, rev, state)
 		sent = rev
-		return len(events), send(ctx, queue, kv.EventBatch{Events: events, Revision: rev})
+		return send(ctx, queue, kv.EventBatch{Events: events, Revision: rev})
 	}
-	if _, ok := emit(pairs, x, x, false); !ok {
+	if !emit(pairs, x, x, false) {
 		return
 	}
+	// The queries run on a goroutine of their own, which sends the next
+	// query as soon as an answer is in, while this one diffs and queues:
+	// the shorter the gap between two queries, the fewer changes coalesce.
+	answers := make(chan listAnswer, 1)
+	queried := make(chan struct{})
+	if err := s.spawn(func() {
+		defer close(queried)
+		defer close(answers)
+		s.queryEvents(ctx, p, pairs, x, answers)
+	}); err != nil {
+		return
+	}
+	defer func() { <-queried }()
+	for a := range answers {
+		if a.err != nil {
+			if ctx.Err() == nil {
+				send(ctx, queue, kv.EventBatch{Revision: sent, Err: a.err})
+			}
+			return
+		}
+		if !emit(a.pairs, a.x, a.g, a.idle) {
+			return
+		}
+	}
+}
+
+// listAnswer is one answer of the blocking list behind an Events stream.
+type listAnswer struct {
+	pairs []*kv.KVPair
+	x     uint64 // the list's index
+	g     uint64 // the store's revision read before the list, or 0
+	idle  bool   // the list brought no change: a progress notice is due
+	err   error  // terminal
+}
+
+// queryEvents runs the blocking list queries of an Events stream and sends
+// their answers, in order, until ctx ends or after a terminal error.
+func (s *Store) queryEvents(ctx context.Context, p string, last []*kv.KVPair, x uint64, answers chan<- listAnswer) {
 	b := s.newBlocker(x, progressWait, false)
 	idle := true
-	prevX := x
 	for {
-		// The table index read before the list is covered by the list's
-		// answer: every write up to it happened before the list ran, so an
-		// answer without changes has caught up to it. It is only worth its
-		// round trip when the stream is idle (progress batches need it);
-		// while changes flow, the list's own index is the batch revision
-		// and the loop turns around faster.
+		// The store's revision read before the list is covered by the
+		// list's answer: every write up to it happened before the list
+		// ran, so an answer without changes has caught up to it. It is
+		// only worth its round trip when the stream is idle (progress
+		// batches need it); while changes flow, the list's own index is
+		// the batch revision and the loop turns around faster.
 		var g uint64
 		var err error
 		if idle {
@@ -189,6 +225,7 @@ func (s *Store) pollEvents(ctx context.Context, p string, base map[string]uint64
 			}
 		}
 		var out outcome
+		var pairs []*kv.KVPair
 		if err == nil {
 			out, err = b.next(ctx, "events", p, func(q *api.QueryOptions) (uint64, error) {
 				var err error
@@ -198,29 +235,31 @@ func (s *Store) pollEvents(ctx context.Context, p string, base map[string]uint64
 		}
 		if err == nil && out == reset {
 			err = fmt.Errorf("consul: events %q: the index went backwards (snapshot restore?): %w",
-				p, &kv.CompactedError{Requested: sent, Compacted: sent})
+				p, &kv.CompactedError{Requested: x, Compacted: x})
 		}
 		if ctx.Err() != nil {
 			return
 		}
 		if err != nil {
-			send(ctx, queue, kv.EventBatch{Revision: sent, Err: err})
+			send(ctx, answers, listAnswer{err: err})
 			return
 		}
 		if out == retry {
 			continue
 		}
-		n, ok := emit(pairs, x, g, idle)
-		if !ok {
-			return
-		}
-		if n == 0 && x != prevX {
+		if samePairs(last, pairs) {
 			b.spurious() // woken by a write elsewhere (an empty prefix answers with the store's index)
-		} else if n > 0 {
+		} else {
 			b.useful()
 		}
-		prevX = x
-		idle = n == 0
+		// The progress notice is due when this answer brought nothing, and
+		// was asked for right after a probe (g).
+		changed := !samePairs(last, pairs)
+		if !send(ctx, answers, listAnswer{pairs: pairs, x: x, g: g, idle: idle && !changed}) {
+			return
+		}
+		last = pairs
+		idle = !changed
 	}
 }
 
