@@ -125,9 +125,9 @@ func TestStress(t *testing.T) {
 			if mode == "AddAfter" {
 				// Delayed items are dropped by a drain, so first wait for
 				// every one to have run.
-				eventually(t, 5*time.Second, func() bool { return tr.unprocessed() == 0 }, "delayed items to run")
+				eventually(t, 15*time.Second, func() bool { return tr.unprocessed() == 0 }, "delayed items to run")
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
 			if err := q.Drain(ctx); err != nil {
 				t.Fatalf("Drain: %v", err)
