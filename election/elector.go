@@ -142,7 +142,10 @@ func (e *Elector) lead(ctx context.Context, log *zap.Logger) error {
 			&kv.WriteOptions{TTL: e.cfg.TTL, KeepAlive: true})
 	}
 	if err != nil {
-		_ = e.mutex.Unlock(background)
+		// The write may have landed even though the call failed (ctx ended
+		// while it was in flight): release removes the record if it is ours,
+		// or it would name this candidate as leader for as long as it lives.
+		e.release(background, term, log)
 		close(term.released)
 		return fmt.Errorf("election: write leader record: %w", err)
 	}
