@@ -27,8 +27,9 @@ type Harness struct {
 	// suite still calls Close on it, which must not hang or panic.
 	Kill func(t testing.TB, s kv.Store)
 
-	// Compact discards the history of the backend up to and including rev,
-	// so that Streamer.Events from an older revision reports ErrCompacted.
+	// Compact discards the history of the backend before rev (etcd's
+	// meaning: a stream may still start from rev itself), so that
+	// Streamer.Events from an older revision reports ErrCompacted.
 	// Required when New's stores implement kv.Streamer.
 	Compact func(t testing.TB, s kv.Store, rev uint64)
 
