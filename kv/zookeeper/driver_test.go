@@ -307,3 +307,65 @@ func TestKeepAliveTakenOverIsReported(t *testing.T) {
 		t.Fatalf("Get: %v, %v; want the other writer's value kept", p, err)
 	}
 }
+
+func TestLockWaiterRequeuesAfterSessionExpiry(t *testing.T) {
+	ctx := t.Context()
+	holder := open(t, config(server.Servers(), "/requeue"))
+	c := &cutter{}
+	cfg := config(server.Servers(), "/requeue")
+	cfg.Dialer = c.dial
+	waiter := open(t, cfg)
+	hl, err := holder.NewLock(ctx, "job", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hl.Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wl, err := waiter.NewLock(ctx, "job", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := wl.Lock(ctx)
+		got <- err
+	}()
+	// Wait until the waiter's contender is queued, then let its session
+	// expire with the contender.
+	count := func() int {
+		raw, _, err := zk.Connect(server.Servers(), testSessionTimeout, zk.WithLogInfo(false))
+		if err != nil {
+			return -1
+		}
+		defer raw.Close()
+		names, _, _ := raw.Children("/requeue/__regent_locks/job/__regent_lock")
+		return len(names)
+	}
+	eventually(t, 10*time.Second, "waiter queued", func() bool { return count() == 2 })
+	c.cut()
+	eventually(t, 20*time.Second, "waiter's contender gone with its session", func() bool { return count() == 1 })
+	c.heal()
+	eventually(t, 20*time.Second, "waiter queued again on its new session", func() bool {
+		select {
+		case err := <-got:
+			t.Fatalf("waiter's Lock ended across the expiry: %v", err)
+		default:
+		}
+		return count() == 2
+	})
+	if err := hl.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("waiter's Lock: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("waiter never got the lock after the holder unlocked")
+	}
+	if err := wl.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

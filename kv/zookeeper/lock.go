@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/go-zookeeper/zk"
 
 	"github.com/regentkv/regent/kv"
@@ -90,6 +92,132 @@ func (l *locker) lock(ctx context.Context, wait bool) (<-chan struct{}, error) {
 	if held {
 		return nil, fmt.Errorf("zookeeper: lock %q: already held by this locker: %w", l.key, kv.ErrLockHeld)
 	}
+	node, gen, err := l.enqueue(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("zookeeper: lock %q: %w", l.key, err)
+	}
+	giveUp := func(err error) (<-chan struct{}, error) {
+		// Leave no contender behind; the session would remove it anyway.
+		_ = s.conn.Delete(node, -1)
+		return nil, err
+	}
+	// A waiter rides out connection trouble (and a session expiry, by
+	// queueing again) until ctx ends.
+	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(10*time.Millisecond),
+		backoff.WithMaxInterval(time.Second), backoff.WithMaxElapsedTime(0))
+	for {
+		if err := s.begin(ctx); err != nil {
+			return giveUp(err)
+		}
+		var children []string
+		err := s.call(ctx, func() error {
+			var err error
+			children, _, err = s.conn.Children(l.dir)
+			return err
+		})
+		if transient(err) {
+			if err := pause(ctx, s.done, bo); err != nil {
+				return giveUp(err)
+			}
+			continue
+		}
+		if err != nil {
+			return giveUp(fmt.Errorf("zookeeper: lock %q: %w", l.key, err))
+		}
+		bo.Reset()
+		sort.Slice(children, func(i, j int) bool { return seqOf(children[i]) < seqOf(children[j]) })
+		mine := node[strings.LastIndexByte(node, '/')+1:]
+		idx := slices.Index(children, mine)
+		if idx < 0 {
+			// The session expired while waiting and took the contender
+			// with it: queue again, at the back, on the new session.
+			s.log.Warn("zookeeper: lock contender lost with the session; queueing again", zapKey(l.key))
+			if node, gen, err = l.enqueue(ctx); err != nil {
+				return nil, fmt.Errorf("zookeeper: lock %q: %w", l.key, err)
+			}
+			continue
+		}
+		if idx == 0 {
+			break
+		}
+		if !wait {
+			return giveUp(fmt.Errorf("zookeeper: lock %q: %w", l.key, kv.ErrLockHeld))
+		}
+		var ok bool
+		var w <-chan zk.Event
+		err = s.call(ctx, func() error {
+			var err error
+			ok, _, w, err = s.conn.ExistsW(l.dir + "/" + children[idx-1])
+			return err
+		})
+		if transient(err) {
+			if err := pause(ctx, s.done, bo); err != nil {
+				return giveUp(err)
+			}
+			continue
+		}
+		if err != nil {
+			return giveUp(fmt.Errorf("zookeeper: lock %q: %w", l.key, err))
+		}
+		if !ok {
+			continue
+		}
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return giveUp(ctx.Err())
+		case <-s.done:
+			return nil, fmt.Errorf("zookeeper: lock %q: %w", l.key, kv.ErrClosed)
+		}
+	}
+	var st *zk.Stat
+	err = s.call(ctx, func() error {
+		ok, stat, err := s.conn.Exists(node)
+		if err == nil && !ok {
+			err = fmt.Errorf("contender znode gone as the lock was taken (session expired?): %w", kv.ErrLockLost)
+		}
+		st = stat
+		return err
+	})
+	if err != nil {
+		return giveUp(fmt.Errorf("zookeeper: lock %q: %w", l.key, err))
+	}
+	lost, stop := make(chan struct{}), make(chan struct{})
+	once := new(sync.Once)
+	l.mu.Lock()
+	l.node, l.token, l.lost, l.stop, l.once = node, uint64(st.Czxid), lost, stop, once
+	l.mu.Unlock()
+	if !s.spawn(func() { l.monitor(node, gen, lost, stop, once) }) {
+		l.release(node, once, lost)
+		return nil, fmt.Errorf("zookeeper: lock %q: %w", l.key, kv.ErrClosed)
+	}
+	return lost, nil
+}
+
+// transient tells errors a waiting Lock retries: the connection or the
+// session is being re-established.
+func transient(err error) bool {
+	return errors.Is(err, kv.ErrNotReachable) || isConnErr(err)
+}
+
+// pause waits for the next backoff interval, ctx or Close.
+func pause(ctx context.Context, done <-chan struct{}, bo backoff.BackOff) error {
+	t := time.NewTimer(bo.NextBackOff())
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-done:
+		return fmt.Errorf("zookeeper: lock: %w", kv.ErrClosed)
+	}
+}
+
+// enqueue creates this locker's contender znode and returns it with the
+// session generation it belongs to.
+func (l *locker) enqueue(ctx context.Context) (string, uint64, error) {
+	s := l.s
 	s.mu.Lock()
 	gen := s.generation
 	s.mu.Unlock()
@@ -128,83 +256,9 @@ func (l *locker) lock(ctx context.Context, wait bool) (<-chan struct{}, error) {
 		if n != "" {
 			_ = s.conn.Delete(n, -1)
 		}
-		return nil, fmt.Errorf("zookeeper: lock %q: %w", l.key, err)
+		return "", 0, err
 	}
-	giveUp := func(err error) (<-chan struct{}, error) {
-		// Leave no contender behind; the session would remove it anyway.
-		_ = s.conn.Delete(node, -1)
-		return nil, err
-	}
-	mine := node[strings.LastIndexByte(node, '/')+1:]
-	for {
-		if err := s.begin(ctx); err != nil {
-			return giveUp(err)
-		}
-		var children []string
-		err := s.call(ctx, func() error {
-			var err error
-			children, _, err = s.conn.Children(l.dir)
-			return err
-		})
-		if err != nil {
-			return giveUp(fmt.Errorf("zookeeper: lock %q: %w", l.key, err))
-		}
-		sort.Slice(children, func(i, j int) bool { return seqOf(children[i]) < seqOf(children[j]) })
-		idx := -1
-		for i, c := range children {
-			if c == mine {
-				idx = i
-			}
-		}
-		if idx < 0 {
-			return nil, fmt.Errorf("zookeeper: lock %q: contender znode vanished (session expired?): %w", l.key, kv.ErrLockLost)
-		}
-		if idx == 0 {
-			break
-		}
-		if !wait {
-			return giveUp(fmt.Errorf("zookeeper: lock %q: %w", l.key, kv.ErrLockHeld))
-		}
-		var ok bool
-		var w <-chan zk.Event
-		err = s.call(ctx, func() error {
-			var err error
-			ok, _, w, err = s.conn.ExistsW(l.dir + "/" + children[idx-1])
-			return err
-		})
-		if err != nil {
-			return giveUp(fmt.Errorf("zookeeper: lock %q: %w", l.key, err))
-		}
-		if !ok {
-			continue
-		}
-		select {
-		case <-w:
-		case <-ctx.Done():
-			return giveUp(ctx.Err())
-		case <-s.done:
-			return nil, fmt.Errorf("zookeeper: lock %q: %w", l.key, kv.ErrClosed)
-		}
-	}
-	var st *zk.Stat
-	err = s.call(ctx, func() error {
-		var err error
-		_, st, err = s.conn.Exists(node)
-		return err
-	})
-	if err != nil {
-		return giveUp(fmt.Errorf("zookeeper: lock %q: %w", l.key, err))
-	}
-	lost, stop := make(chan struct{}), make(chan struct{})
-	once := new(sync.Once)
-	l.mu.Lock()
-	l.node, l.token, l.lost, l.stop, l.once = node, uint64(st.Czxid), lost, stop, once
-	l.mu.Unlock()
-	if !s.spawn(func() { l.monitor(node, gen, lost, stop, once) }) {
-		l.release(node, once, lost)
-		return nil, fmt.Errorf("zookeeper: lock %q: %w", l.key, kv.ErrClosed)
-	}
-	return lost, nil
+	return node, gen, nil
 }
 
 // monitor closes lost when the hold ends for any reason but Unlock.
