@@ -14,8 +14,16 @@
 // percent-encoded in znode names.
 //
 // LastIndex and Revision are the znode's mzxid: store-wide, never reused,
-// so a compare-and-swap cannot be fooled by a key deleted and re-created
-// (Stat.Version restarts at 0 and is not used for that).
+// so a stale pair never matches a key deleted and re-created. The server
+// can only compare versions, though, and Stat.Version restarts at 0 when a
+// znode is re-created: AtomicPut and AtomicDelete read the znode, compare
+// its mzxid, then write at its version. When regent itself replaces a
+// znode (a key changing kind), the new one starts at the old version + 1
+// in the same multi, so a compare-and-swap in flight cannot hit it. Not
+// guaranteed: a key deleted and created again by separate calls, or an
+// ephemeral or TTL znode removed by the server and created again, within
+// the one round trip between that read and write, starts at version 0
+// again and can be mistaken for the one that was read.
 //
 // # TTL and KeepAlive
 //
@@ -29,10 +37,12 @@
 // A KeepAlive key is an ephemeral znode of the Store's session: it goes
 // when the session ends (Close, at once) or expires (SessionTimeout after
 // the client vanished); its TTL is rounded up to that. After a session
-// expiry the Store re-creates its KeepAlive keys from its own record and
-// logs it; a key it cannot re-create is reported to Config.OnKeepAliveLost
-// and logged. Ephemeral znodes cannot have children: a key below a
-// KeepAlive key is ErrCallNotSupported.
+// expiry the Store re-creates its KeepAlive keys from its own record (the
+// keys it wrote with KeepAlive and has not since deleted or overwritten;
+// one that another client deleted meanwhile comes back too) and logs it;
+// a key it cannot re-create is reported to Config.OnKeepAliveLost and
+// logged. Ephemeral znodes cannot have children: a key below a KeepAlive
+// key is ErrCallNotSupported.
 //
 // # Watches and the event stream
 //
@@ -68,7 +78,13 @@
 // predecessor only, fencing token = czxid, guarded writes = multi with a
 // version check of the lock znode. The lost channel closes when the
 // connection drops (or after LockOptions.RenewDeadline of disconnection),
-// on session expiry, and when the lock znode is deleted.
+// on session expiry, and when the lock znode is deleted. A waiting Lock
+// rides out reconnects and, after a session expiry, queues again.
+//
+// The Store's connection gives each handshake a third of SessionTimeout
+// per server (at least 1 s): go-zookeeper alone would wait 6.7 times the
+// session timeout on a server that accepted the connection but does not
+// answer, such as one still starting up.
 //
 // # Concurrency and channels
 //

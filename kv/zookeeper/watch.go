@@ -22,7 +22,7 @@ func (s *Store) Watch(ctx context.Context, key string, opts *kv.ReadOptions) (<-
 		return nil, err
 	}
 	t := s.newTree(s.path(k), true)
-	if err := s.call(ctx, func() error { _, err := t.load(); return err }); err != nil {
+	if err := s.call(ctx, func() error { return s.loadTree(t, opts) }); err != nil {
 		t.close()
 		return nil, err
 	}
@@ -105,7 +105,7 @@ func (s *Store) WatchTree(ctx context.Context, prefix string, opts *kv.ReadOptio
 		return nil, err
 	}
 	t := s.newTree(s.path(k), false)
-	if err := s.call(ctx, func() error { _, err := t.load(); return err }); err != nil {
+	if err := s.call(ctx, func() error { return s.loadTree(t, opts) }); err != nil {
 		t.close()
 		return nil, err
 	}
@@ -158,6 +158,18 @@ func (s *Store) WatchTree(ctx context.Context, prefix string, opts *kv.ReadOptio
 		return nil, s.closedErr()
 	}
 	return ch, nil
+}
+
+// loadTree reads a new watch's tree; with opts.Consistent, after a sync
+// (the connected server may be behind the leader).
+func (s *Store) loadTree(t *tree, opts *kv.ReadOptions) error {
+	if opts != nil && opts.Consistent {
+		if _, err := s.conn.Sync(s.root); err != nil {
+			return err
+		}
+	}
+	_, err := t.load()
+	return err
 }
 
 // closeGrace bounds how long Close waits for a reader to take the terminal
