@@ -117,14 +117,15 @@ func ExampleStore_NewLock() {
 }
 
 func ExampleStore_Watch() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := zookeeper.New(ctx, zookeeper.Config{Servers: server.Servers(), Root: "/example/watch"})
+	s, err := zookeeper.New(context.Background(), zookeeper.Config{Servers: server.Servers(), Root: "/example/watch"})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer func() { _ = s.Close() }()
+	// Ending ctx (deferred after Close, so it runs first) ends the watch.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	if err := s.DeleteTree(ctx, ""); err != nil { // a clean slate on re-runs
 		fmt.Println(err)
 		return
