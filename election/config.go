@@ -71,11 +71,11 @@ func (c *Config) validate() error {
 	var errs []error
 	k, err := kv.NormalizeKey(c.Key)
 	if err != nil {
-		errs = append(errs, fmt.Errorf("Key: %w", err))
+		errs = append(errs, fmt.Errorf("config Key: %w", err))
 	}
 	c.Key = k
 	if c.Identity == "" {
-		errs = append(errs, errors.New("Identity is required: it is how others see the leader"))
+		errs = append(errs, errors.New("config Identity is required: it is how others see the leader"))
 	}
 	if c.TTL == 0 {
 		c.TTL = DefaultTTL

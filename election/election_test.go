@@ -2,6 +2,7 @@ package election_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -45,7 +46,7 @@ func TestConfigValidation(t *testing.T) {
 	b := memory.NewBackend()
 	defer b.Close()
 	s := b.Client()
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	for _, tc := range []struct {
 		name string
 		cfg  election.Config
@@ -74,7 +75,7 @@ func TestRunTwiceAndMetrics(t *testing.T) {
 	b := memory.NewBackend()
 	defer b.Close()
 	s := b.Client()
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	metrics := election.NewMetrics()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(metrics)
@@ -114,7 +115,7 @@ regent_election_is_leader{election="m"} 0
 	if err := testutil.CollectAndCompare(metrics, strings.NewReader(want), "regent_election_is_leader"); err != nil {
 		t.Error(err)
 	}
-	if _, err := e.Leader(context.Background()); err != election.ErrNoLeader {
+	if _, err := e.Leader(context.Background()); !errors.Is(err, election.ErrNoLeader) {
 		t.Errorf("Leader after release = %v, want ErrNoLeader", err)
 	}
 }

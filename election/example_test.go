@@ -10,7 +10,7 @@ import (
 
 func Example() {
 	store := memory.New()
-	defer store.Close()
+	defer func() { _ = store.Close() }()
 	ctx, cancel := context.WithCancel(context.Background())
 
 	e, err := election.New(ctx, store, election.Config{

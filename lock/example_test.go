@@ -12,7 +12,7 @@ import (
 
 func ExampleDo() {
 	store := memory.New()
-	defer store.Close()
+	defer func() { _ = store.Close() }()
 	ctx := context.Background()
 
 	// Run a job while holding the lock; its ctx ends if the lock is lost,
@@ -32,8 +32,8 @@ func ExampleMutex_GuardedPut() {
 	backend := memory.NewBackend()
 	defer backend.Close()
 	a, b := backend.Client(), backend.Client()
-	defer a.Close()
-	defer b.Close()
+	defer func() { _ = a.Close() }()
+	defer func() { _ = b.Close() }()
 	ctx := context.Background()
 
 	ma, _ := lock.New(ctx, a, "reports/lock")

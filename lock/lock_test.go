@@ -18,7 +18,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestNewRejectsBadInput(t *testing.T) {
 	s := memory.New()
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	ctx := context.Background()
 	if _, err := lock.New(ctx, s, "a//b"); !errors.Is(err, kv.ErrInvalidKey) {
 		t.Errorf("bad key: %v, want ErrInvalidKey", err)
@@ -39,8 +39,8 @@ func TestMutexLifecycle(t *testing.T) {
 	b := memory.NewBackend()
 	defer b.Close()
 	s1, s2 := b.Client(), b.Client()
-	defer s1.Close()
-	defer s2.Close()
+	defer func() { _ = s1.Close() }()
+	defer func() { _ = s2.Close() }()
 	ctx := context.Background()
 	m1, err := lock.New(ctx, s1, "/jobs/nightly/", lock.WithValue([]byte("one")))
 	if err != nil {
@@ -98,7 +98,7 @@ func TestMutexLifecycle(t *testing.T) {
 
 func TestDoRunsWhileHeldAndReleases(t *testing.T) {
 	s := memory.New()
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	ctx := context.Background()
 	var token uint64
 	err := lock.Do(ctx, s, "jobs/a", func(ctx context.Context, tok uint64) error {
@@ -125,7 +125,7 @@ func TestDoCancelsOnLoss(t *testing.T) {
 	b := memory.NewBackend()
 	defer b.Close()
 	s := b.Client()
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	err := lock.Do(context.Background(), s, "jobs/b", func(ctx context.Context, _ uint64) error {
 		s.Kill() // the holder is cut off: its hold expires on the backend
 		select {
@@ -147,8 +147,8 @@ func TestLockHonoursContext(t *testing.T) {
 	b := memory.NewBackend()
 	defer b.Close()
 	s1, s2 := b.Client(), b.Client()
-	defer s1.Close()
-	defer s2.Close()
+	defer func() { _ = s1.Close() }()
+	defer func() { _ = s2.Close() }()
 	m1, _ := lock.New(context.Background(), s1, "jobs/c")
 	m2, _ := lock.New(context.Background(), s2, "jobs/c")
 	if err := m1.Lock(context.Background()); err != nil {

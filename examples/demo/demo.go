@@ -20,8 +20,8 @@ func demo(ctx context.Context, out io.Writer, newStore func() (kv.Store, error))
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	step := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	defer func() { _ = s.Close() }()
+	step := func(format string, args ...any) { _, _ = fmt.Fprintf(out, format+"\n", args...) }
 
 	// 1. Writes, reads and one canonical key form.
 	if err := s.Put(ctx, "/demo/config/replicas", []byte("3"), nil); err != nil {
@@ -128,7 +128,7 @@ func electionDemo(ctx context.Context, step func(string, ...any), newStore func(
 		for _, r := range replicas {
 			r.cancel()
 			<-r.done
-			r.store.Close()
+			_ = r.store.Close()
 		}
 	}()
 	for _, name := range []string{"replica-a", "replica-b"} {
@@ -144,7 +144,7 @@ func electionDemo(ctx context.Context, step func(string, ...any), newStore func(
 			}},
 		})
 		if err != nil {
-			st.Close()
+			_ = st.Close()
 			return err
 		}
 		rctx, cancel := context.WithCancel(ctx)

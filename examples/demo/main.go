@@ -51,7 +51,7 @@ func run(ctx context.Context, backend, endpoints string) error {
 			if err != nil {
 				return fmt.Errorf("start embedded etcd: %w", err)
 			}
-			defer srv.Close()
+			defer func() { _ = srv.Close() }()
 			eps = srv.Endpoints()
 			fmt.Printf("backend: embedded etcd at %s\n", strings.Join(eps, ","))
 		} else {

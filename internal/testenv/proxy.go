@@ -49,14 +49,14 @@ func (p *Proxy) serve() {
 		}
 		s, err := net.Dial("tcp", p.target)
 		if err != nil {
-			c.Close()
+			_ = c.Close()
 			continue
 		}
 		p.mu.Lock()
 		if p.cut {
 			p.mu.Unlock()
-			c.Close()
-			s.Close()
+			_ = c.Close()
+			_ = s.Close()
 			continue
 		}
 		p.conns = append(p.conns, c, s)
@@ -70,8 +70,8 @@ func (p *Proxy) serve() {
 func (p *Proxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
 	_, _ = io.Copy(dst, src)
-	dst.Close()
-	src.Close()
+	_ = dst.Close()
+	_ = src.Close()
 }
 
 // Cut drops every connection and refuses new ones.
@@ -82,7 +82,7 @@ func (p *Proxy) Cut() {
 	p.conns = nil
 	p.mu.Unlock()
 	for _, c := range conns {
-		c.Close()
+		_ = c.Close()
 	}
 }
 
@@ -93,6 +93,6 @@ func (p *Proxy) Close() {
 
 func (p *Proxy) close() {
 	p.Cut()
-	p.l.Close()
+	_ = p.l.Close()
 	p.wg.Wait()
 }

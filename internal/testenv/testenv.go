@@ -28,6 +28,6 @@ func FreePort(t testing.TB) int {
 	if err != nil {
 		t.Fatalf("testenv: no free port: %v", err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port
 }
