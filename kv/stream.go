@@ -17,7 +17,11 @@ type Streamer interface {
 	Snapshot(ctx context.Context, prefix string) (Snapshot, error)
 
 	// Events streams every change strictly below prefix with a revision
-	// greater than after, in revision order, none lost or repeated. A
+	// greater than after, in revision order, none lost or repeated. Stores
+	// that keep no history of changes (Consul, ZooKeeper; see their docs)
+	// may merge successive changes to one key made faster than the server
+	// reports them into the last of them: the final state of every key is
+	// always delivered, intermediate states may not be. A
 	// driver resumes its server watch after a disconnect on its own. When
 	// it cannot give every change since after (history compacted, a session
 	// expired with changes unseen, an index reset), it sends a batch whose

@@ -40,8 +40,10 @@ type Harness struct {
 	// StreamNoHistory, optional, says that the stores' kv.Streamer keeps no
 	// history of past changes (ZooKeeper, Consul): Events from a revision
 	// older than the last change below the prefix may report ErrCompacted
-	// instead of replaying, as the Streamer contract allows. The resume case
-	// then accepts that typed error in place of the replay; every other
+	// instead of replaying, and changes to one key faster than the server
+	// reports them may merge, as the Streamer contract allows. The resume
+	// case then accepts that typed error in place of the replay, and the
+	// burst case (many changes without waiting) is left out; every other
 	// stream case is unchanged. Leave it false where history exists (memory,
 	// etcd), so that the replay is checked.
 	StreamNoHistory bool
