@@ -65,9 +65,10 @@
 // read after the event. A key written twice before its watch is re-armed
 // (one round trip) is one Watch or WatchTree update, with the later
 // value: those see every key's latest state, not every intermediate one.
-// Events cannot coalesce silently: when the znode stats show such a gap
-// (a version or child-count jump), the stream ends with ErrCompacted and
-// the caller re-lists. Deletes report the parent's pzxid as revision, an
+// Events merges them the same way, as kv.Streamer allows for stores
+// without history (the znode stats show it: a version or child-count
+// jump, logged at debug level); the final state of every key is always
+// delivered. Deletes report the parent's pzxid as revision, an
 // upper bound of the delete's zxid. After every reconnect the watched
 // trees are read again and compared with their copies, because
 // go-zookeeper re-arms watches on a best-effort basis.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"go.uber.org/zap"
 
 	"github.com/regentkv/regent/kv"
 )
@@ -99,14 +100,12 @@ func (s *Store) Snapshot(ctx context.Context, prefix string) (kv.Snapshot, error
 // (see replaySince) or reports ErrCompacted at once, and the caller
 // re-lists with Snapshot: ZooKeeper keeps no history.
 //
-// The stream never passes a gap off as complete. It ends with
-// ErrCompacted after a session expiry (changes made while the watches
-// were gone are unknown), and when the stats show a change the one-shot
-// watches could not report one by one: a key written twice, or written
-// and deleted, within the round trip that re-arms its watch (its version
-// jumped by more than one, or its parent's Cversion by more than the
-// children seen to come and go). Writers faster than that round trip
-// therefore make a ZooKeeper stream re-list where an etcd one would not.
+// Watch notifications carry no data, so a key written twice (or written
+// and deleted) within the round trip that re-arms its watch is delivered
+// once, in its latest state, as kv.Streamer allows for stores without
+// history; the final state of every key is always delivered. What the
+// stream cannot vouch for ends it: after a session expiry (changes made
+// while the watches were gone are unknown) it sends ErrCompacted.
 func (s *Store) Events(ctx context.Context, prefix string, after uint64) (<-chan kv.EventBatch, error) {
 	k, err := kv.NormalizePrefix(prefix)
 	if err != nil {
@@ -262,10 +261,11 @@ func (s *Store) stream(ctx context.Context, t *tree, pos uint64, replay []change
 				&kv.CompactedError{Requested: pos, Compacted: pos}))
 			return
 		}
-		if t.lost && err == nil {
-			end(fmt.Errorf("zookeeper: events: changes came faster than one-shot watches could be re-armed, "+
-				"intermediate values are unknown: %w", &kv.CompactedError{Requested: pos, Compacted: pos}))
-			return
+		if t.lost {
+			// Allowed by the contract for stores without history: the
+			// latest state of every key has been delivered.
+			t.lost = false
+			s.log.Debug("zookeeper: events: changes merged (faster than one-shot watches re-arm)", zap.String("prefix", t.base()))
 		}
 		if err != nil {
 			end(fmt.Errorf("zookeeper: events: %w", s.mapErr(err)))

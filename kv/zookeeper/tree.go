@@ -76,9 +76,8 @@ type tree struct {
 	rev   uint64 // highest zxid seen
 	// lost is set when the stats show changes the watches could not
 	// report one by one (a key written twice, or created and deleted,
-	// between a notification and the read that follows it). Watch and
-	// WatchTree only need the latest state and carry on; Events must
-	// not pretend it saw every change and ends with ErrCompacted.
+	// between a notification and the read that follows it): they were
+	// merged into the latest state. Events logs it.
 	lost bool
 }
 
