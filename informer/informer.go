@@ -1,0 +1,297 @@
+package informer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"github.com/regentkv/regent/kv"
+)
+
+// Informer is a cache of the keys below a prefix, decoded into T, kept up to
+// date from the store's event stream, with indexes and event handlers. Its
+// methods are safe for concurrent use.
+type Informer[T any] struct {
+	store    kv.Store
+	streamer kv.Streamer // nil: follow WatchTree instead
+	cfg      Config[T]
+	log      *zap.Logger
+	met      *informerMetrics
+
+	mu          sync.RWMutex
+	c           cache[T]
+	synced      bool
+	rev         uint64        // every change up to rev is applied
+	progress    chan struct{} // closed and replaced when rev, synced or lastErr change
+	lastErr     error         // of the last failed list or stream attempt
+	attempts    int           // list attempts so far
+	handlers    []*registration[T]
+	nextHandler int
+	running     bool
+	stopped     bool
+	runCtx      context.Context
+
+	wg sync.WaitGroup // handler and resync goroutines
+}
+
+// New returns an informer of store's keys below cfg.Prefix. It does no I/O:
+// Run lists and follows the prefix.
+func New[T any](store kv.Store, cfg Config[T]) (*Informer[T], error) {
+	if store == nil {
+		return nil, fmt.Errorf("%w: store is nil", ErrInvalidConfig)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	inf := &Informer[T]{
+		store:    store,
+		cfg:      cfg,
+		log:      cfg.Logger.With(zap.String("informer", cfg.Name)),
+		met:      newInformerMetrics(cfg.Metrics, cfg.Name),
+		c:        newCache(cfg.Indexers),
+		progress: make(chan struct{}),
+	}
+	inf.streamer, _ = store.(kv.Streamer)
+	return inf, nil
+}
+
+// Run lists the prefix and follows it until ctx ends, then stops every
+// handler goroutine and returns ctx.Err(). It returns early, with an error
+// wrapping kv.ErrClosed, if the store is closed. It may be called once
+// (ErrAlreadyRunning otherwise).
+func (inf *Informer[T]) Run(ctx context.Context) error {
+	inf.mu.Lock()
+	if inf.running || inf.stopped {
+		inf.mu.Unlock()
+		return ErrAlreadyRunning
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	inf.running, inf.runCtx = true, ctx
+	for _, r := range inf.handlers {
+		inf.wg.Add(1)
+		go r.run(ctx)
+	}
+	inf.mu.Unlock()
+	if inf.cfg.ResyncPeriod > 0 {
+		inf.wg.Add(1)
+		go inf.resyncLoop(ctx)
+	}
+
+	var err error
+	if inf.streamer != nil {
+		err = inf.stream(ctx)
+	} else {
+		err = inf.watchTree(ctx)
+	}
+
+	inf.mu.Lock()
+	inf.running, inf.stopped = false, true
+	inf.mu.Unlock()
+	cancel()
+	inf.wg.Wait()
+	inf.log.Info("informer stopped", zap.Error(err))
+	return err
+}
+
+// fail records why the informer is not (or no longer) following the store,
+// for WaitForCacheSync's error.
+func (inf *Informer[T]) fail(err error) {
+	inf.mu.Lock()
+	inf.lastErr = err
+	inf.broadcastLocked()
+	inf.mu.Unlock()
+}
+
+func (inf *Informer[T]) broadcastLocked() {
+	close(inf.progress)
+	inf.progress = make(chan struct{})
+}
+
+// HasSynced reports whether the cache holds a full list of the prefix.
+func (inf *Informer[T]) HasSynced() bool {
+	inf.mu.RLock()
+	defer inf.mu.RUnlock()
+	return inf.synced
+}
+
+// LastSyncedRevision returns the store revision up to which every change
+// has been applied to the cache (0 before the first sync, and on stores
+// without revisions).
+func (inf *Informer[T]) LastSyncedRevision() uint64 {
+	inf.mu.RLock()
+	defer inf.mu.RUnlock()
+	return inf.rev
+}
+
+// WaitForCacheSync waits until the cache has synced, or ctx ends. Then the
+// error wraps ErrNotSynced, ctx.Err() and the last list error, if any, and
+// says why the cache has not synced.
+func (inf *Informer[T]) WaitForCacheSync(ctx context.Context) error {
+	return inf.waitFor(ctx, func() bool { return inf.synced }, "cache not synced")
+}
+
+// WaitForRevision waits until the cache has applied every change up to rev
+// (read-your-writes: pass the revision of your own write, or
+// kv.Streamer.Revision read after it), or ctx ends, like WaitForCacheSync.
+func (inf *Informer[T]) WaitForRevision(ctx context.Context, rev uint64) error {
+	return inf.waitFor(ctx, func() bool { return inf.synced && inf.rev >= rev },
+		fmt.Sprintf("cache not caught up to revision %d", rev))
+}
+
+func (inf *Informer[T]) waitFor(ctx context.Context, done func() bool, what string) error {
+	for {
+		inf.mu.RLock()
+		ok, ch := done(), inf.progress
+		inf.mu.RUnlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return inf.whyNot(ctx.Err(), what)
+		}
+	}
+}
+
+func (inf *Informer[T]) whyNot(ctxErr error, what string) error {
+	inf.mu.RLock()
+	defer inf.mu.RUnlock()
+	switch {
+	case !inf.running && !inf.stopped:
+		return fmt.Errorf("%w: %s: Run has not been called: %w", ErrNotSynced, what, ctxErr)
+	case inf.stopped:
+		return fmt.Errorf("%w: %s: Run has returned: %w", ErrNotSynced, what, ctxErr)
+	case !inf.synced && inf.lastErr != nil:
+		return fmt.Errorf("%w: %s: no successful list yet (%d attempts): last error: %w: %w",
+			ErrNotSynced, what, inf.attempts, inf.lastErr, ctxErr)
+	case !inf.synced:
+		return fmt.Errorf("%w: %s: first list still in progress: %w", ErrNotSynced, what, ctxErr)
+	case inf.lastErr != nil:
+		return fmt.Errorf("%w: %s: at revision %d, stream interrupted: last error: %w: %w",
+			ErrNotSynced, what, inf.rev, inf.lastErr, ctxErr)
+	}
+	return fmt.Errorf("%w: %s: at revision %d: %w", ErrNotSynced, what, inf.rev, ctxErr)
+}
+
+// decode turns a pair into a cache entry, reporting a failure.
+func (inf *Informer[T]) decode(p *kv.KVPair) *entry[T] {
+	obj, err := inf.cfg.Decode(p.Key, p.Value)
+	if err == nil && inf.cfg.Transform != nil {
+		obj, err = inf.cfg.Transform(p.Key, obj)
+	}
+	if err != nil {
+		inf.report(p.Key, fmt.Errorf("%w: key %q at revision %d: %w", ErrDecode, p.Key, p.Revision, err))
+		return nil
+	}
+	e := &entry[T]{obj: obj, rev: p.Revision, sum: valueSum(p.Value)}
+	for _, err := range inf.c.index(p.Key, e) {
+		inf.report(p.Key, err)
+	}
+	return e
+}
+
+func (inf *Informer[T]) report(key string, err error) {
+	inf.met.decodeError()
+	inf.log.Warn("cannot cache key", zap.String("key", key), zap.Error(err))
+	if inf.cfg.OnError != nil {
+		inf.cfg.OnError(key, err)
+	}
+}
+
+// setLocked changes key to e (nil: gone) and notifies the handlers. final
+// says whether a delete was seen as such.
+func (inf *Informer[T]) setLocked(key string, e *entry[T], final bool) {
+	old := inf.c.items[key]
+	if old == nil && e == nil {
+		return
+	}
+	n := note[T]{key: key, old: old, new: e, final: final}
+	switch {
+	case old == nil:
+		n.kind = noteAdd
+	case e == nil:
+		n.kind = noteDelete
+	default:
+		n.kind = noteUpdate
+	}
+	for _, r := range inf.handlers {
+		r.push(n, inf.c.items)
+	}
+	inf.c.set(key, e)
+	inf.met.event(old != nil, e != nil)
+}
+
+// replace makes the cache equal to pairs, read at rev: the first sync, a
+// re-list, or a state of the WatchTree fallback. Keys missing from pairs are
+// deleted, final only when deletes are known to have been seen as such.
+func (inf *Informer[T]) replace(pairs []*kv.KVPair, rev uint64, final bool) {
+	entries := make(map[string]*entry[T], len(pairs))
+	for _, p := range pairs {
+		if e := inf.decode(p); e != nil {
+			entries[p.Key] = e
+		}
+	}
+	inf.mu.Lock()
+	defer inf.mu.Unlock()
+	for k := range inf.c.items {
+		if entries[k] == nil {
+			inf.setLocked(k, nil, final)
+		}
+	}
+	for _, p := range pairs {
+		e := entries[p.Key]
+		old := inf.c.items[p.Key]
+		switch {
+		case e == nil:
+			if old != nil { // stopped decoding: a tombstone
+				inf.setLocked(p.Key, nil, false)
+			}
+		case old == nil || old.rev != e.rev || old.sum != e.sum:
+			inf.setLocked(p.Key, e, final)
+		}
+	}
+	first := !inf.synced
+	inf.synced = true
+	inf.rev = rev
+	inf.lastErr = nil
+	inf.broadcastLocked()
+	inf.met.synced(rev)
+	if first {
+		for _, r := range inf.handlers {
+			r.signal()
+		}
+	}
+}
+
+// apply applies one batch of the stream.
+func (inf *Informer[T]) apply(b kv.EventBatch) {
+	entries := make([]*entry[T], len(b.Events))
+	for i, ev := range b.Events {
+		if ev.Type == kv.EventPut {
+			entries[i] = inf.decode(ev.Pair)
+		}
+	}
+	inf.mu.Lock()
+	defer inf.mu.Unlock()
+	for i, ev := range b.Events {
+		switch ev.Type {
+		case kv.EventPut:
+			// An undecodable new value removes the key: a tombstone.
+			inf.setLocked(ev.Pair.Key, entries[i], entries[i] != nil)
+		case kv.EventDelete:
+			inf.setLocked(ev.Pair.Key, nil, true)
+		}
+	}
+	if b.Revision > inf.rev {
+		inf.rev = b.Revision
+		inf.met.synced(b.Revision)
+	}
+	inf.lastErr = nil
+	inf.broadcastLocked()
+}
+
+var errNoStream = errors.New("informer: stream ended without an error")

@@ -1,0 +1,26 @@
+package informertest
+
+import (
+	"testing"
+
+	"github.com/regentkv/regent/kv"
+)
+
+// Harness tells the suite how to reach one backend.
+type Harness struct {
+	// Name labels failures.
+	Name string
+	// New returns a new, independent client of the backend. The suite
+	// closes every client it opens. Its stores must implement kv.Streamer.
+	New func(t testing.TB) kv.Store
+	// Compact discards history before rev, as kvtest.Harness.Compact, so
+	// that Events from an older revision reports kv.ErrCompacted.
+	Compact func(t testing.TB, s kv.Store, rev uint64)
+	// Restart, optional, stops the backend's server and starts it again,
+	// returning once it serves. Without it the restart case is skipped.
+	Restart func(t testing.TB)
+	// RestartLosesData says that Restart comes back empty (Consul -dev):
+	// the restart case then checks that the informer re-lists and deletes
+	// the lost keys with tombstones.
+	RestartLosesData bool
+}
