@@ -14,14 +14,16 @@ import (
 
 // Defaults of Config. Each is explained on its field.
 const (
-	DefaultRoot         = "regent"
-	DefaultMinTTL       = 10 * time.Second
-	DefaultLockTTL      = 15 * time.Second
-	DefaultWaitTime     = 5 * time.Minute
-	DefaultRetryTimeout = 30 * time.Second
-	DefaultCloseTimeout = 5 * time.Second
+	DefaultRoot          = "regent"
+	DefaultSessionTTLMin = 10 * time.Second
+	DefaultLockTTL       = 20 * time.Second
+	DefaultWaitTime      = 5 * time.Minute
+	DefaultRetryTimeout  = 30 * time.Second
+	DefaultCloseTimeout  = 5 * time.Second
 	// maxSessionTTL is Consul's upper bound on a session TTL.
 	maxSessionTTL = 24 * time.Hour
+	// maxTTL is the longest user TTL: its session TTL is half of it.
+	maxTTL = 2 * maxSessionTTL
 )
 
 // ErrInvalidConfig is matched (errors.Is) by every error Config validation
@@ -59,11 +61,22 @@ type Config struct {
 	// beside it and never show up in a user listing. Default "regent".
 	Root string
 
-	// MinTTL is the smallest TTL accepted: the server's session_ttl_min
-	// (Consul's default 10s). A smaller TTL is a *kv.TTLError up front
-	// rather than a server error later. Default DefaultMinTTL.
+	// SessionTTLMin must equal the servers' session_ttl_min (Consul's
+	// default 10s). Consul invalidates a session twice its TTL after the
+	// last renewal, so a TTL key, KeepAlive session or lock of TTL t gets a
+	// session of TTL t/2 (rounded up to the nanosecond), and the smallest
+	// TTL accepted is 2 x SessionTTLMin (Store.MinTTL): 20s on a default
+	// server. A smaller TTL is a *kv.TTLError up front rather than a server
+	// error later. Default DefaultSessionTTLMin.
+	SessionTTLMin time.Duration
+	// MinTTL is an older name of SessionTTLMin, with the same meaning (the
+	// server's session_ttl_min, not the smallest user TTL). Setting both to
+	// different values is an error.
+	//
+	// Deprecated: use SessionTTLMin.
 	MinTTL time.Duration
-	// LockTTL is the session TTL of a lock whose LockOptions.TTL is zero.
+	// LockTTL is the TTL of a lock whose LockOptions.TTL is zero: how long
+	// the lock outlives a holder that died. At least 2 x SessionTTLMin.
 	// Default DefaultLockTTL.
 	LockTTL time.Duration
 	// LockDelay is Consul's lock-delay of lock sessions: after a session is
@@ -91,8 +104,9 @@ type Config struct {
 // resolved is a validated Config with defaults applied.
 type resolved struct {
 	Config
-	scheme string   // "http" or "https"
-	hosts  []string // host:port, without scheme
+	scheme string        // "http" or "https"
+	hosts  []string      // host:port, without scheme
+	minTTL time.Duration // the smallest user TTL: 2 x SessionTTLMin
 }
 
 func (c Config) resolve(connection bool) (*resolved, error) {
@@ -108,12 +122,21 @@ func (c Config) resolve(connection bool) (*resolved, error) {
 		return nil, fmt.Errorf("%w: Root must not be the store root", ErrInvalidConfig)
 	}
 	r.Root = root
+	switch {
+	case r.MinTTL < 0:
+		return nil, fmt.Errorf("%w: MinTTL is negative (%v)", ErrInvalidConfig, r.MinTTL)
+	case r.SessionTTLMin == 0:
+		r.SessionTTLMin = r.MinTTL
+	case r.MinTTL != 0 && r.MinTTL != r.SessionTTLMin:
+		return nil, fmt.Errorf("%w: MinTTL %v and SessionTTLMin %v differ; MinTTL is the old name of SessionTTLMin, set only that",
+			ErrInvalidConfig, r.MinTTL, r.SessionTTLMin)
+	}
 	durations := []struct {
 		name string
 		v    *time.Duration
 		def  time.Duration
 	}{
-		{"MinTTL", &r.MinTTL, DefaultMinTTL},
+		{"SessionTTLMin", &r.SessionTTLMin, DefaultSessionTTLMin},
 		{"LockTTL", &r.LockTTL, DefaultLockTTL},
 		{"WaitTime", &r.WaitTime, DefaultWaitTime},
 		{"RetryTimeout", &r.RetryTimeout, DefaultRetryTimeout},
@@ -130,11 +153,12 @@ func (c Config) resolve(connection bool) (*resolved, error) {
 	if r.LockDelay < 0 {
 		return nil, fmt.Errorf("%w: LockDelay is negative (%v)", ErrInvalidConfig, r.LockDelay)
 	}
-	if r.MinTTL > maxSessionTTL {
-		return nil, fmt.Errorf("%w: MinTTL %v is above Consul's session maximum %v", ErrInvalidConfig, r.MinTTL, maxSessionTTL)
+	if r.SessionTTLMin > maxSessionTTL {
+		return nil, fmt.Errorf("%w: SessionTTLMin %v is above Consul's session maximum %v", ErrInvalidConfig, r.SessionTTLMin, maxSessionTTL)
 	}
-	if r.LockTTL < r.MinTTL || r.LockTTL > maxSessionTTL {
-		return nil, fmt.Errorf("%w: LockTTL %v is outside [MinTTL %v, %v]", ErrInvalidConfig, r.LockTTL, r.MinTTL, maxSessionTTL)
+	r.minTTL = 2 * r.SessionTTLMin
+	if r.LockTTL < r.minTTL || r.LockTTL > maxTTL {
+		return nil, fmt.Errorf("%w: LockTTL %v is outside [2 x SessionTTLMin = %v, %v]", ErrInvalidConfig, r.LockTTL, r.minTTL, maxTTL)
 	}
 	if r.Logger == nil {
 		r.Logger = zap.NewNop()

@@ -29,10 +29,14 @@ func TestConfigValidation(t *testing.T) {
 		{"root is the store root", Config{Root: "/"}},
 		{"root with reserved segment", Config{Root: "a/__regent"}},
 		{"root with empty segment", Config{Root: "a//b"}},
+		{"negative SessionTTLMin", Config{SessionTTLMin: -time.Second}},
 		{"negative MinTTL", Config{MinTTL: -time.Second}},
+		{"MinTTL and SessionTTLMin differ", Config{MinTTL: time.Second, SessionTTLMin: 2 * time.Second}},
 		{"negative LockDelay", Config{LockDelay: -time.Second}},
-		{"LockTTL below MinTTL", Config{MinTTL: 10 * time.Second, LockTTL: time.Second}},
-		{"MinTTL above a day", Config{MinTTL: 25 * time.Hour}},
+		{"LockTTL below SessionTTLMin", Config{SessionTTLMin: 10 * time.Second, LockTTL: time.Second}},
+		{"LockTTL below twice SessionTTLMin", Config{SessionTTLMin: 10 * time.Second, LockTTL: 15 * time.Second}},
+		{"LockTTL above two days", Config{SessionTTLMin: time.Second, LockTTL: 49 * time.Hour}},
+		{"SessionTTLMin above a day", Config{SessionTTLMin: 25 * time.Hour}},
 		{"unknown scheme", Config{Addresses: []string{"unix:///tmp/consul.sock"}}},
 		{"path in address", Config{Addresses: []string{"127.0.0.1:8500/x"}}},
 		{"mixed schemes", Config{Addresses: []string{"https://a:1", "http://b:2"}}},
@@ -56,18 +60,6 @@ func TestConfigValidation(t *testing.T) {
 			t.Fatalf("nil client: got %v, want ErrInvalidConfig", err)
 		}
 	})
-}
-
-func TestTTLBounds(t *testing.T) {
-	s := openStore(t, testConfig(agent(t).Addr))
-	defer s.Close()
-	for _, ttl := range []time.Duration{500 * time.Millisecond, 25 * time.Hour} {
-		err := s.Put(t.Context(), "ttl/bounds", []byte("v"), &kv.WriteOptions{TTL: ttl})
-		var te *kv.TTLError
-		if !errors.As(err, &te) || !errors.Is(err, kv.ErrInvalidTTL) {
-			t.Errorf("Put with TTL %v = %v, want a *kv.TTLError", ttl, err)
-		}
-	}
 }
 
 // A watch must end as soon as its ctx does, not when the blocking query's
@@ -155,7 +147,7 @@ func TestWatchIndexGoesBackwards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewFromClient(c, Config{MinTTL: time.Second, LockTTL: 3 * time.Second})
+	s, err := NewFromClient(c, Config{SessionTTLMin: time.Second, LockTTL: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +199,7 @@ func TestEventsIndexGoesBackwards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewFromClient(c, Config{MinTTL: time.Second, LockTTL: 3 * time.Second})
+	s, err := NewFromClient(c, Config{SessionTTLMin: time.Second, LockTTL: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,10 +326,10 @@ func TestTLS(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AddCert(srv.Certificate())
 	cfg := Config{
-		Addresses: []string{srv.Listener.Addr().String()},
-		TLS:       &tls.Config{RootCAs: roots},
-		MinTTL:    time.Second,
-		LockTTL:   3 * time.Second,
+		Addresses:     []string{srv.Listener.Addr().String()},
+		TLS:           &tls.Config{RootCAs: roots},
+		SessionTTLMin: time.Second,
+		LockTTL:       3 * time.Second,
 	}
 	s := openStore(t, cfg)
 	defer s.Close()
@@ -383,11 +375,13 @@ func TestKillEndsWatches(t *testing.T) {
 
 // A connection blip shorter than RenewDeadline does not lose the lock; an
 // outage longer than it does, by the deadline, before the server could
-// have expired the session (TTL, in fact 2x TTL).
+// have expired the session (TTL after the last renewal).
 func TestLockRenewDeadline(t *testing.T) {
 	s := openStore(t, testConfig(agent(t).Addr))
-	defer s.Close()
-	ttl, deadline := 3*time.Second, 1500*time.Millisecond
+	defer func() { _ = s.Close() }()
+	ttl, deadline := 3*time.Second, 2*time.Second
+	// Renewals come every third of the session TTL (TTL/2).
+	period := ttl / 6
 	l, err := s.NewLock(t.Context(), "renew/lock", &kv.LockOptions{TTL: ttl, RenewDeadline: deadline})
 	if err != nil {
 		t.Fatal(err)
@@ -396,32 +390,33 @@ func TestLockRenewDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A blip across one renewal (every TTL/3 = 1s), over well before the
-	// deadline (retries come every RenewDeadline/8 at most).
+	// A blip across one renewal, over well before the deadline (retries
+	// come every RenewDeadline/8 at most).
 	s.transport.cut.Store(true)
-	blip := time.NewTimer(ttl/3 + 150*time.Millisecond)
+	blip := time.NewTimer(period + 150*time.Millisecond)
 	select {
 	case <-lost:
 		t.Fatal("lock lost during a blip shorter than RenewDeadline")
 	case <-blip.C:
 	}
 	s.transport.cut.Store(false)
-	ok := time.NewTimer(ttl / 3)
+	ok := time.NewTimer(2 * period)
 	select {
 	case <-lost:
 		t.Fatal("lock lost after the connection came back")
 	case <-ok.C:
 	}
-	// An outage: lost within RenewDeadline of the last renewal.
+	// An outage: lost within RenewDeadline of the last renewal, which
+	// came at most a period before the cut.
 	s.transport.cut.Store(true)
 	start := time.Now()
 	select {
 	case <-lost:
-	case <-time.After(deadline + ttl/3 + 500*time.Millisecond):
+	case <-time.After(deadline + 500*time.Millisecond):
 		t.Fatalf("lock not lost %v into an outage (RenewDeadline %v)", time.Since(start), deadline)
 	}
-	if d := time.Since(start); d >= ttl {
-		t.Fatalf("loss declared %v into the outage: not before the TTL %v", d, ttl)
+	if d := time.Since(start); d >= ttl-period {
+		t.Fatalf("loss declared %v into the outage: not before the earliest expiry, TTL %v after the last renewal", d, ttl)
 	}
 	s.transport.cut.Store(false)
 	if tok := l.Token(); tok != 0 {

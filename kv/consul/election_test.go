@@ -24,8 +24,9 @@ func TestElection(t *testing.T) {
 	electiontest.Run(t, electiontest.Harness{
 		Harness: kvtest.Harness{
 			Name: "consul", New: c.New, Kill: c.Cut,
-			// Consul may reap an expired session up to 2x its TTL late.
-			MinTTL: time.Second, TTLSlack: ttl + time.Second,
+			// The session timer fires TTL after the last renewal; the
+			// invalidation is one raft apply.
+			MinTTL: testMinTTL, TTLSlack: 500 * time.Millisecond,
 		},
 		TTL: ttl,
 		Cut: c.Cut,

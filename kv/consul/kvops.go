@@ -362,11 +362,11 @@ func (s *Store) checkWrite(ctx context.Context, op, key string, value []byte, op
 }
 
 func (s *Store) checkTTL(opts *kv.WriteOptions) error {
-	if err := kv.CheckWriteOptions(opts, s.cfg.MinTTL); err != nil {
+	if err := kv.CheckWriteOptions(opts, s.cfg.minTTL); err != nil {
 		return err
 	}
-	if opts != nil && opts.TTL > maxSessionTTL {
-		return &kv.TTLError{TTL: opts.TTL, Reason: fmt.Sprintf("above Consul's session maximum %v", maxSessionTTL)}
+	if opts != nil && opts.TTL > maxTTL {
+		return &kv.TTLError{TTL: opts.TTL, Reason: fmt.Sprintf("above %v, twice Consul's session maximum", maxTTL)}
 	}
 	return nil
 }

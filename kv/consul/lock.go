@@ -15,8 +15,11 @@ import (
 )
 
 // NewLock returns a Locker on key. The lock lives at an internal key outside
-// Root, held by a session of the lock's TTL (LockOptions.TTL, default
-// Config.LockTTL) with behaviour "delete" and Config.LockDelay.
+// Root, held by a session with behaviour "delete" and Config.LockDelay that
+// the server invalidates the lock's TTL (LockOptions.TTL, default
+// Config.LockTTL, at least Store.MinTTL) after its last renewal.
+// RenewDeadline defaults to 2/3 of the TTL and is shortened to leave at
+// least max(TTL/10, 200ms) before that earliest expiry.
 func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (kv.Locker, error) {
 	k, err := s.checkKey(ctx, "new lock", key)
 	if err != nil {
@@ -41,6 +44,9 @@ func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (
 	case deadline == 0:
 		deadline = ttl * 2 / 3
 	}
+	// Loss must be declared before the server can expire the session and
+	// hand the lock on, with room for the holder to act on it.
+	deadline = min(deadline, ttl-lostMargin(ttl))
 	value := o.Value
 	if value == nil {
 		value = []byte{}
@@ -53,15 +59,18 @@ func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (
 
 // locker is a kv.Locker on Consul sessions.
 //
-// Lost signal: two goroutines watch a hold. One renews the session every
-// TTL/3 and declares the lock lost at once when the server no longer knows
-// the session, or when no renewal has succeeded for RenewDeadline (default
-// 2/3 TTL), retrying transient failures until then. The server cannot
-// expire the session before TTL after the last successful renewal (Consul
-// waits 2x TTL), so the holder stops at least TTL-RenewDeadline before
-// anyone else can acquire. The other follows the lock key with blocking
-// queries and declares loss as soon as the key is gone or held by another
-// session (an operator destroyed the session, or deleted the key).
+// Lost signal: two goroutines watch a hold. One renews the session (every
+// TTL/6: the session's TTL is half the lock's, see sessionTTL) and
+// declares the lock lost at once when the server no longer knows the
+// session, or when no renewal has succeeded for RenewDeadline (default 2/3
+// TTL, at most TTL - lostMargin), retrying transient failures until then.
+// The server cannot expire the session before TTL after the send time of
+// the last successful renewal (or of the create request), which is where
+// the renewer's clock starts, so the holder stops at least
+// TTL-RenewDeadline before anyone else can acquire. The other follows the
+// lock key with blocking queries and declares loss as soon as the key is
+// gone or held by another session (an operator destroyed the session, or
+// deleted the key).
 //
 // Fencing token: the lock key's ModifyIndex when acquired, a raft index,
 // so it increases across all holders of all keys. (LockIndex would not do:
@@ -127,13 +136,13 @@ var errRetrySession = errors.New("consul: waiter's session lost")
 // newHold creates a lock session and starts renewing it: a waiter renews
 // too, since waiting can outlast the TTL.
 func (l *locker) newHold(ctx context.Context) (*hold, error) {
-	session, err := l.s.createSession(ctx, "regent-lock", l.ttl, api.SessionBehaviorDelete, l.s.cfg.LockDelay)
+	session, sent, err := l.s.createSession(ctx, "regent-lock", l.ttl, api.SessionBehaviorDelete, l.s.cfg.LockDelay)
 	if err != nil {
 		return nil, err
 	}
 	hctx, cancel := context.WithCancel(l.s.ctx)
 	h := &hold{l: l, session: session, lost: make(chan struct{}), ctx: hctx, cancel: cancel}
-	if err := h.spawn(func() { l.s.renew(hctx, session, l.ttl, l.deadline, func(error) { h.markLost() }) }); err != nil {
+	if err := h.spawn(func() { l.s.renew(hctx, session, sent, l.ttl, l.deadline, func(error) { h.markLost() }) }); err != nil {
 		l.abandon(h)
 		return nil, fmt.Errorf("consul: lock %q: %w", l.key, err)
 	}

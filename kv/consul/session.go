@@ -18,27 +18,49 @@ import (
 // destroyed, or its node left).
 var errSessionGone = errors.New("consul: session invalidated on the server")
 
-// createSession creates a session with no health checks: its TTL is its only
-// liveness signal, so that it does not die with the health of the agent the
-// request happened to reach.
-func (s *Store) createSession(ctx context.Context, name string, ttl time.Duration, behavior string, lockDelay time.Duration) (string, error) {
+// sessionTTL is the TTL to create a session with so that the server
+// invalidates it ttl after its last renewal: Consul's timer runs for twice
+// the session TTL (SessionTTLMultiplier, agent/consul/session_ttl.go). The
+// server parses the TTL with time.ParseDuration and takes any value, so
+// the half is rounded up to the nanosecond only, and the server's timer
+// is ttl or 1ns more.
+func sessionTTL(ttl time.Duration) time.Duration { return (ttl + 1) / 2 }
+
+// lostMargin is how long before the earliest server-side expiry of a lock
+// session the holder has declared the lock lost at the latest, whatever
+// RenewDeadline asks: a tenth of the TTL, at least 200 ms. The earliest
+// expiry is known (TTL after the send time of the last answered renewal),
+// so the margin only covers clock-rate differences and the time the holder
+// needs to act on the lost channel.
+func lostMargin(ttl time.Duration) time.Duration {
+	return max(ttl/10, 200*time.Millisecond)
+}
+
+// createSession creates a session that the server invalidates ttl after its
+// creation or last renewal (see sessionTTL). It has no health checks: its
+// TTL is its only liveness signal, so that it does not die with the health
+// of the agent the request happened to reach. sent is when the request was
+// sent: the server's timer started after it, so the session lives at least
+// until sent+ttl unless destroyed.
+func (s *Store) createSession(ctx context.Context, name string, ttl time.Duration, behavior string, lockDelay time.Duration) (id string, sent time.Time, err error) {
 	if lockDelay == 0 {
 		// The server reads a lock-delay of 0 as "unset" and applies its
 		// default of 15s; below 1000 it reads seconds. 1µs is the smallest
 		// delay it takes as given.
 		lockDelay = time.Microsecond
 	}
-	id, _, err := s.client.Session().CreateNoChecks(&api.SessionEntry{
+	sent = time.Now()
+	id, _, err = s.client.Session().CreateNoChecks(&api.SessionEntry{
 		Name:      name,
-		TTL:       ttl.String(),
+		TTL:       sessionTTL(ttl).String(),
 		Behavior:  behavior,
 		LockDelay: lockDelay,
 		Namespace: s.cfg.Namespace,
 	}, s.writeOpts(ctx))
 	if err != nil {
-		return "", s.translate(ctx, "create session", name, err)
+		return "", time.Time{}, s.translate(ctx, "create session", name, err)
 	}
-	return id, nil
+	return id, sent, nil
 }
 
 func (s *Store) destroySession(ctx context.Context, id string) error {
@@ -52,10 +74,10 @@ func (s *Store) destroySession(ctx context.Context, id string) error {
 // Consul KV has no per-key TTL. A TTL key is a key locked by a session with
 // behaviour "delete" and that TTL: when the session is invalidated the
 // server deletes the key. Without KeepAlive each write gets its own session
-// that nobody renews, so the key expires TTL (up to 2x TTL: Consul's reaper)
-// after that write; a re-Put makes a new session, restarting the clock, and
-// the old one expires holding nothing. With KeepAlive all keys of one TTL
-// share a session the Store renews.
+// that nobody renews, so the key expires TTL after the session was created,
+// just before the write; a re-Put makes a new session, restarting the
+// clock, and the old one expires holding nothing. With KeepAlive all keys
+// of one TTL share a session the Store renews.
 //
 // TTL sessions have lock-delay 0: lock-delay would stop the key from being
 // written again for that long after its session expired, and a TTL key is
@@ -68,7 +90,7 @@ func (s *Store) ttlSession(ctx context.Context, opts *kv.WriteOptions) (string, 
 		id, err := s.sessions.get(ctx, opts.TTL)
 		return id, func(bool) {}, err
 	}
-	id, err := s.createSession(ctx, "regent-ttl", opts.TTL, api.SessionBehaviorDelete, 0)
+	id, _, err := s.createSession(ctx, "regent-ttl", opts.TTL, api.SessionBehaviorDelete, 0)
 	if err != nil {
 		return "", nil, err
 	}
@@ -83,16 +105,20 @@ func (s *Store) ttlSession(ctx context.Context, opts *kv.WriteOptions) (string, 
 	}, nil
 }
 
-// renew keeps session id alive until ctx ends, renewing every ttl/3. It
-// calls lost, once, and returns when the server says the session is gone,
-// or when no renewal has succeeded for deadline: a renewal in flight is cut
+// renew keeps session id, which the server expires ttl after its last
+// renewal, alive until ctx ends. It renews every third of the session TTL
+// (or of deadline, if shorter), so that two renewals can fail before the
+// server's timer, or the deadline, runs out. It calls
+// lost, once, and returns when the server says the session is gone, or
+// when no renewal has succeeded for deadline: a renewal in flight is cut
 // short at that deadline too, so a hung server cannot delay the verdict.
-// Transient failures before the deadline are retried with backoff. A
-// successful renewal counts from the moment it was sent, since the server
-// restarted the TTL no earlier than that.
-func (s *Store) renew(ctx context.Context, id string, ttl, deadline time.Duration, lost func(error)) {
-	period := ttl / 3
-	lastOK := time.Now()
+// Transient failures before the deadline are retried with backoff. The
+// clock starts at since (when the create request was sent) and restarts at
+// each successful renewal's send time: the server restarted its timer no
+// earlier than that, so the session lives at least until then plus ttl.
+func (s *Store) renew(ctx context.Context, id string, since time.Time, ttl, deadline time.Duration, lost func(error)) {
+	period := min(sessionTTL(ttl), deadline) / 3
+	lastOK := since
 	// Retries come often enough that a blip ending well before the
 	// deadline is bridged before it.
 	bo := backoff.NewExponentialBackOff(
@@ -164,15 +190,16 @@ func (p *keepAlivePool) get(ctx context.Context, ttl time.Duration) (string, err
 	if err := p.s.check(); err != nil {
 		return "", err
 	}
-	id, err := p.s.createSession(ctx, "regent-keepalive", ttl, api.SessionBehaviorDelete, 0)
+	id, sent, err := p.s.createSession(ctx, "regent-keepalive", ttl, api.SessionBehaviorDelete, 0)
 	if err != nil {
 		return "", err
 	}
 	rctx, cancel := context.WithCancel(p.s.ctx)
 	err = p.s.spawn(func() {
-		// The server reaps a session 2x TTL after its last renewal: only
-		// after that is it certainly gone.
-		p.s.renew(rctx, id, ttl, 2*ttl, func(err error) {
+		// TTL without a renewal is when the server may invalidate the
+		// session: from then on its keys may be gone, and the next write
+		// gets a new session rather than one that may die under it.
+		p.s.renew(rctx, id, sent, ttl, ttl, func(err error) {
 			p.s.log.Warn("consul: keep-alive session lost; its keys are gone", zap.Duration("ttl", ttl), zap.Error(err))
 			p.drop(ttl, id)
 		})

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/consul/api"
 	"github.com/hashicorp/go-cleanhttp"
@@ -261,3 +262,7 @@ func (s *Store) writeOpts(ctx context.Context) *api.WriteOptions {
 	w := &api.WriteOptions{}
 	return w.WithContext(ctx)
 }
+
+// MinTTL is the smallest TTL the Store accepts for keys and locks: twice
+// Config.SessionTTLMin, since a session of TTL t lives 2t on the server.
+func (s *Store) MinTTL() time.Duration { return s.cfg.minTTL }
