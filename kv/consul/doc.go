@@ -25,13 +25,21 @@
 //     ErrKeyModified apart exactly. LastIndex and Revision are the key's
 //     ModifyIndex, a raft index: ordered across keys.
 //   - TTL: Consul has no per-key TTL. A TTL key is locked by a session with
-//     behaviour "delete" and that TTL; the server deletes it when the
-//     session expires. Without KeepAlive each write has its own session
-//     that nobody renews; with KeepAlive the Store shares one session per
-//     TTL and renews it every TTL/3 until Close, which destroys it (the
-//     keys vanish at once). Consul expires a session between TTL and 2x TTL
-//     after its last renewal, and accepts TTLs from session_ttl_min (10s by
-//     default: Config.MinTTL) to 24h.
+//     behaviour "delete"; the server deletes it when the session is
+//     invalidated. Consul invalidates a session twice its TTL after its
+//     creation or last renewal (a timer on the leader), so a TTL t becomes
+//     a session TTL of t/2, rounded up to the nanosecond (the server takes
+//     any Go duration): the key is gone t after its session was created,
+//     which is just before the write, late only by the raft apply of the
+//     invalidation (milliseconds; the suite allows 500ms). Without
+//     KeepAlive each write has its own session that nobody renews; with
+//     KeepAlive the Store shares one session per TTL and renews it every
+//     t/6 until Close, which destroys it (the keys vanish at once); a
+//     client that died takes its KeepAlive keys with it at most t after
+//     its last renewal. TTLs range from 2 x Config.SessionTTLMin
+//     (Store.MinTTL: 20s on a server with Consul's default
+//     session_ttl_min of 10s) to 48h (twice Consul's 24h session
+//     maximum); outside that, a *kv.TTLError.
 //   - Watches use blocking queries (see blocker in blocking.go): the first
 //     state is read before Watch returns; the index resets when it goes
 //     backwards; answers that bring nothing new are backed off (a missing
@@ -40,10 +48,15 @@
 //     errors are retried for Config.RetryTimeout, then sent in-band.
 //   - Put is a transaction (delete + set), not a plain PUT: a plain PUT
 //     would keep a TTL session on the key, and with it the old expiry.
-//   - Locks: see locker in lock.go. The lost channel closes at once when
-//     the session is gone or the key taken, and after RenewDeadline without
-//     a successful renewal; the fencing token is the ModifyIndex at
-//     acquisition; GuardedPut and GuardedDelete carry a check-session.
+//   - Locks: see locker in lock.go. A dead holder's lock is free TTL after
+//     its last renewal (the session's TTL is half the lock's, as above).
+//     The lost channel closes at once when the session is gone or the key
+//     taken, and after RenewDeadline without a successful renewal, counted
+//     from the send time of the last renewal that succeeded: before the
+//     earliest moment the server may expire the session, by at least
+//     max(TTL/10, 200ms) (a longer RenewDeadline is shortened to that).
+//     The fencing token is the ModifyIndex at acquisition; GuardedPut and
+//     GuardedDelete carry a check-session.
 //   - Several addresses: a request moves on to the next agent only when no
 //     connection could be opened, so no request is ever applied twice.
 //
@@ -60,6 +73,11 @@
 //
 // # Not guaranteed
 //
+//   - Expiry is not exact after a leader change: a new Consul leader
+//     restarts every session's timer, so a TTL key or a dead holder's lock
+//     may live up to a TTL longer. Config.SessionTTLMin must match the
+//     servers' session_ttl_min: if it is lower, a short TTL is refused by
+//     the server (an error, not a silent change).
 //   - Watches and Events coalesce: Consul keeps no history, so changes that
 //     happen between two answers of a blocking query surface as the latest
 //     state of each key. Every state reported is a real state, in order,
