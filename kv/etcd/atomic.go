@@ -33,7 +33,7 @@ func (s *Store) AtomicPut(ctx context.Context, key string, value []byte, previou
 		cmp = clientv3.Compare(clientv3.ModRevision(ek), "=", int64(previous.LastIndex))
 	}
 	var resp *clientv3.TxnResponse
-	err = s.withLease(ctx, k, value, opts, func(lease []clientv3.OpOption) error {
+	err = s.withLease(ctx, k, value, opts, nil, func(lease []clientv3.OpOption) error {
 		var err error
 		resp, err = s.c.Txn(ctx).If(cmp).
 			Then(clientv3.OpPut(ek, string(value), lease...)).

@@ -21,7 +21,7 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, opts *kv.Writ
 		return err
 	}
 	ek := s.etcdKey(k)
-	err = s.withLease(ctx, k, value, opts, func(lease []clientv3.OpOption) error {
+	err = s.withLease(ctx, k, value, opts, nil, func(lease []clientv3.OpOption) error {
 		_, err := s.c.Put(ctx, ek, string(value), lease...)
 		return err
 	})
@@ -159,8 +159,9 @@ func ttlSeconds(ttl time.Duration) int64 {
 // successful write with the KeepAlive bookkeeping. A KeepAlive write that
 // races with the loss of its lease is retried once on the re-granted lease.
 // A transaction whose comparison failed returns errNotWritten from write,
-// which skips the bookkeeping and is handed back.
-func (s *Store) withLease(ctx context.Context, k string, value []byte, opts *kv.WriteOptions, write func([]clientv3.OpOption) error) error {
+// which skips the bookkeeping and is handed back. g is the lock guard of a
+// GuardedPut (nil otherwise), kept so that a restore stays guarded.
+func (s *Store) withLease(ctx context.Context, k string, value []byte, opts *kv.WriteOptions, g *guard, write func([]clientv3.OpOption) error) error {
 	if opts == nil || opts.TTL == 0 {
 		err := write(nil)
 		if err == nil {
@@ -187,7 +188,7 @@ func (s *Store) withLease(ctx context.Context, k string, value []byte, opts *kv.
 		}
 		err = write([]clientv3.OpOption{clientv3.WithLease(id)})
 		if err == nil {
-			s.ka.remember(k, value, secs)
+			s.ka.remember(k, value, secs, g)
 			return nil
 		}
 		if attempt > 0 || !errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseNotFound) {

@@ -258,3 +258,68 @@ func TestSnapshotPaginates(t *testing.T) {
 		t.Errorf("a write after the snapshot has revision %d, not above the snapshot's %d", later.Revision, snap.Revision)
 	}
 }
+
+// TestKeepAliveRestoreKeepsTheLockGuard: a key written by GuardedPut with
+// KeepAlive is restored after a lease loss only while the lock is still
+// held. Restoring it unguarded would land a deposed holder's write after
+// the lock passed on (here: after the next holder deleted the key).
+func TestKeepAliveRestoreKeepsTheLockGuard(t *testing.T) {
+	eps := testenv.Etcd(t)
+	ctx := testCtx(t, 30*time.Second)
+	s := newStore(t, eps, etcd.Config{Root: "kaguard"})
+	defer func() { _ = s.Close() }()
+	s2 := newStore(t, eps, etcd.Config{Root: "kaguard"})
+	defer func() { _ = s2.Close() }()
+	ka := &kv.WriteOptions{TTL: 2 * time.Second, KeepAlive: true}
+
+	l, err := s.NewLock(ctx, "lk", nil)
+	if err != nil {
+		t.Fatalf("NewLock: %v", err)
+	}
+	if _, err := l.Lock(ctx); err != nil {
+		t.Fatalf("Lock: %v", err)
+	}
+	// Restores run in key order: "a-fenced" is settled before "z-plain".
+	if err := l.GuardedPut(ctx, "a-fenced", []byte("old holder"), ka); err != nil {
+		t.Fatalf("GuardedPut: %v", err)
+	}
+	if err := s.Put(ctx, "z-plain", []byte("v"), ka); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if err := l.Unlock(ctx); err != nil {
+		t.Fatalf("Unlock: %v", err)
+	}
+	// The next holder takes over and removes the old holder's key.
+	l2, err := s2.NewLock(ctx, "lk", nil)
+	if err != nil {
+		t.Fatalf("NewLock 2: %v", err)
+	}
+	if _, err := l2.Lock(ctx); err != nil {
+		t.Fatalf("Lock 2: %v", err)
+	}
+	defer func() { _ = l2.Unlock(ctx) }()
+	if err := l2.GuardedDelete(ctx, "a-fenced"); err != nil {
+		t.Fatalf("GuardedDelete by the next holder: %v", err)
+	}
+
+	c := s.Client()
+	resp, err := c.Get(ctx, "/kaguard/z-plain")
+	if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].Lease == 0 {
+		t.Fatalf("raw Get: %v, %v; want a key on a lease", resp, err)
+	}
+	old := resp.Kvs[0].Lease
+	if _, err := c.Revoke(ctx, clientv3.LeaseID(old)); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	eventually(t, 10*time.Second, "unguarded KeepAlive key restored", func() bool {
+		resp, err := c.Get(ctx, "/kaguard/z-plain")
+		return err == nil && len(resp.Kvs) == 1 && resp.Kvs[0].Lease != old
+	})
+	resp, err = c.Get(ctx, "/kaguard/a-fenced")
+	if err != nil {
+		t.Fatalf("raw Get: %v", err)
+	}
+	if len(resp.Kvs) != 0 {
+		t.Fatalf("the deposed holder's guarded key came back as %q after the lock passed on", resp.Kvs[0].Value)
+	}
+}

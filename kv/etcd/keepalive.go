@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"context"
+	"sort"
 	"sync"
 
 	"github.com/cenkalti/backoff/v4"
@@ -17,8 +18,10 @@ import (
 // When a lease is lost anyway (the server was unreachable for longer than
 // the TTL, so it expired and its keys were deleted), the lease's goroutine
 // grants a new one and writes the keys back, each only if it is still
-// absent: a key that someone else wrote in the meantime is theirs now. The
-// loss and the restore are logged. Puts made while the lease is being
+// absent: a key that someone else wrote in the meantime is theirs now. A
+// key written by GuardedPut is restored under the same guard, only while
+// its lock is still held: otherwise a deposed holder's write would land
+// after the lock passed on. The loss and the restore are logged. Puts made while the lease is being
 // re-granted wait for the new one (within their ctx).
 type keepAlives struct {
 	s      *Store
@@ -31,7 +34,27 @@ type kaLease struct {
 	ttl   int64
 	ready chan struct{} // closed once id is valid; replaced when it is lost
 	id    clientv3.LeaseID
-	keys  map[string][]byte // user key -> value, to restore after a loss
+	keys  map[string]kaKey // user key -> what to restore after a loss
+}
+
+// kaKey is a KeepAlive key as last written.
+type kaKey struct {
+	value []byte
+	guard *guard // non-nil for a GuardedPut: restore only under it
+}
+
+// guard is the lock hold a guarded write was made under: its contender key
+// and that key's CreateRevision.
+type guard struct {
+	key string
+	rev int64
+}
+
+func (g *guard) cmps() []clientv3.Cmp {
+	if g == nil {
+		return nil
+	}
+	return []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(g.key), "=", g.rev)}
 }
 
 func newKeepAlives(s *Store) *keepAlives {
@@ -43,7 +66,7 @@ func (k *keepAlives) lease(ctx context.Context, ttl int64) (clientv3.LeaseID, er
 	k.mu.Lock()
 	l, ok := k.leases[ttl]
 	if !ok {
-		l = &kaLease{ttl: ttl, ready: make(chan struct{}), keys: map[string][]byte{}}
+		l = &kaLease{ttl: ttl, ready: make(chan struct{}), keys: map[string]kaKey{}}
 		k.leases[ttl] = l
 		if !k.s.goTracked(func() { k.run(l) }) {
 			delete(k.leases, ttl)
@@ -75,13 +98,15 @@ func (k *keepAlives) invalidate(ttl int64, id clientv3.LeaseID) {
 	}
 }
 
-// remember records that key was written with value on the lease for ttl.
-func (k *keepAlives) remember(key string, value []byte, ttl int64) {
+// remember records that key was written with value on the lease for ttl,
+// under g when the write was guarded.
+func (k *keepAlives) remember(key string, value []byte, ttl int64, g *guard) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.forgetLocked(key)
 	if l := k.leases[ttl]; l != nil {
-		l.keys[key] = value
+		// A copy: the caller may reuse its buffer.
+		l.keys[key] = kaKey{value: append([]byte{}, value...), guard: g}
 		k.owner[key] = ttl
 	}
 }
@@ -146,7 +171,7 @@ func (k *keepAlives) run(l *kaLease) {
 		if !isClosed(l.ready) {
 			close(l.ready)
 		}
-		keys := make(map[string][]byte, len(l.keys))
+		keys := make(map[string]kaKey, len(l.keys))
 		for key, v := range l.keys {
 			keys[key] = v
 		}
@@ -191,19 +216,28 @@ func (k *keepAlives) grant(ctx context.Context, ttl int64) (clientv3.LeaseID, er
 	return id, err
 }
 
-// restore writes back the keys of a lost lease that are still absent.
-func (k *keepAlives) restore(ctx context.Context, id clientv3.LeaseID, keys map[string][]byte) {
-	for key, v := range keys {
+// restore writes back the keys of a lost lease that are still absent (and,
+// for guarded ones, whose lock is still held), in key order.
+func (k *keepAlives) restore(ctx context.Context, id clientv3.LeaseID, keys map[string]kaKey) {
+	names := make([]string, 0, len(keys))
+	for key := range keys {
+		names = append(names, key)
+	}
+	sort.Strings(names)
+	for _, key := range names {
+		v := keys[key]
 		ek := k.s.etcdKey(key)
 		resp, err := k.s.c.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(ek), "=", 0)).
-			Then(clientv3.OpPut(ek, string(v), clientv3.WithLease(id))).
+			If(append(v.guard.cmps(), clientv3.Compare(clientv3.CreateRevision(ek), "=", 0))...).
+			Then(clientv3.OpPut(ek, string(v.value), clientv3.WithLease(id))).
 			Commit()
 		switch {
 		case err != nil:
 			k.s.log.Warn("etcd: restoring a KeepAlive key failed", zap.String("key", key), zap.Error(err))
 		case !resp.Succeeded:
-			k.forget(key) // someone else wrote it meanwhile: theirs now
+			// Someone else wrote it meanwhile (theirs now), or its lock
+			// passed on: either way it is not ours to restore.
+			k.forget(key)
 		}
 	}
 }

@@ -398,7 +398,7 @@ func (l *locker) GuardedPut(ctx context.Context, key string, value []byte, opts 
 		return err
 	}
 	ek := s.etcdKey(k)
-	err = s.withLease(ctx, k, value, opts, func(lease []clientv3.OpOption) error {
+	err = s.withLease(ctx, k, value, opts, &guard{key: h.key, rev: h.rev}, func(lease []clientv3.OpOption) error {
 		resp, err := s.c.Txn(ctx).
 			If(clientv3.Compare(clientv3.CreateRevision(h.key), "=", h.rev)).
 			Then(clientv3.OpPut(ek, string(value), lease...)).
