@@ -141,7 +141,7 @@ func startConsulOnce(bin string, opts ConsulOptions) (*ConsulServer, error) {
 	}
 	ports, err := freePorts(5)
 	if err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		return nil, err
 	}
 	// A test run opens many clients from one address, each with its own
@@ -157,13 +157,13 @@ func startConsulOnce(bin string, opts ConsulOptions) (*ConsulServer, error) {
 	hcl = append(hcl, opts.HCL...)
 	cfgPath := filepath.Join(dir, "regent.hcl")
 	if err := os.WriteFile(cfgPath, []byte(strings.Join(hcl, "\n")+"\n"), 0o600); err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		return nil, err
 	}
 	logPath := filepath.Join(dir, "consul.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		return nil, err
 	}
 	// Every port is given: in 1.14 -dev also binds the fixed gRPC-TLS port
@@ -188,8 +188,8 @@ func startConsulOnce(bin string, opts ConsulOptions) (*ConsulServer, error) {
 	// Its own process group, so that Stop kills anything it spawned too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		os.RemoveAll(dir)
+		_ = logFile.Close()
+		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("testenv: start consul: %w", err)
 	}
 	srv := &ConsulServer{
@@ -201,7 +201,7 @@ func startConsulOnce(bin string, opts ConsulOptions) (*ConsulServer, error) {
 	}
 	go func() {
 		_ = cmd.Wait()
-		logFile.Close()
+		_ = logFile.Close()
 		close(srv.exited)
 	}()
 	if err := srv.waitReady(opts.ACLToken, 60*time.Second); err != nil {
@@ -225,9 +225,9 @@ func (s *ConsulServer) waitReady(token string, timeout time.Duration) error {
 		}
 		select {
 		case <-s.exited:
-			return fmt.Errorf("agent exited: %v", last)
+			return fmt.Errorf("agent exited: %w", last)
 		case <-ctx.Done():
-			return fmt.Errorf("after %v: %v", timeout, last)
+			return fmt.Errorf("after %v: %w", timeout, last)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -284,7 +284,7 @@ func (s *ConsulServer) Stop() {
 			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 		}
 		<-s.exited
-		os.RemoveAll(s.tmpDir)
+		_ = os.RemoveAll(s.tmpDir)
 	})
 }
 

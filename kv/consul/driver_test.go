@@ -68,7 +68,7 @@ func TestWatchCancelReturnsAtOnce(t *testing.T) {
 	cfg := testConfig(agent(t).Addr)
 	cfg.WaitTime = time.Minute
 	s := openStore(t, cfg)
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	ctx, cancel := context.WithCancel(t.Context())
 	ch, err := s.Watch(ctx, "cancel/k", nil)
 	if err != nil {
@@ -151,7 +151,7 @@ func TestWatchIndexGoesBackwards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	ch, err := s.Watch(ctx, "k", nil)
@@ -203,7 +203,7 @@ func TestEventsIndexGoesBackwards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	ch, err := s.Events(t.Context(), "", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +222,7 @@ func TestEventsIndexGoesBackwards(t *testing.T) {
 func TestLockLostWhenSessionDestroyed(t *testing.T) {
 	srv := agent(t)
 	s := openStore(t, testConfig(srv.Addr))
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	l, err := s.NewLock(t.Context(), "lost/lock", &kv.LockOptions{TTL: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -267,7 +267,7 @@ func TestACLToken(t *testing.T) {
 	}
 	cfg.Token = "regent-root"
 	s := openStore(t, cfg)
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	ctx := t.Context()
 	if err := s.Put(ctx, "acl/k", []byte("v"), &kv.WriteOptions{TTL: 5 * time.Second}); err != nil {
 		t.Fatalf("Put with the management token: %v", err)
@@ -284,7 +284,7 @@ func TestFailover(t *testing.T) {
 	cfg := testConfig(agent(t).Addr)
 	cfg.Addresses = []string{dead, cfg.Addresses[0]}
 	s := openStore(t, cfg)
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	if err := s.Put(t.Context(), "failover/k", []byte("v"), nil); err != nil {
 		t.Fatalf("Put through the second address: %v", err)
 	}
@@ -297,7 +297,7 @@ func TestFailover(t *testing.T) {
 // replace a TTL key with a plain one.
 func TestLargeValue(t *testing.T) {
 	s := openStore(t, testConfig(agent(t).Addr))
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	ctx := t.Context()
 	big := make([]byte, kv.MaxValueSize)
 	if err := s.Put(ctx, "large/k", []byte("small"), &kv.WriteOptions{TTL: 2 * time.Second}); err != nil {
@@ -332,7 +332,7 @@ func TestTLS(t *testing.T) {
 		LockTTL:       3 * time.Second,
 	}
 	s := openStore(t, cfg)
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	p, err := s.Get(t.Context(), "k", nil)
 	if err != nil || string(p.Value) != "over tls" {
 		t.Fatalf("Get over TLS = %+v, %v", p, err)
@@ -430,7 +430,7 @@ func TestDatacenter(t *testing.T) {
 	cfg := testConfig(agent(t).Addr)
 	cfg.Datacenter = "dc1"
 	s := openStore(t, cfg)
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	if err := s.Put(t.Context(), "dc/k", []byte("v"), nil); err != nil {
 		t.Fatalf("Put in dc1: %v", err)
 	}

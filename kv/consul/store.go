@@ -78,7 +78,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	s := newStore(client, r)
 	s.transport = fo
 	if _, err := s.Revision(ctx); err != nil {
-		s.Close()
+		_ = s.Close()
 		return nil, err
 	}
 	return s, nil

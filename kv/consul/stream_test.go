@@ -34,7 +34,7 @@ func TestDiff(t *testing.T) {
 			for _, e := range events {
 				got = append(got, fmt.Sprintf("%v %s@%d", e.Type, e.Pair.Key, e.Pair.Revision))
 			}
-			if s := fmt.Sprint(got); s != tc.want && !(len(got) == 0 && tc.want == "[]") {
+			if s := fmt.Sprint(got); s != tc.want && (len(got) != 0 || tc.want != "[]") {
 				t.Fatalf("got %s, want %s", s, tc.want)
 			}
 			if len(next) != len(tc.pairs) {
