@@ -15,6 +15,10 @@ import (
 	"github.com/regentkv/regent/lock"
 )
 
+// resignHook, when set by a test, runs in Resign between its reading of the
+// current term and its request to end it.
+var resignHook func(*Term)
+
 // errResigned is the cause of the leader ctx's end after Resign.
 var errResigned = errors.New("election: leader resigned")
 
@@ -27,7 +31,6 @@ type Elector struct {
 	mutex *lock.Mutex
 
 	running chan struct{} // a token: held while Run runs
-	resign  chan struct{} // buffered 1: a Resign request for the current term
 
 	mu      sync.Mutex
 	term    *Term     // non-nil while leading
@@ -52,7 +55,7 @@ func New(ctx context.Context, store kv.Store, cfg Config) (*Elector, error) {
 		return nil, fmt.Errorf("election: %w", err)
 	}
 	e := &Elector{cfg: cfg, store: store, mutex: m,
-		running: make(chan struct{}, 1), resign: make(chan struct{}, 1)}
+		running: make(chan struct{}, 1)}
 	return e, nil
 }
 
@@ -125,13 +128,8 @@ func (e *Elector) Run(ctx context.Context) error {
 // lead runs one term: the lock is held when it is called, and released (or
 // lost) when it returns.
 func (e *Elector) lead(ctx context.Context, log *zap.Logger) error {
-	// Drain a Resign that raced with the end of the previous term.
-	select {
-	case <-e.resign:
-	default:
-	}
 	term := &Term{Leader: Leader{Identity: e.cfg.Identity, Token: e.mutex.Token(), Since: time.Now()},
-		mutex: e.mutex, released: make(chan struct{})}
+		mutex: e.mutex, released: make(chan struct{}), resign: make(chan struct{})}
 	lost := e.mutex.Lost()
 	// background: releasing must happen even when ctx has ended.
 	background := context.WithoutCancel(ctx)
@@ -171,7 +169,7 @@ func (e *Elector) lead(ctx context.Context, log *zap.Logger) error {
 		cause = context.Cause(ctx)
 	case <-lost:
 		cause = kv.ErrLockLost
-	case <-e.resign:
+	case <-term.resign:
 		cause = errResigned
 	case <-done:
 		cause = errResigned // the leader's work is over: let another lead
@@ -274,10 +272,12 @@ func (e *Elector) Resign(ctx context.Context) error {
 	if term == nil {
 		return nil
 	}
-	select {
-	case e.resign <- struct{}{}:
-	default:
+	if resignHook != nil {
+		resignHook(term)
 	}
+	// The request is the term's own: one that arrives after this term
+	// ended (and the next began) must not end the next one.
+	term.resignOnce.Do(func() { close(term.resign) })
 	select {
 	case <-term.released:
 		return nil

@@ -3,6 +3,7 @@ package election
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/regentkv/regent/kv"
 	"github.com/regentkv/regent/lock"
@@ -15,6 +16,9 @@ type Term struct {
 	Leader
 	mutex    *lock.Mutex
 	released chan struct{}
+
+	resign     chan struct{} // closed by Resign: a request to end this term
+	resignOnce sync.Once
 }
 
 type termKey struct{}
