@@ -26,11 +26,13 @@ type Handler[T any] struct {
 	// the same object.
 	OnUpdate func(key string, old, new T)
 	// OnDelete: key is gone; last is the last state this handler saw. final
-	// is true when the informer saw the delete itself, so last was the
-	// key's final state. final false is a tombstone: the key vanished
-	// while the informer was disconnected or the handler was behind, or
-	// its value stopped decoding, and states between last and the delete
-	// may have been missed.
+	// is true when the informer saw the delete itself in the stream, right
+	// after last as far as the stream told (backends that coalesce changes,
+	// ZooKeeper and Consul, may have merged away states in between). final
+	// false is a tombstone (client-go's DeletedFinalStateUnknown): the key
+	// vanished while the informer was disconnected or the handler was
+	// behind, or its value stopped decoding; states between last and the
+	// delete were missed.
 	OnDelete func(key string, last T, final bool)
 }
 

@@ -1,0 +1,47 @@
+package zookeeper_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/regentkv/regent/informer/informertest"
+	"github.com/regentkv/regent/internal/testenv"
+	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/zookeeper"
+)
+
+// TestInformer runs the informer suite on a ZooKeeper of its own, so that
+// the restart case can kill it and start it again on the same data dir
+// without disturbing the package's shared server.
+func TestInformer(t *testing.T) {
+	srv := testenv.ZooKeeper(t)
+	informertest.Run(t, informertest.Harness{
+		Name: "zookeeper",
+		New: func(t testing.TB) kv.Store {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			s, err := zookeeper.New(ctx, config(srv.Servers(), "/informer"))
+			if err != nil {
+				t.Fatalf("zookeeper.New: %v", err)
+			}
+			return s
+		},
+		Compact: func(_ testing.TB, s kv.Store, rev uint64) {
+			s.(*zookeeper.Store).Compact(rev)
+		},
+		Restart: func(t testing.TB) {
+			srv.Stop(t)
+			srv.Start(t)
+		},
+		Skip: map[string]string{
+			// Found by this suite: under concurrent writers, Events can send
+			// a key's delete (revision = the parent's pzxid, an upper
+			// bound) after the put of its re-creation, so a stream
+			// follower ends without a key that List shows. A driver bug,
+			// reported with informer issue 6; the informer applies events
+			// in the order given.
+			"RandomWriters": "kv/zookeeper Events can deliver a stale delete after a key's re-creation",
+		},
+	})
+}
