@@ -29,14 +29,20 @@ func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (
 	}
 	ttl := s.lockTTL
 	var value []byte
+	var renew time.Duration
 	if opts != nil {
 		if opts.TTL != 0 {
 			ttl = opts.TTL
 		}
 		value = opts.Value
+		renew = opts.RenewDeadline
 	}
 	if err := kv.CheckWriteOptions(&kv.WriteOptions{TTL: ttl}, s.minTTL); err != nil {
 		return nil, fmt.Errorf("etcd: new lock %q: %w", k, err)
+	}
+	if renew < 0 || renew >= ttl {
+		return nil, fmt.Errorf("etcd: new lock %q: %w", k, &kv.TTLError{TTL: ttl,
+			Reason: fmt.Sprintf("RenewDeadline %v must be below it, or a cut-off holder could act after the lock passed on", renew)})
 	}
 	if value == nil {
 		value = []byte{}
@@ -50,6 +56,7 @@ func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (
 		pfx:   s.internal + "/locks/" + k + "/" + kv.ReservedSegmentPrefix + "/",
 		value: string(value),
 		ttl:   ttlSeconds(ttl),
+		renew: renew,
 		sem:   make(chan struct{}, 1),
 	}, nil
 }
@@ -65,6 +72,26 @@ func lostMargin(ttl time.Duration) time.Duration {
 	return max(ttl/10, 200*time.Millisecond)
 }
 
+// window is how long after a confirmed renewal (or the grant) of a lease
+// for ttl the holder still believes it holds the lock: RenewDeadline when
+// set, never more than lostMargin before the server may expire the lease.
+func (l *locker) window(ttl time.Duration) time.Duration {
+	w := ttl - lostMargin(ttl)
+	if l.renew > 0 && l.renew < w {
+		w = l.renew
+	}
+	return w
+}
+
+// interval is how often the lease is renewed: TTL/3, and often enough that
+// a short RenewDeadline is not missed on a healthy connection.
+func (l *locker) interval(ttl time.Duration) time.Duration {
+	if l.renew > 0 {
+		return min(ttl/3, l.renew/3)
+	}
+	return ttl / 3
+}
+
 // keepAliveRetry is how soon a failed keep-alive is retried.
 const keepAliveRetry = 200 * time.Millisecond
 
@@ -73,7 +100,8 @@ type locker struct {
 	key   string
 	pfx   string // etcd prefix of this lock's contender keys
 	value string
-	ttl   int64 // seconds
+	ttl   int64         // seconds
+	renew time.Duration // LockOptions.RenewDeadline; 0: up to lostMargin before expiry
 
 	sem  chan struct{} // one Lock/TryLock attempt at a time
 	mu   sync.Mutex
@@ -270,9 +298,8 @@ func (l *locker) abandon(h *hold) {
 // hand the lock to someone else. It exits when h.kactx ends.
 func (l *locker) keepAlive(h *hold, granted time.Time, ttl time.Duration) {
 	defer close(h.monitor)
-	margin := lostMargin(ttl)
-	safeUntil := granted.Add(ttl - margin) // the lease is ours at least until then
-	timer := time.NewTimer(ttl / 3)
+	safeUntil := granted.Add(l.window(ttl)) // the lease is ours at least until then
+	timer := time.NewTimer(l.interval(ttl))
 	defer timer.Stop()
 	for {
 		select {
@@ -291,8 +318,8 @@ func (l *locker) keepAlive(h *hold, granted time.Time, ttl time.Duration) {
 		switch {
 		case err == nil:
 			renewed := time.Duration(resp.TTL) * time.Second
-			safeUntil = sent.Add(renewed - lostMargin(renewed))
-			timer.Reset(renewed / 3)
+			safeUntil = sent.Add(l.window(renewed))
+			timer.Reset(l.interval(renewed))
 		case h.kactx.Err() != nil:
 			return
 		case errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseNotFound):

@@ -189,3 +189,44 @@ func TestLockLostBeforeHandover(t *testing.T) {
 		t.Errorf("b.Unlock: %v", err)
 	}
 }
+
+// TestLockHonoursRenewDeadline: LockOptions.RenewDeadline is how long the
+// holder may go unconfirmed before it declares the lock lost; a holder cut
+// off must give up within it, not near the TTL. It is validated like the
+// TTL, and renewals are frequent enough that a healthy hold outlives it.
+func TestLockHonoursRenewDeadline(t *testing.T) {
+	eps := testenv.Etcd(t)
+	ctx := testCtx(t, 30*time.Second)
+	const ttl, renew = 6 * time.Second, 2 * time.Second
+	s := newStore(t, eps, etcd.Config{Root: "renew"})
+	defer func() { _ = s.Close() }()
+	for _, bad := range []time.Duration{-time.Second, ttl, ttl + time.Second} {
+		if _, err := s.NewLock(ctx, "lk", &kv.LockOptions{TTL: ttl, RenewDeadline: bad}); !errors.Is(err, kv.ErrInvalidTTL) {
+			t.Errorf("NewLock with RenewDeadline %v and TTL %v: %v, want ErrInvalidTTL", bad, ttl, err)
+		}
+	}
+	l, err := s.NewLock(ctx, "lk", &kv.LockOptions{TTL: ttl, RenewDeadline: renew})
+	if err != nil {
+		t.Fatalf("NewLock: %v", err)
+	}
+	lost, err := l.Lock(ctx)
+	if err != nil {
+		t.Fatalf("Lock: %v", err)
+	}
+	healthy := time.NewTimer(renew + renew/2)
+	select {
+	case <-lost:
+		t.Fatalf("lost a healthy hold within %v: renewals must come more often than RenewDeadline", renew+renew/2)
+	case <-healthy.C:
+	}
+	cut := time.Now()
+	_ = s.Client().Close()
+	select {
+	case <-lost:
+	case <-time.After(ttl):
+		t.Fatalf("lost channel still open %v after the cut", ttl)
+	}
+	if el := time.Since(cut); el > renew+500*time.Millisecond {
+		t.Errorf("lost signalled %v after the cut; want within the %v RenewDeadline", el, renew)
+	}
+}
