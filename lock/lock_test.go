@@ -27,11 +27,14 @@ func TestNewRejectsBadInput(t *testing.T) {
 		t.Error("nil store accepted")
 	}
 	_, err := lock.New(ctx, s, "a", lock.WithTTL(time.Second), lock.WithRenewDeadline(time.Second))
-	if err == nil || !strings.Contains(err.Error(), "below the TTL") {
-		t.Errorf("renew deadline = TTL: %v, want a 'below the TTL' error", err)
+	if !errors.Is(err, kv.ErrInvalidTTL) || !strings.Contains(err.Error(), "below the TTL") {
+		t.Errorf("renew deadline = TTL: %v, want an ErrInvalidTTL saying 'below the TTL'", err)
 	}
-	if _, err := lock.New(ctx, s, "a", lock.WithTTL(-time.Second)); err == nil {
-		t.Error("negative TTL accepted")
+	if _, err := lock.New(ctx, s, "a", lock.WithTTL(-time.Second)); !errors.Is(err, kv.ErrInvalidTTL) {
+		t.Errorf("negative TTL: %v, want ErrInvalidTTL", err)
+	}
+	if _, err := lock.New(ctx, s, "a", lock.WithRenewDeadline(-time.Second)); !errors.Is(err, kv.ErrInvalidTTL) {
+		t.Errorf("negative renew deadline: %v, want ErrInvalidTTL", err)
 	}
 }
 

@@ -54,10 +54,12 @@ func New(ctx context.Context, store kv.Store, key string, opts ...Option) (*Mute
 		o.apply(&lo)
 	}
 	if lo.TTL < 0 || lo.RenewDeadline < 0 {
-		return nil, fmt.Errorf("lock: negative TTL %v or renew deadline %v", lo.TTL, lo.RenewDeadline)
+		return nil, fmt.Errorf("lock: %w", &kv.TTLError{TTL: lo.TTL,
+			Reason: fmt.Sprintf("TTL and renew deadline (%v) must not be negative", lo.RenewDeadline)})
 	}
 	if lo.TTL > 0 && lo.RenewDeadline >= lo.TTL {
-		return nil, fmt.Errorf("lock: renew deadline %v must be below the TTL %v, or a holder could still act after the server has expired its hold", lo.RenewDeadline, lo.TTL)
+		return nil, fmt.Errorf("lock: %w", &kv.TTLError{TTL: lo.TTL,
+			Reason: fmt.Sprintf("renew deadline %v must be below the TTL, or a holder could still act after the server has expired its hold", lo.RenewDeadline)})
 	}
 	k, err := kv.NormalizeKey(key)
 	if err != nil {
