@@ -67,6 +67,11 @@ type Config struct {
 	Metrics *Metrics
 }
 
+// ErrInvalidConfig matches every error New returns for a Config (or store)
+// it cannot use. A bad Key also matches kv.ErrInvalidKey, a bad TTL or
+// RenewDeadline kv.ErrInvalidTTL.
+var ErrInvalidConfig = errors.New("election: invalid config")
+
 func (c *Config) validate() error {
 	var errs []error
 	k, err := kv.NormalizeKey(c.Key)
@@ -81,10 +86,10 @@ func (c *Config) validate() error {
 		c.TTL = DefaultTTL
 	}
 	if c.TTL < 0 {
-		errs = append(errs, fmt.Errorf("TTL %v is negative", c.TTL))
+		errs = append(errs, fmt.Errorf("TTL %v is negative: %w", c.TTL, kv.ErrInvalidTTL))
 	}
 	if c.RenewDeadline < 0 || (c.RenewDeadline > 0 && c.RenewDeadline >= c.TTL) {
-		errs = append(errs, fmt.Errorf("RenewDeadline %v must be positive and below TTL %v, or a deposed leader could act after the server handed leadership on", c.RenewDeadline, c.TTL))
+		errs = append(errs, fmt.Errorf("RenewDeadline %v must be positive and below TTL %v, or a deposed leader could act after the server handed leadership on: %w", c.RenewDeadline, c.TTL, kv.ErrInvalidTTL))
 	}
 	if c.HealthTimeout == 0 {
 		c.HealthTimeout = DefaultHealthTimeout
@@ -105,7 +110,7 @@ func (c *Config) validate() error {
 		c.Logger = zap.NewNop()
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("election: invalid config: %w", errors.Join(errs...))
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
 	}
 	return nil
 }

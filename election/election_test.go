@@ -48,26 +48,31 @@ func TestConfigValidation(t *testing.T) {
 	s := b.Client()
 	defer func() { _ = s.Close() }()
 	for _, tc := range []struct {
-		name string
-		cfg  election.Config
-		want string
+		name     string
+		cfg      election.Config
+		want     string
+		sentinel error
 	}{
-		{"no key", election.Config{Identity: "a"}, "Key"},
-		{"bad key", election.Config{Key: "a//b", Identity: "a"}, "Key"},
-		{"no identity", election.Config{Key: "e"}, "Identity is required"},
-		{"negative TTL", election.Config{Key: "e", Identity: "a", TTL: -time.Second}, "TTL -1s is negative"},
-		{"renew deadline not below TTL", election.Config{Key: "e", Identity: "a", TTL: time.Second, RenewDeadline: time.Second}, "RenewDeadline 1s must be positive and below TTL 1s"},
-		{"backoff disordered", election.Config{Key: "e", Identity: "a", RetryInterval: time.Second, MaxRetryInterval: time.Millisecond}, "RetryInterval"},
+		{"no key", election.Config{Identity: "a"}, "Key", kv.ErrInvalidKey},
+		{"bad key", election.Config{Key: "a//b", Identity: "a"}, "Key", kv.ErrInvalidKey},
+		{"no identity", election.Config{Key: "e"}, "Identity is required", nil},
+		{"negative TTL", election.Config{Key: "e", Identity: "a", TTL: -time.Second}, "TTL -1s is negative", kv.ErrInvalidTTL},
+		{"renew deadline not below TTL", election.Config{Key: "e", Identity: "a", TTL: time.Second, RenewDeadline: time.Second}, "RenewDeadline 1s must be positive and below TTL 1s", kv.ErrInvalidTTL},
+		{"negative health timeout", election.Config{Key: "e", Identity: "a", HealthTimeout: -time.Second}, "HealthTimeout", nil},
+		{"backoff disordered", election.Config{Key: "e", Identity: "a", RetryInterval: time.Second, MaxRetryInterval: time.Millisecond}, "RetryInterval", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := election.New(context.Background(), s, tc.cfg)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("New(%+v) error = %v; want one mentioning %q", tc.cfg, err, tc.want)
+			if !errors.Is(err, election.ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("New(%+v) error = %v; want an ErrInvalidConfig mentioning %q", tc.cfg, err, tc.want)
+			}
+			if tc.sentinel != nil && !errors.Is(err, tc.sentinel) {
+				t.Errorf("New(%+v) error = %v; want it to match %v too", tc.cfg, err, tc.sentinel)
 			}
 		})
 	}
-	if _, err := election.New(context.Background(), nil, election.Config{Key: "e", Identity: "a"}); err == nil {
-		t.Error("New with a nil store succeeded")
+	if _, err := election.New(context.Background(), nil, election.Config{Key: "e", Identity: "a"}); !errors.Is(err, election.ErrInvalidConfig) {
+		t.Errorf("New with a nil store: %v, want ErrInvalidConfig", err)
 	}
 }
 

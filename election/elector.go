@@ -40,7 +40,7 @@ type Elector struct {
 // New validates cfg and returns an Elector. It does not campaign until Run.
 func New(ctx context.Context, store kv.Store, cfg Config) (*Elector, error) {
 	if store == nil {
-		return nil, errors.New("election: nil store")
+		return nil, fmt.Errorf("%w: nil store", ErrInvalidConfig)
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
