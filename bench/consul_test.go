@@ -23,7 +23,7 @@ import (
 func BenchmarkConsul(b *testing.B) {
 	srv := testenv.Consul(b, testenv.ConsulOptions{})
 	ctx := context.Background()
-	s, err := consul.New(ctx, consul.Config{Addresses: []string{srv.Addr}, Root: "bench", MinTTL: 1e9, LockTTL: 3e9})
+	s, err := consul.New(ctx, consul.Config{Addresses: []string{srv.Addr}, Root: "bench", SessionTTLMin: time.Second, LockTTL: 3e9})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func rawWatch(ctx context.Context, k *api.KV, key string) <-chan *api.KVPair {
 func BenchmarkConsulPaired(b *testing.B) {
 	srv := testenv.Consul(b, testenv.ConsulOptions{})
 	ctx := context.Background()
-	s, err := consul.New(ctx, consul.Config{Addresses: []string{srv.Addr}, Root: "bench", MinTTL: 1e9, LockTTL: 3e9})
+	s, err := consul.New(ctx, consul.Config{Addresses: []string{srv.Addr}, Root: "bench", SessionTTLMin: time.Second, LockTTL: 3e9})
 	if err != nil {
 		b.Fatal(err)
 	}

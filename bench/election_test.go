@@ -57,7 +57,7 @@ func BenchmarkElection(b *testing.B) {
 			return zookeeper.New(ctx, zookeeper.Config{Servers: []string{addr}, SessionTimeout: electionTTL})
 		}},
 		{name: "consul", addr: cs.Addr, dial: func(ctx context.Context, addr string) (kv.Store, error) {
-			return consul.New(ctx, consul.Config{Addresses: []string{addr}, MinTTL: time.Second})
+			return consul.New(ctx, consul.Config{Addresses: []string{addr}, SessionTTLMin: time.Second})
 		}},
 	}
 	for _, be := range backends {

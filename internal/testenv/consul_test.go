@@ -28,7 +28,8 @@ func TestConsulStartsAndStops(t *testing.T) {
 	}
 	srv.Stop()
 	srv.Stop() // idempotent
-	if _, err := http.Get("http://" + srv.Addr + "/v1/status/leader"); err == nil {
+	if resp, err := http.Get("http://" + srv.Addr + "/v1/status/leader"); err == nil {
+		_ = resp.Body.Close()
 		t.Fatalf("agent still answers after Stop")
 	}
 }

@@ -69,12 +69,6 @@ type Config struct {
 	// server. A smaller TTL is a *kv.TTLError up front rather than a server
 	// error later. Default DefaultSessionTTLMin.
 	SessionTTLMin time.Duration
-	// MinTTL is an older name of SessionTTLMin, with the same meaning (the
-	// server's session_ttl_min, not the smallest user TTL). Setting both to
-	// different values is an error.
-	//
-	// Deprecated: use SessionTTLMin.
-	MinTTL time.Duration
 	// LockTTL is the TTL of a lock whose LockOptions.TTL is zero: how long
 	// the lock outlives a holder that died. At least 2 x SessionTTLMin.
 	// Default DefaultLockTTL.
@@ -122,15 +116,6 @@ func (c Config) resolve(connection bool) (*resolved, error) {
 		return nil, fmt.Errorf("%w: Root must not be the store root", ErrInvalidConfig)
 	}
 	r.Root = root
-	switch {
-	case r.MinTTL < 0:
-		return nil, fmt.Errorf("%w: MinTTL is negative (%v)", ErrInvalidConfig, r.MinTTL)
-	case r.SessionTTLMin == 0:
-		r.SessionTTLMin = r.MinTTL
-	case r.MinTTL != 0 && r.MinTTL != r.SessionTTLMin:
-		return nil, fmt.Errorf("%w: MinTTL %v and SessionTTLMin %v differ; MinTTL is the old name of SessionTTLMin, set only that",
-			ErrInvalidConfig, r.MinTTL, r.SessionTTLMin)
-	}
 	durations := []struct {
 		name string
 		v    *time.Duration

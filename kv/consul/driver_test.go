@@ -30,8 +30,6 @@ func TestConfigValidation(t *testing.T) {
 		{"root with reserved segment", Config{Root: "a/__regent"}},
 		{"root with empty segment", Config{Root: "a//b"}},
 		{"negative SessionTTLMin", Config{SessionTTLMin: -time.Second}},
-		{"negative MinTTL", Config{MinTTL: -time.Second}},
-		{"MinTTL and SessionTTLMin differ", Config{MinTTL: time.Second, SessionTTLMin: 2 * time.Second}},
 		{"negative LockDelay", Config{LockDelay: -time.Second}},
 		{"LockTTL below SessionTTLMin", Config{SessionTTLMin: 10 * time.Second, LockTTL: time.Second}},
 		{"LockTTL below twice SessionTTLMin", Config{SessionTTLMin: 10 * time.Second, LockTTL: 15 * time.Second}},

@@ -42,8 +42,6 @@ func TestMinTTLIsTwiceSessionTTLMin(t *testing.T) {
 	}{
 		{"default", Config{}, 2 * DefaultSessionTTLMin},
 		{"SessionTTLMin", Config{SessionTTLMin: time.Second}, 2 * time.Second},
-		{"MinTTL, the old name", Config{MinTTL: time.Second}, 2 * time.Second},
-		{"both, equal", Config{MinTTL: 3 * time.Second, SessionTTLMin: 3 * time.Second}, 6 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := NewFromClient(c, tc.cfg)
