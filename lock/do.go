@@ -13,7 +13,9 @@ import (
 // fn's ctx is cancelled, with cause kv.ErrLockLost, as soon as the hold is
 // lost; fn should return promptly then. Do returns fn's error; if the hold
 // was lost while fn ran, the error also matches kv.ErrLockLost so that the
-// caller can tell a loss from fn's own failure. The token passed to fn is
+// caller can tell a loss from fn's own failure. The release after fn waits
+// for the server at most the TTL (DefaultReleaseTimeout without WithTTL);
+// its failure is returned when fn succeeded. The token passed to fn is
 // the fencing token of this hold.
 func Do(ctx context.Context, store kv.Store, key string, fn func(ctx context.Context, token uint64) error, opts ...Option) (err error) {
 	m, err := New(ctx, store, key, opts...)
@@ -25,8 +27,12 @@ func Do(ctx context.Context, store kv.Store, key string, fn func(ctx context.Con
 	}
 	defer func() {
 		// Release even when ctx has ended: the caller's cancellation must
-		// not leave the lock held until its TTL runs out.
-		uerr := m.Unlock(context.WithoutCancel(ctx))
+		// not leave the lock held until its TTL runs out. But not for
+		// longer than the TTL: an unreachable server must not keep Do from
+		// returning, and the lock expires there by itself.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.releaseTimeout())
+		defer cancel()
+		uerr := m.Unlock(uctx)
 		if err == nil && uerr != nil && !errors.Is(uerr, kv.ErrClosed) {
 			err = fmt.Errorf("lock: unlock %s: %w", m.Key(), uerr)
 		}

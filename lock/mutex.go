@@ -14,6 +14,7 @@ import (
 type Mutex struct {
 	key    string
 	locker kv.Locker
+	ttl    time.Duration // as asked; 0: the driver's default
 
 	mu   sync.Mutex
 	lost <-chan struct{} // of the current hold; nil when never locked
@@ -69,7 +70,21 @@ func New(ctx context.Context, store kv.Store, key string, opts ...Option) (*Mute
 	if err != nil {
 		return nil, err
 	}
-	return &Mutex{key: k, locker: l}, nil
+	return &Mutex{key: k, locker: l, ttl: lo.TTL}, nil
+}
+
+// DefaultReleaseTimeout bounds the Unlock that Do makes when the lock uses
+// the driver's default TTL (no WithTTL); with WithTTL, the TTL bounds it.
+const DefaultReleaseTimeout = 10 * time.Second
+
+// releaseTimeout is how long a release may wait for the server: past the
+// TTL the lock expires on the server by itself, so waiting longer only
+// blocks the caller (an etcd client waits for a connection forever).
+func (m *Mutex) releaseTimeout() time.Duration {
+	if m.ttl > 0 {
+		return m.ttl
+	}
+	return DefaultReleaseTimeout
 }
 
 // Key returns the normalised key of the lock.
