@@ -44,6 +44,9 @@ type Registration interface {
 	// as of the informer's first sync (or, for a handler added later, as of
 	// its registration).
 	HasSynced() bool
+	// Synced is closed (by the handler's goroutine) when HasSynced turns
+	// true; it is never closed if Run ends first.
+	Synced() <-chan struct{}
 	// Remove stops delivery: no call to the handler starts after Remove
 	// returns (a call in progress finishes). It may be called from within
 	// the handler, and more than once.
@@ -109,14 +112,16 @@ type registration[T any] struct {
 	resync bool
 
 	synced   atomic.Bool
+	syncedCh chan struct{}
 	removed  atomic.Bool
 	wake     chan struct{} // capacity 1: a pending wake-up
 	stop     chan struct{} // closed by Remove
 	stopOnce sync.Once
 }
 
-func (r *registration[T]) Name() string    { return r.name }
-func (r *registration[T]) HasSynced() bool { return r.synced.Load() }
+func (r *registration[T]) Name() string            { return r.name }
+func (r *registration[T]) HasSynced() bool         { return r.synced.Load() }
+func (r *registration[T]) Synced() <-chan struct{} { return r.syncedCh }
 
 func (r *registration[T]) Remove() {
 	r.stopOnce.Do(func() {
@@ -243,6 +248,7 @@ func (r *registration[T]) run(ctx context.Context) {
 			}
 			if initial {
 				r.synced.Store(true)
+				close(r.syncedCh)
 				r.inf.log.Debug("handler synced", zap.String("handler", r.name), zap.Int("objects", len(notes)))
 			}
 			continue
@@ -305,10 +311,11 @@ func (inf *Informer[T]) AddEventHandler(h Handler[T]) (Registration, error) {
 	}
 	r := &registration[T]{
 		inf: inf, h: h, name: name, met: inf.met.handler(name),
-		q:      ring[T]{buf: make([]note[T], inf.cfg.HandlerQueueSize)},
-		behind: true, // until it has been given the cache
-		wake:   make(chan struct{}, 1),
-		stop:   make(chan struct{}),
+		q:        ring[T]{buf: make([]note[T], inf.cfg.HandlerQueueSize)},
+		behind:   true, // until it has been given the cache
+		wake:     make(chan struct{}, 1),
+		syncedCh: make(chan struct{}),
+		stop:     make(chan struct{}),
 	}
 	inf.handlers = append(inf.handlers, r)
 	if inf.running {
