@@ -205,7 +205,7 @@ func testLostOnClose(e *env) {
 func testLockKilled(e *env) {
 	sa := e.store()
 	a, b := e.newLocker(sa), e.newLocker(e.store())
-	e.mustLock(a)
+	lostA := e.mustLock(a)
 	tokA := a.Token()
 	e.h.Kill(e.T, sa)
 	ctx, cancel := context.WithTimeout(e.ctx, e.overdue())
@@ -213,6 +213,13 @@ func testLockKilled(e *env) {
 	lost, err := b.Lock(ctx)
 	if err != nil {
 		e.Fatalf("Lock within %v of the holder's death: %v", e.overdue(), err)
+	}
+	// A killed client is a cut-off one: its renew deadline, below the TTL,
+	// ran out before the server could hand the lock over.
+	select {
+	case <-lostA:
+	default:
+		e.Fatalf("the lock passed on while the cut-off holder's lost channel was still open")
 	}
 	if tokB := b.Token(); tokB <= tokA {
 		e.Fatalf("token after takeover %d, not above the dead holder's %d", tokB, tokA)
