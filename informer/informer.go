@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	"go.uber.org/zap"
@@ -177,8 +179,9 @@ func (inf *Informer[T]) whyNot(ctxErr error, what string) error {
 	return fmt.Errorf("%w: %s: at revision %d: %w", ErrNotSynced, what, inf.rev, ctxErr)
 }
 
-// decode turns a pair into a cache entry, reporting a failure.
-func (inf *Informer[T]) decode(p *kv.KVPair) *entry[T] {
+// decode turns a pair into a cache entry, reporting a failure. into, when
+// not nil, is where the entry is built (see replace).
+func (inf *Informer[T]) decode(p *kv.KVPair, into *entry[T]) *entry[T] {
 	obj, err := inf.cfg.Decode(p.Key, p.Value)
 	if err == nil && inf.cfg.Transform != nil {
 		obj, err = inf.cfg.Transform(p.Key, obj)
@@ -187,7 +190,11 @@ func (inf *Informer[T]) decode(p *kv.KVPair) *entry[T] {
 		inf.report(p.Key, fmt.Errorf("%w: key %q at revision %d: %w", ErrDecode, p.Key, p.Revision, err))
 		return nil
 	}
-	e := &entry[T]{obj: obj, rev: p.Revision, sum: valueSum(p.Value)}
+	e := into
+	if e == nil {
+		e = new(entry[T])
+	}
+	*e = entry[T]{obj: obj, rev: p.Revision, sum: valueSum(p.Value)}
 	for _, err := range inf.c.index(p.Key, e) {
 		inf.report(p.Key, err)
 	}
@@ -229,28 +236,36 @@ func (inf *Informer[T]) setLocked(key string, e *entry[T], final bool) {
 // re-list, or a state of the WatchTree fallback. Keys missing from pairs are
 // deleted, final only when deletes are known to have been seen as such.
 func (inf *Informer[T]) replace(pairs []*kv.KVPair, rev uint64, final bool) {
-	entries := make(map[string]*entry[T], len(pairs))
-	for _, p := range pairs {
-		if e := inf.decode(p); e != nil {
-			entries[p.Key] = e
-		}
+	// One allocation for all the entries of a list: fewer objects for the
+	// GC and no per-object malloc overhead. An entry replaced later keeps
+	// its slab alive until the slab's last entry goes, so at worst the
+	// entries of one list stay twice: bounded, and cheaper than 100k
+	// separate allocations.
+	slab := make([]entry[T], len(pairs))
+	entries := make([]*entry[T], len(pairs))
+	for i, p := range pairs {
+		entries[i] = inf.decode(p, &slab[i])
 	}
 	inf.mu.Lock()
 	defer inf.mu.Unlock()
-	for k := range inf.c.items {
-		if entries[k] == nil {
-			inf.setLocked(k, nil, final)
+	if len(inf.c.items) == 0 {
+		inf.c.items = make(map[string]*entry[T], len(pairs))
+	} else {
+		keep := make(map[string]struct{}, len(pairs))
+		for i, p := range pairs {
+			if entries[i] != nil {
+				keep[p.Key] = struct{}{}
+			}
+		}
+		for k := range inf.c.items {
+			if _, ok := keep[k]; !ok {
+				inf.setLocked(k, nil, final && !inf.undecodable(pairs, k))
+			}
 		}
 	}
-	for _, p := range pairs {
-		e := entries[p.Key]
-		old := inf.c.items[p.Key]
-		switch {
-		case e == nil:
-			if old != nil { // stopped decoding: a tombstone
-				inf.setLocked(p.Key, nil, false)
-			}
-		case old == nil || old.rev != e.rev || old.sum != e.sum:
+	for i, p := range pairs {
+		e, old := entries[i], inf.c.items[p.Key]
+		if e != nil && (old == nil || old.rev != e.rev || old.sum != e.sum) {
 			inf.setLocked(p.Key, e, final)
 		}
 	}
@@ -267,12 +282,20 @@ func (inf *Informer[T]) replace(pairs []*kv.KVPair, rev uint64, final bool) {
 	}
 }
 
+// undecodable reports whether key is in pairs (so it was dropped for
+// failing to decode, not deleted). Only on the rare path of a delete found
+// by a diff.
+func (inf *Informer[T]) undecodable(pairs []*kv.KVPair, key string) bool {
+	_, found := slices.BinarySearchFunc(pairs, key, func(p *kv.KVPair, k string) int { return strings.Compare(p.Key, k) })
+	return found
+}
+
 // apply applies one batch of the stream.
 func (inf *Informer[T]) apply(b kv.EventBatch) {
 	entries := make([]*entry[T], len(b.Events))
 	for i, ev := range b.Events {
 		if ev.Type == kv.EventPut {
-			entries[i] = inf.decode(ev.Pair)
+			entries[i] = inf.decode(ev.Pair, nil)
 		}
 	}
 	inf.mu.Lock()
