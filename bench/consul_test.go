@@ -27,7 +27,7 @@ func BenchmarkConsul(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	raw, err := api.NewClient(&api.Config{Address: srv.Addr})
 	if err != nil {
 		b.Fatal(err)
@@ -202,7 +202,7 @@ func BenchmarkConsulPaired(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	raw, err := api.NewClient(&api.Config{Address: srv.Addr})
 	if err != nil {
 		b.Fatal(err)

@@ -199,12 +199,12 @@ func benchRawEtcdHandover(b *testing.B, ctx context.Context, addr string) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer cl.Close()
+		defer func() { _ = cl.Close() }()
 		sess, err := concurrency.NewSession(cl, concurrency.WithTTL(int(electionTTL/time.Second)))
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer sess.Close()
+		defer func() { _ = sess.Close() }()
 		els = append(els, concurrency.NewElection(sess, key))
 	}
 	started := make(chan leadStart, 2)
