@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -91,9 +93,14 @@ func (s *Store) List(ctx context.Context, prefix string, _ *kv.ReadOptions) ([]*
 	return s.pairsOf(resp.Kvs), nil
 }
 
-// DeleteTree removes every key strictly below prefix in one transaction.
-// Below the root it spares the driver's internal keys, so that wiping a
-// store never breaks the locks held in it.
+// DeleteTree removes every key strictly below prefix in one transaction,
+// sparing internal keys: this Store's, and those of any Store whose root
+// lies below (a "__regent" segment at any depth), so that wiping a tree
+// never breaks a lock held in it. It reads the tree's keys first to find
+// the internal subtrees, then deletes the ranges between them in a
+// transaction that fails if a key was created in the tree meanwhile (a new
+// internal subtree could be among them); that is retried, and after
+// deleteTreeAttempts the last attempt goes unguarded.
 func (s *Store) DeleteTree(ctx context.Context, prefix string) error {
 	p, err := s.checkPrefix(ctx, "delete tree", prefix)
 	if err != nil {
@@ -101,17 +108,53 @@ func (s *Store) DeleteTree(ctx context.Context, prefix string) error {
 	}
 	s.ka.forgetBelow(p)
 	rp := s.rangePrefix(p)
-	if p != "" {
-		_, err = s.c.Delete(ctx, rp, clientv3.WithPrefix())
-		return s.mapErr(ctx, "delete tree", p, err)
+	for attempt := 1; ; attempt++ {
+		resp, err := s.c.Get(ctx, rp, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		if err != nil {
+			return s.mapErr(ctx, "delete tree", p, err)
+		}
+		txn := s.c.Txn(ctx)
+		if attempt < deleteTreeAttempts {
+			txn = txn.If(clientv3.Compare(clientv3.CreateRevision(rp), "<", resp.Header.Revision+1).WithPrefix())
+		}
+		tr, err := txn.Then(s.deleteAround(rp, resp.Kvs)...).Commit()
+		if err != nil {
+			return s.mapErr(ctx, "delete tree", p, err)
+		}
+		if tr.Succeeded {
+			return nil
+		}
 	}
-	// Two ranges around the internal keys: [base/, base/__regent) and
-	// [end of base/__regent, end of base/).
-	_, err = s.c.Txn(ctx).Then(
-		clientv3.OpDelete(rp, clientv3.WithRange(s.internal)),
-		clientv3.OpDelete(clientv3.GetPrefixRangeEnd(s.internal), clientv3.WithRange(clientv3.GetPrefixRangeEnd(rp))),
-	).Commit()
-	return s.mapErr(ctx, "delete tree", p, err)
+}
+
+// deleteTreeAttempts bounds DeleteTree's guarded attempts (see DeleteTree).
+const deleteTreeAttempts = 5
+
+// deleteAround returns the deletes of every key below the etcd prefix rp
+// except the internal subtrees among kvs (sorted keys below rp).
+func (s *Store) deleteAround(rp string, kvs []*mvccpb.KeyValue) []clientv3.Op {
+	var ops []clientv3.Op
+	from := rp
+	skip := "" // the internal subtree being skipped
+	for _, kvp := range kvs {
+		ek := string(kvp.Key)
+		if skip != "" && strings.HasPrefix(ek, skip) {
+			continue
+		}
+		j := strings.Index("/"+ek[len(s.base)+1:], "/"+kv.ReservedSegmentPrefix)
+		if j < 0 {
+			continue
+		}
+		skip = ek[:len(s.base)+1+j] + kv.ReservedSegmentPrefix
+		if from < skip {
+			ops = append(ops, clientv3.OpDelete(from, clientv3.WithRange(skip)))
+		}
+		from = clientv3.GetPrefixRangeEnd(skip)
+	}
+	if end := clientv3.GetPrefixRangeEnd(rp); from < end {
+		ops = append(ops, clientv3.OpDelete(from, clientv3.WithRange(end)))
+	}
+	return ops
 }
 
 func (s *Store) checkKey(ctx context.Context, op, key string) (string, error) {

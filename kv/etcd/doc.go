@@ -13,7 +13,10 @@
 // "__regent/locks/<key>/__regent/<lease id>". No user key or prefix can name
 // a segment starting with "__regent", so internal keys never appear in List,
 // WatchTree, Snapshot or Events results, and DeleteTree spares them even at
-// the root.
+// the root. That holds at any depth: a Store whose Root lies below another's
+// ("app" and "app/team") keeps its locks out of the outer Store's reads and
+// DeleteTree, which reads the tree's keys to find internal subtrees and
+// deletes around them in one guarded transaction.
 //
 // # Semantics
 //

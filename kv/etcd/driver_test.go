@@ -323,3 +323,78 @@ func TestKeepAliveRestoreKeepsTheLockGuard(t *testing.T) {
 		t.Fatalf("the deposed holder's guarded key came back as %q after the lock passed on", resp.Kvs[0].Value)
 	}
 }
+
+// TestNestedRootsKeepInternalsApart: two Stores on one cluster whose roots
+// nest ("nest" and "nest/inner": two apps, or an admin tool and an app).
+// The outer one must not see the inner one's lock keys (they are not even
+// valid user keys), nor delete them with DeleteTree, which would break a
+// lock held there.
+func TestNestedRootsKeepInternalsApart(t *testing.T) {
+	eps := testenv.Etcd(t)
+	ctx := testCtx(t, 30*time.Second)
+	outer := newStore(t, eps, etcd.Config{Root: "nest"})
+	defer func() { _ = outer.Close() }()
+	inner := newStore(t, eps, etcd.Config{Root: "nest/inner"})
+	defer func() { _ = inner.Close() }()
+	if err := outer.DeleteTree(ctx, ""); err != nil { // a clean slate across -count runs
+		t.Fatalf("DeleteTree: %v", err)
+	}
+	l, err := inner.NewLock(ctx, "lk", nil)
+	if err != nil {
+		t.Fatalf("NewLock: %v", err)
+	}
+	lost, err := l.Lock(ctx)
+	if err != nil {
+		t.Fatalf("Lock: %v", err)
+	}
+	defer func() { _ = l.Unlock(ctx) }()
+	if err := inner.Put(ctx, "user", []byte("1"), nil); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	want := []string{"inner/user"}
+	keys := func(ps []*kv.KVPair) []string {
+		var ks []string
+		for _, p := range ps {
+			ks = append(ks, p.Key)
+		}
+		return ks
+	}
+	for _, prefix := range []string{"", "inner"} {
+		pairs, err := outer.List(ctx, prefix, nil)
+		if err != nil || fmt.Sprint(keys(pairs)) != fmt.Sprint(want) {
+			t.Errorf("outer List(%q): %v, %v; want %v", prefix, keys(pairs), err, want)
+		}
+		snap, err := outer.Snapshot(ctx, prefix)
+		if err != nil || fmt.Sprint(keys(snap.Pairs)) != fmt.Sprint(want) {
+			t.Errorf("outer Snapshot(%q): %v, %v; want %v", prefix, keys(snap.Pairs), err, want)
+		}
+		wctx, stop := context.WithCancel(ctx)
+		tree, err := outer.WatchTree(wctx, prefix, nil)
+		if err != nil {
+			t.Fatalf("WatchTree: %v", err)
+		}
+		if u := recv(t, tree, 5*time.Second, "WatchTree first"); fmt.Sprint(keys(u.Pairs)) != fmt.Sprint(want) {
+			t.Errorf("outer WatchTree(%q) first update: %v; want %v", prefix, keys(u.Pairs), want)
+		}
+		stop()
+		for range tree { //nolint:revive // until the store closes it
+		}
+	}
+	for _, prefix := range []string{"inner", ""} {
+		if err := outer.DeleteTree(ctx, prefix); err != nil {
+			t.Fatalf("outer DeleteTree(%q): %v", prefix, err)
+		}
+		select {
+		case <-lost:
+			t.Fatalf("outer DeleteTree(%q) ended the inner store's lock", prefix)
+		default:
+		}
+		if err := l.GuardedPut(ctx, "after", []byte("x"), nil); err != nil {
+			t.Fatalf("GuardedPut after outer DeleteTree(%q): %v; the inner lock must survive", prefix, err)
+		}
+		pairs, err := outer.List(ctx, "", nil)
+		if err != nil || fmt.Sprint(keys(pairs)) != "[inner/after]" {
+			t.Fatalf("outer List after DeleteTree(%q) and a guarded put: %v, %v; want [inner/after]", prefix, keys(pairs), err)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package etcd
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -198,11 +199,13 @@ func (s *Store) userKey(etcdKey []byte) (string, bool) {
 	return k, true
 }
 
-// isInternal reports whether a key relative to the root is one of the
-// driver's own keys. Only the top segment needs checking: internal keys all
-// live below base+"/__regent", and no user key can have such a segment.
+// isInternal reports whether a key relative to the root is a driver's own
+// key: one with a segment starting with "__regent", which no user key can
+// have. Not only the top segment: a Store whose root lies below this one's
+// keeps its locks at <its root>/__regent.
 func isInternal(relKey string) bool {
-	return len(relKey) >= len(kv.ReservedSegmentPrefix) && relKey[:len(kv.ReservedSegmentPrefix)] == kv.ReservedSegmentPrefix
+	return strings.HasPrefix(relKey, kv.ReservedSegmentPrefix) ||
+		strings.Contains(relKey, "/"+kv.ReservedSegmentPrefix)
 }
 
 func (s *Store) pair(key string, v []byte, modRev int64) *kv.KVPair {
