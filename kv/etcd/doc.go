@@ -55,12 +55,13 @@
 //     writes compare it in a transaction (ErrLockLost when it is gone). The
 //     lease is renewed every TTL/3 (every RenewDeadline/3 if that is
 //     shorter); the lost channel closes when the server says the lease is
-//     gone, or when no renewal succeeded for LockOptions.RenewDeadline, and
-//     in any case up to max(TTL/10, 200 ms) before the earliest moment the
-//     server may expire it (both measured from the send time of the last
-//     answered renewal), so a holder cut off from the server learns of the
-//     loss before the server can hand the lock over. A RenewDeadline that
-//     is negative or not below the TTL is a *kv.TTLError.
+//     gone, or when no renewal succeeded for LockOptions.RenewDeadline
+//     (default 2/3 of the TTL), and in any case up to max(TTL/10, 200 ms)
+//     before the earliest moment the server may expire it (both measured
+//     from the send time of the last answered renewal), so a holder cut off
+//     from the server learns of the loss before the server can hand the
+//     lock over. A RenewDeadline that is negative or not below the TTL is a
+//     *kv.TTLError.
 //   - Errors are mapped in one place (errors.go): compaction to
 //     ErrCompacted, oversized requests to ErrValueTooLarge, unavailable
 //     members, lost leaders and timeouts to ErrNotReachable (wrapping the

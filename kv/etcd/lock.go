@@ -73,14 +73,15 @@ func lostMargin(ttl time.Duration) time.Duration {
 }
 
 // window is how long after a confirmed renewal (or the grant) of a lease
-// for ttl the holder still believes it holds the lock: RenewDeadline when
-// set, never more than lostMargin before the server may expire the lease.
+// for ttl the holder still believes it holds the lock: RenewDeadline, by
+// default two thirds of the TTL (the kv.LockOptions contract), and never
+// more than lostMargin before the server may expire the lease.
 func (l *locker) window(ttl time.Duration) time.Duration {
-	w := ttl - lostMargin(ttl)
-	if l.renew > 0 && l.renew < w {
-		w = l.renew
+	renew := l.renew
+	if renew == 0 {
+		renew = ttl * 2 / 3
 	}
-	return w
+	return min(renew, ttl-lostMargin(ttl))
 }
 
 // interval is how often the lease is renewed: TTL/3, and often enough that
@@ -101,7 +102,7 @@ type locker struct {
 	pfx   string // etcd prefix of this lock's contender keys
 	value string
 	ttl   int64         // seconds
-	renew time.Duration // LockOptions.RenewDeadline; 0: up to lostMargin before expiry
+	renew time.Duration // LockOptions.RenewDeadline; 0: 2/3 of the TTL
 
 	sem  chan struct{} // one Lock/TryLock attempt at a time
 	mu   sync.Mutex

@@ -230,3 +230,33 @@ func TestLockHonoursRenewDeadline(t *testing.T) {
 		t.Errorf("lost signalled %v after the cut; want within the %v RenewDeadline", el, renew)
 	}
 }
+
+// TestLockDefaultRenewDeadline: without a RenewDeadline the holder gives up
+// at most two thirds of the TTL after its last confirmed renewal, as the
+// kv.LockOptions contract says of the driver default. Cut right after Lock
+// (the grant is the last confirmation), the lost channel closes by then.
+func TestLockDefaultRenewDeadline(t *testing.T) {
+	eps := testenv.Etcd(t)
+	ctx := testCtx(t, 30*time.Second)
+	const ttl = 6 * time.Second
+	s := newStore(t, eps, etcd.Config{Root: "renewdefault"})
+	defer func() { _ = s.Close() }()
+	l, err := s.NewLock(ctx, "lk", &kv.LockOptions{TTL: ttl})
+	if err != nil {
+		t.Fatalf("NewLock: %v", err)
+	}
+	start := time.Now()
+	lost, err := l.Lock(ctx)
+	if err != nil {
+		t.Fatalf("Lock: %v", err)
+	}
+	_ = s.Client().Close()
+	select {
+	case <-lost:
+	case <-time.After(ttl):
+		t.Fatalf("lost channel still open %v after the cut", ttl)
+	}
+	if el, limit := time.Since(start), ttl*2/3+500*time.Millisecond; el > limit {
+		t.Errorf("lost signalled %v after the grant; want within 2/3 of the %v TTL (limit %v)", el, ttl, limit)
+	}
+}
