@@ -197,19 +197,27 @@ func (l *locker) acquire(ctx context.Context, wait bool) (*hold, error) {
 		}
 	}
 
+	if testHook != nil {
+		testHook("lock: acquired")
+	}
+	// Recorded as held and registered for Close in one step under s.mu: a
+	// Close that has already taken its list of locks would never release a
+	// hold registered after it (and nothing would close its lost channel).
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.abandon(h)
+		return nil, fmt.Errorf("etcd: lock %q: %w", l.key, kv.ErrClosed)
+	}
 	l.mu.Lock()
 	l.hold = h
 	l.mu.Unlock()
-	s.mu.Lock()
 	s.locks[l] = struct{}{}
 	s.mu.Unlock()
 	select {
 	case <-h.lost: // lost between the last check and now
 		l.releaseSoon()
 		return nil, fmt.Errorf("etcd: lock %q: %w", l.key, kv.ErrLockLost)
-	case <-s.ctx.Done(): // Close ran before it could see this hold
-		l.releaseSoon()
-		return nil, fmt.Errorf("etcd: lock %q: %w", l.key, kv.ErrClosed)
 	default:
 	}
 	return h, nil

@@ -13,6 +13,10 @@ import (
 	"github.com/regentkv/regent/kv"
 )
 
+// testHook, when a test sets it, is called at the named points of Close
+// and Lock, to reproduce interleavings that timing alone makes rare.
+var testHook func(point string)
+
 // closeTimeout bounds the requests Close makes (lease revokes, unlocks):
 // Close has no ctx, and a dead server must not make it hang.
 const closeTimeout = 3 * time.Second
@@ -133,6 +137,9 @@ func (s *Store) Close() error {
 		locks = append(locks, l)
 	}
 	s.mu.Unlock()
+	if testHook != nil {
+		testHook("close: locks taken")
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
