@@ -48,6 +48,9 @@ func normalize(key string) (string, error) {
 		return "", fmt.Errorf("%w: %d bytes, limit %d", ErrInvalidKey, len(k), MaxKeySize)
 	}
 	if k == "" {
+		if len(key) > 1 { // "//": an empty segment, not the root
+			return "", fmt.Errorf("%w: %q has an empty segment", ErrInvalidKey, key)
+		}
 		return "", nil
 	}
 	if !utf8.ValidString(k) {
