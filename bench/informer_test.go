@@ -9,12 +9,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
+	"github.com/hashicorp/consul/api"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/regentkv/regent/informer"
+	"github.com/regentkv/regent/internal/testenv"
 	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/consul"
 	"github.com/regentkv/regent/kv/etcd"
 	"github.com/regentkv/regent/kv/etcd/embedded"
+	"github.com/regentkv/regent/kv/zookeeper"
 )
 
 // infValueSize is the size of every value in the informer benchmarks.
@@ -126,12 +131,7 @@ func benchInformer(b *testing.B, side informerSide) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			send := func(v []byte) {
-				select {
-				case got <- v:
-				default:
-				}
-			}
+			send := func(v []byte) { offerLatest(got, v) }
 			reg, _ := inf.AddEventHandler(informer.Handler[[]byte]{
 				OnAdd:    func(_ string, v []byte, initial bool) { send(v) },
 				OnUpdate: func(_ string, _, v []byte) { send(v) },
@@ -160,6 +160,23 @@ func benchInformer(b *testing.B, side informerSide) {
 	b.Run(fmt.Sprintf("ChangeIn%dk", side.keys/1000), func(b *testing.B) { latency(b, "infbig") })
 }
 
+// offerLatest puts v in ch (capacity 1) without blocking, replacing a value
+// nobody took: the reader always finds the latest, so a stale value never
+// hides the one it waits for.
+func offerLatest(ch chan []byte, v []byte) {
+	for {
+		select {
+		case ch <- v:
+			return
+		default:
+		}
+		select {
+		case <-ch:
+		default:
+		}
+	}
+}
+
 // runLatency times put -> delivery of one changed value per iteration.
 func runLatency(b *testing.B, side informerSide, prefix string, got <-chan []byte) {
 	ctx := context.Background()
@@ -174,9 +191,15 @@ func runLatency(b *testing.B, side informerSide, prefix string, got <-chan []byt
 		if err := side.rawPut(ctx, key, v); err != nil {
 			b.Fatal(err)
 		}
-		for w := range got {
-			if string(w[:12]) == string(v[:12]) {
-				break
+	wait:
+		for {
+			select {
+			case w := <-got:
+				if string(w[:12]) == string(v[:12]) {
+					break wait
+				}
+			case <-time.After(30 * time.Second):
+				b.Fatalf("no event for the put of %s after 30s", key)
 			}
 		}
 		lat = append(lat, time.Since(start))
@@ -227,6 +250,8 @@ func infKey(prefix string, i int) string { return fmt.Sprintf("%s/k%012d", prefi
 // same job: a paginated list into a map (Sync), a watch (latencies).
 func BenchmarkInformer(b *testing.B) {
 	b.Run("etcd", benchInformerEtcd)
+	b.Run("zookeeper", benchInformerZooKeeper)
+	b.Run("consul", benchInformerConsul)
 }
 
 var etcdInformerOnce struct {
@@ -308,11 +333,186 @@ func benchInformerEtcd(b *testing.B) {
 			go func() {
 				for resp := range wch {
 					for _, ev := range resp.Events {
-						select {
-						case out <- ev.Kv.Value:
-						default:
-						}
+						offerLatest(out, ev.Kv.Value)
 					}
+				}
+			}()
+			return out, nil
+		},
+	})
+}
+
+// informerZooKeeper benchmarks the informer on a ZooKeeper of its own. The
+// big prefix has 10,000 keys: ZooKeeper holds its whole tree in the JVM
+// heap, and 100 MB of 1 KiB znodes did not fit the test server's defaults
+// in the time available. Raw sides read regent's own znodes: Children then
+// concurrent Gets (8 at a time) for the list, a re-armed GetW on the
+// changed key for the latencies (a raw client has no cheaper way to watch
+// one key among 10,000).
+func benchInformerZooKeeper(b *testing.B) {
+	const n = 10_000
+	srv := testenv.ZooKeeper(b)
+	ctx := context.Background()
+	store, err := zookeeper.New(ctx, zookeeper.Config{Servers: srv.Servers(), Root: "/infbench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = store.Close() }()
+	raw, _, err := zk.Connect(srv.Servers(), 10*time.Second, zk.WithLogInfo(false))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Close()
+	fillConcurrently(b, n, 100, 8, func(lo, hi int) error {
+		for i := lo; i < hi; i++ {
+			if err := store.Put(ctx, infKey("infbig", i), infValue(i), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err := store.Put(ctx, infKey("inflat", 7), infValue(7), nil); err != nil {
+		b.Fatal(err)
+	}
+	const root = "/infbench/"
+	benchInformer(b, informerSide{
+		store: store,
+		keys:  n,
+		rawSync: func(ctx context.Context, prefix string) (map[string][]byte, error) {
+			names, _, err := raw.Children(root + prefix)
+			if err != nil {
+				return nil, err
+			}
+			out := make(map[string][]byte, len(names))
+			var mu sync.Mutex
+			var firstErr error
+			var wg sync.WaitGroup
+			work := make(chan string)
+			for range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for name := range work {
+						data, _, err := raw.Get(root + prefix + "/" + name)
+						mu.Lock()
+						if err != nil && firstErr == nil {
+							firstErr = err
+						}
+						if len(data) > 0 {
+							out[prefix+"/"+name] = data[1:]
+						}
+						mu.Unlock()
+					}
+				}()
+			}
+			for _, name := range names {
+				work <- name
+			}
+			close(work)
+			wg.Wait()
+			return out, firstErr
+		},
+		rawPut: func(_ context.Context, key string, value []byte) error {
+			_, err := raw.Set(root+key, append([]byte{1}, value...), -1)
+			return err
+		},
+		rawWatch: func(ctx context.Context, prefix string) (<-chan []byte, error) {
+			path := root + infKey(prefix, 7)
+			_, _, ev, err := raw.GetW(path)
+			if err != nil {
+				return nil, err
+			}
+			out := make(chan []byte, 1)
+			go func() {
+				for {
+					select {
+					case <-ev:
+					case <-ctx.Done():
+						return
+					}
+					var data []byte
+					var err error
+					data, _, ev, err = raw.GetW(path)
+					if err != nil {
+						return
+					}
+					offerLatest(out, data[1:])
+				}
+			}()
+			return out, nil
+		},
+	})
+}
+
+// informerConsul benchmarks the informer on a Consul agent of its own, with
+// 10,000 keys in the big prefix (a dev agent holds them in memory and
+// answers a list in one JSON response). Raw sides: one consistent
+// recursive List for the sync (Consul has no pagination), a blocking Get
+// on the changed key for the latencies.
+func benchInformerConsul(b *testing.B) {
+	const n = 10_000
+	srv := testenv.Consul(b, testenv.ConsulOptions{})
+	ctx := context.Background()
+	store, err := consul.New(ctx, consul.Config{Addresses: []string{srv.Addr}, Root: "infbench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = store.Close() }()
+	rawc, err := api.NewClient(&api.Config{Address: srv.Addr})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rkv := rawc.KV()
+	fillConcurrently(b, n, 64, 8, func(lo, hi int) error {
+		ops := make(api.KVTxnOps, 0, hi-lo)
+		for i := lo; i < hi; i++ {
+			ops = append(ops, &api.KVTxnOp{Verb: api.KVSet, Key: "infbench/" + infKey("infbig", i), Value: infValue(i)})
+		}
+		ok, resp, _, err := rkv.Txn(ops, nil)
+		if err == nil && !ok {
+			err = fmt.Errorf("txn rolled back: %v", resp.Errors)
+		}
+		return err
+	})
+	if err := store.Put(ctx, infKey("inflat", 7), infValue(7), nil); err != nil {
+		b.Fatal(err)
+	}
+	benchInformer(b, informerSide{
+		store: store,
+		keys:  n,
+		rawSync: func(ctx context.Context, prefix string) (map[string][]byte, error) {
+			pairs, _, err := rkv.List("infbench/"+prefix+"/", (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+			if err != nil {
+				return nil, err
+			}
+			out := make(map[string][]byte, len(pairs))
+			for _, p := range pairs {
+				out[p.Key] = p.Value
+			}
+			return out, nil
+		},
+		rawPut: func(_ context.Context, key string, value []byte) error {
+			_, err := rkv.Put(&api.KVPair{Key: "infbench/" + key, Value: value}, nil)
+			return err
+		},
+		rawWatch: func(ctx context.Context, prefix string) (<-chan []byte, error) {
+			key := "infbench/" + infKey(prefix, 7)
+			_, meta, err := rkv.Get(key, nil)
+			if err != nil {
+				return nil, err
+			}
+			out := make(chan []byte, 1)
+			go func() {
+				idx := meta.LastIndex
+				for {
+					p, meta, err := rkv.Get(key, (&api.QueryOptions{WaitIndex: idx}).WithContext(ctx))
+					if err != nil {
+						return
+					}
+					if meta.LastIndex > idx && p != nil {
+						offerLatest(out, p.Value)
+					}
+					idx = meta.LastIndex
 				}
 			}()
 			return out, nil

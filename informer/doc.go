@@ -41,7 +41,10 @@
 //     map and the cache as adds, updates and tombstone deletes, then
 //     follows events again. The catch-up is counted in
 //     regent_informer_handler_catchups_total. In steady state a handler
-//     costs its queue and nothing per key.
+//     costs its queue and nothing per key; each overflow costs one copy of
+//     the cache's key -> entry map (pointers only), made under the
+//     informer's lock, so a handler that is always behind costs O(keys)
+//     per HandlerQueueSize events.
 //   - Handlers added late (or before Run) first get the whole cache as
 //     adds with isInitialList true, once the informer has synced; their
 //     Registration's HasSynced turns true after that.
