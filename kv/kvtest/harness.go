@@ -43,8 +43,9 @@ type Harness struct {
 	// instead of replaying, and changes to one key faster than the server
 	// reports them may merge, as the Streamer contract allows. The resume
 	// case then accepts that typed error in place of the replay, and the
-	// burst case (many changes without waiting) is left out; every other
-	// stream case is unchanged. Leave it false where history exists (memory,
+	// burst case (many changes without waiting) checks that the delivered
+	// events end in the final state rather than listing every change; every
+	// other stream case is unchanged. Leave it false where history exists (memory,
 	// etcd), so that the replay is checked.
 	StreamNoHistory bool
 

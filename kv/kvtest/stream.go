@@ -3,6 +3,7 @@ package kvtest
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -25,7 +26,9 @@ func streamCases(h Harness) []testCase {
 		{name: "StreamInvalidPrefix", run: testStreamInvalidPrefix},
 		{name: "StreamRevisionMonotonic", run: testRevisionMonotonic},
 	}
-	if !h.StreamNoHistory {
+	if h.StreamNoHistory {
+		cs = append(cs, testCase{name: "StreamEventsBurst", run: testEventsBurstMerged})
+	} else {
 		cs = append(cs, testCase{name: "StreamEventsBurst", run: testEventsBurst})
 	}
 	return cs
@@ -145,6 +148,67 @@ func testEventsInOrder(e *env) { eventsSequence(e, true) }
 // testEventsBurst makes the same changes without waiting: a store with
 // history delivers them all, in order.
 func testEventsBurst(e *env) { eventsSequence(e, false) }
+
+// testEventsBurstMerged is the burst on a store without history, which may
+// merge changes to one key made faster than it reports them: what is
+// delivered, applied in order, must end in the store's final state, with
+// nothing from outside the prefix and revisions that never go back.
+func testEventsBurstMerged(e *env) {
+	_, st := e.streamer()
+	writer := e.store()
+	p := e.key("p")
+	snap, err := st.Snapshot(e.ctx, p)
+	if err != nil {
+		e.Fatalf("Snapshot: %v", err)
+	}
+	ch, err := st.Events(e.ctx, p, snap.Revision)
+	if err != nil {
+		e.Fatalf("Events: %v", err)
+	}
+	for i, do := range []func() error{
+		func() error { return writer.Put(e.ctx, p+"/a", []byte("1"), nil) },
+		func() error { return writer.Put(e.ctx, e.key("px"), []byte("sibling"), nil) },
+		func() error { return writer.Put(e.ctx, p, []byte("prefix key"), nil) },
+		func() error { return writer.Put(e.ctx, p+"/b/c", []byte("2"), nil) },
+		func() error { return writer.Put(e.ctx, p+"/a", []byte("3"), nil) },
+		func() error { return writer.Delete(e.ctx, p+"/a") },
+		func() error { return writer.Put(e.ctx, p+"/d", []byte{}, nil) },
+		func() error { return writer.Put(e.ctx, p+"/b/c", []byte("4"), nil) },
+	} {
+		if err := do(); err != nil {
+			e.Fatalf("step %d: %v", i, err)
+		}
+	}
+	want := map[string]string{p + "/b/c": "4", p + "/d": ""}
+	state := map[string]string{}
+	var lastRev uint64
+	deadline := time.Now().Add(updateWait)
+	for !maps.Equal(state, want) {
+		if time.Now().After(deadline) {
+			e.Fatalf("Events: state %v after %v, want %v", state, updateWait, want)
+		}
+		b := next(e, ch, updateWait, "Events")
+		if b.Err != nil {
+			e.Fatalf("Events batch error: %v", b.Err)
+		}
+		for _, ev := range b.Events {
+			k := ev.Pair.Key
+			if !kv.IsBelow(k, p) {
+				e.Fatalf("event %v for %q, which is not below %q", ev.Type, k, p)
+			}
+			if ev.Pair.Revision < lastRev {
+				e.Fatalf("event revision went back from %d to %d", lastRev, ev.Pair.Revision)
+			}
+			lastRev = ev.Pair.Revision
+			switch ev.Type {
+			case kv.EventPut:
+				state[k] = string(ev.Pair.Value)
+			case kv.EventDelete:
+				delete(state, k)
+			}
+		}
+	}
+}
 
 func eventsSequence(e *env, stepwise bool) {
 	s, st := e.streamer()
