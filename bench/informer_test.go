@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -98,7 +99,9 @@ func benchInformer(b *testing.B, side informerSide) {
 				perObj = float64(heapInUse()-base) / float64(side.keys)
 				runtime.KeepAlive(inf)
 				cancel()
-				<-done
+				if err := <-done; !errors.Is(err, context.Canceled) {
+					b.Fatalf("Run: %v", err)
+				}
 				b.StartTimer()
 			}
 			b.ReportMetric(perObj, "heap-B/obj")
@@ -139,7 +142,12 @@ func benchInformer(b *testing.B, side informerSide) {
 			rctx, cancel := context.WithCancel(ctx)
 			done := make(chan error, 1)
 			go func() { done <- inf.Run(rctx) }()
-			defer func() { cancel(); <-done }()
+			defer func() {
+				cancel()
+				if err := <-done; !errors.Is(err, context.Canceled) {
+					b.Errorf("Run: %v", err)
+				}
+			}()
 			if err := inf.WaitForCacheSync(ctx); err != nil {
 				b.Fatal(err)
 			}

@@ -3,6 +3,7 @@ package informer_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/regentkv/regent/informer"
@@ -27,7 +28,7 @@ func Example() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	store := memory.New()
-	defer store.Close()
+	defer func() { _ = store.Close() }()
 	_ = store.Put(ctx, "services/web", []byte(`{"port":80,"team":"edge"}`), nil)
 	_ = store.Put(ctx, "services/db", []byte(`{"port":5432,"team":"data"}`), nil)
 
@@ -64,7 +65,9 @@ func Example() {
 	fmt.Println(<-updates)
 
 	cancel()
-	<-done
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		fmt.Println("Run:", err)
+	}
 	// Output:
 	// web port: 80
 	// team edge: [services/web]
@@ -78,7 +81,7 @@ func ExampleEnqueueKeys() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	store := memory.New()
-	defer store.Close()
+	defer func() { _ = store.Close() }()
 	_ = store.Put(ctx, "services/web", []byte(`{"port":80}`), nil)
 
 	inf, _ := informer.New(store, informer.Config[Service]{Prefix: "services", Decode: decodeService})
@@ -94,7 +97,9 @@ func ExampleEnqueueKeys() {
 	q.Done(key)
 
 	cancel()
-	<-done
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		fmt.Println("Run:", err)
+	}
 	// Output:
 	// reconcile services/web 80 true
 }

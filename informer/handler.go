@@ -197,7 +197,7 @@ func (r *registration[T]) catchUp() (notes []note[T], initial, ok bool) {
 	defer inf.mu.RUnlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !(r.behind || r.resync) || r.q.n > 0 || !inf.synced {
+	if (!r.behind && !r.resync) || r.q.n > 0 || !inf.synced {
 		return nil, false, false
 	}
 	if !r.behind {

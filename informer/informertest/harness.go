@@ -16,6 +16,12 @@ type Harness struct {
 	// Compact discards history before rev, as kvtest.Harness.Compact, so
 	// that Events from an older revision reports kv.ErrCompacted.
 	Compact func(t testing.TB, s kv.Store, rev uint64)
+	// NoHistory says that the stores keep no history of past changes
+	// (ZooKeeper, Consul): resuming a stream after a cut may re-list
+	// instead of replaying. Leave it false where history exists (memory,
+	// etcd), so that the resume case checks that a short cut costs no
+	// re-list and no tombstone.
+	NoHistory bool
 	// Restart, optional, stops the backend's server and starts it again,
 	// returning once it serves. Without it the restart case is skipped.
 	Restart func(t testing.TB)

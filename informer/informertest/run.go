@@ -30,6 +30,7 @@ func Run(t *testing.T, h Harness) {
 		{"LateHandler", testLateHandler},
 		{"Remove", testRemove},
 		{"Resync", testResync},
+		{"ResumeAfterCut", testResumeAfterCut},
 		{"CompactionRelist", testCompactionRelist},
 		{"RandomWriters", testRandomWriters},
 		{"ReadYourWrites", testReadYourWrites},
@@ -248,6 +249,42 @@ func testResync(t *testing.T, h Harness) {
 		eventually(t, 10*time.Second, func() string { return fmt.Sprintf("no resync of %s: %v", k, rec.hist(k)) }, func() bool {
 			return slices.Contains(rec.hist(k), "="+fmt.Sprint(i))
 		})
+	}
+	rec.check(t)
+}
+
+func testResumeAfterCut(t *testing.T, h Harness) {
+	s := open(t, h)
+	p := casePrefix(t)
+	for _, k := range []string{"changed", "deleted", "same"} {
+		put(t, s, p+"/"+k, "v1")
+	}
+	g := newGated(s)
+	defer func() { _ = g.Close() }()
+	rec := newRecorder()
+	m := informer.NewMetrics()
+	inf := start(t, g, informer.Config[string]{Prefix: p, Metrics: m, Name: p}, rec.handler("rec"))
+	inf.sync(t)
+	wantView(t, "handler before the cut", rec.snapshot, listed(t, s, p))
+	g.cut()
+	put(t, s, p+"/changed", "v2")
+	del(t, s, p+"/deleted")
+	put(t, s, p+"/new", "v1")
+	g.heal()
+	want := listed(t, s, p)
+	wantView(t, "cache after the cut", inf.snapshot, want)
+	wantView(t, "handler after the cut", rec.snapshot, want)
+	if h.NoHistory {
+		rec.check(t)
+		return
+	}
+	// With history the stream resumes where it stopped: every change
+	// arrives as such, with no re-list and no tombstone.
+	if got, w := rec.hist(p+"/deleted"), []string{"+v1", "-v1"}; !slices.Equal(got, w) {
+		t.Errorf("history of deleted: %v, want %v (a final delete)", got, w)
+	}
+	if n := testutil.ToFloat64(m.Relists(p)); n != 0 {
+		t.Errorf("re-lists = %v after a short cut, want 0 (resume from the last revision)", n)
 	}
 	rec.check(t)
 }
