@@ -354,3 +354,67 @@ func TestEnqueueKeys(t *testing.T) {
 		t.Errorf("queued %v, want q/a and q/b", got)
 	}
 }
+
+func TestTransform(t *testing.T) {
+	s := newMemory(t)
+	put(t, s, "t/a", "2")
+	put(t, s, "t/b", "13")
+	var reported atomic.Int32
+	inf, err := informer.New(s, informer.Config[int]{Prefix: "t", Decode: atoi,
+		Transform: func(_ string, v int) (int, error) {
+			if v > 9 {
+				return 0, errors.New("too big")
+			}
+			return v * 10, nil
+		},
+		OnError: func(_ string, err error) {
+			if errors.Is(err, informer.ErrDecode) && strings.Contains(err.Error(), "too big") {
+				reported.Add(1)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, inf)
+	if err := inf.WaitForCacheSync(ctxFor(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := inf.Get("t/a"); !ok || v != 20 {
+		t.Errorf("Get(t/a) = %v, %v; want the transformed 20", v, ok)
+	}
+	if _, ok := inf.Get("t/b"); ok || reported.Load() != 1 {
+		t.Errorf("t/b cached %v, %d reports; want absent and one ErrDecode report", ok, reported.Load())
+	}
+}
+
+func TestRemoveFromInsideTheHandler(t *testing.T) {
+	s := newMemory(t)
+	inf, err := informer.New(s, informer.Config[int]{Prefix: "x", Decode: atoi})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	var reg informer.Registration
+	ready := make(chan struct{})
+	reg, err = inf.AddEventHandler(informer.Handler[int]{OnAdd: func(string, int, bool) {
+		<-ready
+		calls.Add(1)
+		reg.Remove()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(ready)
+	var kept atomic.Int32
+	if _, err := inf.AddEventHandler(informer.Handler[int]{OnAdd: func(string, int, bool) { kept.Add(1) }}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, inf)
+	put(t, s, "x/a", "1")
+	eventually(t, 5*time.Second, "first add not delivered", func() bool { return calls.Load() == 1 })
+	put(t, s, "x/b", "2")
+	eventually(t, 5*time.Second, "the other handler missed x/b", func() bool { return kept.Load() == 2 })
+	if n := calls.Load(); n != 1 {
+		t.Errorf("removed handler called %d times, want 1", n)
+	}
+}
