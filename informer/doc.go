@@ -90,6 +90,9 @@
 //     the unchanged keys when one was due.
 //   - Handlers of one informer are not called in any order relative to
 //     each other.
+//   - Run waits for handler calls in progress: a handler that never
+//     returns keeps Run from returning. Handlers should honour their own
+//     deadlines.
 //   - With the WatchTree fallback, revisions are those the store reports
 //     (zero where it has none), and every change costs a diff of the
 //     whole prefix.

@@ -161,6 +161,10 @@ func testSlowHandler(t *testing.T, h Harness) {
 	m := informer.NewMetrics()
 	inf := start(t, s, informer.Config[string]{Prefix: p, HandlerQueueSize: 2, Metrics: m, Name: p},
 		slow.handler("slow"), fast.handler("fast"))
+	var release sync.Once
+	// Registered after start, so it runs first: a failing case must not
+	// leave the slow handler stuck and Run unable to return.
+	t.Cleanup(func() { release.Do(func() { close(gate) }) })
 	inf.sync(t)
 	for i := range 40 {
 		k := fmt.Sprintf("%s/k%d", p, i%7)
@@ -174,7 +178,7 @@ func testSlowHandler(t *testing.T, h Harness) {
 	want := listed(t, s, p)
 	// The slow handler is stuck in its first call: the others go on.
 	wantView(t, "fast handler while the slow one is stuck", fast.snapshot, want)
-	close(gate)
+	release.Do(func() { close(gate) })
 	wantView(t, "slow handler after catching up", slow.snapshot, want)
 	if n := testutil.ToFloat64(m.CatchUps(p, "slow")); n < 1 {
 		t.Errorf("catch-ups of the slow handler = %v, want at least 1", n)
