@@ -47,7 +47,10 @@ func (p *Proxy) serve() {
 		if err != nil {
 			return
 		}
-		s, err := net.Dial("tcp", p.target)
+		p.mu.Lock()
+		target := p.target
+		p.mu.Unlock()
+		s, err := net.Dial("tcp", target)
 		if err != nil {
 			_ = c.Close()
 			continue
@@ -78,6 +81,22 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 func (p *Proxy) Cut() {
 	p.mu.Lock()
 	p.cut = true
+	p.mu.Unlock()
+	p.drop()
+}
+
+// SwitchTo points the proxy at another server (a restarted one on a new
+// port) and drops the connections to the old one, so that clients see a
+// server restart at an unchanged address.
+func (p *Proxy) SwitchTo(target string) {
+	p.mu.Lock()
+	p.target = target
+	p.mu.Unlock()
+	p.drop()
+}
+
+func (p *Proxy) drop() {
+	p.mu.Lock()
 	conns := p.conns
 	p.conns = nil
 	p.mu.Unlock()
