@@ -68,8 +68,13 @@
 // Events merges them the same way, as kv.Streamer allows for stores
 // without history (the znode stats show it: a version or child-count
 // jump, logged at debug level); the final state of every key is always
-// delivered. Deletes report the parent's pzxid as revision, an
-// upper bound of the delete's zxid. After every reconnect the watched
+// delivered. A watch notification only means "read again": the read and
+// its stats (czxid for a re-creation, mzxid for a change) decide what is
+// sent, so a batch holds each key at most once, in its latest state.
+// Deletes report an upper bound of the delete's zxid as revision: the
+// parent's pzxid, or the czxid of the znode that replaced the deleted
+// one; such a bound may exceed the revision of another key's change
+// delivered in the next batch. After every reconnect the watched
 // trees are read again and compared with their copies, because
 // go-zookeeper re-arms watches on a best-effort basis.
 //

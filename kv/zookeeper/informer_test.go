@@ -36,14 +36,5 @@ func TestInformer(t *testing.T) {
 			srv.Stop(t)
 			srv.Start(t)
 		},
-		Skip: map[string]string{
-			// Found by this suite: under concurrent writers, Events can send
-			// a key's delete (revision = the parent's pzxid, an upper
-			// bound) after the put of its re-creation, so a stream
-			// follower ends without a key that List shows. A driver bug,
-			// reported with informer issue 6; the informer applies events
-			// in the order given.
-			"RandomWriters": "kv/zookeeper Events can deliver a stale delete after a key's re-creation",
-		},
 	})
 }

@@ -223,7 +223,7 @@ func (s *Store) stream(ctx context.Context, t *tree, pos uint64, replay []change
 		progress := false
 		if first && len(replay) > 0 {
 			first = false
-			if !send(batchOf(replay, &pos, t)) {
+			if !send(batchOf(replay, &pos, t.rev)) {
 				return
 			}
 		}
@@ -250,9 +250,18 @@ func (s *Store) stream(ctx context.Context, t *tree, pos uint64, replay []change
 				t.see(int64(rev))
 			}
 		}
+		// The reads of a step see zxids whose notifications (for other
+		// znodes) may arrive during the step: t.rev is only caught up to
+		// once nothing waits in the inbox. Before the step, it was (every
+		// notification of a change up to a zxid precedes the reply that
+		// showed it, and the step took them all).
+		claim := t.rev
 		chs, err := t.step()
+		if !t.in.pending() {
+			claim = t.rev
+		}
 		if len(chs) > 0 || progress {
-			if !send(batchOf(chs, &pos, t)) {
+			if !send(batchOf(chs, &pos, claim)) {
 				return
 			}
 		}
@@ -281,7 +290,9 @@ func (s *Store) stream(ctx context.Context, t *tree, pos uint64, replay []change
 	}
 }
 
-func batchOf(chs []change, pos *uint64, t *tree) kv.EventBatch {
+// batchOf makes the batch of chs, caught up to claim, and at least to
+// its own changes as the contract wants.
+func batchOf(chs []change, pos *uint64, claim uint64) kv.EventBatch {
 	b := kv.EventBatch{Events: make([]kv.Event, 0, len(chs))}
 	for _, c := range chs {
 		if c.pair != nil {
@@ -291,7 +302,7 @@ func batchOf(chs []change, pos *uint64, t *tree) kv.EventBatch {
 		}
 		*pos = max(*pos, c.rev)
 	}
-	*pos = max(*pos, t.rev)
+	*pos = max(*pos, claim)
 	b.Revision = *pos
 	return b
 }

@@ -43,6 +43,13 @@ func (in *inbox) offer(ev zk.Event) {
 	}
 }
 
+// pending reports whether events wait to be taken.
+func (in *inbox) pending() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.evs) > 0
+}
+
 func (in *inbox) take() []zk.Event {
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -238,70 +245,8 @@ func (t *tree) handle(ev zk.Event) ([]change, error) {
 			return nil, nil
 		}
 		return t.load()
-	case zk.EventNodeDeleted:
-		if _, ok := t.nodes[ev.Path]; !ok {
-			return nil, nil
-		}
-		// The delete's zxid is at most the pzxid of the nearest ancestor
-		// still there (DeleteTree removes parents after it).
-		var rev int64
-		for a := parent(ev.Path); ; a = parent(a) {
-			ok, st, err := t.s.conn.Exists(a)
-			if err != nil {
-				return nil, err
-			}
-			if ok || a == "/" {
-				rev = st.Pzxid
-				break
-			}
-		}
-		t.see(rev)
-		if par, ok := t.nodes[parent(ev.Path)]; ok {
-			par.gone++
-		}
-		out := t.drop(ev.Path, uint64(rev))
-		if ev.Path != t.base() {
-			// A re-created znode shows up in the parent's child list
-			// again, and is read (and watched) from scratch.
-			return out, nil
-		}
-		more, err := t.load()
-		return append(out, more...), err
-	case zk.EventNodeDataChanged:
-		old, ok := t.nodes[ev.Path]
-		if !ok {
-			return nil, nil
-		}
-		data, st, _, err := t.s.conn.GetW(ev.Path)
-		if errors.Is(err, zk.ErrNoNode) {
-			// Changed, then deleted before the read: the delete is
-			// reported by its own event, the value in between is lost.
-			t.lost = true
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if st.Mzxid == old.stat.Mzxid {
-			return nil, nil // already seen (a reconcile read it first)
-		}
-		if st.Version != old.stat.Version+1 {
-			t.lost = true
-		}
-		t.see(st.Mzxid)
-		v, isKey := decode(data)
-		wasKey := old.isKey
-		old.isKey, old.value, old.stat = isKey, v, *st
-		if !t.counts(ev.Path) {
-			return nil, nil
-		}
-		switch {
-		case isKey:
-			return []change{{key: t.s.key(ev.Path), pair: pairOf(t.s.key(ev.Path), v, st), rev: uint64(st.Mzxid)}}, nil
-		case wasKey:
-			return []change{{key: t.s.key(ev.Path), rev: uint64(st.Mzxid)}}, nil
-		}
-		return nil, nil
+	case zk.EventNodeDeleted, zk.EventNodeDataChanged:
+		return t.refresh(ev.Path)
 	case zk.EventNodeChildrenChanged:
 		n, ok := t.nodes[ev.Path]
 		if !ok || n.children == nil {
@@ -323,7 +268,9 @@ func (t *tree) handle(ev zk.Event) ([]change, error) {
 				continue
 			}
 			now[c] = struct{}{}
-			if _, had := n.children[c]; !had {
+			// Uncached also when listed before but gone by the time it
+			// was read: it may be back, unread and unwatched.
+			if _, cached := t.nodes[ev.Path+"/"+c]; !cached {
 				added = append(added, c)
 			}
 		}
@@ -360,6 +307,106 @@ func (t *tree) handle(ev zk.Event) ([]change, error) {
 		return out, nil
 	}
 	return nil, nil
+}
+
+// refresh re-reads the cached znode p after a watch on it fired and
+// reports how it differs from the cache. Level-triggered on purpose: the
+// notification only says "look again", and what is read (with its stats)
+// decides, so a late or repeated notification is harmless and a change
+// made before the watch was re-armed is still seen.
+func (t *tree) refresh(p string) ([]change, error) {
+	old, ok := t.nodes[p]
+	if !ok {
+		return nil, nil
+	}
+	data, st, _, err := t.s.conn.GetW(p)
+	if errors.Is(err, zk.ErrNoNode) {
+		// No watch is armed on a missing znode: report the delete now.
+		return t.vanished(p)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if st.Czxid != old.stat.Czxid {
+		return t.recreated(p, st.Czxid)
+	}
+	if st.Mzxid == old.stat.Mzxid {
+		return nil, nil // already seen
+	}
+	if st.Version != old.stat.Version+1 {
+		t.lost = true
+	}
+	t.see(st.Mzxid)
+	v, isKey := decode(data)
+	wasKey := old.isKey
+	old.isKey, old.value = isKey, v
+	// The child fields are kept: they follow the child watch's reads.
+	old.stat.Mzxid, old.stat.Mtime, old.stat.Version = st.Mzxid, st.Mtime, st.Version
+	old.stat.EphemeralOwner, old.stat.DataLength = st.EphemeralOwner, st.DataLength
+	if !t.counts(p) {
+		return nil, nil
+	}
+	switch {
+	case isKey:
+		return []change{{key: t.s.key(p), pair: pairOf(t.s.key(p), v, st), rev: uint64(st.Mzxid)}}, nil
+	case wasKey:
+		return []change{{key: t.s.key(p), rev: uint64(st.Mzxid)}}, nil
+	}
+	return nil, nil
+}
+
+// vanished drops the cached znode p, found missing.
+func (t *tree) vanished(p string) ([]change, error) {
+	// The delete's zxid is at most the pzxid of the nearest ancestor
+	// still there (DeleteTree removes parents after it).
+	var rev int64
+	for a := parent(p); ; a = parent(a) {
+		ok, st, err := t.s.conn.Exists(a)
+		if err != nil {
+			return nil, err
+		}
+		if ok || a == "/" {
+			rev = st.Pzxid
+			break
+		}
+	}
+	// That pzxid may already count a re-creation of p, whose put would
+	// then sort before this delete: look again once the bound is taken.
+	ok, st, err := t.s.conn.Exists(p)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		return t.recreated(p, st.Czxid)
+	}
+	t.see(rev)
+	if par, ok := t.nodes[parent(p)]; ok {
+		par.gone++
+	}
+	out := t.drop(p, uint64(rev))
+	if p != t.base() {
+		// A later re-creation shows up in the parent's child list.
+		return out, nil
+	}
+	more, err := t.load()
+	return append(out, more...), err
+}
+
+// recreated replaces the cached znode p, deleted and created again (as
+// czxid) since it was read: the old keys go at czxid, an upper bound of
+// their delete that sorts before the new znode's puts.
+func (t *tree) recreated(p string, czxid int64) ([]change, error) {
+	t.lost = true // whatever happened in between is merged
+	out := t.drop(p, uint64(czxid))
+	if p == t.base() {
+		more, err := t.load()
+		return append(out, more...), err
+	}
+	if par, ok := t.nodes[parent(p)]; ok && par.children != nil {
+		par.children[p[strings.LastIndexByte(p, '/')+1:]] = struct{}{}
+	}
+	more, err := t.readSubtree(p)
+	return append(out, more...), err
 }
 
 // pairs returns the cached keys, sorted.
@@ -402,8 +449,22 @@ func (t *tree) step() ([]change, error) {
 			return out, err
 		}
 	}
-	// A delete carries its parent's pzxid, an upper bound: on a tie with
-	// a create, the delete came first.
+	// Each handler reads the current state, so a key's last change in
+	// handling order is its latest state; its revision need not be the
+	// highest (a delete carries an upper bound, its parent's pzxid).
+	// Keeping only that one per key makes sorting by revision safe.
+	last := make(map[string]int, len(out))
+	for i, c := range out {
+		last[c.key] = i
+	}
+	kept := out[:0]
+	for i, c := range out {
+		if last[c.key] == i {
+			kept = append(kept, c)
+		}
+	}
+	out = kept
+	// On a tie with a create, the delete came first.
 	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].rev != out[j].rev {
 			return out[i].rev < out[j].rev
