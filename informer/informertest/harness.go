@@ -22,15 +22,12 @@ type Harness struct {
 	// etcd), so that the resume case checks that a short cut costs no
 	// re-list and no tombstone.
 	NoHistory bool
-	// Restart, optional, stops the backend's server and starts it again,
-	// returning once it serves. Without it the restart case is skipped.
+	// Restart stops the backend's server and starts it again, returning
+	// once it serves. Required for every backend with a server; nil only
+	// for an in-process store (kv/memory), which has no restart case.
 	Restart func(t testing.TB)
 	// RestartLosesData says that Restart comes back empty (Consul -dev):
 	// the restart case then checks that the informer re-lists and deletes
 	// the lost keys with tombstones.
 	RestartLosesData bool
-	// Skip, optional, names cases (as in Run's subtests) that the backend
-	// is known to fail, with the reason, printed with the skip. Use it for
-	// a driver bug on record, never to make a failure go away quietly.
-	Skip map[string]string
 }
