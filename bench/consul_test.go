@@ -21,18 +21,8 @@ import (
 // loses its session. Raw WatchLatency is a goroutine of blocking Gets that
 // hands each new value over a channel, which is what regent's Watch does.
 func BenchmarkConsul(b *testing.B) {
-	srv := testenv.Consul(b, testenv.ConsulOptions{})
 	ctx := context.Background()
-	s, err := consul.New(ctx, consul.Config{Addresses: []string{srv.Addr}, Root: "bench", SessionTTLMin: time.Second, LockTTL: 3e9})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = s.Close() }()
-	raw, err := api.NewClient(&api.Config{Address: srv.Addr})
-	if err != nil {
-		b.Fatal(err)
-	}
-	rkv := raw.KV()
+	s, rkv := consulPair(b)
 	value := []byte("a value of some thirty-two bytes")
 	if err := s.Put(ctx, "k", value, nil); err != nil {
 		b.Fatal(err)
@@ -196,18 +186,8 @@ func rawWatch(ctx context.Context, k *api.KV, key string) <-chan *api.KVPair {
 // side and their ratio. On a shared machine whose load drifts during a run,
 // this pairing is what makes a few-percent comparison possible at all.
 func BenchmarkConsulPaired(b *testing.B) {
-	srv := testenv.Consul(b, testenv.ConsulOptions{})
 	ctx := context.Background()
-	s, err := consul.New(ctx, consul.Config{Addresses: []string{srv.Addr}, Root: "bench", SessionTTLMin: time.Second, LockTTL: 3e9})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = s.Close() }()
-	raw, err := api.NewClient(&api.Config{Address: srv.Addr})
-	if err != nil {
-		b.Fatal(err)
-	}
-	rkv := raw.KV()
+	s, rkv := consulPair(b)
 	value := []byte("a value of some thirty-two bytes")
 	for i := range 100 {
 		k := "list/" + strconv.Itoa(i)
@@ -313,4 +293,20 @@ func median(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// consulPair starts an agent for the benchmark and returns regent's store
+// (root "bench") and the raw KV client on it, both closed by b.Cleanup.
+func consulPair(b *testing.B) (*consul.Store, *api.KV) {
+	srv := testenv.Consul(b, testenv.ConsulOptions{})
+	s, err := consul.New(context.Background(), consul.Config{Addresses: []string{srv.Addr}, Root: "bench", SessionTTLMin: time.Second, LockTTL: 3 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	raw, err := api.NewClient(&api.Config{Address: srv.Addr})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s, raw.KV()
 }

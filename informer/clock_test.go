@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/regentkv/regent/informer"
+	"github.com/regentkv/regent/internal/poll"
 	"github.com/regentkv/regent/workqueue/clocktest"
 )
 
@@ -27,7 +28,7 @@ func TestBackoffFollowsTheClock(t *testing.T) {
 	}
 	var waits []time.Duration
 	for i := range 6 {
-		eventually(t, 5*time.Second, "no retry timer armed", func() bool { return clock.Armed() == 1 })
+		poll.Until(t, 5*time.Second, "no retry timer armed", func() bool { return clock.Armed() == 1 })
 		due, _ := clock.NextDue()
 		d := due.Sub(clock.Now())
 		waits = append(waits, d)
@@ -35,7 +36,7 @@ func TestBackoffFollowsTheClock(t *testing.T) {
 			t.Fatalf("before retry %d: %s", i+1, attempts())
 		}
 		clock.Step(d)
-		eventually(t, 5*time.Second, "retry did not run", func() bool {
+		poll.Until(t, 5*time.Second, "retry did not run", func() bool {
 			return strings.Contains(attempts(), "("+string(rune('2'+i))+" attempts)")
 		})
 	}
@@ -79,7 +80,7 @@ func TestResyncFollowsTheClock(t *testing.T) {
 	run(t, inf)
 	<-reg.Synced()
 	for round := 1; round <= 3; round++ {
-		eventually(t, 5*time.Second, "no resync timer armed", func() bool { return clock.Armed() == 1 })
+		poll.Until(t, 5*time.Second, "no resync timer armed", func() bool { return clock.Armed() == 1 })
 		due, _ := clock.NextDue()
 		if d := due.Sub(clock.Now()); d < time.Minute || d > 66*time.Second {
 			t.Fatalf("resync %d due in %v, want 1m to 1m6s", round, d)
@@ -88,7 +89,7 @@ func TestResyncFollowsTheClock(t *testing.T) {
 			t.Fatalf("%d resync calls before round %d, want %d", n, round, 2*(round-1))
 		}
 		clock.Set(due)
-		eventually(t, 5*time.Second, "resync not delivered", func() bool { return resyncs.Load() == int32(2*round) })
+		poll.Until(t, 5*time.Second, "resync not delivered", func() bool { return resyncs.Load() == int32(2*round) })
 	}
 	if n := others.Load(); n != 0 {
 		t.Errorf("%d real updates, want 0", n)

@@ -14,21 +14,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/regentkv/regent/informer"
+	"github.com/regentkv/regent/internal/poll"
 	"github.com/regentkv/regent/kv"
 	"github.com/regentkv/regent/kv/memory"
 	"github.com/regentkv/regent/workqueue"
 )
-
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", timeout, what)
-		}
-		time.Sleep(2 * time.Millisecond) // polling interval, not ordering
-	}
-}
 
 func ctxFor(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -172,7 +162,7 @@ func TestDecodeErrorsMakeKeysAbsent(t *testing.T) {
 	if got := inf.Keys(); strings.Join(got, ",") != "d/good,d/later" {
 		t.Errorf("cached keys %v, want d/good and d/later", got)
 	}
-	eventually(t, 5*time.Second, "no tombstone for d/turns-bad", func() bool { return tombstones.Load() == 1 })
+	poll.Until(t, 5*time.Second, "no tombstone for d/turns-bad", func() bool { return tombstones.Load() == 1 })
 	for _, k := range []string{"d/bad", "d/turns-bad"} {
 		if _, ok := reported.Load(k); !ok {
 			t.Errorf("no OnError for %s", k)
@@ -251,7 +241,7 @@ func TestHandlerPanicIsRecovered(t *testing.T) {
 	run(t, inf)
 	put(t, s, "p/a", "1")
 	put(t, s, "p/b", "2")
-	eventually(t, 5*time.Second, "the handler did not go on after its panic", func() bool { return seen.Load() == 2 })
+	poll.Until(t, 5*time.Second, "the handler did not go on after its panic", func() bool { return seen.Load() == 2 })
 	if n := testutil.ToFloat64(m.Panics("p", "boom")); n != 1 {
 		t.Errorf("panics = %v, want 1", n)
 	}
@@ -284,13 +274,13 @@ func TestWatchTreeFallback(t *testing.T) {
 	}
 	run(t, inf)
 	// Once the handler has had the first list, it gets every change.
-	eventually(t, 5*time.Second, "handler never synced", reg.HasSynced)
+	poll.Until(t, 5*time.Second, "handler never synced", reg.HasSynced)
 	put(t, s, "w/a", "3")
 	if err := s.Delete(ctxFor(t, time.Second), "w/b"); err != nil {
 		t.Fatal(err)
 	}
 	want := "[+w/a1 +w/b2 ~w/a3 -w/b2:true]"
-	eventually(t, 5*time.Second, "handler log never became "+want, func() bool {
+	poll.Until(t, 5*time.Second, "handler log never became "+want, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return fmt.Sprint(log) == want
@@ -411,9 +401,9 @@ func TestRemoveFromInsideTheHandler(t *testing.T) {
 	}
 	run(t, inf)
 	put(t, s, "x/a", "1")
-	eventually(t, 5*time.Second, "first add not delivered", func() bool { return calls.Load() == 1 })
+	poll.Until(t, 5*time.Second, "first add not delivered", func() bool { return calls.Load() == 1 })
 	put(t, s, "x/b", "2")
-	eventually(t, 5*time.Second, "the other handler missed x/b", func() bool { return kept.Load() == 2 })
+	poll.Until(t, 5*time.Second, "the other handler missed x/b", func() bool { return kept.Load() == 2 })
 	if n := calls.Load(); n != 1 {
 		t.Errorf("removed handler called %d times, want 1", n)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/regentkv/regent/election"
+	"github.com/regentkv/regent/internal/poll"
 	"github.com/regentkv/regent/kv"
 	"github.com/regentkv/regent/kv/kvtest"
 )
@@ -169,17 +170,6 @@ func (w *world) nextStart(timeout time.Duration, cs ...*candidate) start {
 		w.t.Fatalf("no candidate started leading within %v", timeout)
 	}
 	return start{}
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition, not ordering steps
-	}
 }
 
 func testOneLeader(t *testing.T, h Harness) {
@@ -360,9 +350,9 @@ func testHealth(t *testing.T, h Harness) {
 		t.Fatalf("Check while leading normally: %v", err)
 	}
 	go func() { _ = a.elector.Resign(context.Background()) }()
-	waitFor(t, 10*time.Second, "Check to report the stuck leader", func() bool { return a.elector.Check() != nil })
+	poll.Until(t, 10*time.Second, "Check to report the stuck leader", func() bool { return a.elector.Check() != nil })
 	unstick()
-	waitFor(t, 10*time.Second, "Check to recover once the callback returned", func() bool { return a.elector.Check() == nil })
+	poll.Until(t, 10*time.Second, "Check to recover once the callback returned", func() bool { return a.elector.Check() == nil })
 }
 
 func testStepDown(t *testing.T, h Harness) {

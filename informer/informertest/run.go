@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/regentkv/regent/informer"
+	"github.com/regentkv/regent/internal/poll"
 	"github.com/regentkv/regent/kv"
 )
 
@@ -48,7 +49,7 @@ type suiteCase struct {
 func wantView(t testing.TB, what string, got func() map[string]string, want map[string]string) {
 	t.Helper()
 	var last map[string]string
-	eventually(t, 30*time.Second, func() string { return what + ": " + diff(last, want) }, func() bool {
+	poll.UntilFunc(t, 30*time.Second, func() string { return what + ": " + diff(last, want) }, func() bool {
 		last = got()
 		return equalMaps(last, want)
 	})
@@ -108,7 +109,7 @@ func testOrderPerKey(t *testing.T, h Harness) {
 	}
 	inf.catchUp(t, s)
 	for _, k := range keys {
-		eventually(t, 10*time.Second, func() string {
+		poll.UntilFunc(t, 10*time.Second, func() string {
 			return fmt.Sprintf("history of %s: %v, want a subsequence of %v ending in again", k, rec.hist(k), want[k])
 		}, func() bool {
 			got := rec.hist(k)
@@ -202,7 +203,7 @@ func testLateHandler(t *testing.T, h Harness) {
 	}
 	want := listed(t, s, p)
 	wantView(t, "late handler", rec.snapshot, want)
-	eventually(t, 10*time.Second, func() string { return "late handler HasSynced still false" }, reg.HasSynced)
+	poll.UntilFunc(t, 10*time.Second, func() string { return "late handler HasSynced still false" }, reg.HasSynced)
 	rec.mu.Lock()
 	initial := rec.initial
 	rec.mu.Unlock()
@@ -250,7 +251,7 @@ func testResync(t *testing.T, h Harness) {
 	inf.sync(t)
 	for i := range 5 {
 		k := fmt.Sprintf("%s/k%d", p, i)
-		eventually(t, 10*time.Second, func() string { return fmt.Sprintf("no resync of %s: %v", k, rec.hist(k)) }, func() bool {
+		poll.UntilFunc(t, 10*time.Second, func() string { return fmt.Sprintf("no resync of %s: %v", k, rec.hist(k)) }, func() bool {
 			return slices.Contains(rec.hist(k), "="+fmt.Sprint(i))
 		})
 	}
@@ -421,7 +422,7 @@ func testServerRestart(t *testing.T, h Harness) {
 	// store may need a moment to reach the server again.
 	for i := 3; i < 8; i++ {
 		k := fmt.Sprintf("%s/k%d", p, i)
-		eventually(t, 30*time.Second, func() string { return "Put after restart keeps failing" }, func() bool {
+		poll.UntilFunc(t, 30*time.Second, func() string { return "Put after restart keeps failing" }, func() bool {
 			return s.Put(testCtx(t, 5*time.Second), k, []byte("after"), nil) == nil
 		})
 	}

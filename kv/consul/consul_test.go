@@ -97,15 +97,3 @@ func TestConformance(t *testing.T) {
 		TTLSlack: 500 * time.Millisecond,
 	})
 }
-
-// eventually waits for cond with a deadline, polling.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not ordering
-	}
-}

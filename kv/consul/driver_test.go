@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/regentkv/regent/internal/poll"
 	"github.com/regentkv/regent/internal/testenv"
 	"github.com/regentkv/regent/kv"
 )
@@ -162,7 +163,7 @@ func TestWatchIndexGoesBackwards(t *testing.T) {
 			t.Fatalf("got update %+v, want value %q", u, want)
 		}
 	}
-	eventually(t, 5*time.Second, "a blocking query from index 60", func() bool {
+	poll.Until(t, 5*time.Second, "a blocking query from index 60", func() bool {
 		got := f.indexes()
 		return len(got) == 4 && got[3] == "60"
 	})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/regentkv/regent/internal/poll"
 	"github.com/regentkv/regent/kv"
 )
 
@@ -161,7 +162,7 @@ const expiryBound = time.Second
 // that was observed, failing after ttl+expiryBound.
 func goneWithin(t *testing.T, s *Store, key string, start time.Time, ttl time.Duration) time.Duration {
 	t.Helper()
-	eventually(t, ttl+expiryBound-time.Since(start), key+" gone within its TTL", func() bool {
+	poll.Until(t, ttl+expiryBound-time.Since(start), key+" gone within its TTL", func() bool {
 		ok, err := s.Exists(t.Context(), key, nil)
 		if err != nil {
 			t.Fatalf("Exists(%s): %v", key, err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regentkv/regent/internal/poll"
 	"github.com/regentkv/regent/kv"
 )
 
@@ -86,7 +87,7 @@ func TestEventsConvergeUnderConcurrentWriters(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Revision: %v", err)
 	}
-	eventually(t, 20*time.Second, "stream caught up", func() bool {
+	poll.Until(t, 20*time.Second, "stream caught up", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return pos >= rev || streamErr != nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/regentkv/regent/internal/poll"
 	"github.com/regentkv/regent/internal/testenv"
 	"github.com/regentkv/regent/kv"
 	"github.com/regentkv/regent/kv/zookeeper"
@@ -145,7 +146,7 @@ func TestSessionExpiry(t *testing.T) {
 	}
 	other := open(t, config(server.Servers(), "/expiry"))
 	c.cut()
-	eventually(t, 20*time.Second, "KeepAlive key gone with the expired session", func() bool {
+	poll.Until(t, 20*time.Second, "KeepAlive key gone with the expired session", func() bool {
 		ok, err := other.Exists(ctx, "svc", nil)
 		return err == nil && !ok
 	})
@@ -167,7 +168,7 @@ func TestSessionExpiry(t *testing.T) {
 			t.Fatal("no ErrCompacted after the session expired")
 		}
 	}
-	eventually(t, 20*time.Second, "KeepAlive key re-created on the new session", func() bool {
+	poll.Until(t, 20*time.Second, "KeepAlive key re-created on the new session", func() bool {
 		p, err := other.Get(ctx, "svc", nil)
 		return err == nil && string(p.Value) == "me"
 	})
@@ -286,7 +287,7 @@ func TestKeepAliveTakenOverIsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.cut()
-	eventually(t, 20*time.Second, "KeepAlive key gone with the expired session", func() bool {
+	poll.Until(t, 20*time.Second, "KeepAlive key gone with the expired session", func() bool {
 		ok, err := other.Exists(ctx, "svc", nil)
 		return err == nil && !ok
 	})
@@ -342,11 +343,11 @@ func TestLockWaiterRequeuesAfterSessionExpiry(t *testing.T) {
 		names, _, _ := raw.Children("/requeue/__regent_locks/job/__regent_lock")
 		return len(names)
 	}
-	eventually(t, 10*time.Second, "waiter queued", func() bool { return count() == 2 })
+	poll.Until(t, 10*time.Second, "waiter queued", func() bool { return count() == 2 })
 	c.cut()
-	eventually(t, 20*time.Second, "waiter's contender gone with its session", func() bool { return count() == 1 })
+	poll.Until(t, 20*time.Second, "waiter's contender gone with its session", func() bool { return count() == 1 })
 	c.heal()
-	eventually(t, 20*time.Second, "waiter queued again on its new session", func() bool {
+	poll.Until(t, 20*time.Second, "waiter queued again on its new session", func() bool {
 		select {
 		case err := <-got:
 			t.Fatalf("waiter's Lock ended across the expiry: %v", err)

@@ -92,15 +92,3 @@ func (c *cutter) heal() {
 func config(servers []string, root string) zookeeper.Config {
 	return zookeeper.Config{Servers: servers, Root: root, SessionTimeout: testSessionTimeout}
 }
-
-// eventually waits for cond, failing the test after timeout.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %v", what, timeout)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not ordering
-	}
-}
