@@ -19,6 +19,9 @@ const (
 	// backoff between failed list or stream attempts (client-go's values).
 	DefaultBackoffInitial = 800 * time.Millisecond
 	DefaultBackoffMax     = 30 * time.Second
+	// DefaultStaleAfter is Config.StaleAfter's default: ten missed progress
+	// notices.
+	DefaultStaleAfter = 10 * time.Second
 	// resyncJitter is the largest extra fraction of ResyncPeriod added to
 	// each period, so that informers started together do not resync in step.
 	resyncJitter = 0.1
@@ -69,6 +72,12 @@ type Config[T any] struct {
 	// Metrics, when set, is updated by the informer; register it with your
 	// Prometheus registry yourself.
 	Metrics *Metrics
+	// StaleAfter is how long the informer may go without hearing from the
+	// store (a change or a progress notice, which every driver sends at
+	// least once a second while idle) before Check reports the cache stale.
+	// Default DefaultStaleAfter. On a store without kv.Streamer only stream
+	// errors make the cache stale: WatchTree sends no progress notices.
+	StaleAfter time.Duration
 	// Clock drives backoff and resync timers. Default: real time.
 	Clock workqueue.Clock
 }
@@ -107,6 +116,12 @@ func (c *Config[T]) validate() error {
 	}
 	if c.Backoff.Max < c.Backoff.Initial {
 		return fmt.Errorf("%w: Backoff.Max %v is below Backoff.Initial %v", ErrInvalidConfig, c.Backoff.Max, c.Backoff.Initial)
+	}
+	if c.StaleAfter < 0 {
+		return fmt.Errorf("%w: StaleAfter %v is negative", ErrInvalidConfig, c.StaleAfter)
+	}
+	if c.StaleAfter == 0 {
+		c.StaleAfter = DefaultStaleAfter
 	}
 	if c.Name == "" {
 		c.Name = "/" + c.Prefix

@@ -62,6 +62,11 @@
 //   - Read-your-writes: WaitForRevision(ctx, rev) returns once the cache
 //     has applied every change up to rev (a written pair's Revision, or
 //     kv.Streamer.Revision read after the write).
+//   - Health: Check is nil only while the cache is synced and following the
+//     store (a change or a progress notice within Config.StaleAfter, no stream
+//     error since); otherwise it says why (ErrNotSynced, ErrStale). The cache
+//     keeps serving its last state meanwhile: readers decide whether stale
+//     data is good enough, a readiness probe reports it.
 //   - WaitForCacheSync and WaitForRevision never hang silently: when ctx
 //     ends, the error wraps ErrNotSynced, ctx.Err() and the last list or
 //     stream error, and says what the informer was doing.

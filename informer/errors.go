@@ -15,6 +15,9 @@ var (
 	// also wraps the ctx error and, when there is one, the last list or
 	// stream error, saying why.
 	ErrNotSynced = errors.New("informer: cache not synced")
+	// ErrStale: Check found the cache synced once but not following the
+	// store now; the error says since when and why.
+	ErrStale = errors.New("informer: cache stale")
 	// ErrDecode: Decode or Transform failed for a key; such errors reach
 	// Config.OnError wrapped with the key.
 	ErrDecode = errors.New("informer: cannot decode value")

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -30,6 +31,7 @@ type Informer[T any] struct {
 	progress    chan struct{} // closed and replaced when rev, synced or lastErr change
 	lastErr     error         // of the last failed list or stream attempt
 	attempts    int           // list attempts so far
+	heard       time.Time     // when the store last sent a change, a list or a progress notice
 	handlers    []*registration[T]
 	nextHandler int
 	running     bool
@@ -273,6 +275,7 @@ func (inf *Informer[T]) replace(pairs []*kv.KVPair, rev uint64, final bool) {
 	inf.synced = true
 	inf.rev = rev
 	inf.lastErr = nil
+	inf.heard = inf.cfg.Clock.Now()
 	inf.broadcastLocked()
 	inf.met.synced(rev)
 	if first {
@@ -314,6 +317,7 @@ func (inf *Informer[T]) apply(b kv.EventBatch) {
 		inf.met.synced(b.Revision)
 	}
 	inf.lastErr = nil
+	inf.heard = inf.cfg.Clock.Now()
 	inf.broadcastLocked()
 }
 

@@ -1,0 +1,36 @@
+package informer
+
+import (
+	"fmt"
+	"time"
+)
+
+// Check reports whether the cache is following the store, for a readiness
+// probe: nil when it has synced and has heard from the store (a change or a
+// progress notice) within Config.StaleAfter with no stream error since. The
+// cache keeps serving its last state either way; Check says whether that
+// state may be behind. Otherwise the error wraps ErrNotSynced (never synced,
+// or Run not running) or ErrStale, with the last list or stream error.
+func (inf *Informer[T]) Check() error {
+	inf.mu.RLock()
+	defer inf.mu.RUnlock()
+	switch {
+	case !inf.running:
+		return fmt.Errorf("%w: informer %s is not running", ErrNotSynced, inf.cfg.Name)
+	case !inf.synced && inf.lastErr != nil:
+		return fmt.Errorf("%w: informer %s: no successful list yet (%d attempts): %w",
+			ErrNotSynced, inf.cfg.Name, inf.attempts, inf.lastErr)
+	case !inf.synced:
+		return fmt.Errorf("%w: informer %s: first list in progress", ErrNotSynced, inf.cfg.Name)
+	}
+	since := inf.cfg.Clock.Now().Sub(inf.heard).Round(time.Millisecond)
+	switch {
+	case inf.lastErr != nil:
+		return fmt.Errorf("%w: informer %s at revision %d, last heard from the store %v ago: %w",
+			ErrStale, inf.cfg.Name, inf.rev, since, inf.lastErr)
+	case inf.streamer != nil && since > inf.cfg.StaleAfter:
+		return fmt.Errorf("%w: informer %s at revision %d: no word from the store for %v (StaleAfter %v)",
+			ErrStale, inf.cfg.Name, inf.rev, since, inf.cfg.StaleAfter)
+	}
+	return nil
+}
