@@ -74,14 +74,15 @@ func (s *Store) Snapshot(ctx context.Context, prefix string) (kv.Snapshot, error
 	if err := s.begin(ctx); err != nil {
 		return kv.Snapshot{}, err
 	}
-	t := s.newTree(s.path(k), false)
+	t := s.newTree(s.path(k), false, false)
 	var rev uint64
+	var loaded []change
 	err = s.call(ctx, func() error {
 		var err error
 		if rev, err = s.revision(); err != nil {
 			return err
 		}
-		_, err = t.load()
+		loaded, err = t.load()
 		return err
 	})
 	if err != nil {
@@ -89,7 +90,7 @@ func (s *Store) Snapshot(ctx context.Context, prefix string) (kv.Snapshot, error
 		return kv.Snapshot{}, err
 	}
 	t.rev = rev
-	snap := kv.Snapshot{Pairs: t.pairs(), Revision: rev}
+	snap := kv.Snapshot{Pairs: pairsOf(loaded), Revision: rev}
 	s.parked.put(s, k, rev, t)
 	return snap, nil
 }
@@ -118,12 +119,13 @@ func (s *Store) Events(ctx context.Context, prefix string, after uint64) (<-chan
 	var replay []change
 	t := s.parked.take(k, after)
 	if t == nil {
-		t = s.newTree(s.path(k), false)
+		t = s.newTree(s.path(k), false, false)
 		err := s.call(ctx, func() error {
-			if _, err := t.load(); err != nil {
+			loaded, err := t.load()
+			if err != nil {
 				return err
 			}
-			replay, gap = t.replaySince(after, s.parked.floor())
+			replay, gap = t.replaySince(loaded, after, s.parked.floor())
 			if gap != nil && !errors.As(gap, new(*kv.CompactedError)) {
 				return gap
 			}
@@ -150,7 +152,7 @@ func (s *Store) Events(ctx context.Context, prefix string, after uint64) (<-chan
 // czxid, and a parent whose Cversion equals its NumChildren never lost a
 // child, so nothing was deleted. Anything else (a key modified, a child
 // deleted, the prefix itself gone) cannot be replayed: ErrCompacted.
-func (t *tree) replaySince(after, floor uint64) ([]change, error) {
+func (t *tree) replaySince(loaded []change, after, floor uint64) ([]change, error) {
 	gap := func(newest int64) error {
 		return &kv.CompactedError{Requested: after, Compacted: max(after, uint64(newest)-1)}
 	}
@@ -173,6 +175,10 @@ func (t *tree) replaySince(after, floor uint64) ([]change, error) {
 			}
 		}
 	}
+	read := make(map[string]*kv.KVPair, len(loaded))
+	for _, c := range loaded {
+		read[c.key] = c.pair
+	}
 	var out []change
 	for p, n := range t.nodes {
 		st := &n.stat
@@ -185,7 +191,7 @@ func (t *tree) replaySince(after, floor uint64) ([]change, error) {
 				return nil, gap(st.Mzxid)
 			}
 			if n.isKey && t.counts(p) {
-				out = append(out, change{key: t.s.key(p), pair: pairOf(t.s.key(p), append([]byte{}, n.value...), st), rev: uint64(st.Mzxid)})
+				out = append(out, change{key: t.s.key(p), pair: read[t.s.key(p)], rev: uint64(st.Mzxid)})
 			}
 		case uint64(st.Mzxid) > after && p != t.base():
 			return nil, gap(st.Mzxid)

@@ -2,6 +2,7 @@ package zookeeper
 
 import (
 	"errors"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -76,11 +77,18 @@ func (s *Store) unsubscribe(in *inbox) {
 // parent plus a GetW and a ChildrenW of the new znode, a deleted key a
 // ChildrenW of its parent. (The child list itself is O(siblings) bytes;
 // go-zookeeper v1.0.4 has no persistent recursive watches to avoid it.)
+//
+// Telling a change apart needs only the stats, so the tree keeps values
+// only when its user needs the whole state again later (Watch, WatchTree:
+// values set). Behind Snapshot and Events the values go straight into the
+// changes and the caller (an informer) holds the only copy: mirroring
+// 100,000 values would double the memory of every cache built on Events.
 type tree struct {
-	s     *Store
-	in    *inbox
-	nodes map[string]*tnode
-	rev   uint64 // highest zxid seen
+	s      *Store
+	in     *inbox
+	nodes  map[string]*tnode
+	values map[string][]byte // by znode path, keys only; nil when not kept
+	rev    uint64            // highest zxid seen
 	// lost is set when the stats show changes the watches could not
 	// report one by one (a key written twice, or created and deleted,
 	// between a notification and the read that follows it): they were
@@ -89,13 +97,35 @@ type tree struct {
 }
 
 type tnode struct {
-	isKey    bool
-	value    []byte
-	stat     zk.Stat
-	children map[string]struct{} // nil for the single-key watch
+	stat zstat
 	// gone counts children dropped on their own NodeDeleted since the
 	// last child read: Cversion changes they account for.
-	gone int32
+	gone  int32
+	isKey bool
+	// children of the znode; nil for none (allocated on the first child,
+	// as most znodes of a big tree are leaves) and for the single-key
+	// watch, which arms no child watch.
+	children map[string]struct{}
+}
+
+// zstat is the part of a zk.Stat the tree compares: 40 bytes per znode
+// instead of 72.
+type zstat struct {
+	Czxid, Mzxid, Pzxid            int64
+	Version, Cversion, NumChildren int32
+}
+
+func slim(st *zk.Stat) zstat {
+	return zstat{Czxid: st.Czxid, Mzxid: st.Mzxid, Pzxid: st.Pzxid,
+		Version: st.Version, Cversion: st.Cversion, NumChildren: st.NumChildren}
+}
+
+// addChild records the child name c of n.
+func (n *tnode) addChild(c string) {
+	if n.children == nil {
+		n.children = make(map[string]struct{})
+	}
+	n.children[c] = struct{}{}
 }
 
 // change is one key's new state (pair nil: deleted) at rev.
@@ -115,8 +145,13 @@ var errReconnected = errors.New("zookeeper: reconnected")
 // read again from scratch, and whatever changed meanwhile is unknown.
 var errResync = errors.New("zookeeper: watches lost with the session")
 
-func (s *Store) newTree(base string, single bool) *tree {
+// newTree makes a tree of the znode base (only base with single); with
+// values it keeps the value of every key, for pairs.
+func (s *Store) newTree(base string, single, values bool) *tree {
 	t := &tree{s: s, in: newInbox(base, single), nodes: make(map[string]*tnode)}
+	if values {
+		t.values = make(map[string][]byte)
+	}
 	s.subscribe(t.in)
 	return t
 }
@@ -143,6 +178,9 @@ func (t *tree) counts(p string) bool {
 // puts. When the base znode is missing, an exists watch waits for it.
 func (t *tree) load() ([]change, error) {
 	t.nodes = make(map[string]*tnode)
+	if t.values != nil {
+		t.values = make(map[string][]byte)
+	}
 	for {
 		chs, err := t.readSubtree(t.base())
 		if err != nil {
@@ -185,9 +223,13 @@ func (t *tree) readSubtree(p string) ([]change, error) {
 		}
 	}
 	var out []change
-	for _, n := range nodes {
-		tn := &tnode{isKey: n.isKey, value: n.value, stat: n.stat}
-		if !t.in.single {
+	// One slab for the nodes: a big tree is read once and its nodes live
+	// as long as it does.
+	slab := make([]tnode, len(nodes))
+	for i, n := range nodes {
+		tn := &slab[i]
+		tn.isKey, tn.stat = n.isKey, slim(&n.stat)
+		if !t.in.single && len(n.children) > 0 {
 			tn.children = make(map[string]struct{}, len(n.children))
 			for _, c := range n.children {
 				if n.path == t.s.root && isReserved(c) {
@@ -197,9 +239,14 @@ func (t *tree) readSubtree(p string) ([]change, error) {
 			}
 		}
 		t.nodes[n.path] = tn
+		if t.values != nil && n.isKey {
+			t.values[n.path] = n.value
+		}
 		t.see(n.stat.Mzxid)
 		t.see(n.stat.Pzxid)
 		if n.isKey && t.counts(n.path) {
+			// The key shares the path's bytes (a substring unless
+			// escaped), which the node map keeps anyway.
 			out = append(out, change{key: t.s.key(n.path), pair: pairOf(t.s.key(n.path), n.value, &n.stat), rev: uint64(n.stat.Mzxid)})
 		}
 	}
@@ -214,11 +261,12 @@ func (t *tree) drop(p string, rev uint64) []change {
 			continue
 		}
 		delete(t.nodes, q)
+		delete(t.values, q)
 		if n.isKey && t.counts(q) {
 			out = append(out, change{key: t.s.key(q), rev: rev})
 		}
 	}
-	if par, ok := t.nodes[parent(p)]; ok && par.children != nil {
+	if par, ok := t.nodes[parent(p)]; ok {
 		delete(par.children, p[strings.LastIndexByte(p, '/')+1:])
 	}
 	return out
@@ -249,7 +297,7 @@ func (t *tree) handle(ev zk.Event) ([]change, error) {
 		return t.refresh(ev.Path)
 	case zk.EventNodeChildrenChanged:
 		n, ok := t.nodes[ev.Path]
-		if !ok || n.children == nil {
+		if !ok || t.in.single {
 			return nil, nil
 		}
 		children, st, _, err := t.s.conn.ChildrenW(ev.Path)
@@ -291,7 +339,7 @@ func (t *tree) handle(ev zk.Event) ([]change, error) {
 		}
 		n.gone, n.stat.Cversion, n.stat.Pzxid = 0, st.Cversion, st.Pzxid
 		for _, c := range added {
-			n.children[c] = struct{}{}
+			n.addChild(c)
 			more, err := t.readSubtree(ev.Path + "/" + c)
 			if err != nil {
 				return out, err
@@ -339,10 +387,16 @@ func (t *tree) refresh(p string) ([]change, error) {
 	t.see(st.Mzxid)
 	v, isKey := decode(data)
 	wasKey := old.isKey
-	old.isKey, old.value = isKey, v
+	old.isKey = isKey
+	if t.values != nil {
+		if isKey {
+			t.values[p] = v
+		} else {
+			delete(t.values, p)
+		}
+	}
 	// The child fields are kept: they follow the child watch's reads.
-	old.stat.Mzxid, old.stat.Mtime, old.stat.Version = st.Mzxid, st.Mtime, st.Version
-	old.stat.EphemeralOwner, old.stat.DataLength = st.EphemeralOwner, st.DataLength
+	old.stat.Mzxid, old.stat.Version = st.Mzxid, st.Version
 	if !t.counts(p) {
 		return nil, nil
 	}
@@ -402,22 +456,40 @@ func (t *tree) recreated(p string, czxid int64) ([]change, error) {
 		more, err := t.load()
 		return append(out, more...), err
 	}
-	if par, ok := t.nodes[parent(p)]; ok && par.children != nil {
-		par.children[p[strings.LastIndexByte(p, '/')+1:]] = struct{}{}
+	if par, ok := t.nodes[parent(p)]; ok && !t.in.single {
+		par.addChild(p[strings.LastIndexByte(p, '/')+1:])
 	}
 	more, err := t.readSubtree(p)
 	return append(out, more...), err
 }
 
-// pairs returns the cached keys, sorted.
+// pairs returns the cached keys, sorted; only for a tree keeping values.
 func (t *tree) pairs() []*kv.KVPair {
-	out := make([]*kv.KVPair, 0, len(t.nodes))
-	for p, n := range t.nodes {
-		if n.isKey && t.counts(p) {
-			out = append(out, pairOf(t.s.key(p), append([]byte{}, n.value...), &n.stat))
+	out := make([]*kv.KVPair, 0, len(t.values))
+	for p, v := range t.values {
+		if n := t.nodes[p]; n != nil && t.counts(p) {
+			out = append(out, &kv.KVPair{Key: t.s.key(p), Value: append([]byte{}, v...),
+				LastIndex: uint64(n.stat.Mzxid), Revision: uint64(n.stat.Mzxid)})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	sortPairs(out)
+	return out
+}
+
+// sortPairs sorts pairs by key.
+func sortPairs(ps []*kv.KVPair) {
+	slices.SortFunc(ps, func(a, b *kv.KVPair) int { return strings.Compare(a.Key, b.Key) })
+}
+
+// pairsOf returns the pairs of puts (load's result), sorted by key.
+func pairsOf(chs []change) []*kv.KVPair {
+	out := make([]*kv.KVPair, 0, len(chs))
+	for _, c := range chs {
+		if c.pair != nil {
+			out = append(out, c.pair)
+		}
+	}
+	sortPairs(out)
 	return out
 }
 
@@ -478,10 +550,15 @@ func (t *tree) step() ([]change, error) {
 // difference with the cache. Where the stats show more changes than the
 // difference explains, lost is set.
 func (t *tree) reconcile() ([]change, error) {
-	old := t.nodes
-	if _, err := t.load(); err != nil {
-		t.nodes = old
+	old, oldValues := t.nodes, t.values
+	loaded, err := t.load()
+	if err != nil {
+		t.nodes, t.values = old, oldValues
 		return nil, err
+	}
+	read := make(map[string]*kv.KVPair, len(loaded))
+	for _, c := range loaded {
+		read[c.key] = c.pair
 	}
 	var out []change
 	for p, n := range t.nodes {
@@ -490,7 +567,7 @@ func (t *tree) reconcile() ([]change, error) {
 		if had && o.stat.Czxid != n.stat.Czxid {
 			t.lost = true // deleted and re-created unseen
 		}
-		if had && o.children != nil && n.children != nil {
+		if had && !t.in.single {
 			diff := int32(0)
 			for c := range n.children {
 				if _, ok := o.children[c]; !ok {
@@ -512,7 +589,7 @@ func (t *tree) reconcile() ([]change, error) {
 			if (had && n.stat.Version != o.stat.Version+1) || (!had && n.stat.Mzxid != n.stat.Czxid) {
 				t.lost = true
 			}
-			out = append(out, change{key: t.s.key(p), pair: pairOf(t.s.key(p), append([]byte{}, n.value...), &n.stat), rev: uint64(n.stat.Mzxid)})
+			out = append(out, change{key: t.s.key(p), pair: read[t.s.key(p)], rev: uint64(n.stat.Mzxid)})
 		case !n.isKey && had && o.isKey:
 			out = append(out, change{key: t.s.key(p), rev: uint64(n.stat.Mzxid)})
 		}

@@ -21,7 +21,7 @@ func (s *Store) Watch(ctx context.Context, key string, opts *kv.ReadOptions) (<-
 	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
-	t := s.newTree(s.path(k), true)
+	t := s.newTree(s.path(k), true, true)
 	if err := s.call(ctx, func() error { return s.loadTree(t, opts) }); err != nil {
 		t.close()
 		return nil, err
@@ -104,7 +104,7 @@ func (s *Store) WatchTree(ctx context.Context, prefix string, opts *kv.ReadOptio
 	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
-	t := s.newTree(s.path(k), false)
+	t := s.newTree(s.path(k), false, true)
 	if err := s.call(ctx, func() error { return s.loadTree(t, opts) }); err != nil {
 		t.close()
 		return nil, err
