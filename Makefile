@@ -17,3 +17,9 @@ lint:
 
 bench:
 	cd bench && go test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.txt
+
+# The charts in docs/img from the outputs in bench/results (see
+# docs/benchmarks.md for the command behind each file).
+.PHONY: plots
+plots:
+	cd bench && go run ./cmd/plot -in results -out ../docs/img

@@ -1,0 +1,198 @@
+// Command plot draws the bench/ results as SVG bar charts: one chart per
+// benchmark family, regent beside the client it is measured against.
+//
+//	cd bench && go run ./cmd/plot -in results -out ../docs/img
+//
+// Each family reads results/<family>.txt, the unedited output of the `go
+// test -bench` command in its title, and writes <out>/<family>.svg. A
+// missing results file skips its chart with a message, so a family can be
+// added by running its benchmark and this command again. Bars are the
+// median over -count repeats, whiskers their min and max. The output
+// depends only on the input files, so re-running it leaves git clean.
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// family is one results file and how to chart it.
+type family struct {
+	name    string // results/<name>.txt -> <out>/<name>.svg
+	bench   string // the benchmark function the file holds
+	title   string
+	command string // how results/<name>.txt was made, from bench/
+	note    string // what one run's figure is, for the caption
+	labels  map[string]string
+	panels  []PanelSpec
+}
+
+var families = []family{
+	{
+		name:    "etcd",
+		bench:   "BenchmarkEtcdPaired",
+		title:   "etcd: regent kv/etcd vs raw clientv3 (embedded etcd 3.6.16, loopback)",
+		command: "go test -run '^$' -bench BenchmarkEtcdPaired -count 3 .",
+		note:    "a run's figure is each side's mean over one loop that alternates regent and raw call by call",
+		labels:  map[string]string{"regent": "regent kv/etcd", "raw": "raw clientv3 v3.6.16"},
+		panels:  []PanelSpec{{Title: "Time per operation (List100: 100 keys; WatchLatency: Put by a writer -> event received)", Metric: "ns/op"}},
+	},
+	{
+		name:    "zookeeper",
+		bench:   "BenchmarkZookeeperPaired",
+		title:   "ZooKeeper: regent kv/zookeeper vs raw go-zookeeper/zk (ZooKeeper 3.8, loopback)",
+		command: "go test -run '^$' -bench BenchmarkZookeeperPaired -count 3 .",
+		note:    "a run's figure is each side's mean over one loop that alternates regent and raw call by call",
+		labels:  map[string]string{"regent": "regent kv/zookeeper", "raw": "raw go-zookeeper/zk v1.0.4"},
+		panels:  []PanelSpec{{Title: "Time per operation (List100: 100 znodes; WatchLatency: Set by a writer -> value received)", Metric: "ns/op"}},
+	},
+	{
+		name:    "consul",
+		bench:   "BenchmarkConsulPaired",
+		title:   "Consul: regent kv/consul vs raw consul/api (Consul 1.14.0 agent -dev, loopback)",
+		command: "go test -run '^$' -bench BenchmarkConsulPaired -benchtime 2000x -count 3 .",
+		note:    "a run's figure is each side's median over 2000 back-to-back pairs",
+		labels:  map[string]string{"regent": "regent kv/consul", "raw": "raw consul/api v1.34.5"},
+		panels:  []PanelSpec{{Title: "Time per operation (List100: 100 keys; WatchLatency: Put -> blocking query returns it)", Metric: "ns/op"}},
+	},
+	{
+		name:    "queue",
+		bench:   "BenchmarkQueue",
+		title:   "workqueue: regent workqueue.Queue vs client-go util/workqueue (same interface, same loops)",
+		command: "go test -run '^$' -bench BenchmarkQueue -benchmem -count 5 .",
+		labels:  map[string]string{"regent": "regent workqueue", "clientgo": "client-go v0.37.2 workqueue"},
+		panels: []PanelSpec{
+			{Title: "Time per item (Parallel8: 1 producer, 8 workers; AddAfter: 1 µs delay)", Metric: "ns/op"},
+			{Title: "Allocations per item", Metric: "allocs/op"},
+		},
+	},
+	{
+		name:    "election",
+		bench:   "BenchmarkElection",
+		title:   "Leader election: regent election per backend vs raw etcd concurrency.Election (TTL 4 s)",
+		command: "go test -run '^$' -bench BenchmarkElection -benchtime 5x .",
+		note:    "a run's figure is the median of its 5 handovers or failovers",
+		labels:  map[string]string{"regent": "regent election", "raw": "raw etcd concurrency.Election"},
+		panels: []PanelSpec{
+			{Title: "Handover: leader resigns -> next leader starts", Metric: "ms/handover"},
+			{Title: "Failover: leader's connection cut -> next leader starts (bounded by the TTL)", Metric: "ms/failover"},
+		},
+	},
+	{
+		name:    "informer",
+		bench:   "BenchmarkInformer",
+		title:   "Informer: regent informer vs a raw list + watch per backend (1 KiB values)",
+		command: "go test -run '^$' -bench BenchmarkInformer -benchmem -count 3 .",
+		labels:  map[string]string{"regent": "regent informer", "raw": "raw client list / watch"},
+		panels: []PanelSpec{
+			{Title: "Initial sync: list the prefix into memory (100k keys on etcd, 10k on the others)", Metric: "ns/op", Match: "/Sync"},
+			{Title: "Live heap per object after sync", Metric: "heap-B/obj"},
+			{Title: "Latency, Put -> handler or watcher, p50 (ChangeIn: one key of the big prefix)", Metric: "p50-µs"},
+		},
+	},
+}
+
+func main() {
+	in := flag.String("in", "results", "directory of the `go test -bench` outputs, <family>.txt")
+	out := flag.String("out", "../docs/img", "directory the SVG charts are written to")
+	flag.Parse()
+	if err := run(*in, *out, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "plot:", err)
+		os.Exit(1)
+	}
+}
+
+// run draws every family whose results exist. Malformed lines are reported
+// and skipped; a family with no results at all, or an unwritable output,
+// fails the run.
+func run(in, out string, log io.Writer) error {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	var errs []error
+	for _, fam := range families {
+		src := filepath.Join(in, fam.name+".txt")
+		dst := filepath.Join(out, fam.name+".svg")
+		raw, err := os.ReadFile(src)
+		if errors.Is(err, fs.ErrNotExist) {
+			say(log, "plot: %s missing, %s not drawn (make it: cd bench && %s | tee results/%s.txt)\n", src, dst, fam.command, fam.name)
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := draw(fam, raw, dst, log); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", src, err))
+			continue
+		}
+		say(log, "plot: %s -> %s\n", src, dst)
+	}
+	return errors.Join(errs...)
+}
+
+func draw(fam family, raw []byte, dst string, log io.Writer) error {
+	f, perr := Parse(bytes.NewReader(raw))
+	if perr != nil {
+		// Keep the good lines: one garbled line should not cost the chart.
+		say(log, "plot: %s: skipped: %v\n", fam.name, perr)
+	}
+	panels, err := Build(f, fam.bench, fam.panels)
+	if err != nil {
+		return err
+	}
+	c := Chart{
+		Title:   fam.title,
+		Command: "cd bench && " + fam.command,
+		Caption: caption(f, fam, panels),
+		Labels:  fam.labels,
+		Panels:  panels,
+	}
+	if cmd := f.Config["command"]; cmd != "" {
+		c.Command = cmd
+	}
+	var b bytes.Buffer
+	if err := Render(&b, c); err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b.Bytes(), 0o644)
+}
+
+func caption(f File, fam family, panels []Panel) []string {
+	runs := 0
+	for _, p := range panels {
+		runs = max(runs, p.Runs())
+	}
+	summary := "one run"
+	if runs > 1 {
+		summary = fmt.Sprintf("bar: median of %d runs (-count), whisker: min to max", runs)
+	}
+	if cpu := f.Config["cpu"]; cpu != "" {
+		summary = cpu + "; " + summary
+	}
+	lines := []string{summary}
+	if fam.note != "" {
+		lines = append(lines, fam.note)
+	}
+	for _, p := range panels {
+		if slices.ContainsFunc(p.Groups, func(g Group) bool { return g.Ratio != "" }) {
+			lines = append(lines, "regent/x under a label: regent's figure over the other's, below 1 when regent's is lower; "+
+				"from paired loops, the median of their own ratios (min-max)")
+			break
+		}
+	}
+	return lines
+}
+
+// say writes a progress line; a log that cannot be written is no reason to
+// stop drawing.
+func say(w io.Writer, format string, args ...any) {
+	_, _ = fmt.Fprintf(w, format, args...)
+}
