@@ -34,3 +34,7 @@ func (inf *Informer[T]) Check() error {
 	}
 	return nil
 }
+
+// Name returns Config.Name (the prefix by default), which labels the
+// informer's logs and metrics.
+func (inf *Informer[T]) Name() string { return inf.cfg.Name }

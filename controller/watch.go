@@ -1,0 +1,52 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/regentkv/regent/informer"
+)
+
+// Watch makes changes in a second informer reconcile keys of c's own
+// informer: for every add, update (both the old and the new object) and
+// delete of a key in inf, the keys mapFn returns are queued. This is how a
+// controller of "deployments/..." learns that one of the "pods/..." it owns
+// changed: mapFn returns the owner's key. Keys are queued as returned, so
+// they must be normalised keys of c's informer (kv.NormalizeKey).
+//
+// Watch must be called before Run; inf must be run by the caller or the
+// Manager, like the primary informer, and Run waits for its sync too.
+func Watch[T, U any](c *Controller[T], inf *informer.Informer[U], mapFn func(key string, obj U) []string) error {
+	if inf == nil || mapFn == nil {
+		return fmt.Errorf("%w: controller %s: Watch needs an informer and a map function", ErrInvalidConfig, c.cfg.Name)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running {
+		return fmt.Errorf("%w: controller %s: Watch after Run", ErrAlreadyRunning, c.cfg.Name)
+	}
+	c.sources = append(c.sources, mapped[U]{inf, mapFn, c.cfg.Name})
+	return nil
+}
+
+type mapped[U any] struct {
+	inf   *informer.Informer[U]
+	mapFn func(key string, obj U) []string
+	name  string
+}
+
+func (m mapped[U]) register(q informer.KeyAdder) (informer.Registration, error) {
+	add := func(key string, obj U) {
+		for _, k := range m.mapFn(key, obj) {
+			q.Add(k)
+		}
+	}
+	return m.inf.AddEventHandler(informer.Handler[U]{
+		Name:     "controller-" + m.name,
+		OnAdd:    func(key string, obj U, _ bool) { add(key, obj) },
+		OnUpdate: func(key string, old, obj U) { add(key, old); add(key, obj) },
+		OnDelete: func(key string, last U, _ bool) { add(key, last) },
+	})
+}
+
+func (m mapped[U]) WaitForCacheSync(ctx context.Context) error { return m.inf.WaitForCacheSync(ctx) }
