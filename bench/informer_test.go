@@ -67,6 +67,11 @@ type informerSide struct {
 	keys int
 	// rawSync lists prefix with the raw client, page by page, into a map.
 	rawSync func(ctx context.Context, prefix string) (map[string][]byte, error)
+	// rawSyncWatched, where set, is rawSync arming on every node the
+	// watches a raw client needs to follow the prefix afterwards
+	// (ZooKeeper: a data and a child watch per znode): the like-for-like
+	// baseline where a list alone cannot be followed.
+	rawSyncWatched func(ctx context.Context, prefix string) (map[string][]byte, error)
 	// rawPut writes key (without regent's root) with the raw client.
 	rawPut func(ctx context.Context, key string, value []byte) error
 	// rawWatch follows every change below prefix with the raw client and
@@ -107,25 +112,31 @@ func benchInformer(b *testing.B, side informerSide) {
 			b.ReportMetric(perObj, "heap-B/obj")
 			b.ReportMetric(perObj-infValueSize, "overhead-B/obj")
 		})
-		b.Run("raw", func(b *testing.B) {
-			var perObj float64
-			for b.Loop() {
-				base := heapInUse()
-				m, err := side.rawSync(ctx, "infbig")
-				if err != nil {
-					b.Fatal(err)
+		rawSync := func(sync func(ctx context.Context, prefix string) (map[string][]byte, error)) func(b *testing.B) {
+			return func(b *testing.B) {
+				var perObj float64
+				for b.Loop() {
+					base := heapInUse()
+					m, err := sync(ctx, "infbig")
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.StopTimer()
+					if len(m) != side.keys {
+						b.Fatalf("listed %d keys, want %d", len(m), side.keys)
+					}
+					perObj = float64(heapInUse()-base) / float64(side.keys)
+					runtime.KeepAlive(m)
+					b.StartTimer()
 				}
-				b.StopTimer()
-				if len(m) != side.keys {
-					b.Fatalf("listed %d keys, want %d", len(m), side.keys)
-				}
-				perObj = float64(heapInUse()-base) / float64(side.keys)
-				runtime.KeepAlive(m)
-				b.StartTimer()
+				b.ReportMetric(perObj, "heap-B/obj")
+				b.ReportMetric(perObj-infValueSize, "overhead-B/obj")
 			}
-			b.ReportMetric(perObj, "heap-B/obj")
-			b.ReportMetric(perObj-infValueSize, "overhead-B/obj")
-		})
+		}
+		b.Run("raw", rawSync(side.rawSync))
+		if side.rawSyncWatched != nil {
+			b.Run("rawwatch", rawSync(side.rawSyncWatched))
+		}
 	})
 	latency := func(b *testing.B, prefix string) {
 		b.Run("regent", func(b *testing.B) {
@@ -383,42 +394,69 @@ func benchInformerZooKeeper(b *testing.B) {
 		b.Fatal(err)
 	}
 	const root = "/infbench/"
+	// rawList reads the children of prefix, then their data with 8
+	// concurrent readers. With watch, it arms what a raw client needs to
+	// follow the prefix after the list: a child watch on the prefix and a
+	// data and a child watch on every znode below (go-zookeeper v1.0.4 has
+	// no persistent recursive watch).
+	rawList := func(prefix string, watch bool) (map[string][]byte, error) {
+		var names []string
+		var err error
+		if watch {
+			names, _, _, err = raw.ChildrenW(root + prefix)
+		} else {
+			names, _, err = raw.Children(root + prefix)
+		}
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[string][]byte, len(names))
+		var mu sync.Mutex
+		var firstErr error
+		var wg sync.WaitGroup
+		work := make(chan string)
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for name := range work {
+					p := root + prefix + "/" + name
+					var data []byte
+					var err error
+					if watch {
+						data, _, _, err = raw.GetW(p)
+						if err == nil {
+							_, _, _, err = raw.ChildrenW(p)
+						}
+					} else {
+						data, _, err = raw.Get(p)
+					}
+					mu.Lock()
+					if err != nil && firstErr == nil {
+						firstErr = err
+					}
+					if len(data) > 0 {
+						out[prefix+"/"+name] = data[1:]
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		for _, name := range names {
+			work <- name
+		}
+		close(work)
+		wg.Wait()
+		return out, firstErr
+	}
 	benchInformer(b, informerSide{
 		store: store,
 		keys:  n,
-		rawSync: func(ctx context.Context, prefix string) (map[string][]byte, error) {
-			names, _, err := raw.Children(root + prefix)
-			if err != nil {
-				return nil, err
-			}
-			out := make(map[string][]byte, len(names))
-			var mu sync.Mutex
-			var firstErr error
-			var wg sync.WaitGroup
-			work := make(chan string)
-			for range 8 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for name := range work {
-						data, _, err := raw.Get(root + prefix + "/" + name)
-						mu.Lock()
-						if err != nil && firstErr == nil {
-							firstErr = err
-						}
-						if len(data) > 0 {
-							out[prefix+"/"+name] = data[1:]
-						}
-						mu.Unlock()
-					}
-				}()
-			}
-			for _, name := range names {
-				work <- name
-			}
-			close(work)
-			wg.Wait()
-			return out, firstErr
+		rawSync: func(_ context.Context, prefix string) (map[string][]byte, error) {
+			return rawList(prefix, false)
+		},
+		rawSyncWatched: func(_ context.Context, prefix string) (map[string][]byte, error) {
+			return rawList(prefix, true)
 		},
 		rawPut: func(_ context.Context, key string, value []byte) error {
 			_, err := raw.Set(root+key, append([]byte{1}, value...), -1)
