@@ -36,6 +36,9 @@ type Group struct {
 	Label string
 	Bars  []Bar
 	Ratio string // "regent/raw 1.02 (0.99-1.05)" when there is a side to compare with
+	// Paired says Ratio comes from the ratios the benchmark measured in
+	// loops that ran both sides, not from the two medians.
+	Paired bool
 }
 
 // Panel is one figure of a family: groups on one axis.
@@ -124,6 +127,7 @@ func buildPanel(results []Result, bench string, spec PanelSpec) Panel {
 			}
 		}
 		g.Ratio = ratio(g.Bars, ratios[label])
+		g.Paired = g.Ratio != "" && len(ratios[label]) > 0
 		p.Groups = append(p.Groups, g)
 	}
 	return p
@@ -162,12 +166,21 @@ func ratio(bars []Bar, measured []float64) string {
 	if len(measured) > 0 {
 		m := summarise("", measured)
 		if m.Runs == 1 {
-			return fmt.Sprintf("%s %.2f", name, m.Median)
+			return name + " " + ratioText(m.Median)
 		}
-		return fmt.Sprintf("%s %.2f (%.2f-%.2f)", name, m.Median, m.Min, m.Max)
+		return fmt.Sprintf("%s %s (%s-%s)", name, ratioText(m.Median), ratioText(m.Min), ratioText(m.Max))
 	}
 	if bars[0].Median == 0 || bars[1].Median == 0 {
 		return "" // 0 allocations against 5 says more than a ratio of 0
 	}
-	return fmt.Sprintf("%s %.2f", name, bars[0].Median/bars[1].Median)
+	return name + " " + ratioText(bars[0].Median/bars[1].Median)
+}
+
+// ratioText keeps two decimals, which is what tells 1.00 from 1.05, but
+// drops them once they no longer matter (585, not 585.33).
+func ratioText(r float64) string {
+	if r >= 100 {
+		return fmt.Sprintf("%.0f", r)
+	}
+	return fmt.Sprintf("%.2f", r)
 }

@@ -38,7 +38,7 @@ BenchmarkQueueOther/Add/regent-2 1 1 ns/op
 		{Side: "regent", Median: 200, Min: 100, Max: 300, Runs: 3},
 		{Side: "clientgo", Median: 450, Min: 200, Max: 900, Runs: 4},
 	}}
-	if got := panels[0].Groups; !reflect.DeepEqual(got, []Group{want}) {
+	if got := panels[0].Groups; !reflect.DeepEqual(got, []Group{want}) { // Paired false: a ratio of medians
 		t.Errorf("ns/op groups:\n got %+v\nwant %+v", got, []Group{want})
 	}
 	if g := panels[1].Groups[0]; g.Ratio != "" || g.Bars[0].Median != 0 || g.Bars[1].Median != 1 {
@@ -65,6 +65,9 @@ BenchmarkEtcdPaired/Get-2 10 300 ns/op 150 raw-ns/op 151 regent-ns/op 1.01 regen
 	}
 	if b := g[0].Bars; b[0].Side != "regent" || b[0].Median != 150 || b[1].Side != "raw" || b[1].Median != 150 {
 		t.Errorf("bars = %+v", b)
+	}
+	if !g[0].Paired {
+		t.Error("Paired = false for ratios the loops measured")
 	}
 	if want := "regent/raw 1.01 (0.94-1.07)"; g[0].Ratio != want {
 		t.Errorf("ratio = %q, want %q (the loops' own ratios, not the medians')", g[0].Ratio, want)

@@ -1,14 +1,3 @@
-// Command plot draws the bench/ results as SVG bar charts: one chart per
-// benchmark family, regent beside the client it is measured against.
-//
-//	cd bench && go run ./cmd/plot -in results -out ../docs/img
-//
-// Each family reads results/<family>.txt, the unedited output of the `go
-// test -bench` command in its title, and writes <out>/<family>.svg. A
-// missing results file skips its chart with a message, so a family can be
-// added by running its benchmark and this command again. Bars are the
-// median over -count repeats, whiskers their min and max. The output
-// depends only on the input files, so re-running it leaves git clean.
 package main
 
 import (
@@ -93,7 +82,7 @@ var families = []family{
 		labels:  map[string]string{"regent": "regent informer", "raw": "raw client list / watch"},
 		panels: []PanelSpec{
 			{Title: "Initial sync: list the prefix into memory (100k keys on etcd, 10k on the others)", Metric: "ns/op", Match: "/Sync"},
-			{Title: "Live heap per object after sync", Metric: "heap-B/obj"},
+			{Title: "Live heap per object after sync, in bytes (each value is 1,024)", Metric: "heap-B/obj"},
 			{Title: "Latency, Put -> handler or watcher, p50 (ChangeIn: one key of the big prefix)", Metric: "p50-µs"},
 		},
 	},
@@ -181,12 +170,17 @@ func caption(f File, fam family, panels []Panel) []string {
 	if fam.note != "" {
 		lines = append(lines, fam.note)
 	}
+	ratios, paired := false, false
 	for _, p := range panels {
-		if slices.ContainsFunc(p.Groups, func(g Group) bool { return g.Ratio != "" }) {
-			lines = append(lines, "regent/x under a label: regent's figure over the other's, below 1 when regent's is lower; "+
-				"from paired loops, the median of their own ratios (min-max)")
-			break
-		}
+		ratios = ratios || slices.ContainsFunc(p.Groups, func(g Group) bool { return g.Ratio != "" })
+		paired = paired || slices.ContainsFunc(p.Groups, func(g Group) bool { return g.Paired })
+	}
+	switch {
+	case paired:
+		lines = append(lines, "regent/x under a label: regent's figure over the other's, below 1 when regent's is lower; "+
+			"the median (min-max) of the ratios each paired loop measured")
+	case ratios:
+		lines = append(lines, "regent/x under a label: regent's median over the other's, below 1 when regent's is lower")
 	}
 	return lines
 }
