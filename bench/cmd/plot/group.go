@@ -13,8 +13,9 @@ var errNoData = errors.New("no results to plot")
 // sides are the implementations the benchmarks compare, in the order their
 // bars are drawn. A side is either a sub-benchmark name (Put/regent,
 // Put/raw) or a prefix of a metric unit (regent-ns/op, raw-ns/op) when one
-// paired loop measured both.
-var sides = []string{"regent", "raw", "clientgo"}
+// paired loop measured both. rawwatch is a second raw baseline that does
+// more of regent's work (a ZooKeeper list that also arms the watches).
+var sides = []string{"regent", "raw", "rawwatch", "clientgo"}
 
 // PanelSpec says which figure of a family one panel shows.
 type PanelSpec struct {
@@ -35,9 +36,12 @@ type Bar struct {
 type Group struct {
 	Label string
 	Bars  []Bar
-	Ratio string // "regent/raw 1.02 (0.99-1.05)" when there is a side to compare with
-	// Paired says Ratio comes from the ratios the benchmark measured in
-	// loops that ran both sides, not from the two medians.
+	// Ratios[i] compares regent with Bars[i+1] ("regent/raw 1.02
+	// (0.99-1.05)"), "" where there is nothing to compare; nil unless
+	// Bars[0] is regent.
+	Ratios []string
+	// Paired says the ratios are the ones the benchmark measured in loops
+	// that ran both sides, not the ratio of the two medians.
 	Paired bool
 }
 
@@ -77,7 +81,7 @@ type sample struct{ label, side string }
 
 func buildPanel(results []Result, bench string, spec PanelSpec) Panel {
 	values := map[sample][]float64{}
-	ratios := map[string][]float64{} // label -> measured regent/x ratios
+	ratios := map[sample][]float64{} // measured regent/x ratios, by label and x
 	var labels []string
 	add := func(label, side string, v float64) {
 		if !slices.Contains(labels, label) {
@@ -106,7 +110,8 @@ func buildPanel(results []Result, bench string, spec PanelSpec) Panel {
 			// unit is the pair, not a side.
 			for _, s := range sides {
 				if v, ok := r.Metric("regent/" + s); ok {
-					ratios[label] = append(ratios[label], v)
+					k := sample{label, s}
+					ratios[k] = append(ratios[k], v)
 				}
 			}
 			continue
@@ -126,8 +131,13 @@ func buildPanel(results []Result, bench string, spec PanelSpec) Panel {
 				g.Bars = append(g.Bars, summarise(s, vs))
 			}
 		}
-		g.Ratio = ratio(g.Bars, ratios[label])
-		g.Paired = g.Ratio != "" && len(ratios[label]) > 0
+		if len(g.Bars) > 1 && g.Bars[0].Side == "regent" {
+			for _, b := range g.Bars[1:] {
+				measured := ratios[sample{label, b.Side}]
+				g.Ratios = append(g.Ratios, ratio(g.Bars[0], b, measured))
+				g.Paired = g.Paired || len(measured) > 0
+			}
+		}
 		p.Groups = append(p.Groups, g)
 	}
 	return p
@@ -155,14 +165,11 @@ func summarise(side string, vs []float64) Bar {
 	return Bar{Side: side, Median: med, Min: s[0], Max: s[len(s)-1], Runs: len(s)}
 }
 
-// ratio describes regent against the other side: the median of the ratios
+// ratio describes regent against another side: the median of the ratios
 // a paired loop measured (with their range) when there are some, since
 // pairing cancels the load both sides saw; else the ratio of the medians.
-func ratio(bars []Bar, measured []float64) string {
-	if len(bars) != 2 || bars[0].Side != "regent" {
-		return ""
-	}
-	name := "regent/" + bars[1].Side
+func ratio(regent, other Bar, measured []float64) string {
+	name := "regent/" + other.Side
 	if len(measured) > 0 {
 		m := summarise("", measured)
 		if m.Runs == 1 {
@@ -170,10 +177,10 @@ func ratio(bars []Bar, measured []float64) string {
 		}
 		return fmt.Sprintf("%s %s (%s-%s)", name, ratioText(m.Median), ratioText(m.Min), ratioText(m.Max))
 	}
-	if bars[0].Median == 0 || bars[1].Median == 0 {
+	if regent.Median == 0 || other.Median == 0 {
 		return "" // 0 allocations against 5 says more than a ratio of 0
 	}
-	return name + " " + ratioText(bars[0].Median/bars[1].Median)
+	return name + " " + ratioText(regent.Median/other.Median)
 }
 
 // ratioText keeps two decimals, which is what tells 1.00 from 1.05, but

@@ -34,14 +34,14 @@ BenchmarkQueueOther/Add/regent-2 1 1 ns/op
 	if len(panels) != 2 {
 		t.Fatalf("got %d panels, want 2 (B/op has no data)", len(panels))
 	}
-	want := Group{Label: "Add", Ratio: "regent/clientgo 0.44", Bars: []Bar{
+	want := Group{Label: "Add", Ratios: []string{"regent/clientgo 0.44"}, Bars: []Bar{
 		{Side: "regent", Median: 200, Min: 100, Max: 300, Runs: 3},
 		{Side: "clientgo", Median: 450, Min: 200, Max: 900, Runs: 4},
 	}}
 	if got := panels[0].Groups; !reflect.DeepEqual(got, []Group{want}) { // Paired false: a ratio of medians
 		t.Errorf("ns/op groups:\n got %+v\nwant %+v", got, []Group{want})
 	}
-	if g := panels[1].Groups[0]; g.Ratio != "" || g.Bars[0].Median != 0 || g.Bars[1].Median != 1 {
+	if g := panels[1].Groups[0]; g.Ratios[0] != "" || g.Bars[0].Median != 0 || g.Bars[1].Median != 1 {
 		t.Errorf("allocs/op group = %+v, want 0 vs 1 and no ratio", g)
 	}
 	if n := panels[0].Runs(); n != 4 {
@@ -69,8 +69,8 @@ BenchmarkEtcdPaired/Get-2 10 300 ns/op 150 raw-ns/op 151 regent-ns/op 1.01 regen
 	if !g[0].Paired {
 		t.Error("Paired = false for ratios the loops measured")
 	}
-	if want := "regent/raw 1.01 (0.94-1.07)"; g[0].Ratio != want {
-		t.Errorf("ratio = %q, want %q (the loops' own ratios, not the medians')", g[0].Ratio, want)
+	if want := "regent/raw 1.01 (0.94-1.07)"; g[0].Ratios[0] != want {
+		t.Errorf("ratio = %q, want %q (the loops' own ratios, not the medians')", g[0].Ratios[0], want)
 	}
 }
 
@@ -88,11 +88,34 @@ BenchmarkElection/etcd/handover/regent-2 5 3.2 ms/handover
 	if l := panels[0].Groups; len(l) != 1 || l[0].Label != "etcd/Sync100k" {
 		t.Errorf("sync panel groups = %+v, want etcd/Sync100k only", l)
 	}
-	if l := panels[1].Groups; len(l) != 1 || l[0].Label != "etcd/EventLatency" || l[0].Ratio != "" {
+	if l := panels[1].Groups; len(l) != 1 || l[0].Label != "etcd/EventLatency" || l[0].Ratios != nil {
 		t.Errorf("latency panel groups = %+v, want etcd/EventLatency with no ratio (no raw)", l)
 	}
 	if _, err := Build(f, "BenchmarkQueue", []PanelSpec{{Metric: "ns/op"}}); !errors.Is(err, errNoData) {
 		t.Errorf("Build of an absent benchmark: %v, want errNoData", err)
+	}
+}
+
+func TestBuildThreeSides(t *testing.T) {
+	f := mustParse(t, `
+BenchmarkInformer/zookeeper/Sync10k/regent-2 1 300 ns/op
+BenchmarkInformer/zookeeper/Sync10k/raw-2 1 200 ns/op
+BenchmarkInformer/zookeeper/Sync10k/rawwatch-2 1 250 ns/op
+BenchmarkInformer/consul/Sync10k/raw-2 1 100 ns/op
+`)
+	panels, err := Build(f, "BenchmarkInformer", []PanelSpec{{Metric: "ns/op"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := panels[0].Groups
+	if len(g) != 2 {
+		t.Fatalf("groups = %+v, want zookeeper and consul", g)
+	}
+	if want := []string{"regent/raw 1.50", "regent/rawwatch 1.20"}; !reflect.DeepEqual(g[0].Ratios, want) {
+		t.Errorf("zookeeper ratios = %q, want %q (one per other side, in bar order)", g[0].Ratios, want)
+	}
+	if g[1].Ratios != nil || g[1].Bars[0].Side != "raw" {
+		t.Errorf("consul group = %+v, want a raw bar and no ratio (no regent)", g[1])
 	}
 }
 

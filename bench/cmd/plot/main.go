@@ -79,7 +79,8 @@ var families = []family{
 		bench:   "BenchmarkInformer",
 		title:   "Informer: regent informer vs a raw list + watch per backend (1 KiB values)",
 		command: "go test -run '^$' -bench BenchmarkInformer -benchmem -count 3 .",
-		labels:  map[string]string{"regent": "regent informer", "raw": "raw client list / watch"},
+		labels: map[string]string{"regent": "regent informer", "raw": "raw client list / watch",
+			"rawwatch": "raw list + the watches to follow it (ZooKeeper)"},
 		panels: []PanelSpec{
 			{Title: "Initial sync: list the prefix into memory (100k keys on etcd, 10k on the others)", Metric: "ns/op", Match: "/Sync"},
 			{Title: "Live heap per object after sync, in bytes (each value is 1,024)", Metric: "heap-B/obj"},
@@ -172,7 +173,7 @@ func caption(f File, fam family, panels []Panel) []string {
 	}
 	ratios, paired := false, false
 	for _, p := range panels {
-		ratios = ratios || slices.ContainsFunc(p.Groups, func(g Group) bool { return g.Ratio != "" })
+		ratios = ratios || slices.ContainsFunc(p.Groups, func(g Group) bool { return slices.ContainsFunc(g.Ratios, func(r string) bool { return r != "" }) })
 		paired = paired || slices.ContainsFunc(p.Groups, func(g Group) bool { return g.Paired })
 	}
 	switch {

@@ -33,7 +33,7 @@ const (
 	captionChars = (width - 32) * 10 / 68 // characters per caption line, at charWidth
 )
 
-var sideColour = map[string]string{"regent": "#2b6cb0", "raw": "#dd6b20", "clientgo": "#dd6b20", "": "#718096"}
+var sideColour = map[string]string{"regent": "#2b6cb0", "raw": "#dd6b20", "rawwatch": "#975a16", "clientgo": "#dd6b20", "": "#718096"}
 
 // Render writes c as a standalone SVG document.
 func Render(w io.Writer, c Chart) error {
@@ -41,7 +41,10 @@ func Render(w io.Writer, c Chart) error {
 	left := 0.0
 	for _, p := range c.Panels {
 		for _, g := range p.Groups {
-			left = max(left, float64(len([]rune(g.Label)))*charWidth, float64(len(g.Ratio))*charWidth*0.92)
+			left = max(left, float64(len([]rune(g.Label)))*charWidth)
+			for _, r := range g.Ratios {
+				left = max(left, float64(len(r))*charWidth*0.92)
+			}
 		}
 	}
 	left = math.Ceil(max(left+24, 120))
@@ -138,11 +141,15 @@ func panel(w *bytes.Buffer, p Panel, left, plotW, y float64) float64 {
 			bar(w, ax, b, left, plotW, y)
 			y += barHeight + barGap
 		}
-		// The label and the ratio need two lines even beside a single bar.
+		// The label sits beside regent's bar, each ratio beside the bar it
+		// compares regent with; a lone bar still gets the height of two,
+		// so that groups read as groups.
 		y = max(y, gy+2*(barHeight+barGap))
 		text(w, left-10, gy+barHeight-4, 12, "end", "", g.Label)
-		if g.Ratio != "" {
-			text(w, left-10, gy+barHeight+barGap+barHeight-4, 11, "end", "fill=\"#4a5568\"", g.Ratio)
+		for i, r := range g.Ratios {
+			if r != "" {
+				text(w, left-10, gy+float64(i+1)*(barHeight+barGap)+barHeight-4, 11, "end", "fill=\"#4a5568\"", r)
+			}
 		}
 		y += groupGap - barGap
 	}

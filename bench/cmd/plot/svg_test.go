@@ -41,6 +41,7 @@ BenchmarkElection/consul/failover/regent-2 5 3698 ms/failover 3828 p90-ms/failov
 `,
 	"informer": `BenchmarkInformer/etcd/Sync100k/regent-2 1 1200000000 ns/op 1148 heap-B/obj 124 overhead-B/obj
 BenchmarkInformer/etcd/Sync100k/raw-2 1 890000000 ns/op 1111 heap-B/obj 87 overhead-B/obj
+BenchmarkInformer/zookeeper/Sync10k/rawwatch-2 1 2100000000 ns/op 1300 heap-B/obj 276 overhead-B/obj
 BenchmarkInformer/zookeeper/ChangeIn10k/regent-2 100 1800000 ns/op 1724 p50-µs 2100 p90-µs
 BenchmarkInformer/zookeeper/ChangeIn10k/raw-2 100 1900000 ns/op 1814 p50-µs 2200 p90-µs
 `,
