@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -64,7 +65,7 @@ func Render(w io.Writer, c Chart) error {
 	}
 	y += 6
 	x := 16.0
-	for _, s := range append(sides, "") {
+	for _, s := range append(slices.Clone(sides), "") {
 		if !hasSide(c.Panels, s) {
 			continue
 		}
@@ -135,27 +136,28 @@ func panel(w *bytes.Buffer, p Panel, left, plotW, y float64) float64 {
 	text(w, 16, y, 14, "start", "font-weight=\"bold\"", p.Spec.Title)
 	y += 14
 	top := y
+	// Bars go to their own buffer so that the grid, whose height is known
+	// only once they are laid out, can be written first and lie beneath.
+	var bars bytes.Buffer
 	for _, g := range p.Groups {
 		gy := y
 		for _, b := range g.Bars {
-			bar(w, ax, b, left, plotW, y)
+			bar(&bars, ax, b, left, plotW, y)
 			y += barHeight + barGap
 		}
 		// The label sits beside regent's bar, each ratio beside the bar it
 		// compares regent with; a lone bar still gets the height of two,
 		// so that groups read as groups.
 		y = max(y, gy+2*(barHeight+barGap))
-		text(w, left-10, gy+barHeight-4, 12, "end", "", g.Label)
+		text(&bars, left-10, gy+barHeight-4, 12, "end", "", g.Label)
 		for i, r := range g.Ratios {
 			if r != "" {
-				text(w, left-10, gy+float64(i+1)*(barHeight+barGap)+barHeight-4, 11, "end", "fill=\"#4a5568\"", r)
+				text(&bars, left-10, gy+float64(i+1)*(barHeight+barGap)+barHeight-4, 11, "end", "fill=\"#4a5568\"", r)
 			}
 		}
 		y += groupGap - barGap
 	}
 	bottom := y - groupGap + barGap + 4
-	// Grid first would be hidden by nothing, but ticks after bars keep the
-	// bars' document order equal to the reading order.
 	for _, t := range ax.ticks() {
 		x := left + ax.pos(t)*plotW
 		fmt.Fprintf(w, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#cbd5e0\" stroke-width=\"0.5\"/>\n", x, top, x, bottom)
@@ -163,6 +165,7 @@ func panel(w *bytes.Buffer, p Panel, left, plotW, y float64) float64 {
 	}
 	fmt.Fprintf(w, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#2d3748\"/>\n", left, bottom, left+plotW, bottom)
 	fmt.Fprintf(w, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#2d3748\"/>\n", left, top, left, bottom)
+	w.Write(bars.Bytes())
 	text(w, left+plotW/2, bottom+30, 12, "middle", "", ax.label())
 	return bottom + 30
 }
