@@ -121,6 +121,9 @@ func buildPanel(results []Result, bench string, spec PanelSpec) Panel {
 			continue
 		}
 		label, side := splitSide(label)
+		if label == "" {
+			label = strings.TrimPrefix(bench, "Benchmark") // a benchmark without sub-benchmarks
+		}
 		add(label, side, v)
 	}
 	p := Panel{Spec: spec}

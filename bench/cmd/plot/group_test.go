@@ -26,13 +26,17 @@ BenchmarkQueue/Add/regent-2 1 200 ns/op 0 allocs/op
 BenchmarkQueue/Add/clientgo-2 1 900 ns/op 1 allocs/op
 BenchmarkQueue/Add/clientgo-2 1 500 ns/op 1 allocs/op
 BenchmarkQueueOther/Add/regent-2 1 1 ns/op
+BenchmarkQueue-2 1 5 B/op
 `)
 	panels, err := Build(f, "BenchmarkQueue", []PanelSpec{{Metric: "ns/op"}, {Metric: "allocs/op"}, {Metric: "B/op"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(panels) != 2 {
-		t.Fatalf("got %d panels, want 2 (B/op has no data)", len(panels))
+	if len(panels) != 3 {
+		t.Fatalf("got %d panels, want 3", len(panels))
+	}
+	if g := panels[2].Groups; len(g) != 1 || g[0].Label != "Queue" || g[0].Bars[0].Median != 5 {
+		t.Errorf("B/op groups = %+v, want the benchmark itself, named Queue", g)
 	}
 	want := Group{Label: "Add", Ratios: []string{"regent/clientgo 0.44"}, Bars: []Bar{
 		{Side: "regent", Median: 200, Min: 100, Max: 300, Runs: 3},
