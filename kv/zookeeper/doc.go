@@ -78,6 +78,19 @@
 // trees are read again and compared with their copies, because
 // go-zookeeper re-arms watches on a best-effort basis.
 //
+// # Memory
+//
+// A watched tree costs, per znode, its path and a 56-byte copy of the
+// stats change detection compares, plus the two one-shot watches armed on
+// it, which go-zookeeper v1.0.4 records client-side (a buffered channel
+// and a map entry each, about 200 bytes). Snapshot and Events keep no
+// values: they go into the pairs and events and the caller holds the only
+// copy. Watch and WatchTree keep one, as every update repeats the state.
+// Not guaranteed: the client-side record of an armed watch outlives the
+// stream that armed it until the watch fires or the session ends
+// (go-zookeeper cannot remove watches), so following and dropping a big
+// prefix over and over on one Store grows that record.
+//
 // # Locks
 //
 // See Store.NewLock: protected ephemeral-sequential znodes, watch on the
