@@ -50,6 +50,16 @@ type everyReplica struct{ Runnable }
 
 func (everyReplica) NeedLeaderElection() bool { return false }
 
+// Name is the wrapped runnable's.
+func (e everyReplica) Name() string { return runnableName(e.Runnable) }
+
+func runnableName(r Runnable) string {
+	if n, ok := r.(interface{ Name() string }); ok {
+		return n.Name()
+	}
+	return fmt.Sprintf("%T", r)
+}
+
 // Cache is what a Manager needs of an informer: an *informer.Informer[T] of
 // any T is one.
 type Cache interface {
@@ -225,10 +235,7 @@ func (m *Manager) AddInformer(c Cache) error {
 func (m *Manager) Add(r Runnable) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	name := fmt.Sprintf("%T", r)
-	if n, ok := r.(interface{ Name() string }); ok {
-		name = n.Name()
-	}
+	name := runnableName(r)
 	if err := m.claimLocked(name); err != nil {
 		return err
 	}
