@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/regentkv/regent/examples/internal/backend"
+	"github.com/regentkv/regent/informer"
+	"github.com/regentkv/regent/internal/testenv"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestConfigReader(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		flags  func(t *testing.T) backend.Flags
+		outage bool
+	}{
+		{"memory", func(*testing.T) backend.Flags { return backend.Flags{Backend: backend.Memory} }, false},
+		{"etcd", func(*testing.T) backend.Flags { return backend.Flags{Backend: backend.Etcd} }, true},
+		{"zookeeper", func(t *testing.T) backend.Flags {
+			return backend.Flags{Backend: backend.ZooKeeper, Endpoints: testenv.ZooKeeper(t).Addr, ZooKeeperSessionTimeout: 2 * time.Second}
+		}, false},
+		{"consul", func(t *testing.T) backend.Flags {
+			srv := testenv.Consul(t, testenv.ConsulOptions{})
+			return backend.Flags{Backend: backend.Consul, Endpoints: srv.Addr, ConsulSessionTTLMin: time.Second}
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			flags := tc.flags(t)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cluster, err := flags.Open(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = cluster.Close() }()
+			var out bytes.Buffer
+			sum, err := run(ctx, &out, cluster)
+			t.Logf("output:\n%s", out.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantHealth := []int{503, 200}
+			wantFinal := Config{Greeting: "hello", Replicas: 5, LogLevel: "info"}
+			if tc.outage {
+				wantHealth = []int{503, 200, 503, 200}
+				wantFinal.LogLevel = "debug"
+			}
+			if sum.Outage != tc.outage {
+				t.Errorf("outage step ran: %v, want %v", sum.Outage, tc.outage)
+			}
+			if !slices.Equal(sum.Health, wantHealth) {
+				t.Errorf("/healthz went %v, want %v", sum.Health, wantHealth)
+			}
+			if !errors.Is(sum.EarlyReadErr, informer.ErrNotSynced) || !errors.Is(sum.EarlyReadErr, context.DeadlineExceeded) {
+				t.Errorf("read before sync: got %v, want ErrNotSynced wrapping the deadline", sum.EarlyReadErr)
+			}
+			if len(sum.Changes) == 0 || !strings.Contains(sum.Changes[0], "replicas 3") || !strings.Contains(sum.Changes[0], "-> {greeting \"hello\", replicas 5") {
+				t.Errorf("first change notification: got %q, want replicas 3 -> 5", sum.Changes)
+			}
+			if tc.outage {
+				if !errors.Is(sum.StaleErr, informer.ErrStale) {
+					t.Errorf("Check while the store was down: got %v, want ErrStale", sum.StaleErr)
+				}
+				if want := (Config{Greeting: "hello", Replicas: 5, LogLevel: "info"}); sum.ServedWhileStale != want {
+					t.Errorf("served while stale: got %v, want the last known %v", sum.ServedWhileStale, want)
+				}
+			}
+			if sum.Final != wantFinal {
+				t.Errorf("final config: got %v, want %v", sum.Final, wantFinal)
+			}
+		})
+	}
+}
+
+func TestDecodeConfigRefusesBadValues(t *testing.T) {
+	for name, v := range map[string]string{
+		"not json":         `replicas: 3`,
+		"unknown field":    `{"greeting":"hi","replica":3}`,
+		"negative replica": `{"replicas":-1}`,
+	} {
+		if c, err := decodeConfig("k", []byte(v)); err == nil {
+			t.Errorf("%s: decoded %v, want an error", name, c)
+		}
+	}
+	c, err := decodeConfig("k", []byte(`{"greeting":"hi","replicas":2,"logLevel":"warn"}`))
+	if want := (Config{Greeting: "hi", Replicas: 2, LogLevel: "warn"}); err != nil || c != want {
+		t.Errorf("good value: got %v, %v; want %v", c, err, want)
+	}
+}
+
+func TestCheckCatchesBadRuns(t *testing.T) {
+	good := summary{Health: []int{503, 200, 503, 200}, Changes: []string{"a", "b"}, Outage: true,
+		EarlyReadErr: informer.ErrNotSynced, StaleErr: informer.ErrStale, ServedWhileStale: Config{Greeting: "x"}}
+	if err := good.check(); err != nil {
+		t.Fatalf("good summary: %v", err)
+	}
+	for name, mutate := range map[string]func(*summary){
+		"never unhealthy": func(s *summary) { s.Health = []int{503, 200, 200, 200} },
+		"missed change":   func(s *summary) { s.Changes = s.Changes[:1] },
+		"not stale":       func(s *summary) { s.StaleErr = nil },
+		"nothing served":  func(s *summary) { s.ServedWhileStale = Config{} },
+		"early read ok":   func(s *summary) { s.EarlyReadErr = nil },
+	} {
+		s := good
+		s.Health = slices.Clone(good.Health)
+		s.Changes = slices.Clone(good.Changes)
+		mutate(&s)
+		if s.check() == nil {
+			t.Errorf("%s: check passed", name)
+		}
+	}
+}
