@@ -4,7 +4,7 @@ GOLANGCI_LINT = go run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2
 
 # Zero installs: the reconciler demo on an in-process etcd.
 demo:
-	go run ./examples/demo
+	go run ./examples/reconciler
 
 # The whole suite on a fresh machine: installs/builds ZooKeeper and Consul,
 # runs every test with -race against real servers.
