@@ -269,10 +269,9 @@ func TestPanicsAreRecovered(t *testing.T) {
 	inf := newInformer(t, s, "apps")
 	clock := clocktest.New(time.Unix(0, 0))
 	met := controller.NewMetrics()
-	r := newRecorder(func(_ controller.Request[string], n int) (controller.Result, error) {
+	r := newRecorder(func(req controller.Request[string], n int) (controller.Result, error) {
 		if n == 1 {
-			var m map[string]int
-			m["boom"]++ // nil map write: a real runtime panic
+			panic(fmt.Sprintf("reconcile %s: boom", req.Key))
 		}
 		return controller.Result{}, nil
 	})

@@ -164,8 +164,7 @@ func run(ctx context.Context, out io.Writer, cluster *backend.Cluster) (summary,
 	procs := map[string]*process{}
 	defer func() {
 		for _, p := range procs {
-			p.stop()
-			<-p.done
+			_ = p.shutdown() // an early return's cleanup: its error is already the story
 		}
 	}()
 	for _, id := range []string{"r1", "r2", "r3"} {
