@@ -62,4 +62,10 @@
 //     ctx says when to stop, fencing only protects writes made through the
 //     Term.
 //   - Ordering across keys.
+//   - That a new leader sees deletes its predecessor did not finish: a key
+//     deleted from the primary informer is not in the new leader's cache, so
+//     it is no request by itself. Watch what the controller creates (its
+//     "actual" keys), mapping each to its owner's key, as
+//     examples/reconciler does: the new leader then finds the orphans
+//     (controller-runtime's Owns, and the same reason for it).
 package controller
