@@ -112,7 +112,7 @@ type Controller[T any] struct {
 
 // source is an informer whose changes map to requests of the controller.
 type source interface {
-	register(q informer.KeyAdder) (informer.Registration, error)
+	register(q informer.KeyAdder, log *zap.Logger) (informer.Registration, error)
 	WaitForCacheSync(ctx context.Context) error
 }
 
@@ -167,7 +167,7 @@ func (c *Controller[T]) Run(ctx context.Context) error {
 	})
 	defer q.ShutDown()
 	for _, s := range sources {
-		reg, err := s.register(q)
+		reg, err := s.register(q, c.log)
 		if err != nil {
 			return fmt.Errorf("controller %s: %w", c.cfg.Name, err)
 		}
@@ -236,6 +236,10 @@ func (c *Controller[T]) processNext(ctx context.Context, q *workqueue.Queue[stri
 	case err == nil:
 		result = resultSuccess
 		q.Forget(key)
+	case ctx.Err() != nil && errors.Is(err, ErrPanic):
+		// A panic is counted as one even while stopping; the next Run
+		// starts from the cache, so the key is not requeued.
+		result = resultPanic
 	case ctx.Err() != nil:
 		// Stopping: the error is most likely the cancellation itself.
 		result = resultCanceled
@@ -270,7 +274,7 @@ func (c *Controller[T]) reconcile(ctx context.Context, req Request[T], log *zap.
 // primary maps the controller's own informer: each key is a request.
 type primary[T any] struct{ inf *informer.Informer[T] }
 
-func (p primary[T]) register(q informer.KeyAdder) (informer.Registration, error) {
+func (p primary[T]) register(q informer.KeyAdder, _ *zap.Logger) (informer.Registration, error) {
 	return informer.EnqueueKeys(p.inf, q)
 }
 

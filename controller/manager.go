@@ -165,7 +165,11 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		return nil, err
 	}
 	m.checks["readyz"] = []namedCheck{{"manager", m.checkRunning}}
-	if le := cfg.LeaderElection; le != nil {
+	if cfg.LeaderElection != nil {
+		// A copy: the caller's may be reused for another Manager, which
+		// must get its own logger and metrics.
+		le := *cfg.LeaderElection
+		m.cfg.LeaderElection = &le
 		switch {
 		case le.Store == nil:
 			return nil, fmt.Errorf("%w: LeaderElection.Store is required", ErrInvalidConfig)
@@ -239,7 +243,11 @@ func (m *Manager) Add(r Runnable) error {
 	if err := m.claimLocked(name); err != nil {
 		return err
 	}
-	if a, ok := r.(adoptable); ok {
+	inner := r
+	if e, ok := r.(everyReplica); ok {
+		inner = e.Runnable
+	}
+	if a, ok := inner.(adoptable); ok {
 		newQueueMetrics := func() (workqueue.Metrics, error) {
 			qm := prommetrics.New(name)
 			if err := m.reg.Register(qm); err != nil {
@@ -338,8 +346,11 @@ func (m *Manager) Run(ctx context.Context) (err error) {
 	m.running = true
 	m.mu.Unlock()
 
-	ctx, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	// stop marks the cause as the Manager's own failure, so that Run tells
+	// it apart from whatever cause the caller cancelled ctx with.
+	stop := func(err error) { cancel(failure{err}) }
 	var wg sync.WaitGroup
 	done := make(chan struct{})
 	go func() { <-ctx.Done(); close(done) }()
@@ -364,7 +375,10 @@ func (m *Manager) Run(ctx context.Context) (err error) {
 		m.mu.Lock()
 		m.addr = ln.Addr()
 		m.mu.Unlock()
+		served := make(chan struct{})
+		defer func() { <-served }() // after Shutdown (deferred later, so run first)
 		go func() {
+			defer close(served)
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				stop(fmt.Errorf("controller: health server: %w", err))
 			}
@@ -447,11 +461,17 @@ func (m *Manager) Run(ctx context.Context) (err error) {
 		m.log.Error("shutdown timed out", zap.Error(err))
 		return err
 	}
-	if cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
-		return cause
+	if f, ok := errors.AsType[failure](cause); ok {
+		return f.error
 	}
 	return nil
 }
+
+// failure is a Manager's stop cause: a runnable, the election or the HTTP
+// server failed.
+type failure struct{ error }
+
+func (f failure) Unwrap() error { return f.error }
 
 // checkRunning fails /readyz while the Manager shuts down, so that a load
 // balancer stops sending work before the HTTP server goes away.

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 
+	"go.uber.org/zap"
+
 	"github.com/regentkv/regent/informer"
+	"github.com/regentkv/regent/kv"
 )
 
 // Watch makes changes in a second informer reconcile keys of c's own
@@ -12,7 +15,8 @@ import (
 // delete of a key in inf, the keys mapFn returns are queued. This is how a
 // controller of "deployments/..." learns that one of the "pods/..." it owns
 // changed: mapFn returns the owner's key. Keys are queued as returned, so
-// they must be normalised keys of c's informer (kv.NormalizeKey).
+// they must be keys of c's informer; they are normalised (kv.NormalizeKey),
+// and an invalid one is logged and dropped.
 //
 // Watch must be called before Run; inf must be run by the caller or the
 // Manager, like the primary informer, and Run waits for its sync too.
@@ -35,10 +39,19 @@ type mapped[U any] struct {
 	name  string
 }
 
-func (m mapped[U]) register(q informer.KeyAdder) (informer.Registration, error) {
+func (m mapped[U]) register(q informer.KeyAdder, log *zap.Logger) (informer.Registration, error) {
 	add := func(key string, obj U) {
 		for _, k := range m.mapFn(key, obj) {
-			q.Add(k)
+			// A key in another form than the informer's would find no
+			// cached object and look deleted: the reconciler would clean
+			// up live state. Normalise it; drop what is no key at all.
+			nk, err := kv.NormalizeKey(k)
+			if err != nil {
+				log.Error("Watch map function returned an invalid key; dropped",
+					zap.String("from", key), zap.Error(err))
+				continue
+			}
+			q.Add(nk)
 		}
 	}
 	return m.inf.AddEventHandler(informer.Handler[U]{

@@ -1,0 +1,126 @@
+package controller_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/regentkv/regent/controller"
+	"github.com/regentkv/regent/election"
+	"github.com/regentkv/regent/internal/poll"
+)
+
+// TestPanicDuringShutdownIsCounted: a reconcile that panics after its ctx
+// ended is still a panic, counted as one, not hidden as "canceled".
+func TestPanicDuringShutdownIsCounted(t *testing.T) {
+	s := newMemory(t)
+	put(t, s, "apps/a", "1")
+	inf := newInformer(t, s, "apps")
+	met := controller.NewMetrics()
+	entered := make(chan struct{})
+	c := newController(t, controller.Config[string]{Informer: inf, Metrics: met,
+		Reconciler: controller.ReconcileFunc[string](func(ctx context.Context, _ controller.Request[string]) (controller.Result, error) {
+			close(entered)
+			<-ctx.Done()
+			panic("cleanup after cancel blew up")
+		})})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	<-entered
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if got := testutil.ToFloat64(met.Panics("test")); got != 1 {
+		t.Errorf("panics = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(met.Reconciles("test", "panic")); got != 1 {
+		t.Errorf("panic reconciles = %v, want 1", got)
+	}
+}
+
+// TestManagerReturnsNilWhenParentCancelledWithCause: Run returns nil after
+// its ctx ended, whatever cause the caller gave; only a runnable's failure
+// is an error.
+func TestManagerReturnsNilWhenParentCancelledWithCause(t *testing.T) {
+	m, err := controller.NewManager(controller.ManagerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	<-m.Started()
+	cancel(errors.New("operator asked for a restart"))
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v, want nil after its ctx ended", err)
+	}
+}
+
+// TestWatchNormalisesMappedKeys: a map function that returns keys in a
+// non-canonical form ("/apps/web/") reconciles the existing key, not a
+// phantom "deleted" one that would make the reconciler clean up live state.
+func TestWatchNormalisesMappedKeys(t *testing.T) {
+	s := newMemory(t)
+	put(t, s, "apps/web", "v1")
+	apps := newInformer(t, s, "apps")
+	pods := newInformer(t, s, "pods")
+	r := newRecorder(nil)
+	c := newController(t, controller.Config[string]{Informer: apps, Reconciler: r})
+	owner := func(_ string, pod string) []string { return []string{"/apps/" + pod + "/", "apps//bad"} }
+	if err := controller.Watch(c, pods, owner); err != nil {
+		t.Fatal(err)
+	}
+	background(t, "Controller.Run", c.Run, nil)
+	poll.Until(t, wait, "apps/web not reconciled", func() bool { return r.count("apps/web") == 1 })
+	put(t, s, "pods/web-1", "web")
+	poll.Until(t, wait, "a pod change did not reconcile its app", func() bool { return r.count("apps/web") == 2 })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, req := range r.seen {
+		if req.Key != "apps/web" || !req.Exists {
+			t.Errorf("reconciled %q (exists %v); want only the existing apps/web", req.Key, req.Exists)
+		}
+	}
+}
+
+// TestOnEveryReplicaControllerIsAdopted: a Controller wrapped with
+// OnEveryReplica still gets the Manager's metrics.
+func TestOnEveryReplicaControllerIsAdopted(t *testing.T) {
+	m, err := controller.NewManager(controller.ManagerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newMemory(t)
+	put(t, s, "apps/a", "1")
+	inf := newInformer(t, s, "apps")
+	r := newRecorder(nil)
+	c := newController(t, controller.Config[string]{Name: "everywhere", Informer: inf, Reconciler: r})
+	if err := m.Add(controller.OnEveryReplica(c)); err != nil {
+		t.Fatal(err)
+	}
+	background(t, "Manager.Run", m.Run, nil)
+	poll.Until(t, wait, "apps/a not reconciled", func() bool { return r.count("apps/a") == 1 })
+	poll.Until(t, wait, "the wrapped controller's reconcile is not in the Manager's registry", func() bool {
+		n, err := testutil.GatherAndCount(m.Registry(), "regent_controller_reconcile_total")
+		return err == nil && n > 0
+	})
+}
+
+// TestNewManagerLeavesLeaderElectionAlone: NewManager does not write its
+// defaults into the caller's LeaderElection, so that one can be reused for
+// a second Manager (a second replica in the same process) without the two
+// sharing the first one's logger and metrics (which the second registry
+// would then never serve).
+func TestNewManagerLeavesLeaderElectionAlone(t *testing.T) {
+	le := &controller.LeaderElection{Store: newMemory(t), Config: election.Config{Key: "leader", Identity: "a"}}
+	if _, err := controller.NewManager(controller.ManagerConfig{LeaderElection: le}); err != nil {
+		t.Fatal(err)
+	}
+	if le.Logger != nil || le.Metrics != nil {
+		t.Errorf("NewManager set the caller's LeaderElection Logger=%v Metrics=%v", le.Logger, le.Metrics)
+	}
+}
