@@ -119,12 +119,10 @@ func (s *Store) runEvents(ctx, wctx context.Context, stop func(), ch chan<- kv.E
 			case <-wctx.Done():
 				break recv
 			case <-tick.C:
-				if idle {
-					// Goes to every watch on this client's stream; the
-					// others ignore progress notifications.
-					if err := s.c.RequestProgress(wctx); err != nil && wctx.Err() == nil {
-						s.log.Debug("etcd: progress request failed", zap.Error(err))
-					}
+				if idle && !s.progress(wctx, ch, after) {
+					ws.close()
+					end(nil)
+					return
 				}
 				idle = true
 				continue
@@ -179,6 +177,35 @@ func (s *Store) runEvents(ctx, wctx context.Context, stop func(), ch chan<- kv.E
 			return
 		}
 	}
+}
+
+// progress makes an idle stream send a progress notice. etcd answers a
+// progress request only for watches whose start revision it has reached
+// (server/storage/mvcc progressIfSync), and a watch that is caught up on a
+// store where nothing is written starts one past the store's revision: it
+// would never hear back. So: read the store's revision first. When nothing
+// was written after the last revision delivered, the stream is caught up by
+// definition and the notice is sent here; otherwise the watch has a start
+// revision the server has reached, and the server is asked. A read that
+// fails sends nothing: a subscriber that stops getting notices knows the
+// server is out of reach. It returns false when ctx ended.
+func (s *Store) progress(ctx context.Context, ch chan<- kv.EventBatch, after int64) bool {
+	rctx, cancel := context.WithTimeout(ctx, progressInterval)
+	resp, err := s.c.Get(rctx, s.internal+"/rev", clientv3.WithCountOnly())
+	cancel()
+	switch {
+	case err != nil:
+		s.log.Debug("etcd: progress read failed", zap.Error(err))
+	case resp.Header.Revision <= after:
+		return send(ctx, ch, kv.EventBatch{Revision: uint64(after)})
+	default:
+		// Goes to every watch on this client's stream; the others ignore
+		// progress notifications.
+		if err := s.c.RequestProgress(ctx); err != nil && ctx.Err() == nil {
+			s.log.Debug("etcd: progress request failed", zap.Error(err))
+		}
+	}
+	return ctx.Err() == nil
 }
 
 // checkReachable tells a watch that ended for good (client closed) from one

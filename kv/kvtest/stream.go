@@ -22,6 +22,7 @@ func streamCases(h Harness) []testCase {
 		{name: "StreamEventsDeleteTree", run: testEventsDeleteTree},
 		{name: "StreamEventsCompacted", serial: true, run: testEventsCompacted},
 		{name: "StreamProgress", run: testProgress},
+		{name: "StreamProgressIdleStore", serial: true, run: testProgressIdleStore},
 		{name: "StreamCancelCloses", run: testEventsCancel},
 		{name: "StreamInvalidPrefix", run: testStreamInvalidPrefix},
 		{name: "StreamRevisionMonotonic", run: testRevisionMonotonic},
@@ -396,6 +397,32 @@ func testProgress(e *env) {
 		if b.Revision >= rev {
 			break
 		}
+	}
+}
+
+// testProgressIdleStore: with nothing written anywhere (a serial case, so
+// no other case writes meanwhile), the stream still sends a progress notice
+// at least every second, at the revision it started from. Readers use these
+// to tell a quiet store from a dead connection (informer.Check).
+func testProgressIdleStore(e *env) {
+	_, st := e.streamer()
+	snap, err := st.Snapshot(e.ctx, e.key("idle"))
+	if err != nil {
+		e.Fatalf("Snapshot: %v", err)
+	}
+	ch, err := st.Events(e.ctx, e.key("idle"), snap.Revision)
+	if err != nil {
+		e.Fatalf("Events: %v", err)
+	}
+	start := time.Now()
+	for i := range 3 {
+		b := next(e, ch, 2*time.Second, fmt.Sprintf("progress notice %d on an idle store", i+1))
+		if b.Err != nil || len(b.Events) != 0 || b.Revision < snap.Revision {
+			e.Fatalf("idle store: got batch %+v, want a progress notice at revision >= %d", b, snap.Revision)
+		}
+	}
+	if took := time.Since(start); took > 3*time.Second+500*time.Millisecond {
+		e.Errorf("3 progress notices took %v on an idle store, want one at least every second", took)
 	}
 }
 
