@@ -123,7 +123,7 @@ func New[T any](cfg Config[T]) (*Controller[T], error) {
 		return nil, err
 	}
 	c := &Controller[T]{cfg: cfg, log: cfg.Logger.With(zap.String("controller", cfg.Name)), defaultLogger: defaultLogger}
-	c.sources = []source{primary[T]{cfg.Informer}}
+	c.sources = []source{primary[T]{cfg.Informer, cfg.Name}}
 	return c, nil
 }
 
@@ -272,10 +272,21 @@ func (c *Controller[T]) reconcile(ctx context.Context, req Request[T], log *zap.
 }
 
 // primary maps the controller's own informer: each key is a request.
-type primary[T any] struct{ inf *informer.Informer[T] }
+type primary[T any] struct {
+	inf  *informer.Informer[T]
+	name string
+}
 
 func (p primary[T]) register(q informer.KeyAdder, _ *zap.Logger) (informer.Registration, error) {
-	return informer.EnqueueKeys(p.inf, q)
+	// Not informer.EnqueueKeys: its handlers all have one name, and the
+	// informer's per-handler metrics of controllers sharing it would mix
+	// (and vanish for all when one of them stops).
+	return p.inf.AddEventHandler(informer.Handler[T]{
+		Name:     "controller-" + p.name,
+		OnAdd:    func(key string, _ T, _ bool) { q.Add(key) },
+		OnUpdate: func(key string, _, _ T) { q.Add(key) },
+		OnDelete: func(key string, _ T, _ bool) { q.Add(key) },
+	})
 }
 
 func (p primary[T]) WaitForCacheSync(ctx context.Context) error { return p.inf.WaitForCacheSync(ctx) }

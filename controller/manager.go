@@ -124,6 +124,7 @@ type Manager struct {
 	leaders  []namedRunnable
 	live     map[string]int // runnables running now, for the shutdown error
 	stopping bool           // Run's ctx has ended: /readyz fails
+	finished bool           // Run has returned
 	names    map[string]bool
 }
 
@@ -317,11 +318,11 @@ func (m *Manager) Elector() *election.Elector {
 }
 
 // IsLeader reports whether leader-only runnables are running here: always
-// true without LeaderElection once Run has started.
+// true without LeaderElection while Run runs, false once it has returned.
 func (m *Manager) IsLeader() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !m.running {
+	if !m.running || m.finished {
 		return false
 	}
 	if m.elector == nil {
@@ -345,6 +346,11 @@ func (m *Manager) Run(ctx context.Context) (err error) {
 	}
 	m.running = true
 	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		m.finished = true
+		m.mu.Unlock()
+	}()
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

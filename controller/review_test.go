@@ -5,10 +5,12 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/regentkv/regent/controller"
 	"github.com/regentkv/regent/election"
+	"github.com/regentkv/regent/informer"
 	"github.com/regentkv/regent/internal/poll"
 )
 
@@ -122,5 +124,82 @@ func TestNewManagerLeavesLeaderElectionAlone(t *testing.T) {
 	}
 	if le.Logger != nil || le.Metrics != nil {
 		t.Errorf("NewManager set the caller's LeaderElection Logger=%v Metrics=%v", le.Logger, le.Metrics)
+	}
+}
+
+// TestIsLeaderFalseAfterRun: once Run has returned nothing leader-only runs
+// here, with or without an election.
+func TestIsLeaderFalseAfterRun(t *testing.T) {
+	m, err := controller.NewManager(controller.ManagerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	<-m.Started()
+	if !m.IsLeader() {
+		t.Error("IsLeader false while running without an election")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if m.IsLeader() {
+		t.Error("IsLeader true after Run returned")
+	}
+}
+
+// TestControllersSharingAnInformerKeepTheirHandlerMetrics: two controllers
+// of one informer register handlers of distinct names, so that stopping one
+// does not drop the other's series from the informer's metrics.
+func TestControllersSharingAnInformerKeepTheirHandlerMetrics(t *testing.T) {
+	s := newMemory(t)
+	put(t, s, "apps/a", "1")
+	infMet := informer.NewMetrics()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(infMet)
+	inf, err := informer.New(s, informer.Config[string]{Prefix: "apps", Decode: decodeString, Metrics: infMet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	background(t, "informer.Run", inf.Run, context.Canceled)
+	ra, rb := newRecorder(nil), newRecorder(nil)
+	a := newController(t, controller.Config[string]{Name: "a", Informer: inf, Reconciler: ra})
+	b := newController(t, controller.Config[string]{Name: "b", Informer: inf, Reconciler: rb})
+	ctxA, stopA := context.WithCancel(context.Background())
+	doneA := make(chan error, 1)
+	go func() { doneA <- a.Run(ctxA) }()
+	background(t, "b.Run", b.Run, nil)
+	poll.Until(t, wait, "apps/a not reconciled by both", func() bool { return ra.count("apps/a") == 1 && rb.count("apps/a") == 1 })
+	handlers := func() map[string]bool {
+		got := map[string]bool{}
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "regent_informer_handler_queue_depth" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "handler" {
+						got[l.GetValue()] = true
+					}
+				}
+			}
+		}
+		return got
+	}
+	if n := len(handlers()); n != 2 {
+		t.Errorf("handler series while both run: %v, want 2", handlers())
+	}
+	stopA()
+	if err := <-doneA; err != nil {
+		t.Fatal(err)
+	}
+	if n := len(handlers()); n != 1 {
+		t.Errorf("handler series after a stopped: %v, want b's only", handlers())
 	}
 }

@@ -29,14 +29,16 @@ func Watch[T, U any](c *Controller[T], inf *informer.Informer[U], mapFn func(key
 	if c.running {
 		return fmt.Errorf("%w: controller %s: Watch after Run", ErrAlreadyRunning, c.cfg.Name)
 	}
-	c.sources = append(c.sources, mapped[U]{inf, mapFn, c.cfg.Name})
+	c.sources = append(c.sources, mapped[U]{inf, mapFn, fmt.Sprintf("controller-%s-watch-%d", c.cfg.Name, len(c.sources))})
 	return nil
 }
 
 type mapped[U any] struct {
 	inf   *informer.Informer[U]
 	mapFn func(key string, obj U) []string
-	name  string
+	// handler names the informer handler, unique per controller and Watch
+	// (the informer's per-handler metrics are by name).
+	handler string
 }
 
 func (m mapped[U]) register(q informer.KeyAdder, log *zap.Logger) (informer.Registration, error) {
@@ -55,7 +57,7 @@ func (m mapped[U]) register(q informer.KeyAdder, log *zap.Logger) (informer.Regi
 		}
 	}
 	return m.inf.AddEventHandler(informer.Handler[U]{
-		Name:     "controller-" + m.name,
+		Name:     m.handler,
 		OnAdd:    func(key string, obj U, _ bool) { add(key, obj) },
 		OnUpdate: func(key string, old, obj U) { add(key, old); add(key, obj) },
 		OnDelete: func(key string, last U, _ bool) { add(key, last) },
