@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -201,5 +202,56 @@ func TestControllersSharingAnInformerKeepTheirHandlerMetrics(t *testing.T) {
 	}
 	if n := len(handlers()); n != 1 {
 		t.Errorf("handler series after a stopped: %v, want b's only", handlers())
+	}
+}
+
+// TestOutcomesOnEachBackend: retries with backoff, terminal errors, panics
+// and RequeueAfter on a real store (etcd, unless -short) as on memory, with
+// real time and the default rate limiter, and a graceful stop.
+func TestOutcomesOnEachBackend(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			s := b.new(t)
+			for _, k := range []string{"err", "term", "panic", "again"} {
+				put(t, s, "outcomes/"+k, "1")
+			}
+			inf := newInformer(t, s, "outcomes")
+			met := controller.NewMetrics()
+			r := newRecorder(func(req controller.Request[string], n int) (controller.Result, error) {
+				switch {
+				case req.Key == "outcomes/err" && n <= 2:
+					return controller.Result{}, errors.New("not yet")
+				case req.Key == "outcomes/term":
+					return controller.Result{}, controller.Terminal(errors.New("invalid spec"))
+				case req.Key == "outcomes/panic" && n == 1:
+					panic("boom")
+				case req.Key == "outcomes/again" && n == 1:
+					return controller.Result{RequeueAfter: 20 * time.Millisecond}, nil
+				}
+				return controller.Result{}, nil
+			})
+			c := newController(t, controller.Config[string]{Name: "outcomes", Informer: inf, Reconciler: r, Workers: 2, Metrics: met})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- c.Run(ctx) }()
+			poll.Until(t, wait, "outcomes not reached", func() bool {
+				return r.count("outcomes/err") == 3 && r.count("outcomes/panic") == 2 && r.count("outcomes/again") == 2 &&
+					r.count("outcomes/term") == 1
+			})
+			// 3 successes: err, panic, again (its second pass).
+			poll.Until(t, wait, "success count", func() bool { return testutil.ToFloat64(met.Reconciles("outcomes", "success")) == 3 })
+			for result, want := range map[string]float64{"error": 2, "terminal_error": 1, "panic": 1, "requeue_after": 1} {
+				if got := testutil.ToFloat64(met.Reconciles("outcomes", result)); got != want {
+					t.Errorf("%s reconciles = %v, want %v", result, got, want)
+				}
+			}
+			// A terminal key is reconciled again when it changes, not before.
+			put(t, s, "outcomes/term", "2")
+			poll.Until(t, wait, "changed terminal key not reconciled", func() bool { return r.count("outcomes/term") == 2 })
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run = %v", err)
+			}
+		})
 	}
 }
