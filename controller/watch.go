@@ -14,9 +14,9 @@ import (
 // informer: for every add, update (both the old and the new object) and
 // delete of a key in inf, the keys mapFn returns are queued. This is how a
 // controller of "deployments/..." learns that one of the "pods/..." it owns
-// changed: mapFn returns the owner's key. Keys are queued as returned, so
-// they must be keys of c's informer; they are normalised (kv.NormalizeKey),
-// and an invalid one is logged and dropped.
+// changed: mapFn returns the owner's key, a key of c's informer. Keys are
+// normalised before they are queued (kv.NormalizeKey: "/apps/web/" is
+// "apps/web"); an invalid one is logged and dropped.
 //
 // Watch must be called before Run; inf must be run by the caller or the
 // Manager, like the primary informer, and Run waits for its sync too.
