@@ -236,8 +236,13 @@ func (m *Manager) AddInformer(c Cache) error {
 // Add adds a Runnable: a Controller, or anything else. It runs on the
 // leader only, unless it implements LeaderElectionRunnable and says
 // otherwise (OnEveryReplica, Config.RunOnAllReplicas). Controllers without
-// their own Logger, Metrics or QueueMetrics get the Manager's.
+// their own Logger, Metrics or QueueMetrics get the Manager's. An informer
+// (any Cache) is handed to AddInformer: caches run on every replica, so
+// that standbys stay warm.
 func (m *Manager) Add(r Runnable) error {
+	if c, ok := r.(Cache); ok {
+		return m.AddInformer(c)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	name := runnableName(r)
@@ -298,7 +303,8 @@ func (m *Manager) addCheck(kind, name string, check func() error) {
 func (m *Manager) Registry() *prometheus.Registry { return m.reg }
 
 // Started is closed once Run has started every runnable it runs on all
-// replicas and the HTTP server (Addr is then valid).
+// replicas and the HTTP server (Addr is then valid), or once Run has
+// returned without getting that far (wait on Run's result too).
 func (m *Manager) Started() <-chan struct{} { return m.started }
 
 // Addr returns the address /metrics, /healthz and /readyz are served on,
@@ -317,8 +323,12 @@ func (m *Manager) Elector() *election.Elector {
 	return m.elector
 }
 
-// IsLeader reports whether leader-only runnables are running here: always
-// true without LeaderElection while Run runs, false once it has returned.
+// IsLeader reports whether this replica holds leadership now, as far as it
+// knows: always true without LeaderElection while Run runs, false once it
+// has returned. With an election it turns false as soon as the term ends,
+// while the leader-only runnables may still be stopping (for up to the
+// election's HealthTimeout); nothing they write through their Term lands
+// after that.
 func (m *Manager) IsLeader() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -346,10 +356,12 @@ func (m *Manager) Run(ctx context.Context) (err error) {
 	}
 	m.running = true
 	m.mu.Unlock()
+	startedOnce := sync.OnceFunc(func() { close(m.started) })
 	defer func() {
 		m.mu.Lock()
 		m.finished = true
 		m.mu.Unlock()
+		startedOnce() // also when Run fails before starting: never leave a waiter hanging
 	}()
 
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -436,7 +448,7 @@ func (m *Manager) Run(ctx context.Context) (err error) {
 	} else {
 		wg.Go(func() { lead(ctx) })
 	}
-	close(m.started)
+	startedOnce()
 
 	<-done
 	m.mu.Lock()

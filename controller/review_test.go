@@ -3,6 +3,7 @@ package controller_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -253,5 +254,56 @@ func TestOutcomesOnEachBackend(t *testing.T) {
 				t.Errorf("Run = %v", err)
 			}
 		})
+	}
+}
+
+// TestStartedClosesWhenRunFailsEarly: a waiter on Started is not left
+// hanging when Run cannot start (its health address is taken).
+func TestStartedClosesWhenRunFailsEarly(t *testing.T) {
+	m, err := controller.NewManager(controller.ManagerConfig{HealthAddr: "256.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Run(ctxFor(t, wait)); err == nil || !strings.Contains(err.Error(), "health server") {
+		t.Errorf("Run = %v, want a health server error", err)
+	}
+	select {
+	case <-m.Started():
+	case <-time.After(wait):
+		t.Fatal("Started not closed after Run failed")
+	}
+}
+
+// TestAddRoutesInformersToEveryReplica: an informer given to Add runs on
+// every replica (and reports in /readyz) instead of on the leader only.
+func TestAddRoutesInformersToEveryReplica(t *testing.T) {
+	s := newMemory(t)
+	put(t, s, "apps/a", "1")
+	m, err := controller.NewManager(controller.ManagerConfig{
+		LeaderElection: &controller.LeaderElection{Store: s, Config: election.Config{Key: "routes", Identity: "x"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inf, err := informer.New(s, informer.Config[string]{Prefix: "apps", Decode: decodeString})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Add(inf); err != nil {
+		t.Fatal(err)
+	}
+	// A rival leads first: this replica never leads, yet its informer
+	// must sync.
+	rival, err := election.New(ctxFor(t, wait), s, election.Config{Key: "routes", Identity: "rival",
+		Callbacks: election.Callbacks{OnStartedLeading: func(ctx context.Context) { <-ctx.Done() }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	background(t, "rival.Run", rival.Run, nil)
+	poll.Until(t, wait, "the rival does not lead", rival.IsLeader)
+	runManager(t, m)
+	poll.Until(t, wait, "an informer added with Add did not run on a standby", inf.HasSynced)
+	if m.IsLeader() {
+		t.Error("the standby leads")
 	}
 }
