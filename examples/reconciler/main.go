@@ -1,14 +1,3 @@
-// Command reconciler runs a leader-elected controller on three replicas:
-// desired state is written under apps/desired, and whichever replica leads
-// converges apps/actual to it, with writes fenced by its term. Halfway the
-// leader crashes; the timeline shows who leads, what each reconcile did and
-// how long the failover took.
-//
-//	go run ./examples/reconciler                                    # embedded etcd, no installs
-//	go run ./examples/reconciler -endpoints http://127.0.0.1:2379   # your etcd
-//	go run ./examples/reconciler -backend zookeeper -endpoints 127.0.0.1:2181
-//	go run ./examples/reconciler -backend consul -endpoints 127.0.0.1:8500
-//	go run ./examples/reconciler -backend memory                    # in-process store
 package main
 
 import (
