@@ -134,7 +134,7 @@ func (inf *Informer[T]) LastSyncedRevision() uint64 {
 // error wraps ErrNotSynced, ctx.Err() and the last list error, if any, and
 // says why the cache has not synced.
 func (inf *Informer[T]) WaitForCacheSync(ctx context.Context) error {
-	return inf.waitFor(ctx, func() bool { return inf.synced }, "cache not synced")
+	return inf.waitFor(ctx, func() bool { return inf.synced }, "waiting for the first sync")
 }
 
 // WaitForRevision waits until the cache has applied every change up to rev
