@@ -33,7 +33,15 @@ func benchController(b *testing.B, s kv.Store, workers int, seen func(controller
 	infDone, ctlDone := make(chan error, 1), make(chan error, 1)
 	go func() { infDone <- inf.Run(ctx) }()
 	go func() { ctlDone <- c.Run(ctx) }()
-	b.Cleanup(func() { cancel(); <-infDone; <-ctlDone })
+	b.Cleanup(func() {
+		cancel()
+		if err := <-infDone; err != context.Canceled { //nolint:errorlint // Run returns ctx.Err() itself
+			b.Errorf("informer Run = %v", err)
+		}
+		if err := <-ctlDone; err != nil {
+			b.Errorf("controller Run = %v", err)
+		}
+	})
 	if err := inf.WaitForCacheSync(ctxFor(b, 10*time.Second)); err != nil {
 		b.Fatal(err)
 	}
