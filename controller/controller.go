@@ -249,6 +249,10 @@ func (c *Controller[T]) processNext(ctx context.Context, q *workqueue.Queue[stri
 		q.Forget(key)
 		log.Error("reconcile failed; not retrying (terminal)", zap.Error(err))
 	default:
+		if res.RequeueAfter > 0 {
+			log.Warn("reconcile returned both an error and RequeueAfter; the error wins (backoff)",
+				zap.Duration("requeueAfter", res.RequeueAfter))
+		}
 		result = resultError
 		if errors.Is(err, ErrPanic) {
 			result = resultPanic

@@ -262,6 +262,7 @@ func (m *Manager) Add(r Runnable) error {
 			return qm, nil
 		}
 		if err := a.adopt(m.log.Named(name), m.ctrlMet, newQueueMetrics); err != nil {
+			delete(m.names, name) // not added: the name stays free
 			return err
 		}
 	}
