@@ -200,8 +200,12 @@ func (s *Store) progress(ctx context.Context, ch chan<- kv.EventBatch, after int
 		return send(ctx, ch, kv.EventBatch{Revision: uint64(after)})
 	default:
 		// Goes to every watch on this client's stream; the others ignore
-		// progress notifications.
-		if err := s.c.RequestProgress(ctx); err != nil && ctx.Err() == nil {
+		// progress notifications. The client picks the stream by the ctx's
+		// outgoing metadata, so the request must carry the watch's own
+		// (openWatch), not whatever the caller's ctx carries.
+		pctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(s.ctx), progressInterval)
+		defer cancel()
+		if err := s.c.RequestProgress(pctx); err != nil && ctx.Err() == nil {
 			s.log.Debug("etcd: progress request failed", zap.Error(err))
 		}
 	}
