@@ -12,74 +12,51 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/regentkv/regent/examples/internal/backend"
+	"github.com/regentkv/regent/examples/internal/backendtest"
 	"github.com/regentkv/regent/informer"
-	"github.com/regentkv/regent/internal/testenv"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestConfigReader(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		flags  func(t *testing.T) backend.Flags
-		outage bool
-	}{
-		{"memory", func(*testing.T) backend.Flags { return backend.Flags{Backend: backend.Memory} }, false},
-		{"etcd", func(*testing.T) backend.Flags { return backend.Flags{Backend: backend.Etcd} }, true},
-		{"zookeeper", func(t *testing.T) backend.Flags {
-			return backend.Flags{Backend: backend.ZooKeeper, Endpoints: testenv.ZooKeeper(t).Addr, ZooKeeperSessionTimeout: 2 * time.Second}
-		}, false},
-		{"consul", func(t *testing.T) backend.Flags {
-			srv := testenv.Consul(t, testenv.ConsulOptions{})
-			return backend.Flags{Backend: backend.Consul, Endpoints: srv.Addr, ConsulSessionTTLMin: time.Second}
-		}, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			flags := tc.flags(t)
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			cluster, err := flags.Open(ctx)
-			if err != nil {
-				t.Fatal(err)
+	backendtest.Each(t, time.Minute, func(t *testing.T, ctx context.Context, cluster *backend.Cluster) {
+		outage := cluster.Embedded() // only an embedded server can be stopped and restarted
+		var out bytes.Buffer
+		sum, err := run(ctx, &out, cluster)
+		t.Logf("output:\n%s", out.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantHealth := []int{503, 200}
+		wantFinal := Config{Greeting: "hello", Replicas: 5, LogLevel: "info"}
+		if outage {
+			wantHealth = []int{503, 200, 503, 200}
+			wantFinal.LogLevel = "debug"
+		}
+		if sum.Outage != outage {
+			t.Errorf("outage step ran: %v, want %v", sum.Outage, outage)
+		}
+		if !slices.Equal(sum.Health, wantHealth) {
+			t.Errorf("/healthz went %v, want %v", sum.Health, wantHealth)
+		}
+		if !errors.Is(sum.EarlyReadErr, informer.ErrNotSynced) || !errors.Is(sum.EarlyReadErr, context.DeadlineExceeded) {
+			t.Errorf("read before sync: got %v, want ErrNotSynced wrapping the deadline", sum.EarlyReadErr)
+		}
+		if len(sum.Changes) == 0 || !strings.Contains(sum.Changes[0], "replicas 3") || !strings.Contains(sum.Changes[0], "-> {greeting \"hello\", replicas 5") {
+			t.Errorf("first change notification: got %q, want replicas 3 -> 5", sum.Changes)
+		}
+		if outage {
+			if !errors.Is(sum.StaleErr, informer.ErrStale) {
+				t.Errorf("Check while the store was down: got %v, want ErrStale", sum.StaleErr)
 			}
-			defer func() { _ = cluster.Close() }()
-			var out bytes.Buffer
-			sum, err := run(ctx, &out, cluster)
-			t.Logf("output:\n%s", out.String())
-			if err != nil {
-				t.Fatal(err)
+			if want := (Config{Greeting: "hello", Replicas: 5, LogLevel: "info"}); sum.ServedWhileStale != want {
+				t.Errorf("served while stale: got %v, want the last known %v", sum.ServedWhileStale, want)
 			}
-			wantHealth := []int{503, 200}
-			wantFinal := Config{Greeting: "hello", Replicas: 5, LogLevel: "info"}
-			if tc.outage {
-				wantHealth = []int{503, 200, 503, 200}
-				wantFinal.LogLevel = "debug"
-			}
-			if sum.Outage != tc.outage {
-				t.Errorf("outage step ran: %v, want %v", sum.Outage, tc.outage)
-			}
-			if !slices.Equal(sum.Health, wantHealth) {
-				t.Errorf("/healthz went %v, want %v", sum.Health, wantHealth)
-			}
-			if !errors.Is(sum.EarlyReadErr, informer.ErrNotSynced) || !errors.Is(sum.EarlyReadErr, context.DeadlineExceeded) {
-				t.Errorf("read before sync: got %v, want ErrNotSynced wrapping the deadline", sum.EarlyReadErr)
-			}
-			if len(sum.Changes) == 0 || !strings.Contains(sum.Changes[0], "replicas 3") || !strings.Contains(sum.Changes[0], "-> {greeting \"hello\", replicas 5") {
-				t.Errorf("first change notification: got %q, want replicas 3 -> 5", sum.Changes)
-			}
-			if tc.outage {
-				if !errors.Is(sum.StaleErr, informer.ErrStale) {
-					t.Errorf("Check while the store was down: got %v, want ErrStale", sum.StaleErr)
-				}
-				if want := (Config{Greeting: "hello", Replicas: 5, LogLevel: "info"}); sum.ServedWhileStale != want {
-					t.Errorf("served while stale: got %v, want the last known %v", sum.ServedWhileStale, want)
-				}
-			}
-			if sum.Final != wantFinal {
-				t.Errorf("final config: got %v, want %v", sum.Final, wantFinal)
-			}
-		})
-	}
+		}
+		if sum.Final != wantFinal {
+			t.Errorf("final config: got %v, want %v", sum.Final, wantFinal)
+		}
+	})
 }
 
 func TestDecodeConfigRefusesBadValues(t *testing.T) {

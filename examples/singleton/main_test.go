@@ -11,66 +11,43 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/regentkv/regent/examples/internal/backend"
-	"github.com/regentkv/regent/internal/testenv"
+	"github.com/regentkv/regent/examples/internal/backendtest"
 	"github.com/regentkv/regent/kv"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestSingleton(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		flags func(t *testing.T) backend.Flags
-	}{
-		{"memory", func(*testing.T) backend.Flags { return backend.Flags{Backend: backend.Memory} }},
-		{"etcd", func(*testing.T) backend.Flags { return backend.Flags{Backend: backend.Etcd} }},
-		{"zookeeper", func(t *testing.T) backend.Flags {
-			return backend.Flags{Backend: backend.ZooKeeper, Endpoints: testenv.ZooKeeper(t).Addr, ZooKeeperSessionTimeout: 2 * time.Second}
-		}},
-		{"consul", func(t *testing.T) backend.Flags {
-			srv := testenv.Consul(t, testenv.ConsulOptions{})
-			return backend.Flags{Backend: backend.Consul, Endpoints: srv.Addr, ConsulSessionTTLMin: time.Second}
-		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			flags := tc.flags(t)
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			cluster, err := flags.Open(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = cluster.Close() }()
-			var out bytes.Buffer
-			sum, err := run(ctx, &out, cluster)
-			t.Logf("output:\n%s", out.String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if sum.MaxInFlight != 1 {
-				t.Errorf("runs in flight at once: got %d, want 1", sum.MaxInFlight)
-			}
-			if !increasing(sum.Tokens) || len(sum.Tokens) != 3 {
-				t.Errorf("term tokens: got %v, want 3 strictly increasing", sum.Tokens)
-			}
-			if !errors.Is(sum.StaleErr, kv.ErrLockLost) {
-				t.Errorf("stale write: got %v, want kv.ErrLockLost", sum.StaleErr)
-			}
-			if sum.Final.Run != sum.Runs || sum.Runs < 3*phase {
-				t.Errorf("report run %d, acknowledged runs %d; want equal and at least %d", sum.Final.Run, sum.Runs, 3*phase)
-			}
-			if sum.Leaders[2] == sum.CrashedLeader || sum.Leaders[1] != sum.CrashedLeader {
-				t.Errorf("leaders %v, crashed %s: want the second leader crashed and another taking over", sum.Leaders, sum.CrashedLeader)
-			}
-			// The handover rides on a watch, not on the TTL.
-			if sum.HandoverTook >= sum.TTL {
-				t.Errorf("handover took %v, want less than the TTL %v", sum.HandoverTook, sum.TTL)
-			}
-			if !strings.Contains(out.String(), "ok: the job never ran twice at once") {
-				t.Error("output lacks the final ok line")
-			}
-		})
-	}
+	backendtest.Each(t, time.Minute, func(t *testing.T, ctx context.Context, cluster *backend.Cluster) {
+		var out bytes.Buffer
+		sum, err := run(ctx, &out, cluster)
+		t.Logf("output:\n%s", out.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum.MaxInFlight != 1 {
+			t.Errorf("runs in flight at once: got %d, want 1", sum.MaxInFlight)
+		}
+		if !increasing(sum.Tokens) || len(sum.Tokens) != 3 {
+			t.Errorf("term tokens: got %v, want 3 strictly increasing", sum.Tokens)
+		}
+		if !errors.Is(sum.StaleErr, kv.ErrLockLost) {
+			t.Errorf("stale write: got %v, want kv.ErrLockLost", sum.StaleErr)
+		}
+		if sum.Final.Run != sum.Runs || sum.Runs < 3*phase {
+			t.Errorf("report run %d, acknowledged runs %d; want equal and at least %d", sum.Final.Run, sum.Runs, 3*phase)
+		}
+		if sum.Leaders[2] == sum.CrashedLeader || sum.Leaders[1] != sum.CrashedLeader {
+			t.Errorf("leaders %v, crashed %s: want the second leader crashed and another taking over", sum.Leaders, sum.CrashedLeader)
+		}
+		// The handover rides on a watch, not on the TTL.
+		if sum.HandoverTook >= sum.TTL {
+			t.Errorf("handover took %v, want less than the TTL %v", sum.HandoverTook, sum.TTL)
+		}
+		if !strings.Contains(out.String(), "ok: the job never ran twice at once") {
+			t.Error("output lacks the final ok line")
+		}
+	})
 }
 
 func TestCheckCatchesOverlap(t *testing.T) {
