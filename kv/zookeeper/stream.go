@@ -212,15 +212,9 @@ func (s *Store) stream(ctx context.Context, t *tree, pos uint64, replay []change
 		return
 	}
 	send := func(b kv.EventBatch) bool {
-		select {
-		case ch <- b:
-			return true
-		case <-ctx.Done():
-			return false
-		case <-s.done:
-			end(fmt.Errorf("zookeeper: events: %w", kv.ErrClosed))
-			return false
-		}
+		return deliver(ctx, s.done, ch, b, func() kv.EventBatch {
+			return kv.EventBatch{Revision: pos, Err: fmt.Errorf("zookeeper: events: %w", kv.ErrClosed)}
+		})
 	}
 	idle := time.NewTimer(progressInterval)
 	defer idle.Stop()

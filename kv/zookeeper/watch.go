@@ -32,15 +32,7 @@ func (s *Store) Watch(ctx context.Context, key string, opts *kv.ReadOptions) (<-
 		defer t.close()
 		var last *kv.KVPair
 		send := func(u kv.KeyUpdate) bool {
-			select {
-			case ch <- u:
-				return true
-			case <-ctx.Done():
-				return false
-			case <-s.done:
-				terminal(ctx, ch, kv.KeyUpdate{Key: k, Err: s.closedErr()})
-				return false
-			}
+			return deliver(ctx, s.done, ch, u, func() kv.KeyUpdate { return kv.KeyUpdate{Key: k, Err: s.closedErr()} })
 		}
 		current := func() *kv.KVPair {
 			ps := t.pairs()
@@ -114,15 +106,9 @@ func (s *Store) WatchTree(ctx context.Context, prefix string, opts *kv.ReadOptio
 		defer close(ch)
 		defer t.close()
 		send := func(u kv.TreeUpdate) bool {
-			select {
-			case ch <- u:
-				return true
-			case <-ctx.Done():
-				return false
-			case <-s.done:
-				terminal(ctx, ch, kv.TreeUpdate{Prefix: k, Revision: t.rev, Err: s.closedErr()})
-				return false
-			}
+			return deliver(ctx, s.done, ch, u, func() kv.TreeUpdate {
+				return kv.TreeUpdate{Prefix: k, Revision: t.rev, Err: s.closedErr()}
+			})
 		}
 		if !send(kv.TreeUpdate{Prefix: k, Pairs: t.pairs(), Revision: t.rev}) {
 			return
@@ -176,6 +162,21 @@ func (s *Store) loadTree(t *tree, opts *kv.ReadOptions) error {
 // ErrClosed update: Close must return even if a reader stopped reading
 // without cancelling its ctx.
 const closeGrace = time.Second
+
+// deliver sends v to a watch's reader unless its ctx ends first. If the
+// store closes first, the reader gets closing() as its terminal update
+// instead.
+func deliver[T any](ctx context.Context, done <-chan struct{}, ch chan<- T, v T, closing func() T) bool {
+	select {
+	case ch <- v:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-done:
+		terminal(ctx, ch, closing())
+		return false
+	}
+}
 
 // terminal delivers a last update unless the reader has gone.
 func terminal[T any](ctx context.Context, ch chan<- T, v T) {
