@@ -280,3 +280,86 @@ func TestGetTakesDueItemsWithoutTheTimer(t *testing.T) {
 		q.Done(want)
 	}
 }
+
+// lateClock's time moves only when told to, and its timers never fire: a
+// timer that is late, as Go's timers are on a loaded machine.
+type lateClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *lateClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *lateClock) Step(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func (c *lateClock) AfterFunc(time.Duration, func()) workqueue.Timer { return lateTimer{} }
+
+type lateTimer struct{}
+
+func (lateTimer) Stop() bool               { return true }
+func (lateTimer) Reset(time.Duration) bool { return true }
+
+// A delayed item whose time has come by the queue's clock is due, whether
+// or not its timer has fired yet: shutting down must hand it out, and drop
+// only what is not due.
+func TestShutDownKeepsDueDelayedItems(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		drain bool
+	}{{"ShutDown", false}, {"ShutDownWithDrain", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := &lateClock{now: epoch}
+			q := workqueue.New(workqueue.Config[string]{Clock: clock})
+			q.AddAfter("due", time.Millisecond)
+			q.AddAfter("later", time.Hour)
+			clock.Step(2 * time.Millisecond) // "due" is due; its timer has not fired
+			// The shutdown starts before any worker runs, so no Get can move
+			// the item to the FIFO first.
+			drained := make(chan struct{})
+			if tc.drain {
+				go func() { defer close(drained); q.ShutDownWithDrain() }()
+				deadline := time.Now().Add(10 * time.Second)
+				for !q.ShuttingDown() {
+					if time.Now().After(deadline) {
+						t.Fatal("ShutDownWithDrain did not start within 10s")
+					}
+					runtime.Gosched()
+				}
+			} else {
+				q.ShutDown()
+				close(drained)
+			}
+			var got []string
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for {
+					item, shutdown := q.Get()
+					if shutdown {
+						return
+					}
+					got = append(got, item)
+					q.Done(item)
+				}
+			}()
+			for _, ch := range []chan struct{}{done, drained} {
+				select {
+				case <-ch:
+				case <-time.After(10 * time.Second):
+					t.Fatal("worker or drain still running after 10s")
+				}
+			}
+			if len(got) != 1 || got[0] != "due" {
+				t.Fatalf("processed %q, want [due]: a due item was dropped, or one not due was kept", got)
+			}
+		})
+	}
+}

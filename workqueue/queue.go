@@ -381,6 +381,12 @@ func (q *Queue[T]) shutDownLocked() {
 	if q.shuttingDown {
 		return
 	}
+	// Items already due by the queue's clock are runnable, whether or not
+	// the timer has fired yet (timers run late on a loaded machine): they
+	// go to the FIFO before the ones not yet due are dropped.
+	if q.delay.pending() {
+		q.promoteLocked(q.since())
+	}
 	q.shuttingDown = true
 	q.dropDelayedLocked()
 	q.cond.Broadcast()
