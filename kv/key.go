@@ -3,6 +3,7 @@ package kv
 import (
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -20,9 +21,18 @@ const ReservedSegmentPrefix = "__regent"
 //
 // A key is invalid (ErrInvalidKey) when it is empty or only slashes, has an
 // empty segment ("a//b"), a "." or ".." segment, a segment starting with
-// ReservedSegmentPrefix, invalid UTF-8 or control characters, or is longer
-// than MaxKeySize. Valid keys in canonical form are returned without
-// allocating.
+// ReservedSegmentPrefix, invalid UTF-8, or a character that is not
+// printable (unicode.IsPrint: control, format and invisible characters such
+// as U+200B or U+FEFF, spaces other than U+0020, private-use, surrogate and
+// unassigned code points), or is longer than MaxKeySize. Valid keys in
+// canonical form are returned without allocating.
+//
+// Printable characters only, because a key that looks like another but is
+// not is a bug waiting to happen, and because Consul's HTTP API refuses
+// every other character in a path (so such keys could be written through
+// its transaction endpoint but never read). A Consul server built with a Go
+// whose Unicode tables predate this module's may still refuse characters
+// assigned since.
 func NormalizeKey(key string) (string, error) {
 	k, err := normalize(key)
 	if err != nil {
@@ -62,6 +72,14 @@ func normalize(key string) (string, error) {
 			c := k[i]
 			if c < 0x20 || c == 0x7f {
 				return "", fmt.Errorf("%w: %q contains a control character", ErrInvalidKey, key)
+			}
+			if c >= utf8.RuneSelf {
+				r, size := utf8.DecodeRuneInString(k[i:])
+				if !unicode.IsPrint(r) {
+					return "", fmt.Errorf("%w: %q contains %U, which is not a printable character", ErrInvalidKey, key, r)
+				}
+				i += size - 1
+				continue
 			}
 			if c != '/' {
 				continue

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/regentkv/regent/kv"
@@ -31,6 +32,13 @@ func TestNormalizeKey(t *testing.T) {
 		{"a\nb", "", false},
 		{"a\x7fb", "", false},
 		{"\xff", "", false},
+		{"a\u00a0b", "", false}, // no-break space
+		{"a\u200bb", "", false}, // zero width space
+		{"a\ufeffb", "", false}, // byte order mark
+		{"a\u0085b", "", false}, // C1 control
+		{"a\ue000b", "", false}, // private use
+		{"a\ufff0b", "", false}, // unassigned
+		{"a b/日本/🙂/é/%", "a b/日本/🙂/é/%", true},
 		{"a/__regent/b", "", false},
 		{"__regentx", "", false},
 		{strings.Repeat("k", kv.MaxKeySize), strings.Repeat("k", kv.MaxKeySize), true},
@@ -100,7 +108,7 @@ func FuzzNormalizeKey(f *testing.F) {
 			t.Fatalf("not idempotent: %q -> %q -> %q, %v", in, k, again, err)
 		}
 		if k == "" || strings.HasPrefix(k, "/") || strings.HasSuffix(k, "/") || strings.Contains(k, "//") ||
-			!utf8.ValidString(k) || len(k) > kv.MaxKeySize {
+			!utf8.ValidString(k) || len(k) > kv.MaxKeySize || strings.IndexFunc(k, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
 			t.Fatalf("NormalizeKey(%q) = %q is not canonical", in, k)
 		}
 	})

@@ -1,6 +1,10 @@
 package kvtest
 
 import (
+	"context"
+	"fmt"
+	"time"
+
 	"github.com/regentkv/regent/kv"
 )
 
@@ -15,6 +19,7 @@ func crudCases() []testCase {
 		{name: "Delete", run: testDelete},
 		{name: "KeyFormsEquivalent", run: testKeyForms},
 		{name: "UnicodeKeys", run: testUnicodeKeys},
+		{name: "KeyCharactersAgreeWithNormalizeKey", run: testKeyCharacters},
 		{name: "MaxKeySize", run: testMaxKeySize},
 		{name: "DeleteLeavesChildren", run: testDeleteLeavesChildren},
 		{name: "ValueOnDirectoryKey", run: testValueOnDirectoryKey},
@@ -130,6 +135,59 @@ func testUnicodeKeys(e *env) {
 		want[k] = seg
 	}
 	e.wantList(s, e.prefix, want)
+}
+
+// keyCharacters are characters at the edges of what backends accept in
+// names: invisible and unassigned ones (which Consul's HTTP API refuses in
+// paths, and ZooKeeper in znode names), and printable neighbours of them.
+var keyCharacters = []rune{
+	0x00A0, 0x0085, 0x00AD, 0x200B, 0x2028, 0xE000, 0xFEFF, 0xFFF0, 0x3000, 0x10FFFD, 0xFFFF,
+	'%', 0x00A1, 0x2030, 0xFFFD, 0x0301, 0x1F600, 0xF8FF + 1, 0xD7FF,
+}
+
+// testKeyCharacters pins the rule that a key NormalizeKey accepts works on
+// every backend, in every call, and one it rejects is ErrInvalidKey.
+func testKeyCharacters(e *env) {
+	s := e.store()
+	want := map[string]string{}
+	for _, r := range keyCharacters {
+		k := e.key(fmt.Sprintf("a%cb", r))
+		v := fmt.Sprintf("%U", r)
+		if _, err := kv.NormalizeKey(k); err != nil {
+			e.wantErr(fmt.Sprintf("Put(key with %U, which NormalizeKey rejects)", r), s.Put(e.ctx, k, []byte(v), nil), kv.ErrInvalidKey)
+			continue
+		}
+		if err := s.Put(e.ctx, k, []byte(v), nil); err != nil {
+			e.Errorf("Put(key with %U): %v", r, err)
+			continue
+		}
+		want[k] = v
+		if p, err := s.Get(e.ctx, k, nil); err != nil || string(p.Value) != v {
+			e.Errorf("Get(key with %U) = %s, %v; want %s", r, fmtPairs([]*kv.KVPair{p}), err, v)
+		}
+		if ok, err := s.Exists(e.ctx, k, nil); !ok || err != nil {
+			e.Errorf("Exists(key with %U) = %v, %v; want true", r, ok, err)
+		}
+		wctx, cancel := context.WithCancel(e.ctx)
+		ch, err := s.Watch(wctx, k, nil)
+		if err != nil {
+			e.Errorf("Watch(key with %U): %v", r, err)
+		} else if u, ok := recv(e, ch, 10*time.Second, "first watch update"); ok && (u.Err != nil || u.Pair == nil || string(u.Pair.Value) != v) {
+			e.Errorf("Watch(key with %U): first update %+v, want the value %s", r, u, v)
+		}
+		cancel()
+		if ch != nil {
+			for range ch {
+			}
+		}
+	}
+	e.wantList(s, e.prefix, want)
+	for k := range want {
+		if err := s.Delete(e.ctx, k); err != nil {
+			e.Errorf("Delete(%q): %v", k, err)
+		}
+	}
+	e.wantList(s, e.prefix, map[string]string{})
 }
 
 func testMaxKeySize(e *env) {

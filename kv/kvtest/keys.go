@@ -19,6 +19,8 @@ func (e *env) invalidKeys() map[string]string {
 		"newline":             e.prefix + "/a\nb",
 		"DEL":                 e.prefix + "/a\x7fb",
 		"invalid UTF-8":       e.prefix + "/\xff\xfe",
+		"zero width space":    e.prefix + "/a\u200bb",
+		"no-break space":      e.prefix + "/a\u00a0b",
 		"reserved segment":    e.prefix + "/" + kv.ReservedSegmentPrefix + "/x",
 		"reserved prefix":     e.prefix + "/" + kv.ReservedSegmentPrefix + "lock",
 		"reserved at root":    kv.ReservedSegmentPrefix,
