@@ -54,6 +54,9 @@ type TTLError struct {
 
 func (e *TTLError) Error() string {
 	if e.Min > 0 && e.TTL < e.Min {
+		if e.Reason != "" {
+			return fmt.Sprintf("kv: invalid TTL %v: below the backend minimum %v (%s)", e.TTL, e.Min, e.Reason)
+		}
 		return fmt.Sprintf("kv: invalid TTL %v: below the backend minimum %v", e.TTL, e.Min)
 	}
 	return fmt.Sprintf("kv: invalid TTL %v: %s", e.TTL, e.Reason)

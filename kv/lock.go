@@ -26,9 +26,18 @@ type Locker interface {
 	// the lock.
 	TryLock(ctx context.Context) (<-chan struct{}, error)
 
-	// Unlock releases the lock and closes the lost channel. Unlocking a lock
-	// that is not held (never locked, already unlocked, or lost) returns nil:
-	// Unlock is idempotent.
+	// Unlock releases the lock. The hold ends when Unlock is called,
+	// whatever happens next: by the time it returns Token is 0, guarded
+	// writes fail with ErrNotLocked and the lost channel is closed. The
+	// release on the server (which hands the lock to the next contender at
+	// once) is not abandoned when ctx ends: it goes on in the background,
+	// bounded by the driver, so that a deferred Unlock with a cancelled ctx
+	// still frees the lock now rather than a TTL later. Unlock returns nil
+	// once the server has released the lock, ctx.Err() (wrapped) if ctx
+	// ended first, ErrNotReachable if the server could not be reached; in
+	// the last two cases the lock is free on the server within its TTL at
+	// worst. Unlocking a lock that is not held (never locked, already
+	// unlocked, or lost) returns nil: Unlock is idempotent.
 	Unlock(ctx context.Context) error
 
 	// Token returns the fencing token of the current hold, or 0 when the

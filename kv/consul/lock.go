@@ -272,8 +272,13 @@ func (l *locker) drop(h *hold) {
 	l.abandon(h)
 }
 
-// Unlock releases the lock: the lock key is deleted if this session still
-// holds it, then the session is destroyed. Unlocking what is not held
+// Unlock ends the hold and releases the lock: the lock key is deleted if
+// this session still holds it, then the session is destroyed. The hold ends
+// here whatever happens next: renewal stops, Token drops to 0 and the lost
+// channel closes before the release is sent. The release runs in the
+// background, bounded by Config.CloseTimeout and not by ctx, so a caller
+// whose ctx has ended still frees the lock at once rather than a TTL
+// later; Unlock waits for it until ctx ends. Unlocking what is not held
 // returns nil.
 func (l *locker) Unlock(ctx context.Context) error {
 	l.mu.Lock()
@@ -294,7 +299,27 @@ func (l *locker) Unlock(ctx context.Context) error {
 		l.abandon(h)
 		return nil
 	}
-	return h.release(ctx)
+	h.markLost()
+	res := make(chan error, 1)
+	release := func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.s.cfg.CloseTimeout)
+		defer cancel()
+		res <- h.release(rctx)
+	}
+	if l.s.spawn(release) != nil {
+		release() // Close has begun and waits for no one: release here
+	}
+	select {
+	case err := <-res:
+		return err
+	case <-ctx.Done():
+		select {
+		case err := <-res:
+			return err
+		default:
+			return fmt.Errorf("consul: unlock %q: %w (the release goes on in the background; the lock is free within its TTL at worst)", l.key, ctx.Err())
+		}
+	}
 }
 
 // Token is the fencing token of the current hold, 0 when not held.

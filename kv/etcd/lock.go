@@ -363,10 +363,15 @@ func (l *locker) lost(h *hold, why string) {
 	h.closeLost()
 }
 
-// Unlock revokes the lock's lease, which deletes the contender key and
-// hands the lock to the next one in line, then closes the lost channel. If
-// the server cannot be reached, the error says so and the lock frees itself
-// when its lease expires; this Locker no longer holds it either way.
+// Unlock ends the hold and revokes the lock's lease, which deletes the
+// contender key and hands the lock to the next one in line. The hold ends
+// here whatever happens next: the keep-alive stops, Token drops to 0 and
+// the lost channel closes before the revoke is sent. The revoke runs in the
+// background, bounded by closeTimeout and not by ctx, so a caller whose ctx
+// has ended (a deferred Unlock after a cancellation) still frees the lock
+// at once rather than a TTL later; Unlock waits for it until ctx ends. If
+// the server cannot be reached, the error says so and the lease expires
+// within its TTL.
 func (l *locker) Unlock(ctx context.Context) error {
 	l.mu.Lock()
 	h := l.hold
@@ -375,15 +380,34 @@ func (l *locker) Unlock(ctx context.Context) error {
 	if h == nil {
 		return nil
 	}
-	_, err := l.s.c.Revoke(ctx, h.lease)
 	h.stopKA()
 	<-h.monitor
 	h.closeLost()
 	l.s.mu.Lock()
 	delete(l.s.locks, l)
 	l.s.mu.Unlock()
-	if err != nil {
-		return l.s.mapErr(ctx, "unlock", l.key, err)
+	res := make(chan error, 1)
+	revoke := func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		defer cancel()
+		_, err := l.s.c.Revoke(rctx, h.lease)
+		res <- err
+	}
+	if !l.s.goTracked(revoke) {
+		revoke() // Close has begun and waits for no one: revoke here
+	}
+	var err error
+	select {
+	case err = <-res:
+	case <-ctx.Done():
+		select {
+		case err = <-res:
+		default:
+			return fmt.Errorf("etcd: unlock %q: %w (the release goes on in the background; the lock is free within its TTL at worst)", l.key, ctx.Err())
+		}
+	}
+	if err != nil && !errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseNotFound) {
+		return l.s.mapErr(context.WithoutCancel(ctx), "unlock", l.key, err)
 	}
 	return nil
 }

@@ -49,6 +49,13 @@ type Harness struct {
 	// etcd), so that the replay is checked.
 	StreamNoHistory bool
 
+	// MinKeepAliveTTL, optional, is the smallest TTL the driver accepts for
+	// KeepAlive writes and for locks, when that is above MinTTL: on
+	// ZooKeeper both live as long as the session, so their TTL cannot be
+	// below the session timeout. A smaller TTL must be a *kv.TTLError whose
+	// Min is this value. Zero means MinTTL.
+	MinKeepAliveTTL time.Duration
+
 	// TTLSlack is how late past its TTL (after rounding) the backend may
 	// remove an expired key, e.g. a reaper's interval. The suite waits
 	// TTL+TTLSlack (plus a fixed margin for slow CI) before calling a key

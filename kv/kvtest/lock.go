@@ -16,7 +16,10 @@ func lockCases() []testCase {
 		{name: "LockHonoursContext", run: testLockCtx},
 		{name: "LockLostClosesOnUnlock", run: testLostOnUnlock},
 		{name: "LockLostClosesOnStoreClose", run: testLostOnClose},
-		{name: "LockReleasedAfterHolderKilled", timeout: ttlTimeout(1), run: testLockKilled},
+		{name: "LockReleasedAfterHolderKilled", timeout: ttlTimeout(1), run: testLockKilled(0)},
+		{name: "LockCutOffHolderStopsFirstWithLongRenewDeadline", timeout: ttlTimeout(1), run: testLockKilled(9)},
+		{name: "LockRenewDeadlineMustBeBelowTTL", run: testRenewDeadlineBelowTTL},
+		{name: "LockUnlockWithEndedContext", timeout: ttlTimeout(2), run: testUnlockEndedCtx},
 		{name: "LockUnlockIdempotent", run: testUnlockIdempotent},
 		{name: "LockFencingTokens", run: testFencingTokens},
 		{name: "LockRelockSameLocker", run: testRelock},
@@ -202,29 +205,96 @@ func testLostOnClose(e *env) {
 	e.mustUnlock(b)
 }
 
-func testLockKilled(e *env) {
+// testLockKilled kills a holder whose RenewDeadline is renewTenths/10 of
+// the TTL (0: the driver's default) and checks that the lock passes on,
+// and that the holder's lost channel had closed by then.
+func testLockKilled(renewTenths int) func(e *env) {
+	return func(e *env) {
+		sa := e.store()
+		opts := &kv.LockOptions{TTL: e.ttl(), RenewDeadline: e.ttl() * time.Duration(renewTenths) / 10}
+		a, err := sa.NewLock(e.ctx, e.key("lock"), opts)
+		if err != nil {
+			e.Fatalf("NewLock(%+v): %v", *opts, err)
+		}
+		b := e.newLocker(e.store())
+		lostA := e.mustLock(a)
+		tokA := a.Token()
+		e.h.Kill(e.T, sa)
+		ctx, cancel := context.WithTimeout(e.ctx, e.overdue())
+		defer cancel()
+		lost, err := b.Lock(ctx)
+		if err != nil {
+			e.Fatalf("Lock within %v of the holder's death: %v", e.overdue(), err)
+		}
+		// A killed client is a cut-off one: its renew deadline, below the
+		// TTL, ran out before the server could hand the lock over.
+		select {
+		case <-lostA:
+		default:
+			e.Fatalf("the lock passed on while the cut-off holder's lost channel was still open (RenewDeadline %v, TTL %v)", opts.RenewDeadline, opts.TTL)
+		}
+		if tokB := b.Token(); tokB <= tokA {
+			e.Fatalf("token after takeover %d, not above the dead holder's %d", tokB, tokA)
+		}
+		wantOpen(e, lost, "new holder")
+		e.mustUnlock(b)
+	}
+}
+
+// testRenewDeadlineBelowTTL: a RenewDeadline at or above the TTL would let
+// a cut-off holder believe it holds the lock after the server handed it on.
+func testRenewDeadlineBelowTTL(e *env) {
+	s := e.store()
+	ttl := e.ttl()
+	for _, rd := range []time.Duration{ttl, 3 * ttl, -time.Second} {
+		l, err := s.NewLock(e.ctx, e.key("lock"), &kv.LockOptions{TTL: ttl, RenewDeadline: rd})
+		if l != nil {
+			e.Errorf("NewLock(TTL %v, RenewDeadline %v) returned a Locker with error %v", ttl, rd, err)
+		}
+		wantTTLError(e, "NewLock with RenewDeadline "+rd.String()+" and TTL "+ttl.String(), err)
+	}
+	l, err := s.NewLock(e.ctx, e.key("lock"), &kv.LockOptions{TTL: ttl, RenewDeadline: ttl / 2})
+	if err != nil || l == nil {
+		e.Fatalf("NewLock(TTL %v, RenewDeadline %v) = %v, %v", ttl, ttl/2, l, err)
+	}
+	e.mustLock(l)
+	e.mustUnlock(l)
+}
+
+// testUnlockEndedCtx: an Unlock whose ctx has ended still ends the hold,
+// here and on the server: no half state where the Locker has let go but
+// the server keeps the lock for its whole TTL. The lock's TTL is long, so
+// that a release by expiry cannot pass for a release by Unlock.
+func testUnlockEndedCtx(e *env) {
+	ttl := max(e.ttl(), 10*time.Second)
 	sa := e.store()
-	a, b := e.newLocker(sa), e.newLocker(e.store())
-	lostA := e.mustLock(a)
-	tokA := a.Token()
-	e.h.Kill(e.T, sa)
-	ctx, cancel := context.WithTimeout(e.ctx, e.overdue())
-	defer cancel()
-	lost, err := b.Lock(ctx)
+	a, err := sa.NewLock(e.ctx, e.key("lock"), &kv.LockOptions{TTL: ttl})
 	if err != nil {
-		e.Fatalf("Lock within %v of the holder's death: %v", e.overdue(), err)
+		e.Fatalf("NewLock: %v", err)
 	}
-	// A killed client is a cut-off one: its renew deadline, below the TTL,
-	// ran out before the server could hand the lock over.
-	select {
-	case <-lostA:
-	default:
-		e.Fatalf("the lock passed on while the cut-off holder's lost channel was still open")
+	b, err := e.store().NewLock(e.ctx, e.key("lock"), &kv.LockOptions{TTL: ttl})
+	if err != nil {
+		e.Fatalf("NewLock: %v", err)
 	}
-	if tokB := b.Token(); tokB <= tokA {
-		e.Fatalf("token after takeover %d, not above the dead holder's %d", tokB, tokA)
+	lost := e.mustLock(a)
+	err = a.Unlock(cancelled())
+	if err != nil && !errors.Is(err, context.Canceled) {
+		e.Errorf("Unlock with a cancelled ctx = %v, want nil or %v", err, context.Canceled)
 	}
-	wantOpen(e, lost, "new holder")
+	waitClosed(e, lost, closeWait, "lost channel after Unlock with a cancelled ctx")
+	if tok := a.Token(); tok != 0 {
+		e.Errorf("Token after Unlock with a cancelled ctx = %d, want 0", tok)
+	}
+	e.wantErr("GuardedPut after Unlock with a cancelled ctx", a.GuardedPut(e.ctx, e.key("g"), []byte("v"), nil), kv.ErrNotLocked)
+	ctx, cancel := context.WithTimeout(e.ctx, ttl/2)
+	defer cancel()
+	if _, err := b.Lock(ctx); err != nil {
+		e.Fatalf("Lock by another within %v (half the TTL) of an Unlock with a cancelled ctx: %v", ttl/2, err)
+	}
+	if err := a.Unlock(e.ctx); err != nil {
+		e.Errorf("Unlock again = %v, want nil", err)
+	}
+	e.wantHeldElsewhere(a)
 	e.mustUnlock(b)
 }
 

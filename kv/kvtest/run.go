@@ -145,8 +145,12 @@ func (e *env) streamer() (kv.Store, kv.Streamer) {
 	return s, st
 }
 
-// ttl is the TTL the TTL cases use: max(MinTTL, 1s).
-func ttlOf(h Harness) time.Duration { return max(h.MinTTL, time.Second) }
+// ttl is the TTL the TTL, KeepAlive and lock cases use: max(MinTTL,
+// MinKeepAliveTTL, 1s).
+func ttlOf(h Harness) time.Duration { return max(h.MinTTL, h.MinKeepAliveTTL, time.Second) }
+
+// minKeepAliveTTL is the smallest TTL of KeepAlive writes and locks.
+func minKeepAliveTTL(h Harness) time.Duration { return max(h.MinTTL, h.MinKeepAliveTTL) }
 
 func (e *env) ttl() time.Duration { return ttlOf(e.h) }
 

@@ -16,6 +16,7 @@ func ttlCases() []testCase {
 		{name: "TTLNegative", run: testTTLNegative},
 		{name: "TTLKeepAliveWithoutTTL", run: testKeepAliveWithoutTTL},
 		{name: "TTLBelowMinimum", timeout: ttlTimeout(1), run: testTTLBelowMin},
+		{name: "KeepAliveAndLockTTLBelowMinimum", run: testKeepAliveTTLBelowMin},
 		{name: "KeepAliveSurvivesWhileClientLives", timeout: ttlTimeout(3), run: testKeepAliveSurvives},
 		{name: "KeepAliveGoneAfterClose", timeout: ttlTimeout(1), run: testKeepAliveClose},
 		{name: "KeepAliveGoneAfterKill", timeout: ttlTimeout(1), run: testKeepAliveKill},
@@ -147,6 +148,39 @@ func testTTLBelowMin(e *env) {
 	at := max(e.h.MinTTL, time.Millisecond)
 	e.mustPut(s, k, "v", &kv.WriteOptions{TTL: at})
 	e.wantGone(s, k, at+e.h.TTLSlack+2*time.Second)
+}
+
+// testKeepAliveTTLBelowMin pins MinKeepAliveTTL: a KeepAlive key or a lock
+// with a shorter TTL would outlive a dead client by more than its TTL, so
+// it is refused with a *TTLError naming the minimum, and nothing is written.
+func testKeepAliveTTLBelowMin(e *env) {
+	m := minKeepAliveTTL(e.h)
+	if m <= time.Nanosecond {
+		return // no minimum to pin
+	}
+	s := e.store()
+	k := e.key("k")
+	below := m - time.Nanosecond
+	wantMin := func(what string, err error) {
+		e.Helper()
+		wantTTLError(e, what, err)
+		var te *kv.TTLError
+		if errors.As(err, &te); te.Min != m {
+			e.Errorf("%s: TTLError.Min = %v, want %v", what, te.Min, m)
+		}
+	}
+	wantMin("Put(KeepAlive, TTL below the minimum)", s.Put(e.ctx, k, []byte("v"), &kv.WriteOptions{TTL: below, KeepAlive: true}))
+	_, _, err := s.AtomicPut(e.ctx, k, []byte("v"), nil, &kv.WriteOptions{TTL: below, KeepAlive: true})
+	wantMin("AtomicPut(KeepAlive, TTL below the minimum)", err)
+	l, err := s.NewLock(e.ctx, e.key("lock"), &kv.LockOptions{TTL: below})
+	if l != nil {
+		e.Errorf("NewLock(TTL below the minimum) returned a Locker with error %v", err)
+	}
+	wantMin("NewLock(TTL below the minimum)", err)
+	e.wantMissing(s, k)
+	if l, err := s.NewLock(e.ctx, e.key("lock"), &kv.LockOptions{TTL: m}); err != nil || l == nil {
+		e.Fatalf("NewLock(TTL at the minimum %v) = %v, %v", m, l, err)
+	}
 }
 
 func testKeepAliveSurvives(e *env) {

@@ -129,11 +129,10 @@ func (l *locker) try(ctx context.Context) (<-chan struct{}, <-chan struct{}, err
 	return st.lost, nil, nil
 }
 
-// Unlock implements kv.Locker.
-func (l *locker) Unlock(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("memory: unlock %q: %w", l.key, err)
-	}
+// Unlock implements kv.Locker. The backend is in-process, so the release
+// is immediate whatever ctx says; a killed client cannot reach it, so its
+// hold ends here and the backend frees the lock when its TTL runs out.
+func (l *locker) Unlock(context.Context) error {
 	b := l.s.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -142,7 +141,9 @@ func (l *locker) Unlock(ctx context.Context) error {
 		return nil
 	}
 	if l.s.killed {
-		return fmt.Errorf("memory: unlock %q: client killed: %w", l.key, kv.ErrNotReachable)
+		l.cur.giveUpLocked()
+		l.cur = nil
+		return fmt.Errorf("memory: unlock %q: client killed, the lock expires with its TTL: %w", l.key, kv.ErrNotReachable)
 	}
 	b.releaseLocked(l.cur)
 	l.cur = nil
