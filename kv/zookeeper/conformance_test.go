@@ -44,6 +44,8 @@ func TestConformance(t *testing.T) {
 			s.(*zookeeper.Store).Compact(rev)
 		},
 		MinTTL: zookeeper.MinTTL,
+		// KeepAlive keys and locks live as long as the session.
+		MinKeepAliveTTL: testSessionTimeout,
 		// ZooKeeper keeps no history: the driver replays what znode stats
 		// prove (keys created since) and reports ErrCompacted otherwise.
 		StreamNoHistory: true,

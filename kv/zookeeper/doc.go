@@ -35,14 +35,20 @@
 // that matters. A TTL key with keys below it is never reaped.
 //
 // A KeepAlive key is an ephemeral znode of the Store's session: it goes
-// when the session ends (Close, at once) or expires (SessionTimeout after
-// the client vanished); its TTL is rounded up to that. After a session
-// expiry the Store re-creates its KeepAlive keys from its own record (the
-// keys it wrote with KeepAlive and has not since deleted or overwritten;
-// one that another client deleted meanwhile comes back too) and logs it;
-// a key it cannot re-create is reported to Config.OnKeepAliveLost and
-// logged. Ephemeral znodes cannot have children: a key below a KeepAlive
-// key is ErrCallNotSupported.
+// when the session ends (Close, at once) or expires (a session timeout
+// after the client vanished). Its TTL must therefore be at least the
+// session timeout the server granted (it clamps Config.SessionTimeout to
+// its own bounds); a shorter one is a *kv.TTLError whose Min is that
+// timeout, since the key would outlive its client by more than its TTL.
+// After a session expiry the Store re-creates its KeepAlive keys from its
+// own record (the keys it wrote with KeepAlive and has not since deleted
+// or overwritten; one that another client deleted meanwhile comes back
+// too) and logs it; a key it cannot re-create is reported to
+// Config.OnKeepAliveLost and logged. Keys written with a Locker's
+// GuardedPut are never re-created: the lock that guarded them ended with
+// the same session, and a plain create would bring a deposed holder's
+// write back. Ephemeral znodes cannot have children: a key below a
+// KeepAlive key is ErrCallNotSupported.
 //
 // # Watches and the event stream
 //
@@ -95,10 +101,21 @@
 //
 // See Store.NewLock: protected ephemeral-sequential znodes, watch on the
 // predecessor only, fencing token = czxid, guarded writes = multi with a
-// version check of the lock znode. The lost channel closes when the
-// connection drops (or after LockOptions.RenewDeadline of disconnection),
-// on session expiry, and when the lock znode is deleted. A waiting Lock
-// rides out reconnects and, after a session expiry, queues again.
+// version check of the lock znode. A lock lives as long as the session,
+// so its TTL must be at least the granted session timeout. The holder
+// confirms its znode every third of RenewDeadline (default two thirds of
+// the session timeout), and the lost channel closes when the znode is
+// deleted, when the session expires, when the Store closes, and when no
+// confirmation has been answered for RenewDeadline, counted from the send
+// time of the last one that was: the server cannot expire the session
+// sooner than a session timeout after receiving that request. A
+// connection that drops and comes back within that time keeps the lock.
+// Whenever a hold ends while its session lives (Unlock, a missed
+// deadline), the contender znode is deleted in the background until it is
+// gone or the session ends, so that a lost hold never blocks the next
+// contender. Unlock ends the hold at once and waits for that delete until
+// its ctx ends, or one session timeout at most. A waiting Lock rides out
+// reconnects and, after a session expiry, queues again.
 //
 // The Store's connection gives each handshake a third of SessionTimeout
 // per server (at least 1 s): go-zookeeper alone would wait 6.7 times the

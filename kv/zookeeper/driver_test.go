@@ -133,7 +133,7 @@ func TestSessionExpiry(t *testing.T) {
 	cfg := config(server.Servers(), "/expiry")
 	cfg.Dialer = c.dial
 	s := open(t, cfg)
-	if err := s.Put(ctx, "svc", []byte("me"), &kv.WriteOptions{TTL: time.Second, KeepAlive: true}); err != nil {
+	if err := s.Put(ctx, "svc", []byte("me"), &kv.WriteOptions{TTL: testSessionTimeout, KeepAlive: true}); err != nil {
 		t.Fatal(err)
 	}
 	snap, err := s.Snapshot(ctx, "")
@@ -283,7 +283,7 @@ func TestKeepAliveTakenOverIsReported(t *testing.T) {
 	}
 	s := open(t, cfg)
 	other := open(t, config(server.Servers(), "/takeover"))
-	if err := s.Put(ctx, "svc", []byte("mine"), &kv.WriteOptions{TTL: time.Second, KeepAlive: true}); err != nil {
+	if err := s.Put(ctx, "svc", []byte("mine"), &kv.WriteOptions{TTL: testSessionTimeout, KeepAlive: true}); err != nil {
 		t.Fatal(err)
 	}
 	c.cut()

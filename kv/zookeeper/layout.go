@@ -144,27 +144,41 @@ func flagsFor(m mode) int32 {
 // create makes the znode p with data, creating missing parents as
 // directories.
 func (s *Store) create(p string, data []byte, m mode) error {
+	if m.kind == kindTTL {
+		_, err := s.createTTL(p, data, m)
+		return err
+	}
 	for {
-		var err error
-		if m.kind == kindTTL {
-			_, err = s.conn.CreateTTL(p, data, zk.FlagTTL, s.acl, m.ttl)
-			if err == nil {
-				// The mark (see ttlMarker); should it fail, the data
-				// still says TTL and the next TTL-less Put reads it.
-				_, err = s.conn.SetACL(p, s.acl, 0)
-				if errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrBadVersion) {
-					err = nil // already reaped or replaced
-				}
-				return err
-			}
-		} else {
-			_, err = s.conn.Create(p, data, flagsFor(m), s.acl)
-		}
+		_, err := s.conn.Create(p, data, flagsFor(m), s.acl)
 		if !errors.Is(err, zk.ErrNoNode) {
 			return s.childErr(p, err)
 		}
 		if err := s.ensurePath(parent(p)); err != nil {
 			return err
+		}
+	}
+}
+
+// createTTL makes the TTL znode p and marks it (see ttlMarker). It returns
+// the stat of the SetACL that marks it, or nil if the znode was already
+// deleted or replaced by then: the create applied all the same.
+func (s *Store) createTTL(p string, data []byte, m mode) (*zk.Stat, error) {
+	for {
+		_, err := s.conn.CreateTTL(p, data, zk.FlagTTL, s.acl, m.ttl)
+		if err == nil {
+			// The mark; should it fail, the data still says TTL and the
+			// next TTL-less Put reads it.
+			st, err := s.conn.SetACL(p, s.acl, 0)
+			if errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrBadVersion) {
+				return nil, nil // already reaped or replaced
+			}
+			return st, err
+		}
+		if !errors.Is(err, zk.ErrNoNode) {
+			return nil, s.childErr(p, err)
+		}
+		if err := s.ensurePath(parent(p)); err != nil {
+			return nil, err
 		}
 	}
 }

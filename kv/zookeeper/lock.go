@@ -27,13 +27,25 @@ import (
 // new contender. Guarded writes are a multi whose first op checks that
 // znode's version: the server rejects them once the znode is gone.
 //
-// The lock lives as long as the session: opts.TTL is rounded up to the
-// session timeout. The lost channel closes when the znode is deleted, when
-// the session expires, and when the connection has been down for
-// opts.RenewDeadline (0, the default: at once). Losing the connection is
-// treated as losing the lock because go-zookeeper notices a silent network
-// cut only after 2/3 of the session timeout, leaving at most 1/3 of it
-// before the server may expire the session and let another holder in.
+// The lock lives as long as the session: its TTL (default: the session
+// timeout the server granted) must be at least that timeout, or a dead
+// holder would keep it longer than the TTL says (*kv.TTLError otherwise).
+// RenewDeadline must be below the TTL; it defaults to two thirds of the
+// session timeout and is shortened to leave max(T/10, 200ms) before the
+// earliest moment the server may expire the session.
+//
+// The holder confirms its znode with the server every third of that
+// deadline (an Exists; go-zookeeper's pings keep the session itself
+// alive), and the lost channel closes when the znode is deleted, when the
+// session expires, or when no confirmation has come back for
+// RenewDeadline, counted from the send time of the last one answered: the
+// server cannot expire the session sooner than a session timeout after
+// it received that request. A connection that drops and comes back within
+// the deadline, to the same server or another member, keeps the lock.
+// When the hold ends for any reason but the session's end, the contender
+// znode is deleted (in the background, for as long as the session lives),
+// so that a lost hold never blocks the next contender, this Locker
+// included.
 func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (kv.Locker, error) {
 	k, err := kv.NormalizeKey(key)
 	if err != nil {
@@ -42,31 +54,95 @@ func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (
 	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
-	l := &locker{s: s, key: k, dir: s.root + "/" + locksDir + "/" + escapeKey(k) + "/" + lockLeaf}
+	var o kv.LockOptions
 	if opts != nil {
-		if opts.TTL < 0 || opts.RenewDeadline < 0 {
-			return nil, fmt.Errorf("zookeeper: new lock %q: %w", k, &kv.TTLError{TTL: opts.TTL, Reason: "negative TTL or RenewDeadline"})
-		}
-		l.value = append([]byte{}, opts.Value...)
-		l.renew = opts.RenewDeadline
+		o = *opts
 	}
-	return l, nil
+	if o.TTL < 0 || o.RenewDeadline < 0 {
+		return nil, fmt.Errorf("zookeeper: new lock %q: %w", k, &kv.TTLError{TTL: o.TTL, Reason: "negative TTL or RenewDeadline"})
+	}
+	ttl := o.TTL
+	if ttl == 0 {
+		ttl = s.sessionTimeout()
+	}
+	if err := s.checkSessionTTL(ttl); err != nil {
+		return nil, fmt.Errorf("zookeeper: new lock %q: %w", k, err)
+	}
+	if o.RenewDeadline >= ttl {
+		return nil, fmt.Errorf("zookeeper: new lock %q: %w", k, &kv.TTLError{TTL: ttl,
+			Reason: fmt.Sprintf("RenewDeadline %v must be below it, or a cut-off holder could act after the lock passed on", o.RenewDeadline)})
+	}
+	value := []byte{}
+	if o.Value != nil {
+		if err := kv.CheckValue(o.Value); err != nil {
+			return nil, fmt.Errorf("zookeeper: new lock %q: %w", k, err)
+		}
+		value = append(value, o.Value...)
+	}
+	return &locker{
+		s:     s,
+		key:   k,
+		dir:   s.root + "/" + locksDir + "/" + escapeKey(k) + "/" + lockLeaf,
+		value: value,
+		renew: o.RenewDeadline,
+		sem:   make(chan struct{}, 1),
+	}, nil
 }
 
 type locker struct {
 	s     *Store
 	key   string
-	dir   string
+	dir   string // parent znode of the contenders
 	value []byte
-	renew time.Duration
+	renew time.Duration // LockOptions.RenewDeadline; 0: the default
 
-	mu    sync.Mutex
-	node  string // our contender znode while held
-	token uint64
-	lost  chan struct{}
-	stop  chan struct{}
-	once  *sync.Once
+	sem chan struct{} // one Lock or TryLock at a time
+
+	mu   sync.Mutex
+	hold *hold // nil when not held
+	// cleanup, when set, ends once the previous hold's contender znode is
+	// gone; the next attempt waits for it, so that it never queues behind
+	// its own leftover.
+	cleanup <-chan struct{}
 }
+
+// hold is one tenure of the lock.
+type hold struct {
+	node  string // the contender znode
+	owner int64  // the session that owns it
+	token uint64 // its czxid
+
+	lost     chan struct{}
+	lostOnce sync.Once
+	stop     chan struct{} // closed to end the monitor
+	stopOnce sync.Once
+	exited   chan struct{} // closed when the monitor has returned
+}
+
+func (h *hold) end() { h.stopOnce.Do(func() { close(h.stop) }) }
+
+// lostMargin is how long before the earliest server-side expiry of the
+// session the holder has declared the lock lost at the latest, whatever
+// RenewDeadline asks: a tenth of the session timeout, at least 200 ms. It
+// covers clock-rate differences and the time the holder needs to act.
+func lostMargin(t time.Duration) time.Duration { return max(t/10, 200*time.Millisecond) }
+
+// window is how long after the send time of its last confirmed check the
+// holder still believes it holds the lock, for session timeout t.
+func (l *locker) window(t time.Duration) time.Duration {
+	renew := l.renew
+	if renew == 0 {
+		renew = t * 2 / 3
+	}
+	return max(min(renew, t-lostMargin(t)), 0)
+}
+
+// interval is how often the holder confirms its znode: three times per
+// window, so that one slow answer does not cost the lock.
+func (l *locker) interval(t time.Duration) time.Duration { return max(l.window(t)/3, time.Millisecond) }
+
+// confirmRetry is how soon a failed confirmation is tried again.
+const confirmRetry = 200 * time.Millisecond
 
 const contenderName = "c"
 
@@ -77,8 +153,10 @@ func seqOf(name string) string {
 	return name
 }
 
+// Lock implements kv.Locker.
 func (l *locker) Lock(ctx context.Context) (<-chan struct{}, error) { return l.lock(ctx, true) }
 
+// TryLock implements kv.Locker.
 func (l *locker) TryLock(ctx context.Context) (<-chan struct{}, error) { return l.lock(ctx, false) }
 
 func (l *locker) lock(ctx context.Context, wait bool) (<-chan struct{}, error) {
@@ -86,19 +164,45 @@ func (l *locker) lock(ctx context.Context, wait bool) (<-chan struct{}, error) {
 	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
+	select {
+	case l.sem <- struct{}{}:
+		defer func() { <-l.sem }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	l.mu.Lock()
-	held := l.node != ""
+	held, cleanup := l.hold != nil, l.cleanup
 	l.mu.Unlock()
 	if held {
 		return nil, fmt.Errorf("zookeeper: lock %q: already held by this locker: %w", l.key, kv.ErrLockHeld)
 	}
-	node, gen, err := l.enqueue(ctx)
+	if cleanup != nil {
+		select {
+		case <-cleanup:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-s.done:
+			return nil, fmt.Errorf("zookeeper: lock %q: %w", l.key, kv.ErrClosed)
+		}
+	}
+	node, err := l.enqueue(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("zookeeper: lock %q: %w", l.key, err)
 	}
-	giveUp := func(err error) (<-chan struct{}, error) {
-		// Leave no contender behind; the session would remove it anyway.
-		_ = s.conn.Delete(node, -1)
+	h, err := l.acquire(ctx, node, wait)
+	if err != nil {
+		return nil, err
+	}
+	return h.lost, nil
+}
+
+// acquire waits until node is the first contender (re-queueing if a session
+// expiry takes it), then confirms it and starts the hold's monitor. On
+// failure it removes whatever contender it left.
+func (l *locker) acquire(ctx context.Context, node string, wait bool) (*hold, error) {
+	s := l.s
+	giveUp := func(err error) (*hold, error) {
+		l.remove(node)
 		return nil, err
 	}
 	// A waiter rides out connection trouble (and a session expiry, by
@@ -106,92 +210,104 @@ func (l *locker) lock(ctx context.Context, wait bool) (<-chan struct{}, error) {
 	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(10*time.Millisecond),
 		backoff.WithMaxInterval(time.Second), backoff.WithMaxElapsedTime(0))
 	for {
-		if err := s.begin(ctx); err != nil {
-			return giveUp(err)
-		}
-		var children []string
-		err := s.call(ctx, func() error {
-			var err error
-			children, _, err = s.conn.Children(l.dir)
-			return err
-		})
-		if transient(err) {
-			if err := pause(ctx, s.done, bo); err != nil {
-				return giveUp(err)
-			}
-			continue
-		}
-		if err != nil {
-			return giveUp(fmt.Errorf("zookeeper: lock %q: %w", l.key, err))
-		}
-		bo.Reset()
-		sort.Slice(children, func(i, j int) bool { return seqOf(children[i]) < seqOf(children[j]) })
-		mine := node[strings.LastIndexByte(node, '/')+1:]
-		idx := slices.Index(children, mine)
-		if idx < 0 {
+		first, err := l.waitTurn(ctx, node, wait)
+		switch {
+		case errors.Is(err, errRequeue):
 			// The session expired while waiting and took the contender
 			// with it: queue again, at the back, on the new session.
 			s.log.Warn("zookeeper: lock contender lost with the session; queueing again", zapKey(l.key))
-			if node, gen, err = l.enqueue(ctx); err != nil {
+			if node, err = l.enqueue(ctx); err != nil {
 				return nil, fmt.Errorf("zookeeper: lock %q: %w", l.key, err)
 			}
 			continue
-		}
-		if idx == 0 {
-			break
-		}
-		if !wait {
-			return giveUp(fmt.Errorf("zookeeper: lock %q: %w", l.key, kv.ErrLockHeld))
-		}
-		var ok bool
-		var w <-chan zk.Event
-		err = s.call(ctx, func() error {
-			var err error
-			ok, _, w, err = s.conn.ExistsW(l.dir + "/" + children[idx-1])
-			return err
-		})
-		if transient(err) {
+		case transient(err):
 			if err := pause(ctx, s.done, bo); err != nil {
 				return giveUp(err)
 			}
 			continue
-		}
-		if err != nil {
-			return giveUp(fmt.Errorf("zookeeper: lock %q: %w", l.key, err))
-		}
-		if !ok {
+		case err != nil:
+			return giveUp(err)
+		case !first:
+			bo.Reset()
 			continue
 		}
-		select {
-		case <-w:
-		case <-ctx.Done():
-			return giveUp(ctx.Err())
-		case <-s.done:
-			return nil, fmt.Errorf("zookeeper: lock %q: %w", l.key, kv.ErrClosed)
-		}
+		break
 	}
+	// Confirm the znode, learn its owner session and token, and arm the
+	// watch that reports its deletion; the send time starts the hold's
+	// renew window.
+	sent := time.Now()
 	var st *zk.Stat
-	err = s.call(ctx, func() error {
-		ok, stat, err := s.conn.Exists(node)
+	var w <-chan zk.Event
+	err := s.call(ctx, func() error {
+		ok, stat, ch, err := s.conn.ExistsW(node)
 		if err == nil && !ok {
 			err = fmt.Errorf("contender znode gone as the lock was taken (session expired?): %w", kv.ErrLockLost)
 		}
-		st = stat
+		st, w = stat, ch
 		return err
 	})
 	if err != nil {
 		return giveUp(fmt.Errorf("zookeeper: lock %q: %w", l.key, err))
 	}
-	lost, stop := make(chan struct{}), make(chan struct{})
-	once := new(sync.Once)
+	h := &hold{node: node, owner: st.EphemeralOwner, token: uint64(st.Czxid),
+		lost: make(chan struct{}), stop: make(chan struct{}), exited: make(chan struct{})}
 	l.mu.Lock()
-	l.node, l.token, l.lost, l.stop, l.once = node, uint64(st.Czxid), lost, stop, once
+	l.hold = h
 	l.mu.Unlock()
-	if !s.spawn(func() { l.monitor(node, gen, lost, stop, once) }) {
-		l.release(node, once, lost)
+	if !s.spawn(func() { l.monitor(h, sent, w) }) {
+		close(h.exited)
+		l.lose(h, "store closed", false)
 		return nil, fmt.Errorf("zookeeper: lock %q: %w", l.key, kv.ErrClosed)
 	}
-	return lost, nil
+	return h, nil
+}
+
+// errRequeue: the contender znode is gone (its session expired).
+var errRequeue = errors.New("zookeeper: contender gone")
+
+// waitTurn returns true once node is the lowest contender, false when the
+// one ahead of it has gone (the caller looks again), ErrLockHeld without
+// wait if it is not first, errRequeue if node itself is gone.
+func (l *locker) waitTurn(ctx context.Context, node string, wait bool) (bool, error) {
+	s := l.s
+	var children []string
+	err := s.call(ctx, func() error {
+		var err error
+		children, _, err = s.conn.Children(l.dir)
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	sort.Slice(children, func(i, j int) bool { return seqOf(children[i]) < seqOf(children[j]) })
+	idx := slices.Index(children, node[strings.LastIndexByte(node, '/')+1:])
+	switch {
+	case idx < 0:
+		return false, errRequeue
+	case idx == 0:
+		return true, nil
+	case !wait:
+		return false, fmt.Errorf("zookeeper: lock %q: %w", l.key, kv.ErrLockHeld)
+	}
+	var ok bool
+	var w <-chan zk.Event
+	err = s.call(ctx, func() error {
+		var err error
+		ok, _, w, err = s.conn.ExistsW(l.dir + "/" + children[idx-1])
+		return err
+	})
+	if err != nil || !ok {
+		return false, err
+	}
+	select {
+	case <-w:
+		return false, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-s.done:
+		return false, fmt.Errorf("zookeeper: lock %q: %w", l.key, kv.ErrClosed)
+	}
 }
 
 // transient tells errors a waiting Lock retries: the connection or the
@@ -214,13 +330,9 @@ func pause(ctx context.Context, done <-chan struct{}, bo backoff.BackOff) error 
 	}
 }
 
-// enqueue creates this locker's contender znode and returns it with the
-// session generation it belongs to.
-func (l *locker) enqueue(ctx context.Context) (string, uint64, error) {
+// enqueue creates this locker's contender znode.
+func (l *locker) enqueue(ctx context.Context) (string, error) {
 	s := l.s
-	s.mu.Lock()
-	gen := s.generation
-	s.mu.Unlock()
 	// A contender left behind by an abandoned create would block every
 	// other contender until this session ends: whoever finishes last
 	// (this call, or the create running on after ctx ended) removes it.
@@ -241,7 +353,7 @@ func (l *locker) enqueue(ctx context.Context) (string, uint64, error) {
 			createMu.Lock()
 			defer createMu.Unlock()
 			if abandoned && err == nil {
-				_ = s.conn.Delete(n, -1)
+				l.remove(n)
 				return nil
 			}
 			node = n
@@ -254,233 +366,207 @@ func (l *locker) enqueue(ctx context.Context) (string, uint64, error) {
 		n := node
 		createMu.Unlock()
 		if n != "" {
-			_ = s.conn.Delete(n, -1)
+			l.remove(n)
 		}
-		return "", 0, err
+		return "", err
 	}
-	return node, gen, nil
+	return node, nil
 }
 
-// monitor closes lost when the hold ends for any reason but Unlock.
-func (l *locker) monitor(node string, gen uint64, lost, stop chan struct{}, once *sync.Once) {
+// monitor follows a hold until it ends: it confirms the znode every
+// interval and declares the lock lost when the znode is deleted, when the
+// session that owns it ends, or when no confirmation has been answered for
+// the renew window, counted from the send time of the last one that was.
+func (l *locker) monitor(h *hold, confirmed time.Time, deleted <-chan zk.Event) {
+	defer close(h.exited)
 	s := l.s
-	declare := func(why string) {
-		s.log.Warn("zookeeper: lock lost", zapKey(l.key), zapWhy(why))
-		l.release(node, once, lost)
+	type answer struct {
+		sent time.Time
+		ok   bool
+		st   *zk.Stat
+		err  error
 	}
-	var deadline <-chan time.Time
+	var inFlight chan answer // nil while no check is in flight
+	next := time.NewTimer(l.interval(s.sessionTimeout()))
+	defer next.Stop()
 	for {
-		s.mu.Lock()
-		up, g, changed, since := s.connected, s.generation, s.stateChanged, s.disconnectedAt
-		s.mu.Unlock()
-		if g != gen {
-			declare("session expired")
+		t := s.sessionTimeout()
+		left := time.Until(confirmed.Add(l.window(t)))
+		if left <= 0 {
+			l.lose(h, fmt.Sprintf("not confirmed by the server within %v", l.window(t)), true)
 			return
 		}
-		if !up {
-			if l.renew == 0 || time.Since(since) >= l.renew {
-				declare("connection lost")
-				return
-			}
-			deadline = time.After(l.renew - time.Since(since))
-		} else {
-			deadline = nil
+		if sid := s.conn.SessionID(); sid != h.owner {
+			l.lose(h, "session expired", false)
+			return
 		}
-		var w <-chan zk.Event
-		if up {
-			ok, _, ch, err := s.conn.ExistsW(node)
-			switch {
-			case err == nil && !ok:
-				declare("lock znode deleted")
-				return
-			case err == nil:
-				w = ch
-			}
-		}
+		s.mu.Lock()
+		changed := s.stateChanged
+		s.mu.Unlock()
+		deadline := time.NewTimer(left)
 		select {
-		case ev := <-w:
-			if ev.Type == zk.EventNodeDeleted || ev.Type == zk.EventNotWatching {
-				declare("lock znode deleted or session lost")
-				return
-			}
-		case <-changed:
-		case <-deadline:
-		case <-stop:
+		case <-h.stop:
+			deadline.Stop()
 			return
 		case <-s.done:
-			l.release(node, once, lost)
+			deadline.Stop()
+			l.lose(h, "store closed", false) // Close ends the session, and the znode with it
 			return
+		case ev := <-deleted:
+			deadline.Stop()
+			switch ev.Type {
+			case zk.EventNodeDeleted:
+				l.lose(h, "lock znode deleted", false)
+				return
+			case zk.EventNotWatching:
+				l.lose(h, "session lost", false)
+				return
+			}
+			deleted = nil // another event on our znode: the checks carry on
+		case <-changed:
+		case <-deadline.C:
+		case <-next.C:
+			if inFlight == nil {
+				inFlight = make(chan answer, 1)
+				res := inFlight
+				if !s.spawn(func() {
+					sent := time.Now()
+					ok, st, err := s.conn.Exists(h.node)
+					res <- answer{sent, ok, st, err}
+				}) {
+					inFlight = nil
+				}
+			}
+		case a := <-inFlight:
+			inFlight = nil
+			switch {
+			case a.err == nil && a.ok && a.st.EphemeralOwner == h.owner:
+				confirmed = a.sent
+				next.Reset(l.interval(t))
+			case a.err == nil:
+				l.lose(h, "lock znode deleted", false)
+				return
+			case errors.Is(a.err, zk.ErrSessionExpired):
+				l.lose(h, "session expired", false)
+				return
+			default:
+				next.Reset(min(confirmRetry, max(left, time.Millisecond)))
+			}
 		}
+		deadline.Stop()
 	}
 }
 
-// release forgets the hold and closes lost, once.
-func (l *locker) release(node string, once *sync.Once, lost chan struct{}) {
-	once.Do(func() {
+// lose ends h as lost: the Locker no longer holds it (Token 0, guarded
+// writes refused) by the time the lost channel closes. With cleanup, the
+// contender znode is removed as long as its session lives.
+func (l *locker) lose(h *hold, why string, cleanup bool) {
+	h.lostOnce.Do(func() {
 		l.mu.Lock()
-		if l.node == node {
-			l.node, l.token = "", 0
+		if l.hold == h {
+			l.hold = nil
+		}
+		if cleanup {
+			l.cleanup = l.remove(h.node)
 		}
 		l.mu.Unlock()
-		close(lost)
+		if why != "store closed" {
+			l.s.log.Warn("zookeeper: lock lost", zapKey(l.key), zapWhy(why))
+		}
+		close(h.lost)
 	})
 }
 
+// remove deletes a contender znode in the background, retrying through
+// connection trouble for as long as the Store is open: the znode blocks
+// every other contender until it is gone or its session ends. The channel
+// closes once it is gone (or the session that owned it, or the Store).
+func (l *locker) remove(node string) <-chan struct{} {
+	s := l.s
+	done := make(chan struct{})
+	owner := s.conn.SessionID()
+	op := func() error {
+		if s.closed() {
+			return permanent(kv.ErrClosed)
+		}
+		err := s.conn.Delete(node, -1)
+		switch {
+		case err == nil || errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrSessionExpired):
+			return nil
+		case s.conn.SessionID() != owner:
+			return nil // a new session: the old one's znodes are gone
+		case isConnErr(err):
+			return err
+		}
+		return permanent(err)
+	}
+	if !s.spawn(func() {
+		defer close(done)
+		if err := retry(s.ctx, op); err != nil && !errors.Is(err, kv.ErrClosed) && s.ctx.Err() == nil {
+			s.log.Error("zookeeper: could not remove a lock contender; it stays until the session ends",
+				zapKey(l.key), zapWhy(err.Error()))
+		}
+	}) {
+		close(done) // closing: the session ends, and the znode with it
+	}
+	return done
+}
+
+// Unlock implements kv.Locker. The hold ends here whatever happens next:
+// Token drops to 0 and the lost channel closes before the znode's delete
+// is sent. The delete runs in the background, not bounded by ctx, so a
+// caller whose ctx has ended still frees the lock at once. Unlock waits for
+// it until ctx ends, or for one session timeout at most: a client that
+// cannot reach any server for that long has lost its session, and with it
+// the znode.
 func (l *locker) Unlock(ctx context.Context) error {
 	l.mu.Lock()
-	node, stop, once, lost := l.node, l.stop, l.once, l.lost
+	h := l.hold
+	l.hold = nil
 	l.mu.Unlock()
-	if node == "" {
+	if h == nil {
 		return nil
 	}
-	err := l.s.call(ctx, func() error {
-		err := l.s.conn.Delete(node, -1)
-		if errors.Is(err, zk.ErrNoNode) {
+	h.end()
+	<-h.exited
+	h.lostOnce.Do(func() { close(h.lost) })
+	gone := l.remove(h.node)
+	l.mu.Lock()
+	l.cleanup = gone
+	l.mu.Unlock()
+	bound := time.NewTimer(l.s.sessionTimeout())
+	defer bound.Stop()
+	select {
+	case <-gone:
+		return nil
+	case <-ctx.Done():
+		select {
+		case <-gone:
 			return nil
+		default:
 		}
-		return err
-	})
-	if err != nil && !errors.Is(err, kv.ErrClosed) {
-		return fmt.Errorf("zookeeper: unlock %q: %w", l.key, err)
+		return fmt.Errorf("zookeeper: unlock %q: %w (the release goes on in the background; the lock is free when the session ends at worst)", l.key, ctx.Err())
+	case <-bound.C:
+		return fmt.Errorf("zookeeper: unlock %q: no server answered within the session timeout %v; the lock is free once the session has expired: %w",
+			l.key, l.s.sessionTimeout(), kv.ErrNotReachable)
 	}
-	close(stop)
-	l.release(node, once, lost)
-	return nil
 }
 
+// Token implements kv.Locker.
 func (l *locker) Token() uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.token
+	if l.hold == nil {
+		return 0
+	}
+	return l.hold.token
 }
 
 func (l *locker) held() (string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.node == "" {
+	if l.hold == nil {
 		return "", fmt.Errorf("zookeeper: lock %q: %w", l.key, kv.ErrNotLocked)
 	}
-	return l.node, nil
-}
-
-// GuardedPut implements kv.Locker with a multi: check(lock znode) + the
-// write. TTL keys cannot be written this way (go-zookeeper's multi cannot
-// create TTL znodes): ErrCallNotSupported.
-func (l *locker) GuardedPut(ctx context.Context, key string, value []byte, opts *kv.WriteOptions) error {
-	s := l.s
-	k, err := s.checkWrite("guarded put", key, value, opts)
-	if err != nil {
-		return err
-	}
-	if err := s.begin(ctx); err != nil {
-		return err
-	}
-	node, err := l.held()
-	if err != nil {
-		return err
-	}
-	m := modeFor(opts)
-	if m.kind == kindTTL {
-		return fmt.Errorf("zookeeper: guarded put %q with a TTL: a multi cannot create TTL znodes: %w", k, kv.ErrCallNotSupported)
-	}
-	p, data := s.path(k), encode(value)
-	guard := &zk.CheckVersionRequest{Path: node, Version: 0}
-	return l.guarded(ctx, "guarded put", k, func() error {
-		for range maxRaces {
-			exists, st, err := s.conn.Exists(p)
-			if err != nil {
-				return err
-			}
-			var ops []any
-			switch {
-			case !exists:
-				if err := s.ensurePath(parent(p)); err != nil {
-					return err
-				}
-				ops = []any{guard, &zk.CreateRequest{Path: p, Data: data, Acl: s.acl, Flags: flagsFor(m)}}
-			case s.matches(st, nil, m):
-				ops = []any{guard, &zk.SetDataRequest{Path: p, Data: data, Version: st.Version}}
-			case st.NumChildren > 0:
-				return fmt.Errorf("zookeeper: %q has keys below it: %w", k, kv.ErrCallNotSupported)
-			default:
-				ops = append([]any{guard}, replaceOps(p, data, s.acl, flagsFor(m), st.Version)...)
-			}
-			res, err := s.multi(ops...)
-			if err != nil && len(res) > 0 && res[0].Error != nil && !errors.Is(res[0].Error, zk.ErrUnknown) && !isRollback(res[0].Error) {
-				return errLockLost
-			}
-			if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrNodeExists) {
-				continue
-			}
-			if err == nil {
-				s.record(p, data, m)
-			}
-			return err
-		}
-		return fmt.Errorf("zookeeper: guarded put %q: %w", k, kv.ErrKeyModified)
-	})
-}
-
-var errLockLost = errors.New("lock znode gone")
-
-// isRollback tells the code ZooKeeper gives the ops of a failed multi
-// that did not fail themselves.
-func isRollback(err error) bool {
-	return err == nil || strings.Contains(err.Error(), "runtime inconsistency") || errors.Is(err, zk.ErrAPIError)
-}
-
-// GuardedDelete implements kv.Locker.
-func (l *locker) GuardedDelete(ctx context.Context, key string) error {
-	s := l.s
-	k, err := kv.NormalizeKey(key)
-	if err != nil {
-		return fmt.Errorf("zookeeper: guarded delete: %w", err)
-	}
-	if err := s.begin(ctx); err != nil {
-		return err
-	}
-	node, err := l.held()
-	if err != nil {
-		return err
-	}
-	p := s.path(k)
-	guard := &zk.CheckVersionRequest{Path: node, Version: 0}
-	return l.guarded(ctx, "guarded delete", k, func() error {
-		for range maxRaces {
-			data, st, err := s.conn.Get(p)
-			if errors.Is(err, zk.ErrNoNode) {
-				return fmt.Errorf("zookeeper: guarded delete %q: %w", k, kv.ErrKeyNotFound)
-			}
-			if err != nil {
-				return err
-			}
-			if _, isKey := decode(data); !isKey {
-				return fmt.Errorf("zookeeper: guarded delete %q: %w", k, kv.ErrKeyNotFound)
-			}
-			op := any(&zk.DeleteRequest{Path: p, Version: st.Version})
-			if st.NumChildren > 0 {
-				op = &zk.SetDataRequest{Path: p, Data: nil, Version: st.Version}
-			}
-			res, err := s.multi(guard, op)
-			if err != nil && len(res) > 0 && res[0].Error != nil && !isRollback(res[0].Error) {
-				return errLockLost
-			}
-			if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrNotEmpty) {
-				continue
-			}
-			if err == nil {
-				s.forget(p)
-			}
-			return err
-		}
-		return fmt.Errorf("zookeeper: guarded delete %q: %w", k, kv.ErrKeyModified)
-	})
-}
-
-func (l *locker) guarded(ctx context.Context, op, k string, fn func() error) error {
-	err := l.s.call(ctx, fn)
-	if errors.Is(err, errLockLost) {
-		return fmt.Errorf("zookeeper: %s %q: the server no longer has this lock's znode: %w", op, k, kv.ErrLockLost)
-	}
-	return err
+	return l.hold.node, nil
 }

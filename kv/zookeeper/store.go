@@ -35,14 +35,13 @@ type Store struct {
 
 	mu             sync.Mutex
 	subs           map[*inbox]struct{}
-	ephemerals     map[string][]byte // KeepAlive keys of this Store: znode -> data
-	connected      bool
-	disconnectedAt time.Time
-	expired        bool          // a session expired and no new one is up yet
-	generation     uint64        // bumped when a session is replaced
-	stateChanged   chan struct{} // closed and replaced on every state change
-	sessionUp      atomic.Bool   // connected with a session (see handshakeDialer)
-	restore        chan struct{} // cap 1: re-create KeepAlive keys
+	ephemerals   map[string]ephemeral // KeepAlive keys of this Store, by znode
+	connected    bool
+	expired      bool          // a session expired and no new one is up yet
+	stateChanged chan struct{} // closed and replaced on every state change
+	sessionUp    atomic.Bool   // connected with a session (see handshakeDialer)
+	granted      atomic.Int64  // session timeout the server granted, ms (see handshakeDialer)
+	restore      chan struct{} // cap 1: re-create KeepAlive keys
 
 	parked parking // Snapshot watchers waiting for Events
 }
@@ -66,7 +65,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		root:         cfg.Root,
 		done:         make(chan struct{}),
 		subs:         make(map[*inbox]struct{}),
-		ephemerals:   make(map[string][]byte),
+		ephemerals:   make(map[string]ephemeral),
 		stateChanged: make(chan struct{}),
 		restore:      make(chan struct{}, 1),
 	}
@@ -84,7 +83,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if dialer == nil {
 		dialer = net.DialTimeout
 	}
-	dialer = handshakeDialer(dialer, max(cfg.SessionTimeout/time.Duration(3*len(cfg.Servers)), time.Second), &s.sessionUp)
+	dialer = handshakeDialer(dialer, max(cfg.SessionTimeout/time.Duration(3*len(cfg.Servers)), time.Second), &s.sessionUp, &s.granted)
 	conn, _, err := zk.Connect(cfg.Servers, cfg.SessionTimeout,
 		zk.WithEventCallback(s.onEvent),
 		zk.WithLogger(zapPrintf{s.log}),
@@ -148,7 +147,6 @@ func (s *Store) onEvent(ev zk.Event) {
 			s.sessionUp.Store(true)
 			if s.expired {
 				s.expired = false
-				s.generation++
 				select {
 				case s.restore <- struct{}{}:
 				default:
@@ -158,9 +156,6 @@ func (s *Store) onEvent(ev zk.Event) {
 			s.expired = true
 			s.connected = false
 		case zk.StateDisconnected:
-			if s.connected {
-				s.disconnectedAt = time.Now()
-			}
 			s.connected = false
 		default:
 			changed = false
@@ -178,6 +173,26 @@ func (s *Store) onEvent(ev zk.Event) {
 	}
 }
 
+// sessionTimeout is the session timeout the server granted (it clamps the
+// one asked for to its own bounds), or Config.SessionTimeout until a
+// server has answered.
+func (s *Store) sessionTimeout() time.Duration {
+	if ms := s.granted.Load(); ms > 0 {
+		return time.Duration(ms) * time.Millisecond
+	}
+	return s.cfg.SessionTimeout
+}
+
+// ephemeral is the Store's record of one of its KeepAlive keys.
+type ephemeral struct {
+	data []byte
+	// guarded: written by GuardedPut. Such a key must not outlive the lock
+	// that guarded it, and that lock's znode died with the same session, so
+	// it is never re-created after a session expiry: putting it back with a
+	// plain create would resurrect a deposed holder's write.
+	guarded bool
+}
+
 // sessionLoop re-creates KeepAlive keys after a session expiry: the server
 // deleted them with the old session, and nobody else will put them back.
 func (s *Store) sessionLoop() {
@@ -188,22 +203,27 @@ func (s *Store) sessionLoop() {
 		case <-s.restore:
 		}
 		s.mu.Lock()
-		todo := make(map[string][]byte, len(s.ephemerals))
-		for p, d := range s.ephemerals {
-			todo[p] = d
+		todo := make(map[string]ephemeral, len(s.ephemerals))
+		for p, e := range s.ephemerals {
+			todo[p] = e
 		}
 		s.mu.Unlock()
 		if len(todo) > 0 {
 			s.log.Warn("zookeeper: session expired; re-creating KeepAlive keys", zap.Int("keys", len(todo)))
 		}
-		for p, d := range todo {
-			err := s.restoreEphemeral(p, d)
+		for p, e := range todo {
+			err := errGuardedLost
+			if !e.guarded {
+				err = s.restoreEphemeral(p, e.data)
+			}
 			if err == nil {
 				s.log.Info("zookeeper: KeepAlive key re-created", zap.String("key", s.key(p)))
 				continue
 			}
 			s.mu.Lock()
-			delete(s.ephemerals, p)
+			if cur, ok := s.ephemerals[p]; ok && cur.guarded == e.guarded && string(cur.data) == string(e.data) {
+				delete(s.ephemerals, p)
+			}
 			s.mu.Unlock()
 			s.log.Error("zookeeper: KeepAlive key lost with the session", zap.String("key", s.key(p)), zap.Error(err))
 			if s.cfg.OnKeepAliveLost != nil {
@@ -212,6 +232,9 @@ func (s *Store) sessionLoop() {
 		}
 	}
 }
+
+// errGuardedLost is what OnKeepAliveLost hears of a guarded KeepAlive key.
+var errGuardedLost = fmt.Errorf("zookeeper: written under a lock that ended with the expired session, so not re-created: %w", kv.ErrLockLost)
 
 func (s *Store) restoreEphemeral(p string, data []byte) error {
 	op := func() error {

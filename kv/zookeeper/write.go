@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/go-zookeeper/zk"
 
@@ -25,7 +26,24 @@ func (s *Store) checkWrite(op, key string, value []byte, opts *kv.WriteOptions) 
 	if err := kv.CheckWriteOptions(opts, MinTTL); err != nil {
 		return "", fmt.Errorf("zookeeper: %s %q: %w", op, k, err)
 	}
+	if opts != nil && opts.KeepAlive {
+		if err := s.checkSessionTTL(opts.TTL); err != nil {
+			return "", fmt.Errorf("zookeeper: %s %q: %w", op, k, err)
+		}
+	}
 	return k, nil
+}
+
+// checkSessionTTL refuses a TTL for something that lives as long as the
+// session (a KeepAlive key, a lock) when it is below the session timeout:
+// such a thing outlives a dead client by the session timeout, longer than
+// its TTL promises.
+func (s *Store) checkSessionTTL(ttl time.Duration) error {
+	if t := s.sessionTimeout(); ttl < t {
+		return &kv.TTLError{TTL: ttl, Min: t, Reason: fmt.Sprintf(
+			"KeepAlive keys and locks live as long as the ZooKeeper session, whose timeout is %v: use a TTL of at least that, or a shorter Config.SessionTimeout", t)}
+	}
+	return nil
 }
 
 // Put implements kv.Store. A Put without TTL makes a TTL or KeepAlive key
@@ -53,7 +71,7 @@ func (s *Store) put(p string, data []byte, m mode) error {
 		switch {
 		case err == nil:
 			if !s.matches(st, nil, m) {
-				err = s.replace(p, data, m, st)
+				_, err = s.replace(p, data, m, st)
 				if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrNodeExists) {
 					continue
 				}
@@ -61,7 +79,7 @@ func (s *Store) put(p string, data []byte, m mode) error {
 					return err
 				}
 			}
-			s.record(p, data, m)
+			s.record(p, data, m, false)
 			return nil
 		case errors.Is(err, zk.ErrNoNode):
 			err = s.create(p, data, m)
@@ -69,7 +87,7 @@ func (s *Store) put(p string, data []byte, m mode) error {
 				continue
 			}
 			if err == nil {
-				s.record(p, data, m)
+				s.record(p, data, m, false)
 			}
 			return err
 		default:
@@ -95,41 +113,48 @@ func (s *Store) putTTL(p string, data []byte, m mode) error {
 			continue
 		}
 		if err == nil {
-			s.record(p, data, m)
+			s.record(p, data, m, false)
 		}
 		return err
 	}
 	return fmt.Errorf("zookeeper: put %q: gave up after %d conflicting writers: %w", s.key(p), maxRaces, kv.ErrKeyModified)
 }
 
-// replace swaps the znode at p (at st.Version) for one of kind m.
-func (s *Store) replace(p string, data []byte, m mode, st *zk.Stat) error {
+// replace swaps the znode at p (at st.Version) for one of kind m and
+// returns the new znode's stat, as the server answered the write.
+func (s *Store) replace(p string, data []byte, m mode, st *zk.Stat) (*zk.Stat, error) {
 	if st.NumChildren > 0 {
-		return fmt.Errorf("zookeeper: %q has keys below it, so its znode cannot be replaced by a TTL or KeepAlive one: %w",
+		return nil, fmt.Errorf("zookeeper: %q has keys below it, so its znode cannot be replaced by a TTL or KeepAlive one: %w",
 			s.key(p), kv.ErrCallNotSupported)
 	}
 	if m.kind == kindTTL {
 		if err := s.conn.Delete(p, st.Version); err != nil {
-			return err
+			return nil, err
 		}
 		if err := s.create(p, data, m); err != nil {
-			return err
+			return nil, err
 		}
 		// Not atomic here (a multi cannot create TTL znodes): the bump
 		// follows the create.
-		for v := range min(st.Version+1, maxVersionBump) {
+		n := min(st.Version+1, maxVersionBump)
+		var last *zk.Stat
+		for v := range n {
 			d := []byte(nil)
-			if v == min(st.Version+1, maxVersionBump)-1 {
+			if v == n-1 {
 				d = data
 			}
-			if _, err := s.conn.Set(p, d, v); err != nil {
-				return err
+			var err error
+			if last, err = s.conn.Set(p, d, v); err != nil {
+				return nil, err
 			}
 		}
-		return nil
+		return last, nil
 	}
-	_, err := s.multi(replaceOps(p, data, s.acl, flagsFor(m), st.Version)...)
-	return err
+	res, err := s.multi(replaceOps(p, data, s.acl, flagsFor(m), st.Version)...)
+	if err != nil {
+		return nil, err
+	}
+	return res[len(res)-1].Stat, nil
 }
 
 // maxVersionBump bounds the SetData ops replaceOps adds (about 50 bytes
@@ -160,12 +185,13 @@ func replaceOps(p string, data []byte, acl []zk.ACL, flags int32, v int32) []any
 }
 
 // record keeps the client's copy of this Store's KeepAlive keys, what
-// sessionLoop re-creates after a session expiry.
-func (s *Store) record(p string, data []byte, m mode) {
+// sessionLoop re-creates after a session expiry. guarded: written by a
+// GuardedPut (see ephemeral).
+func (s *Store) record(p string, data []byte, m mode, guarded bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if m.kind == kindEphemeral {
-		s.ephemerals[p] = data
+		s.ephemerals[p] = ephemeral{data: data, guarded: guarded}
 	} else {
 		delete(s.ephemerals, p)
 	}
@@ -214,7 +240,7 @@ func (s *Store) AtomicPut(ctx context.Context, key string, value []byte, previou
 			st, err = s.swap(p, data, m, previous.LastIndex)
 		}
 		if err == nil {
-			s.record(p, data, m)
+			s.record(p, data, m, false)
 			pair = pairOf(k, append([]byte{}, value...), st)
 		}
 		return err
@@ -225,12 +251,15 @@ func (s *Store) AtomicPut(ctx context.Context, key string, value []byte, previou
 	return true, pair, nil
 }
 
+// createOnly creates p, or takes it over if it is a directory, and returns
+// the stat of the znode as written: from the server's answer to the write
+// itself, never from a read after it, which a concurrent Delete or Put
+// could make fail or misreport.
 func (s *Store) createOnly(p string, data []byte, m mode) (*zk.Stat, error) {
 	for range maxRaces {
-		err := s.create(p, data, m)
+		st, err := s.createStat(p, data, m)
 		if err == nil {
-			_, st, err := s.conn.Get(p)
-			return st, err
+			return st, nil
 		}
 		if !errors.Is(err, zk.ErrNodeExists) {
 			return nil, err
@@ -255,8 +284,46 @@ func (s *Store) createOnly(p string, data []byte, m mode) (*zk.Stat, error) {
 	return nil, fmt.Errorf("zookeeper: create %q: %w", s.key(p), kv.ErrKeyModified)
 }
 
+// createStat is create that also returns the new znode's stat. Outside TTL
+// nodes it is one multi: the create (with no data) and a SetData of the
+// data at version 0, whose answer carries the stat; both ops share the
+// multi's zxid, so Mzxid == Czxid as for a plain create. A TTL node cannot
+// be created in a multi: its stat is the answer to the SetACL that marks
+// it (see ttlMarker), and when that finds the node already deleted or
+// replaced, the stat is the one of the create as far as it can be told:
+// Czxid and Mzxid 0, which no later compare-and-swap can match, as none
+// should, since the key has changed since.
+func (s *Store) createStat(p string, data []byte, m mode) (*zk.Stat, error) {
+	if m.kind == kindTTL {
+		st, err := s.createTTL(p, data, m)
+		if err != nil {
+			return nil, err
+		}
+		if st == nil {
+			return &zk.Stat{}, nil
+		}
+		// Mzxid of our write is the znode's Czxid, whatever happened since.
+		return &zk.Stat{Czxid: st.Czxid, Mzxid: st.Czxid, Ctime: st.Ctime, Mtime: st.Ctime,
+			EphemeralOwner: st.EphemeralOwner, DataLength: int32(len(data)), Aversion: st.Aversion}, nil
+	}
+	for {
+		res, err := s.multi(
+			&zk.CreateRequest{Path: p, Data: nil, Acl: s.acl, Flags: flagsFor(m)},
+			&zk.SetDataRequest{Path: p, Data: data, Version: 0})
+		if err == nil {
+			return res[1].Stat, nil
+		}
+		if !errors.Is(err, zk.ErrNoNode) {
+			return nil, s.childErr(p, err)
+		}
+		if err := s.ensurePath(parent(p)); err != nil {
+			return nil, err
+		}
+	}
+}
+
 func (s *Store) swap(p string, data []byte, m mode, last uint64) (*zk.Stat, error) {
-	cur, st, err := s.conn.Get(p)
+	cur, st, err := s.getFresh(p, func(cur []byte, st *zk.Stat) bool { return isKeyAt(cur, st, last) })
 	if errors.Is(err, zk.ErrNoNode) {
 		return nil, fmt.Errorf("zookeeper: %q: %w", s.key(p), kv.ErrKeyNotFound)
 	}
@@ -280,16 +347,12 @@ func (s *Store) swap(p string, data []byte, m mode, last uint64) (*zk.Stat, erro
 }
 
 // writeAt writes data at p if it is still at st.Version, with kind m, and
-// returns the new stat.
+// returns the new stat as the server answered the write.
 func (s *Store) writeAt(p string, data, cur []byte, m mode, st *zk.Stat) (*zk.Stat, error) {
 	if s.matches(st, cur, m) {
 		return s.conn.Set(p, data, st.Version)
 	}
-	if err := s.replace(p, data, m, st); err != nil {
-		return nil, err
-	}
-	_, nst, err := s.conn.Get(p)
-	return nst, err
+	return s.replace(p, data, m, st)
 }
 
 // Delete implements kv.Store. A key with keys below it becomes a
@@ -305,7 +368,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	p := s.path(k)
 	return s.call(ctx, func() error {
 		for range maxRaces {
-			cur, st, err := s.conn.Get(p)
+			cur, st, err := s.getFresh(p, isKey)
 			if errors.Is(err, zk.ErrNoNode) {
 				return fmt.Errorf("zookeeper: delete %q: %w", k, kv.ErrKeyNotFound)
 			}
@@ -337,7 +400,7 @@ func (s *Store) AtomicDelete(ctx context.Context, key string, previous *kv.KVPai
 	p := s.path(k)
 	err = s.call(ctx, func() error {
 		for range maxRaces {
-			cur, st, err := s.conn.Get(p)
+			cur, st, err := s.getFresh(p, func(cur []byte, st *zk.Stat) bool { return isKeyAt(cur, st, previous.LastIndex) })
 			if errors.Is(err, zk.ErrNoNode) {
 				return fmt.Errorf("zookeeper: atomic delete %q: %w", k, kv.ErrKeyNotFound)
 			}
@@ -364,6 +427,38 @@ func (s *Store) AtomicDelete(ctx context.Context, key string, previous *kv.KVPai
 		return fmt.Errorf("zookeeper: atomic delete %q: %w", k, kv.ErrKeyModified)
 	})
 	return err == nil, err
+}
+
+// getFresh reads p for a write that decides from what it finds. A write
+// that goes ahead is checked by the server (it names the version read),
+// but an answer given from the read alone (no such key, another version)
+// must not come from a server that is behind the leader, as the one a
+// client talks to may be: when the read is not what the caller can act
+// on, getFresh syncs that server with the leader and reads again. The
+// common case, a read that lets the write go ahead, costs no sync.
+func (s *Store) getFresh(p string, actionable func(cur []byte, st *zk.Stat) bool) ([]byte, *zk.Stat, error) {
+	cur, st, err := s.conn.Get(p)
+	if err == nil && actionable(cur, st) {
+		return cur, st, nil
+	}
+	if err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return nil, nil, err
+	}
+	if _, err := s.conn.Sync(p); err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return nil, nil, err
+	}
+	return s.conn.Get(p)
+}
+
+// isKey reports whether znode data holds a key (not a directory).
+func isKey(cur []byte, _ *zk.Stat) bool {
+	_, ok := decode(cur)
+	return ok
+}
+
+// isKeyAt reports whether the znode holds a key at index last.
+func isKeyAt(cur []byte, st *zk.Stat, last uint64) bool {
+	return isKey(cur, st) && uint64(st.Mzxid) == last
 }
 
 // removeAt deletes the key at p, at st.Version.
