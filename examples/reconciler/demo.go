@@ -223,6 +223,29 @@ func run(ctx context.Context, out io.Writer, cluster *backend.Cluster) (summary,
 	if err := until(ctx, time.Minute, "convergence after the failover", converged(ctx, user.Store, desired)); err != nil {
 		return sum, err
 	}
+	// A write is visible to readers before its writer hears the answer:
+	// wait until the new leader's reconciles of the apps changed during the
+	// outage have returned, or shutting down now would cancel them in
+	// flight and leave their outcome unknown to the leader itself.
+	changed := []string{"web", "api", "cache"}
+	if err := until(ctx, time.Minute, "the new leader's reconciles to return", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		done := map[string]bool{}
+		for _, r := range sum.Reconciles {
+			if r.Replica == sum.Second.Identity {
+				done[r.App] = true
+			}
+		}
+		for _, app := range changed {
+			if !done[app] {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		return sum, err
+	}
 	sum.Converged = time.Since(crashAt)
 	tl.say("converged again: failover took %v (TTL %v), desired state reached %v after the crash",
 		sum.Failover.Round(time.Millisecond), sum.TTL, sum.Converged.Round(time.Millisecond))
