@@ -33,8 +33,8 @@ type Store struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup // every goroutine the Store started
 
-	mu             sync.Mutex
-	subs           map[*inbox]struct{}
+	mu           sync.Mutex
+	subs         map[*inbox]struct{}
 	ephemerals   map[string]ephemeral // KeepAlive keys of this Store, by znode
 	connected    bool
 	expired      bool          // a session expired and no new one is up yet
