@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -39,17 +38,23 @@ type ConsulOptions struct {
 	ACLToken string
 	// HCL is appended to the agent's configuration.
 	HCL []string
+	// Persistent runs a one-server cluster with a data directory instead
+	// of a -dev agent (which keeps everything in memory), so that Kill and
+	// Restart bring the same data back. Raft runs at its fastest timing
+	// (raft_multiplier 1); a start or restart still takes a leader
+	// election, a second or two.
+	Persistent bool
 }
 
-// ConsulServer is one running `consul agent -dev`.
+// ConsulServer is one running Consul agent, in a child process.
 type ConsulServer struct {
 	// Addr is the HTTP API address, "127.0.0.1:port".
 	Addr string
 	// LogPath is the file holding the agent's stdout and stderr.
 	LogPath string
 
-	cmd      *exec.Cmd
-	exited   chan struct{}
+	proc     *Process
+	token    string
 	stopOnce sync.Once
 	tmpDir   string
 }
@@ -113,8 +118,8 @@ func Consul(t testing.TB, opts ConsulOptions) *ConsulServer {
 	return srv
 }
 
-// StartConsul runs `consul agent -dev` on free loopback ports and returns
-// once it has a leader and serves KV reads. The caller must Stop it; use it
+// StartConsul runs a Consul agent on free loopback ports and returns once
+// it has a leader and serves KV reads. The caller must Stop it; use it
 // from TestMain to share one agent across a package's tests. Ports picked
 // free may be taken by someone else before the agent binds them, so a
 // failed start is retried a few times on new ports.
@@ -154,22 +159,19 @@ func startConsulOnce(bin string, opts ConsulOptions) (*ConsulServer, error) {
   enable_token_persistence = false
   tokens { initial_management = %q } }`, opts.ACLToken))
 	}
+	if opts.Persistent {
+		hcl = append(hcl, `performance { raft_multiplier = 1 }`)
+	}
 	hcl = append(hcl, opts.HCL...)
 	cfgPath := filepath.Join(dir, "regent.hcl")
 	if err := os.WriteFile(cfgPath, []byte(strings.Join(hcl, "\n")+"\n"), 0o600); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	logPath := filepath.Join(dir, "consul.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, err
-	}
 	// Every port is given: in 1.14 -dev also binds the fixed gRPC-TLS port
 	// 8503 and DNS 8600 unless told otherwise, which collides with the
 	// other agents of a parallel test run.
-	cmd := exec.Command(bin, "agent", "-dev",
+	args := []string{"agent",
 		"-node", "regent-test",
 		"-bind", "127.0.0.1",
 		"-client", "127.0.0.1",
@@ -182,29 +184,22 @@ func startConsulOnce(bin string, opts ConsulOptions) (*ConsulServer, error) {
 		"-dns-port", "-1",
 		"-log-level", "warn",
 		"-config-file", cfgPath,
-	)
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	// Its own process group, so that Stop kills anything it spawned too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		_ = logFile.Close()
-		_ = os.RemoveAll(dir)
-		return nil, fmt.Errorf("testenv: start consul: %w", err)
+	}
+	if opts.Persistent {
+		args = append(args, "-server", "-bootstrap-expect", "1", "-data-dir", filepath.Join(dir, "data"))
+	} else {
+		args = append(args, "-dev")
 	}
 	srv := &ConsulServer{
 		Addr:    "127.0.0.1:" + strconv.Itoa(ports[0]),
-		LogPath: logPath,
-		cmd:     cmd,
-		exited:  make(chan struct{}),
+		LogPath: filepath.Join(dir, "consul.log"),
+		token:   opts.ACLToken,
 		tmpDir:  dir,
 	}
-	go func() {
-		_ = cmd.Wait()
-		_ = logFile.Close()
-		close(srv.exited)
-	}()
-	if err := srv.waitReady(opts.ACLToken, 60*time.Second); err != nil {
+	srv.proc = NewProcess("consul "+srv.Addr, srv.LogPath, func() *exec.Cmd { return exec.Command(bin, args...) }, srv.ready)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := srv.proc.Start(ctx); err != nil {
 		log := srv.Log()
 		srv.Stop()
 		return nil, fmt.Errorf("testenv: consul did not become ready: %w\n%s", err, log)
@@ -212,25 +207,9 @@ func startConsulOnce(bin string, opts ConsulOptions) (*ConsulServer, error) {
 	return srv, nil
 }
 
-// waitReady polls until the agent has a leader and answers a KV read.
-func (s *ConsulServer) waitReady(token string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	client := &http.Client{Timeout: 2 * time.Second}
-	var last error
-	for {
-		last = s.probe(ctx, client, token)
-		if last == nil {
-			return nil
-		}
-		select {
-		case <-s.exited:
-			return fmt.Errorf("agent exited: %w", last)
-		case <-ctx.Done():
-			return fmt.Errorf("after %v: %w", timeout, last)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+// ready checks that the agent has a leader and answers a KV read.
+func (s *ConsulServer) ready(ctx context.Context) error {
+	return s.probe(ctx, &http.Client{Timeout: 2 * time.Second}, s.token)
 }
 
 func (s *ConsulServer) probe(ctx context.Context, client *http.Client, token string) error {
@@ -267,23 +246,22 @@ func (s *ConsulServer) probe(ctx context.Context, client *http.Client, token str
 	return nil
 }
 
-// Log returns what the agent has written so far.
-func (s *ConsulServer) Log() string {
-	b, err := os.ReadFile(s.LogPath)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	return string(b)
-}
+// Log returns what the agent has written so far (its last 16 KiB).
+func (s *ConsulServer) Log() string { return s.proc.Log() }
+
+// Process is the agent's OS process, for tests that pause, resume or kill
+// it themselves.
+func (s *ConsulServer) Process() *Process { return s.proc }
+
+// Restart brings a killed agent back, on the same ports and (Persistent)
+// the same data, and waits until it serves again.
+func (s *ConsulServer) Restart(ctx context.Context) error { return s.proc.Start(ctx) }
 
 // Stop kills the agent's process group and waits for it to exit. It is
-// idempotent. The log file stays until the process exits, then is removed.
+// idempotent. The data and log files go with it.
 func (s *ConsulServer) Stop() {
 	s.stopOnce.Do(func() {
-		if s.cmd.Process != nil {
-			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-		}
-		<-s.exited
+		s.proc.Kill()
 		_ = os.RemoveAll(s.tmpDir)
 	})
 }

@@ -6,14 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"go.uber.org/goleak"
 )
-
-// TestMain checks that the servers started here leave no goroutine behind
-// (Consul's process waiter, etcd's embedded server).
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
 
 func TestConsulStartsAndStops(t *testing.T) {
 	srv := Consul(t, ConsulOptions{})

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -9,8 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -28,18 +27,15 @@ const ZooKeeperCheckInterval = 200 * time.Millisecond
 
 // ZooKeeperServer is one standalone ZooKeeper 3.8 started for a test. Its
 // port and data directory survive Stop and Start, so a test can take the
-// server away and bring the same state back (reconnect tests).
+// server away and bring the same state back (reconnect tests). It runs as
+// a child process that a test can also pause (SIGSTOP) and resume.
 type ZooKeeperServer struct {
 	// Addr is "127.0.0.1:port", the client address.
 	Addr string
 
-	jar     string
-	dir     string // config, data and log
-	logPath string
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{} // closed once the process has been reaped
+	jar  string
+	dir  string // config, data and log
+	proc *Process
 }
 
 // ZooKeeper starts a ZooKeeper server for t and stops it in t.Cleanup. The
@@ -48,30 +44,17 @@ type ZooKeeperServer struct {
 // ends through Missing. On failure, the server's output is logged.
 func ZooKeeper(t testing.TB) *ZooKeeperServer {
 	t.Helper()
-	jar := os.Getenv(ZooKeeperJarEnv)
-	if jar == "" {
-		jar = defaultZooKeeperJar
-	}
-	if _, err := os.Stat(jar); err != nil {
-		Missing(t, "ZooKeeper ("+jar+")", "run scripts/servers.sh or set "+ZooKeeperJarEnv)
+	jar, err := zooKeeperJar()
+	if err != nil {
+		Missing(t, "ZooKeeper", err.Error())
 		return nil
 	}
-	if _, err := exec.LookPath("java"); err != nil {
-		Missing(t, "java (needed by ZooKeeper)", "run scripts/servers.sh")
-		return nil
-	}
-	dir := t.TempDir()
-	s := &ZooKeeperServer{
-		Addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t))),
-		jar:     jar,
-		dir:     dir,
-		logPath: filepath.Join(dir, "zookeeper.log"),
-	}
+	s := newZooKeeperServer(jar, t.TempDir(), FreePort(t))
 	if err := s.writeConfig(); err != nil {
 		t.Fatalf("testenv: zookeeper config: %v", err)
 	}
 	t.Cleanup(func() {
-		s.kill()
+		s.proc.Kill()
 		if t.Failed() {
 			s.dumpLog(t)
 		}
@@ -83,19 +66,38 @@ func ZooKeeper(t testing.TB) *ZooKeeperServer {
 	return s
 }
 
-// StartZooKeeper is ZooKeeper for a TestMain, which has no testing.TB:
-// one server for a whole test package. It returns ErrNoZooKeeper when the
-// jar or java is missing; the caller stops the server with Close.
-func StartZooKeeper(dir string) (*ZooKeeperServer, error) {
+// zooKeeperJar finds the server jar and java, or says how to get them.
+func zooKeeperJar() (string, error) {
 	jar := os.Getenv(ZooKeeperJarEnv)
 	if jar == "" {
 		jar = defaultZooKeeperJar
 	}
 	if _, err := os.Stat(jar); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNoZooKeeper, err)
+		return "", fmt.Errorf("%w: %w", ErrNoZooKeeper, err)
 	}
 	if _, err := exec.LookPath("java"); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNoZooKeeper, err)
+		return "", fmt.Errorf("%w: java (needed by ZooKeeper): %w", ErrNoZooKeeper, err)
+	}
+	return jar, nil
+}
+
+func newZooKeeperServer(jar, dir string, port int) *ZooKeeperServer {
+	s := &ZooKeeperServer{
+		Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		jar:  jar,
+		dir:  dir,
+	}
+	s.proc = NewProcess("zookeeper "+s.Addr, filepath.Join(dir, "zookeeper.log"), s.command, s.serving)
+	return s
+}
+
+// StartZooKeeper is ZooKeeper for a TestMain, which has no testing.TB:
+// one server for a whole test package. It returns ErrNoZooKeeper when the
+// jar or java is missing; the caller stops the server with Close.
+func StartZooKeeper(dir string) (*ZooKeeperServer, error) {
+	jar, err := zooKeeperJar()
+	if err != nil {
+		return nil, err
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -103,18 +105,12 @@ func StartZooKeeper(dir string) (*ZooKeeperServer, error) {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	_ = l.Close()
-	s := &ZooKeeperServer{
-		Addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		jar:     jar,
-		dir:     dir,
-		logPath: filepath.Join(dir, "zookeeper.log"),
-	}
+	s := newZooKeeperServer(jar, dir, port)
 	if err := s.writeConfig(); err != nil {
 		return nil, err
 	}
 	if err := s.start(); err != nil {
-		b, _ := os.ReadFile(s.logPath)
-		return nil, fmt.Errorf("%w\n%s", err, b)
+		return nil, fmt.Errorf("%w\n%s", err, s.proc.Log())
 	}
 	return s, nil
 }
@@ -123,19 +119,17 @@ func StartZooKeeper(dir string) (*ZooKeeperServer, error) {
 var ErrNoZooKeeper = errors.New("testenv: ZooKeeper not available (run scripts/servers.sh or set " + ZooKeeperJarEnv + ")")
 
 // Close kills the server; for StartZooKeeper's callers.
-func (s *ZooKeeperServer) Close() { s.kill() }
+func (s *ZooKeeperServer) Close() { s.proc.Kill() }
 
 // Log returns the tail of the server's output, for failure messages.
-func (s *ZooKeeperServer) Log() string {
-	b, _ := os.ReadFile(s.logPath)
-	if len(b) > 16<<10 {
-		b = b[len(b)-16<<10:]
-	}
-	return string(b)
-}
+func (s *ZooKeeperServer) Log() string { return s.proc.Log() }
 
 // Servers returns the connect string entries of the server.
 func (s *ZooKeeperServer) Servers() []string { return []string{s.Addr} }
+
+// Process is the server's OS process, for tests that pause, resume or
+// kill it themselves.
+func (s *ZooKeeperServer) Process() *Process { return s.proc }
 
 // Stop kills the server (SIGKILL to its process group, no clean shutdown)
 // and waits until it is gone. Clients see a dropped connection; sessions
@@ -143,7 +137,7 @@ func (s *ZooKeeperServer) Servers() []string { return []string{s.Addr} }
 // timeout.
 func (s *ZooKeeperServer) Stop(t testing.TB) {
 	t.Helper()
-	s.kill()
+	s.proc.Kill()
 }
 
 // Start brings a stopped server back on the same port and data directory.
@@ -175,20 +169,11 @@ admin.enableServer=false
 	return os.WriteFile(filepath.Join(s.dir, "zoo.cfg"), []byte(cfg), 0o644)
 }
 
-func (s *ZooKeeperServer) start() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd != nil {
-		return errors.New("already running")
-	}
-	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = logf.Close() }()
-	// The packaged start scripts do not work in containers; the class path
-	// of the Debian jar's manifest pulls in every dependency.
-	cmd := exec.Command("java",
+// command runs the server. The packaged start scripts do not work in
+// containers; the class path of the Debian jar's manifest pulls in every
+// dependency.
+func (s *ZooKeeperServer) command() *exec.Cmd {
+	return exec.Command("java",
 		"-Xms32m", "-Xmx256m", "-XX:+UseSerialGC",
 		"-cp", "/etc/zookeeper/conf:"+s.jar,
 		"-Dzookeeper.admin.enableServer=false",
@@ -197,37 +182,21 @@ func (s *ZooKeeperServer) start() error {
 		"-Dzookeeper.log.dir="+s.dir,
 		"org.apache.zookeeper.server.ZooKeeperServerMain",
 		filepath.Join(s.dir, "zoo.cfg"))
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	// Its own process group, so that Cleanup kills the JVM and anything it
-	// forked even when the test binary is interrupted mid-test.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return err
+}
+
+func (s *ZooKeeperServer) start() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return s.proc.Start(ctx)
+}
+
+// serving asks the server for its status: an answer means it serves
+// clients.
+func (s *ZooKeeperServer) serving(context.Context) error {
+	if !ruok(s.Addr) {
+		return errors.New("no answer to srvr")
 	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		close(exited)
-	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if ruok(s.Addr) {
-			s.cmd, s.exited = cmd, exited
-			return nil
-		}
-		select {
-		case <-exited:
-			return fmt.Errorf("zookeeper exited: %w", waitErr)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-			return errors.New("zookeeper did not answer srvr within 30s")
-		}
-	}
+	return nil
 }
 
 // ruok asks the server for its status: an answer means it serves clients.
@@ -246,27 +215,6 @@ func ruok(addr string) bool {
 	return bytes.Contains(buf.Bytes(), []byte("Mode: standalone"))
 }
 
-func (s *ZooKeeperServer) kill() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return
-	}
-	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-	// Reaped means the listening socket is closed: Start can bind again.
-	<-s.exited
-	s.cmd, s.exited = nil, nil
-}
-
 func (s *ZooKeeperServer) dumpLog(t testing.TB) {
-	b, err := os.ReadFile(s.logPath)
-	if err != nil {
-		t.Logf("testenv: zookeeper log unavailable: %v", err)
-		return
-	}
-	const max = 16 << 10
-	if len(b) > max {
-		b = b[len(b)-max:]
-	}
-	t.Logf("testenv: zookeeper output (%s, last %d bytes):\n%s", s.logPath, len(b), b)
+	t.Logf("testenv: zookeeper output (%s, last 16 KiB):\n%s", s.proc.LogPath(), s.proc.Log())
 }
