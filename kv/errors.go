@@ -33,6 +33,14 @@ var (
 	ErrCompacted = errors.New("kv: revision compacted")
 	// ErrNotReachable: the backend could not be reached in time.
 	ErrNotReachable = errors.New("kv: backend not reachable")
+	// ErrOutcomeUnknown: a write was sent, or may have been, but no answer
+	// came back (the connection broke mid-call, the caller's ctx ended
+	// while it was in flight, the server failed while committing it): the
+	// server may or may not have applied it, now or later. It always comes
+	// with ErrNotReachable or the ctx error. Retry only a write that is
+	// safe to apply twice, or read first: a retried create-only AtomicPut
+	// that applied the first time says ErrKeyExists.
+	ErrOutcomeUnknown = errors.New("kv: write outcome unknown")
 	// ErrCallNotSupported: the backend cannot do this at all.
 	ErrCallNotSupported = errors.New("kv: call not supported by this backend")
 	// ErrLockHeld: TryLock found the lock held by someone else.

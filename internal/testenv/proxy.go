@@ -85,6 +85,14 @@ func (p *Proxy) Cut() {
 	p.drop()
 }
 
+// Heal lets new connections through again after Cut, as a partition that
+// ends: clients reconnect by themselves.
+func (p *Proxy) Heal() {
+	p.mu.Lock()
+	p.cut = false
+	p.mu.Unlock()
+}
+
 // SwitchTo points the proxy at another server (a restarted one on a new
 // port) and drops the connections to the old one, so that clients see a
 // server restart at an unchanged address.

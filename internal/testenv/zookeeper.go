@@ -149,6 +149,10 @@ func (s *ZooKeeperServer) Start(t testing.TB) {
 	}
 }
 
+// Restart brings a stopped (or killed) server back on the same port and
+// data directory, and waits until it serves.
+func (s *ZooKeeperServer) Restart(ctx context.Context) error { return s.proc.Start(ctx) }
+
 func (s *ZooKeeperServer) writeConfig() error {
 	_, port, _ := net.SplitHostPort(s.Addr)
 	data := filepath.Join(s.dir, "data")
