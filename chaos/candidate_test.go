@@ -39,7 +39,7 @@ type event struct {
 	At       int64  `json:"at"` // mono()
 	Identity string `json:"id"`
 	PID      int    `json:"pid"`
-	Kind     string `json:"kind"` // up, start, write, stop, exit, error
+	Kind     string `json:"kind"` // boot, up, start, write, stop, exit, error
 	Token    uint64 `json:"token,omitempty"`
 	Key      string `json:"key,omitempty"`
 	Result   string `json:"result,omitempty"` // write: accepted, rejected, unknown
@@ -100,6 +100,9 @@ func runCandidate(raw json.RawMessage) int {
 	rec := &recorder{f: f, id: a.Identity, pid: os.Getpid()}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// From here on a SIGTERM is a request to stop cleanly; the test waits
+	// for this event before it counts the process as started.
+	rec.emit(event{Kind: "boot"})
 	log, _ := zap.NewDevelopment(zap.IncreaseLevel(zap.WarnLevel))
 	store, err := a.Client.open(ctx, log.Named("store"))
 	if err != nil {

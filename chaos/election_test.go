@@ -149,15 +149,25 @@ func (st *electionRunState) spawn() *candidate {
 	st.next++
 	c := &candidate{id: fmt.Sprintf("c%d", st.next), events: filepath.Join(st.dir, fmt.Sprintf("c%d.events", st.next))}
 	args := candidateArgs{Client: st.srv.client, Identity: c.id, Election: st.key, Fenced: st.fenced, Events: c.events}
+	booted := func(context.Context) error {
+		for _, ev := range readEvents(c.events) {
+			if ev.Kind == "boot" {
+				return nil
+			}
+		}
+		return fmt.Errorf("candidate %s has not booted", c.id)
+	}
 	c.proc = testenv.NewProcess("candidate "+c.id, filepath.Join(st.dir, c.id+".log"), func() *exec.Cmd {
 		cmd, err := testenv.ChildCommand("candidate", args)
 		if err != nil {
 			panic(err)
 		}
 		return cmd
-	}, nil)
+	}, booted)
 	st.t.Cleanup(c.proc.Kill)
-	if err := c.proc.Start(context.Background()); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.proc.Start(ctx); err != nil {
 		st.t.Fatal(err)
 	}
 	st.mu.Lock()
