@@ -1,6 +1,6 @@
 GOLANGCI_LINT = go run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 
-.PHONY: demo test lint bench
+.PHONY: demo test chaos lint bench
 
 # Zero installs: the reconciler demo on an in-process etcd.
 demo:
@@ -10,6 +10,11 @@ demo:
 # runs every test with -race against real servers.
 test:
 	./scripts/test.sh
+
+# The fault-injection suite: servers killed, paused and restarted under
+# regent clients, seeded (CHAOS_SEED=N replays, CHAOS_SEEDS=K runs K seeds).
+chaos:
+	./scripts/chaos.sh
 
 lint:
 	$(GOLANGCI_LINT) run ./...

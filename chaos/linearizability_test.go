@@ -339,26 +339,46 @@ func linearizabilityRun(t *testing.T, backend string, faults bool, rng *rand.Ran
 		}
 	}
 	t.Errorf("%s: the history is not linearizable (%d operations). Longest partial linearizations per key:\n%s",
-		backend, len(h.ops), describePartial(model, info))
+		backend, len(h.ops), describePartial(model, info, h.ops))
 }
 
-// describePartial lists, for each key whose history failed, the longest
-// prefix that could be linearized and the operations that came next.
-func describePartial(model porcupine.Model, info porcupine.LinearizationInfo) string {
+// describePartial lists, for each key whose history could not be
+// linearized, the end of the longest prefix that could and the first
+// operations that could not be placed after it.
+func describePartial(model porcupine.Model, info porcupine.LinearizationInfo, history []porcupine.Operation) string {
+	type id struct {
+		client int
+		call   int64
+	}
+	parts := model.Partition(history)
 	var b strings.Builder
-	for _, part := range info.PartialLinearizationsOperations() {
+	for i, part := range info.PartialLinearizationsOperations() {
 		var longest []porcupine.Operation
 		for _, l := range part {
 			if len(l) > len(longest) {
 				longest = l
 			}
 		}
-		if len(longest) == 0 {
-			continue
+		if i >= len(parts) || len(longest) == len(parts[i]) || len(longest) == 0 {
+			continue // this key's history is linearizable
 		}
-		from := max(0, len(longest)-8)
-		fmt.Fprintf(&b, "  key %s: %d ops linearized; the last ones:\n", longest[0].Input.(linInput).Key, len(longest))
-		for _, op := range longest[from:] {
+		placed := map[id]bool{}
+		for _, op := range longest {
+			placed[id{op.ClientId, op.Call}] = true
+		}
+		var rest []porcupine.Operation
+		for _, op := range parts[i] {
+			if !placed[id{op.ClientId, op.Call}] {
+				rest = append(rest, op)
+			}
+		}
+		sort.Slice(rest, func(a, c int) bool { return rest[a].Call < rest[c].Call })
+		fmt.Fprintf(&b, "  key %s: %d of %d ops linearized; the last ones:\n", longest[0].Input.(linInput).Key, len(longest), len(parts[i]))
+		for _, op := range longest[max(0, len(longest)-8):] {
+			fmt.Fprintf(&b, "    client %d [%d, %d] %s %s\n", op.ClientId, op.Call, op.Return, model.DescribeOperation(op.Input, op.Output), op.Metadata)
+		}
+		fmt.Fprintf(&b, "  then, not placed (by call time):\n")
+		for _, op := range rest[:min(len(rest), 10)] {
 			fmt.Fprintf(&b, "    client %d [%d, %d] %s %s\n", op.ClientId, op.Call, op.Return, model.DescribeOperation(op.Input, op.Output), op.Metadata)
 		}
 	}

@@ -120,3 +120,25 @@ func CheckWriteOptions(opts *WriteOptions, minTTL time.Duration) error {
 	}
 	return nil
 }
+
+// UnknownOutcome marks err, the error of a write that was sent (or may have
+// been) without an answer, as matching ErrOutcomeUnknown as well as what
+// it matched before (ErrNotReachable, a ctx error, ErrClosed). Drivers
+// call it; nil stays nil.
+func UnknownOutcome(err error) error {
+	if err == nil || errors.Is(err, ErrOutcomeUnknown) {
+		return err
+	}
+	return &outcomeError{err: err}
+}
+
+type outcomeError struct{ err error }
+
+func (e *outcomeError) Error() string {
+	return e.err.Error() + " (" + ErrOutcomeUnknown.Error() + ": it may have been applied)"
+}
+
+func (e *outcomeError) Unwrap() error { return e.err }
+
+// Is makes errors.Is(err, ErrOutcomeUnknown) true.
+func (e *outcomeError) Is(target error) bool { return target == ErrOutcomeUnknown }

@@ -4,21 +4,26 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
 // Proxy forwards TCP connections to a server until cut: then it drops every
-// connection and refuses new ones, which is what a server sees of a client
+// connection and refuses new ones (its port is closed, so a connect fails
+// at once, as to a dead host), which is what a server sees of a client
 // whose machine died or was partitioned away. It stands between one client
 // and its server, so that a test can cut that client alone.
 type Proxy struct {
-	l      net.Listener
-	target string
+	addr string // fixed for the proxy's life, across Cut and Heal
 
-	mu    sync.Mutex
-	cut   bool
-	conns []net.Conn
-	wg    sync.WaitGroup
+	mute atomic.Bool
+
+	mu     sync.Mutex
+	l      net.Listener // nil while cut
+	target string
+	conns  []net.Conn
+	closed bool
+	wg     sync.WaitGroup
 
 	closeOnce sync.Once
 }
@@ -30,67 +35,109 @@ func NewProxy(tb testing.TB, target string) *Proxy {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p := &Proxy{l: l, target: target}
-	p.wg.Add(1)
-	go p.serve()
+	p := &Proxy{addr: l.Addr().String(), target: target}
+	p.serve(l)
 	tb.Cleanup(p.Close)
 	return p
 }
 
 // Addr is the proxy's host:port, to give the client instead of the server's.
-func (p *Proxy) Addr() string { return p.l.Addr().String() }
+func (p *Proxy) Addr() string { return p.addr }
 
-func (p *Proxy) serve() {
-	defer p.wg.Done()
-	for {
-		c, err := p.l.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		target := p.target
-		p.mu.Unlock()
-		s, err := net.Dial("tcp", target)
-		if err != nil {
-			_ = c.Close()
-			continue
-		}
-		p.mu.Lock()
-		if p.cut {
+// serve accepts on l until l is closed. Called with p.mu held or before
+// the proxy is shared.
+func (p *Proxy) serve(l net.Listener) {
+	p.l = l
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			target, live := p.target, p.l == l
 			p.mu.Unlock()
-			_ = c.Close()
-			_ = s.Close()
-			continue
+			if !live {
+				_ = c.Close()
+				continue
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			p.mu.Lock()
+			if p.l != l {
+				p.mu.Unlock()
+				_ = c.Close()
+				_ = s.Close()
+				continue
+			}
+			p.conns = append(p.conns, c, s)
+			p.wg.Add(2)
+			p.mu.Unlock()
+			go p.pipe(c, s, &p.mute) // server to client: muted by Mute
+			go p.pipe(s, c, nil)
 		}
-		p.conns = append(p.conns, c, s)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go p.pipe(c, s)
-		go p.pipe(s, c)
-	}
+	}()
 }
 
-func (p *Proxy) pipe(dst, src net.Conn) {
+func (p *Proxy) pipe(dst, src net.Conn, mute *atomic.Bool) {
 	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
+	if mute == nil {
+		_, _ = io.Copy(dst, src)
+	} else {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 && !mute.Load() {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+	}
 	_ = dst.Close()
 	_ = src.Close()
 }
 
+// Mute drops whatever the server sends from now on, on every connection,
+// while the client's requests still reach it: a reply lost on the way,
+// so the client cannot know whether its request was applied. Cut or Heal
+// ends it.
+func (p *Proxy) Mute() { p.mute.Store(true) }
+
 // Cut drops every connection and refuses new ones.
 func (p *Proxy) Cut() {
 	p.mu.Lock()
-	p.cut = true
+	if p.l != nil {
+		_ = p.l.Close()
+		p.l = nil
+	}
 	p.mu.Unlock()
 	p.drop()
 }
 
 // Heal lets new connections through again after Cut, as a partition that
-// ends: clients reconnect by themselves.
+// ends: clients reconnect by themselves. The proxy listens on the same
+// address again.
 func (p *Proxy) Heal() {
+	p.mute.Store(false)
 	p.mu.Lock()
-	p.cut = false
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	if p.l != nil || p.closed {
+		return
+	}
+	l, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		panic("testenv: proxy cannot listen again on " + p.addr + ": " + err.Error())
+	}
+	p.serve(l)
 }
 
 // SwitchTo points the proxy at another server (a restarted one on a new
@@ -115,11 +162,11 @@ func (p *Proxy) drop() {
 
 // Close cuts and stops the proxy and waits for its goroutines. Idempotent.
 func (p *Proxy) Close() {
-	p.closeOnce.Do(p.close)
-}
-
-func (p *Proxy) close() {
-	p.Cut()
-	_ = p.l.Close()
-	p.wg.Wait()
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closed = true
+		p.mu.Unlock()
+		p.Cut()
+		p.wg.Wait()
+	})
 }

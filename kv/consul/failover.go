@@ -58,6 +58,7 @@ func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		resp, err := f.base.RoundTrip(r)
 		if err == nil {
+			recordStatus(req, resp)
 			if idx != start && f.cur.CompareAndSwap(start, idx) {
 				f.log.Warn("consul: failed over to another agent", zap.String("address", f.hosts[idx]))
 			}

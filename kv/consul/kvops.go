@@ -1,6 +1,7 @@
 package consul
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -116,8 +117,9 @@ func (s *Store) DeleteTree(ctx context.Context, prefix string) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.kv.DeleteTree(s.consulDir(p), s.writeOpts(ctx))
-	return s.translate(ctx, "delete tree", p, err)
+	tctx, st := traceWrite(ctx)
+	_, err = s.kv.DeleteTree(s.consulDir(p), s.writeOpts(tctx))
+	return s.writeErr(ctx, "delete tree", p, err, st)
 }
 
 // AtomicPut writes value only if key is still at previous. The conditions
@@ -199,7 +201,9 @@ func (s *Store) write(ctx context.Context, op, k, ck string, value []byte, opts 
 		}
 		ops := append(slices.Clone(pre), writeOps(ck, value, session)...)
 		res, err := s.txn(ctx, op, k, ops)
-		done(err == nil)
+		// A session whose write may have landed is left to its TTL:
+		// destroying it would delete the key it may hold.
+		done(err == nil || errors.Is(err, kv.ErrOutcomeUnknown))
 		var f *txnFailure
 		if errors.As(err, &f) && session != "" && f.OpIndex == len(ops)-1 {
 			if opts.KeepAlive {
@@ -234,18 +238,19 @@ func (s *Store) putLarge(ctx context.Context, k, ck string, value []byte) error 
 		}
 		p := &api.KVPair{Key: ck, Value: value}
 		var ok bool
+		tctx, st := traceWrite(ctx)
 		switch {
 		case cur == nil:
-			ok, _, err = s.kv.CAS(p, s.writeOpts(ctx))
+			ok, _, err = s.kv.CAS(p, s.writeOpts(tctx))
 		case cur.Session == "":
 			p.ModifyIndex = cur.ModifyIndex
-			ok, _, err = s.kv.CAS(p, s.writeOpts(ctx))
+			ok, _, err = s.kv.CAS(p, s.writeOpts(tctx))
 		default:
 			p.Session = cur.Session
-			ok, _, err = s.kv.Release(p, s.writeOpts(ctx))
+			ok, _, err = s.kv.Release(p, s.writeOpts(tctx))
 		}
 		if err != nil {
-			return s.translate(ctx, "put", k, err)
+			return s.writeErr(ctx, "put", k, err, st)
 		}
 		if ok {
 			return nil
@@ -276,24 +281,28 @@ func (s *Store) atomicPutLarge(ctx context.Context, k, ck string, value []byte, 
 	if cur != nil {
 		p.ModifyIndex = cur.ModifyIndex
 	}
-	ok, _, err := s.kv.CAS(p, s.writeOpts(ctx))
+	tctx, st := traceWrite(ctx)
+	ok, _, err := s.kv.CAS(p, s.writeOpts(tctx))
 	if err != nil {
-		return false, nil, s.translate(ctx, "atomic put", k, err)
+		return false, nil, s.writeErr(ctx, "atomic put", k, err, st)
 	}
 	after, _, err := s.kv.Get(ck, s.queryOpts(ctx, true))
-	if err != nil {
-		return false, nil, s.translate(ctx, "atomic put", k, err)
-	}
 	if !ok {
+		if err != nil {
+			return false, nil, s.translate(ctx, "atomic put", k, err)
+		}
 		if err := compareRead("atomic put", k, after, previous); err != nil {
 			return false, nil, err
 		}
 		return false, nil, fmt.Errorf("consul: atomic put %q: %w", k, kv.ErrKeyModified)
 	}
-	// The CAS does not return the new index; the read after it does, unless
-	// someone wrote again in between, which the caller's next CAS will see.
+	// The CAS applied: that is the answer, whatever the read after it
+	// says. The CAS does not return the new index; the read does, when it
+	// finds our value. Otherwise (the read failed, or someone wrote since)
+	// the pair's index is 0, which no later compare-and-swap matches, as
+	// none should against a key that changed since.
 	pair := &kv.KVPair{Key: k, Value: value}
-	if after != nil {
+	if err == nil && after != nil && bytes.Equal(after.Value, value) {
 		pair.LastIndex, pair.Revision = after.ModifyIndex, after.ModifyIndex
 	}
 	return true, pair, nil

@@ -40,13 +40,14 @@ func (s *Store) txn(ctx context.Context, op, key string, ops api.TxnOps) (api.Tx
 			o.KV.Namespace, o.KV.Partition = s.cfg.Namespace, s.cfg.Partition
 		}
 	}
-	ok, resp, _, err := s.client.Txn().Txn(ops, s.queryOpts(ctx, false))
+	tctx, st := traceWrite(ctx)
+	ok, resp, _, err := s.client.Txn().Txn(ops, s.queryOpts(tctx, false))
 	if err != nil {
 		// The txn call reports non-2xx, non-409 answers as a bare string.
 		if strings.Contains(err.Error(), "Permission denied") || strings.Contains(err.Error(), "ACL not found") {
 			return nil, fmt.Errorf("consul: %s %q: %w: %w", op, key, ErrPermissionDenied, err)
 		}
-		return nil, s.translate(ctx, op, key, err)
+		return nil, s.writeErr(ctx, op, key, err, st)
 	}
 	if !ok {
 		f := &txnFailure{OpIndex: -1, What: "no reason given"}

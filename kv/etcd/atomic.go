@@ -33,9 +33,10 @@ func (s *Store) AtomicPut(ctx context.Context, key string, value []byte, previou
 		cmp = clientv3.Compare(clientv3.ModRevision(ek), "=", int64(previous.LastIndex))
 	}
 	var resp *clientv3.TxnResponse
+	wctx, sent := s.trackSend(ctx)
 	err = s.withLease(ctx, k, value, opts, nil, func(lease []clientv3.OpOption) error {
 		var err error
-		resp, err = s.c.Txn(ctx).If(cmp).
+		resp, err = s.c.Txn(wctx).If(cmp).
 			Then(clientv3.OpPut(ek, string(value), lease...)).
 			Else(clientv3.OpGet(ek, clientv3.WithKeysOnly())).
 			Commit()
@@ -54,7 +55,7 @@ func (s *Store) AtomicPut(ctx context.Context, key string, value []byte, previou
 		}
 		return false, nil, fmt.Errorf("etcd: atomic put %q: %w", k, kv.ErrKeyModified)
 	case err != nil:
-		return false, nil, s.mapErr(ctx, "atomic put", k, err)
+		return false, nil, s.mapWriteErr(ctx, "atomic put", k, err, sent)
 	}
 	// The transaction's revision is the put's ModRevision.
 	return true, s.pair(k, append([]byte{}, value...), resp.Header.Revision), nil
@@ -74,13 +75,14 @@ func (s *Store) AtomicDelete(ctx context.Context, key string, previous *kv.KVPai
 		return false, s.staleError(ctx, "atomic delete", k)
 	}
 	ek := s.etcdKey(k)
-	resp, err := s.c.Txn(ctx).
+	wctx, sent := s.trackSend(ctx)
+	resp, err := s.c.Txn(wctx).
 		If(clientv3.Compare(clientv3.ModRevision(ek), "=", int64(previous.LastIndex))).
 		Then(clientv3.OpDelete(ek)).
 		Else(clientv3.OpGet(ek, clientv3.WithKeysOnly())).
 		Commit()
 	if err != nil {
-		return false, s.mapErr(ctx, "atomic delete", k, err)
+		return false, s.mapWriteErr(ctx, "atomic delete", k, err, sent)
 	}
 	if !resp.Succeeded {
 		if len(resp.Responses[0].GetResponseRange().Kvs) == 0 {

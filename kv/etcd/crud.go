@@ -23,11 +23,12 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, opts *kv.Writ
 		return err
 	}
 	ek := s.etcdKey(k)
+	wctx, sent := s.trackSend(ctx)
 	err = s.withLease(ctx, k, value, opts, nil, func(lease []clientv3.OpOption) error {
-		_, err := s.c.Put(ctx, ek, string(value), lease...)
+		_, err := s.c.Put(wctx, ek, string(value), lease...)
 		return err
 	})
-	return s.mapErr(ctx, "put", k, err)
+	return s.mapWriteErr(ctx, "put", k, err, sent)
 }
 
 // Get returns the pair at key. Reads are linearizable whatever
@@ -56,9 +57,10 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	s.ka.forget(k)
-	resp, err := s.c.Delete(ctx, s.etcdKey(k))
+	wctx, sent := s.trackSend(ctx)
+	resp, err := s.c.Delete(wctx, s.etcdKey(k))
 	if err != nil {
-		return s.mapErr(ctx, "delete", k, err)
+		return s.mapWriteErr(ctx, "delete", k, err, sent)
 	}
 	if resp.Deleted == 0 {
 		return fmt.Errorf("etcd: delete %q: %w", k, kv.ErrKeyNotFound)
@@ -113,13 +115,14 @@ func (s *Store) DeleteTree(ctx context.Context, prefix string) error {
 		if err != nil {
 			return s.mapErr(ctx, "delete tree", p, err)
 		}
-		txn := s.c.Txn(ctx)
+		wctx, sent := s.trackSend(ctx)
+		txn := s.c.Txn(wctx)
 		if attempt < deleteTreeAttempts {
 			txn = txn.If(clientv3.Compare(clientv3.CreateRevision(rp), "<", resp.Header.Revision+1).WithPrefix())
 		}
 		tr, err := txn.Then(s.deleteAround(rp, resp.Kvs)...).Commit()
 		if err != nil {
-			return s.mapErr(ctx, "delete tree", p, err)
+			return s.mapWriteErr(ctx, "delete tree", p, err, sent)
 		}
 		if tr.Succeeded {
 			return nil
@@ -216,7 +219,7 @@ func (s *Store) withLease(ctx context.Context, k string, value []byte, opts *kv.
 	if !opts.KeepAlive {
 		lease, err := s.c.Grant(ctx, secs)
 		if err != nil {
-			return err
+			return &beforeWriteError{err}
 		}
 		err = write([]clientv3.OpOption{clientv3.WithLease(lease.ID)})
 		if err == nil {
@@ -227,7 +230,7 @@ func (s *Store) withLease(ctx context.Context, k string, value []byte, opts *kv.
 	for attempt := 0; ; attempt++ {
 		id, err := s.ka.lease(ctx, secs)
 		if err != nil {
-			return err
+			return &beforeWriteError{err}
 		}
 		err = write([]clientv3.OpOption{clientv3.WithLease(id)})
 		if err == nil {

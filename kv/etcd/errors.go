@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync/atomic"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -39,6 +41,55 @@ func (s *Store) mapErr(ctx context.Context, op, key string, err error) error {
 		return fmt.Errorf("%s: %w: %w", where, sentinel, err)
 	}
 	return fmt.Errorf("%s: %w", where, err)
+}
+
+// mapWriteErr is mapErr for a write: an error that leaves open whether the
+// server applied the write (the connection broke or ctx ended while it
+// was in flight, a leader failed while committing it) also matches
+// kv.ErrOutcomeUnknown. Refusals that the server gave before proposing
+// anything, and connections that could not be opened, do not.
+func (s *Store) mapWriteErr(ctx context.Context, op, key string, err error, sent *atomic.Bool) error {
+	m := s.mapErr(ctx, op, key, err)
+	if m == nil || notSent(err) || (sent != nil && !sent.Load()) {
+		return m
+	}
+	if errors.Is(m, kv.ErrNotReachable) || errors.Is(m, context.Canceled) || errors.Is(m, context.DeadlineExceeded) || errors.Is(m, kv.ErrClosed) {
+		return kv.UnknownOutcome(m)
+	}
+	return m
+}
+
+// beforeWriteError is an error that happened before the write itself was
+// sent (granting its lease): the write cannot have been applied.
+type beforeWriteError struct{ err error }
+
+func (e *beforeWriteError) Error() string { return e.err.Error() }
+func (e *beforeWriteError) Unwrap() error { return e.err }
+
+// notSent reports whether err says the request was never applied: it
+// failed before the write was sent, the server refused it before
+// proposing it to raft, or no connection to a server could be made.
+func notSent(err error) bool {
+	var bw *beforeWriteError
+	if errors.As(err, &bw) {
+		return true
+	}
+	e := rpctypes.Error(err)
+	switch {
+	case errors.Is(e, rpctypes.ErrNoLeader),
+		errors.Is(e, rpctypes.ErrNotCapable),
+		errors.Is(e, rpctypes.ErrUnhealthy),
+		errors.Is(e, rpctypes.ErrTooManyRequests),
+		errors.Is(e, rpctypes.ErrRequestTooLarge),
+		errors.Is(err, clientv3.ErrNoAvailableEndpoints):
+		return true
+	}
+	if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable {
+		msg := st.Message()
+		return strings.Contains(msg, "Error while dialing") || strings.Contains(msg, "connection refused") ||
+			strings.Contains(msg, "there is no address available") || strings.Contains(msg, "no connection available")
+	}
+	return false
 }
 
 // sentinelOf returns the kv sentinel err stands for, or nil.

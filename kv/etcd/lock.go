@@ -458,8 +458,9 @@ func (l *locker) GuardedPut(ctx context.Context, key string, value []byte, opts 
 		return err
 	}
 	ek := s.etcdKey(k)
+	wctx, sent := s.trackSend(ctx)
 	err = s.withLease(ctx, k, value, opts, &guard{key: h.key, rev: h.rev}, func(lease []clientv3.OpOption) error {
-		resp, err := s.c.Txn(ctx).
+		resp, err := s.c.Txn(wctx).
 			If(clientv3.Compare(clientv3.CreateRevision(h.key), "=", h.rev)).
 			Then(clientv3.OpPut(ek, string(value), lease...)).
 			Commit()
@@ -471,7 +472,7 @@ func (l *locker) GuardedPut(ctx context.Context, key string, value []byte, opts 
 	if err == errNotWritten { //nolint:errorlint // our own sentinel, never wrapped
 		return fmt.Errorf("etcd: guarded put %q under lock %q: %w", k, l.key, kv.ErrLockLost)
 	}
-	return s.mapErr(ctx, "guarded put", k, err)
+	return s.mapWriteErr(ctx, "guarded put", k, err, sent)
 }
 
 // GuardedDelete deletes key only while the contender key still exists with
@@ -486,13 +487,14 @@ func (l *locker) GuardedDelete(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	resp, err := s.c.Txn(ctx).
+	wctx, sent := s.trackSend(ctx)
+	resp, err := s.c.Txn(wctx).
 		If(clientv3.Compare(clientv3.CreateRevision(h.key), "=", h.rev)).
 		Then(clientv3.OpDelete(s.etcdKey(k))).
 		Commit()
 	switch {
 	case err != nil:
-		return s.mapErr(ctx, "guarded delete", k, err)
+		return s.mapWriteErr(ctx, "guarded delete", k, err, sent)
 	case !resp.Succeeded:
 		return fmt.Errorf("etcd: guarded delete %q under lock %q: %w", k, l.key, kv.ErrLockLost)
 	case resp.Responses[0].GetResponseDeleteRange().Deleted == 0:

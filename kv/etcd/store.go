@@ -8,6 +8,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 	"go.uber.org/zap"
 
 	"github.com/regentkv/regent/kv"
@@ -23,8 +24,9 @@ const closeTimeout = 3 * time.Second
 
 // Store is the etcd implementation of kv.Store and kv.Streamer.
 type Store struct {
-	c     *clientv3.Client
-	owned bool // Close closes c
+	c       *clientv3.Client
+	owned   bool // Close closes c
+	tracked bool // c reports whether writes were sent (see outcome.go)
 	settings
 
 	base     string // "" or "/<root>": user key k lives at base+"/"+k
@@ -65,6 +67,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		Password:    cfg.Password,
 		DialTimeout: dial,
 		Logger:      zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithStatsHandler(sendTracker{})},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd: connect %v: %w: %w", cfg.Endpoints, kv.ErrNotReachable, err)
@@ -74,6 +77,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		_ = c.Close()
 		return nil, err
 	}
+	s.tracked = true
 	pctx, cancel := context.WithTimeout(ctx, dial)
 	defer cancel()
 	// clientv3.New does not wait for a connection; one cheap read proves the

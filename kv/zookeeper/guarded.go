@@ -126,7 +126,7 @@ func (l *locker) GuardedDelete(ctx context.Context, key string) error {
 }
 
 func (l *locker) guarded(ctx context.Context, op, k string, fn func() error) error {
-	err := l.s.call(ctx, fn)
+	err := l.s.callWrite(ctx, fn)
 	if errors.Is(err, errLockLost) {
 		return fmt.Errorf("zookeeper: %s %q: the server no longer has this lock's znode: %w", op, k, kv.ErrLockLost)
 	}

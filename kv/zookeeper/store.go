@@ -335,6 +335,31 @@ func (s *Store) call(ctx context.Context, fn func() error) error {
 	}
 }
 
+// callWrite is call for a write: an error that leaves open whether the
+// server applied it also matches kv.ErrOutcomeUnknown. That is a ctx that
+// ended while the call was in flight, and a connection or session that
+// ended under it (go-zookeeper fails requests already sent with
+// ErrConnectionClosed, ErrSessionExpired or ErrClosing). Requests that
+// never left are failed with ErrNoServer: those are not applied. The
+// driver cannot tell which of a write's requests had left when a
+// connection broke, so a write that broke on a read before its first
+// change may be reported unknown too.
+func (s *Store) callWrite(ctx context.Context, fn func() error) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	err := s.call(ctx, fn)
+	if err == nil || errors.Is(err, zk.ErrNoServer) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, zk.ErrConnectionClosed) || errors.Is(err, zk.ErrSessionExpired) ||
+		errors.Is(err, zk.ErrSessionMoved) || errors.Is(err, zk.ErrClosing) {
+		return kv.UnknownOutcome(err)
+	}
+	return err
+}
+
 // mapErr translates go-zookeeper errors into kv sentinels, keeping the
 // original in the chain.
 func (s *Store) mapErr(err error) error {

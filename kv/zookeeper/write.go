@@ -57,7 +57,7 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, opts *kv.Writ
 	}
 	m := modeFor(opts)
 	p, data := s.path(k), encodeFor(value, m)
-	return s.call(ctx, func() error { return s.put(p, data, m) })
+	return s.callWrite(ctx, func() error { return s.put(p, data, m) })
 }
 
 func (s *Store) put(p string, data []byte, m mode) error {
@@ -231,7 +231,7 @@ func (s *Store) AtomicPut(ctx context.Context, key string, value []byte, previou
 	m := modeFor(opts)
 	p, data := s.path(k), encodeFor(value, m)
 	var pair *kv.KVPair
-	err = s.call(ctx, func() error {
+	err = s.callWrite(ctx, func() error {
 		var st *zk.Stat
 		var err error
 		if previous == nil {
@@ -366,7 +366,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return fmt.Errorf("zookeeper: delete: %w", err)
 	}
 	p := s.path(k)
-	return s.call(ctx, func() error {
+	return s.callWrite(ctx, func() error {
 		for range maxRaces {
 			cur, st, err := s.getFresh(p, isKey)
 			if errors.Is(err, zk.ErrNoNode) {
@@ -398,7 +398,7 @@ func (s *Store) AtomicDelete(ctx context.Context, key string, previous *kv.KVPai
 		return false, fmt.Errorf("zookeeper: atomic delete %q: %w", k, kv.ErrPreviousNotSpecified)
 	}
 	p := s.path(k)
-	err = s.call(ctx, func() error {
+	err = s.callWrite(ctx, func() error {
 		for range maxRaces {
 			cur, st, err := s.getFresh(p, func(cur []byte, st *zk.Stat) bool { return isKeyAt(cur, st, previous.LastIndex) })
 			if errors.Is(err, zk.ErrNoNode) {
@@ -484,7 +484,7 @@ func (s *Store) DeleteTree(ctx context.Context, prefix string) error {
 		return fmt.Errorf("zookeeper: delete tree: %w", err)
 	}
 	p := s.path(k)
-	return s.call(ctx, func() error {
+	return s.callWrite(ctx, func() error {
 		for range maxRaces {
 			err := s.deleteBelow(ctx, p)
 			if errors.Is(err, zk.ErrNotEmpty) {

@@ -1,0 +1,132 @@
+package kvtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/regentkv/regent/kv"
+)
+
+// Link is the connection between one client and its server, as a test
+// proxy sees it (internal/testenv.Proxy is one).
+type Link interface {
+	// Mute drops everything the server sends from now on, while the
+	// client's requests still reach it.
+	Mute()
+	// Cut drops every connection and refuses new ones.
+	Cut()
+}
+
+// OutcomeHarness opens clients whose link to the server a test controls.
+type OutcomeHarness struct {
+	// Open returns a new client of the backend that talks to it through
+	// the returned Link only. The suite closes the client.
+	Open func(t testing.TB) (kv.Store, Link)
+	// Reader is a client with a direct link, to see what the server
+	// applied.
+	Reader kv.Store
+}
+
+// RunOutcomes checks that every write reports what the server did: a write
+// whose replies are lost fails with kv.ErrOutcomeUnknown (its first
+// request reached the server; whether the write got as far as a change
+// depends on how many requests the driver needs), and one that could not
+// be sent fails with kv.ErrNotReachable but not kv.ErrOutcomeUnknown, and
+// is not applied. Each write kind runs on a client of its own.
+func RunOutcomes(t *testing.T, h OutcomeHarness) {
+	t.Helper()
+	writes := []struct {
+		name  string
+		setup func(e *env, s kv.Store, k string) // before the link fails
+		write func(ctx context.Context, s kv.Store, k string, l kv.Locker) error
+		// applied reports whether the reader sees the write applied.
+		applied func(e *env, k string) bool
+	}{
+		{"Put", nil, func(ctx context.Context, s kv.Store, k string, _ kv.Locker) error {
+			return s.Put(ctx, k, []byte("new"), nil)
+		}, func(e *env, k string) bool { return e.valueIs(h.Reader, k, "new") }},
+		{"AtomicPutCreate", nil, func(ctx context.Context, s kv.Store, k string, _ kv.Locker) error {
+			_, _, err := s.AtomicPut(ctx, k, []byte("new"), nil, nil)
+			return err
+		}, func(e *env, k string) bool { return e.valueIs(h.Reader, k, "new") }},
+		{"Delete", func(e *env, s kv.Store, k string) { e.mustPut(s, k, "old", nil) },
+			func(ctx context.Context, s kv.Store, k string, _ kv.Locker) error { return s.Delete(ctx, k) },
+			func(e *env, k string) bool { return !e.exists(h.Reader, k) }},
+		{"GuardedPut", nil, func(ctx context.Context, _ kv.Store, k string, l kv.Locker) error {
+			return l.GuardedPut(ctx, k, []byte("new"), nil)
+		}, func(e *env, k string) bool { return e.valueIs(h.Reader, k, "new") }},
+	}
+	for _, w := range writes {
+		for _, lost := range []bool{true, false} {
+			name := w.name + "/ReplyLost"
+			if !lost {
+				name = w.name + "/NeverSent"
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+				defer cancel()
+				e := &env{T: t, ctx: ctx, prefix: fmt.Sprintf("kvtest/outcome/%s/%d", name, time.Now().UnixNano())}
+				s, link := h.Open(t)
+				t.Cleanup(func() { _ = s.Close() })
+				k := e.key("k")
+				if w.setup != nil {
+					w.setup(e, s, k)
+				}
+				l, err := s.NewLock(ctx, e.key("lock"), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := l.Lock(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if lost {
+					link.Mute()
+				} else {
+					link.Cut()
+					// Wait until the client has seen its connections go, so
+					// that the write cannot leave on one: reads fail five
+					// times in a row (an HTTP client may hold a few pooled
+					// connections, each of which fails once when reused).
+					fails := 0
+					e.eventually(30*time.Second, "the client sees the link cut", func() bool {
+						rctx, rcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+						defer rcancel()
+						_, err := s.Get(rctx, e.key("probe"), nil)
+						if err != nil && !errors.Is(err, kv.ErrKeyNotFound) {
+							fails++
+						} else {
+							fails = 0
+						}
+						return fails >= 5
+					})
+				}
+				wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
+				err = w.write(wctx, s, k, l)
+				wcancel()
+				if lost {
+					if !errors.Is(err, kv.ErrOutcomeUnknown) {
+						t.Fatalf("%s whose reply was lost: got %v, want an error matching %v", w.name, err, kv.ErrOutcomeUnknown)
+					}
+					t.Logf("%s whose reply was lost: %v; applied: %v", w.name, err, w.applied(e, k))
+					return
+				}
+				if err == nil || errors.Is(err, kv.ErrOutcomeUnknown) || (!errors.Is(err, kv.ErrNotReachable) && !errors.Is(err, context.DeadlineExceeded)) {
+					t.Fatalf("%s that could not be sent: got %v, want %v (or the ctx error) and not %v", w.name, err, kv.ErrNotReachable, kv.ErrOutcomeUnknown)
+				}
+				if w.applied(e, k) {
+					t.Fatalf("%s that could not be sent was applied", w.name)
+				}
+			})
+		}
+	}
+}
+
+// valueIs reports whether key holds value, as s reads it.
+func (e *env) valueIs(s kv.Store, key, value string) bool {
+	p, err := s.Get(e.ctx, key, nil)
+	return err == nil && string(p.Value) == value
+}

@@ -1,0 +1,20 @@
+package zookeeper_test
+
+import (
+	"testing"
+
+	"github.com/regentkv/regent/internal/testenv"
+	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/kvtest"
+)
+
+func TestWriteOutcomes(t *testing.T) {
+	reader := open(t, config(server.Servers(), "/outcomes"))
+	kvtest.RunOutcomes(t, kvtest.OutcomeHarness{
+		Open: func(t testing.TB) (kv.Store, kvtest.Link) {
+			p := testenv.NewProxy(t, server.Addr)
+			return open(t.(*testing.T), config([]string{p.Addr()}, "/outcomes")), p
+		},
+		Reader: reader,
+	})
+}
