@@ -27,23 +27,35 @@ import (
 // porcupine checks that the history has a linearization that a single
 // register per key would produce.
 
-const (
-	linClients  = 4
-	linKeys     = 3
-	linDuration = 12 * time.Second
-)
+const linDuration = 12 * time.Second
+
+// linWorkload is a mix of operations: weights in percent of get, put,
+// create, compare-and-swap, compare-and-delete and delete.
+type linWorkload struct {
+	name    string
+	clients int
+	keys    int
+	weights [6]int
+	faults  bool // server restarts during the run
+}
+
+var linWorkloads = []linWorkload{
+	// A bit of everything on a few keys.
+	{name: "steady", clients: 4, keys: 3, weights: [6]int{40, 18, 10, 17, 5, 10}},
+	// One key fought over by creates, swaps and deletes: the races between
+	// a compare-and-swap's read and its write that found ZooKeeper's ABA
+	// and stale-refusal bugs.
+	{name: "contended", clients: 3, keys: 1, weights: [6]int{30, 1, 24, 30, 5, 10}},
+	{name: "server-restarts", clients: 4, keys: 3, weights: [6]int{40, 18, 10, 17, 5, 10}, faults: true},
+}
 
 func TestLinearizability(t *testing.T) {
 	for _, b := range backends(t) {
 		t.Run(b, func(t *testing.T) {
-			for _, faults := range []bool{false, true} {
-				name := "steady"
-				if faults {
-					name = "server-restarts"
-				}
-				t.Run(name, func(t *testing.T) {
+			for _, w := range linWorkloads {
+				t.Run(w.name, func(t *testing.T) {
 					forEachSeed(t, func(t *testing.T, seed uint64, rng *rand.Rand) {
-						linearizabilityRun(t, b, faults, rng)
+						linearizabilityRun(t, b, w, rng)
 					})
 				})
 			}
@@ -275,12 +287,12 @@ func errString(err error) string {
 	return err.Error()
 }
 
-func linearizabilityRun(t *testing.T, backend string, faults bool, rng *rand.Rand) {
+func linearizabilityRun(t *testing.T, backend string, w linWorkload, rng *rand.Rand) {
 	tl := newTimeline(t)
 	srv := startServer(t, backend)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stores := make([]kv.Store, linClients)
+	stores := make([]kv.Store, w.clients)
 	for i := range stores {
 		s, err := srv.client.open(ctx, zap.NewNop())
 		if err != nil {
@@ -290,21 +302,21 @@ func linearizabilityRun(t *testing.T, backend string, faults bool, rng *rand.Ran
 		defer func() { _ = s.Close() }()
 	}
 	prefix := fmt.Sprintf("chaos/lin/%08x", rng.Uint32())
-	keys := make([]string, linKeys)
+	keys := make([]string, w.keys)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("%s/k%d", prefix, i)
 	}
 	h := &linHistory{start: mono(), counts: map[string]int{}}
 	deadline := time.Now().Add(linDuration)
-	seeds := make([]uint64, linClients)
+	seeds := make([]uint64, w.clients)
 	for i := range seeds {
 		seeds[i] = rng.Uint64()
 	}
 	var wg sync.WaitGroup
 	for i, s := range stores {
-		wg.Go(func() { linClient(ctx, i, s, keys, rand.New(rand.NewPCG(seeds[i], uint64(i))), h, deadline) })
+		wg.Go(func() { linClient(ctx, i, s, keys, w.weights, rand.New(rand.NewPCG(seeds[i], uint64(i))), h, deadline) })
 	}
-	if faults {
+	if w.faults {
 		// Two to three server restarts, spread over the run.
 		n := 2 + rng.IntN(2)
 		for i := range n {
@@ -400,7 +412,13 @@ func sortedCounts(m map[string]int) string {
 
 // linClient does operations until deadline. It remembers the last pair it
 // read of each key, which its compare-and-swaps name.
-func linClient(ctx context.Context, id int, s kv.Store, keys []string, rng *rand.Rand, h *linHistory, deadline time.Time) {
+func linClient(ctx context.Context, id int, s kv.Store, keys []string, weights [6]int, rng *rand.Rand, h *linHistory, deadline time.Time) {
+	var cum [6]int
+	total := 0
+	for i, w := range weights {
+		total += w
+		cum[i] = total
+	}
 	last := map[string]*kv.KVPair{}
 	seq := 0
 	for time.Now().Before(deadline) {
@@ -408,18 +426,20 @@ func linClient(ctx context.Context, id int, s kv.Store, keys []string, rng *rand
 		seq++
 		value := fmt.Sprintf("c%d-%d", id, seq)
 		in := linInput{Key: key, Value: value}
-		r := rng.IntN(100)
+		r := rng.IntN(total)
 		switch {
-		case r < 40:
+		case r < cum[opGet]:
 			in.Op = opGet
-		case r < 58:
+		case r < cum[opPut]:
 			in.Op = opPut
-		case r < 68:
+		case r < cum[opCreate]:
 			in.Op = opCreate
-		case r < 85 && last[key] != nil:
+		case r < cum[opCAS] && last[key] != nil:
 			in.Op, in.Prev = opCAS, string(last[key].Value)
-		case r < 90 && last[key] != nil:
+		case r < cum[opCASDelete] && last[key] != nil:
 			in.Op, in.Prev = opCASDelete, string(last[key].Value)
+		case r < cum[opCASDelete]:
+			in.Op = opGet // nothing read yet to compare against
 		default:
 			in.Op = opDelete
 		}

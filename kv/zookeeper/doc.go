@@ -15,15 +15,19 @@
 //
 // LastIndex and Revision are the znode's mzxid: store-wide, never reused,
 // so a stale pair never matches a key deleted and re-created. The server
-// can only compare versions, though, and Stat.Version restarts at 0 when a
+// can only compare versions, though, and Stat.Version restarts when a
 // znode is re-created: AtomicPut and AtomicDelete read the znode, compare
-// its mzxid, then write at its version. When regent itself replaces a
-// znode (a key changing kind), the new one starts at the old version + 1
-// in the same multi, so a compare-and-swap in flight cannot hit it. Not
-// guaranteed: a key deleted and created again by separate calls, or an
-// ephemeral or TTL znode removed by the server and created again, within
-// the one round trip between that read and write, starts at version 0
-// again and can be mistaken for the one that was read.
+// its mzxid, then write at its version, and a refused write is decided
+// again from a fresh read. So that versions never restart under a
+// compare-and-swap, a Delete clears the key's data rather than removing
+// its znode (which stays as a directory: DeleteTree removes those), and
+// when regent replaces a znode (a key changing kind) the new one starts at
+// the old version + 1 in the same multi. The cost is an empty znode per
+// key ever deleted under a prefix until a DeleteTree. Not guaranteed: an
+// ephemeral or TTL znode removed by the server (session expiry, TTL) and
+// created again within the one round trip between a compare-and-swap's
+// read and write starts its versions over and can be mistaken for the one
+// that was read.
 //
 // # TTL and KeepAlive
 //

@@ -105,10 +105,8 @@ func (l *locker) GuardedDelete(ctx context.Context, key string) error {
 			if _, isKey := decode(data); !isKey {
 				return fmt.Errorf("zookeeper: guarded delete %q: %w", k, kv.ErrKeyNotFound)
 			}
-			op := any(&zk.DeleteRequest{Path: p, Version: st.Version})
-			if st.NumChildren > 0 {
-				op = &zk.SetDataRequest{Path: p, Data: nil, Version: st.Version}
-			}
+			// A delete clears the data (see Store.removeAt).
+			op := &zk.SetDataRequest{Path: p, Data: nil, Version: st.Version}
 			res, err := s.multi(guard, op)
 			if err != nil && len(res) > 0 && res[0].Error != nil && !isRollback(res[0].Error) {
 				return errLockLost

@@ -322,28 +322,33 @@ func (s *Store) createStat(p string, data []byte, m mode) (*zk.Stat, error) {
 	}
 }
 
+// swap writes data at p if the key there is still at index last. Its
+// answer comes from the server: the write names the version read, and a
+// refusal of it is decided again from a fresh read (the key may have been
+// deleted, not modified, since: a delete only clears the data, so it too
+// changes the version), which is where the failed swap takes effect.
 func (s *Store) swap(p string, data []byte, m mode, last uint64) (*zk.Stat, error) {
-	cur, st, err := s.getFresh(p, func(cur []byte, st *zk.Stat) bool { return isKeyAt(cur, st, last) })
-	if errors.Is(err, zk.ErrNoNode) {
-		return nil, fmt.Errorf("zookeeper: %q: %w", s.key(p), kv.ErrKeyNotFound)
+	for range maxRaces {
+		cur, st, err := s.getFresh(p, func(cur []byte, st *zk.Stat) bool { return isKeyAt(cur, st, last) })
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil, fmt.Errorf("zookeeper: %q: %w", s.key(p), kv.ErrKeyNotFound)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if _, isKey := decode(cur); !isKey {
+			return nil, fmt.Errorf("zookeeper: %q: %w", s.key(p), kv.ErrKeyNotFound)
+		}
+		if uint64(st.Mzxid) != last {
+			return nil, fmt.Errorf("zookeeper: %q is at index %d, not %d: %w", s.key(p), st.Mzxid, last, kv.ErrKeyModified)
+		}
+		st, err = s.writeAt(p, data, cur, m, st)
+		if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNodeExists) || errors.Is(err, zk.ErrNoNode) {
+			continue // changed since the read: read again to tell how
+		}
+		return st, err
 	}
-	if err != nil {
-		return nil, err
-	}
-	if _, isKey := decode(cur); !isKey {
-		return nil, fmt.Errorf("zookeeper: %q: %w", s.key(p), kv.ErrKeyNotFound)
-	}
-	if uint64(st.Mzxid) != last {
-		return nil, fmt.Errorf("zookeeper: %q is at index %d, not %d: %w", s.key(p), st.Mzxid, last, kv.ErrKeyModified)
-	}
-	st, err = s.writeAt(p, data, cur, m, st)
-	if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNodeExists) {
-		return nil, fmt.Errorf("zookeeper: %q: %w", s.key(p), kv.ErrKeyModified)
-	}
-	if errors.Is(err, zk.ErrNoNode) {
-		return nil, fmt.Errorf("zookeeper: %q: %w", s.key(p), kv.ErrKeyNotFound)
-	}
-	return st, err
+	return nil, fmt.Errorf("zookeeper: %q: %w", s.key(p), kv.ErrKeyModified)
 }
 
 // writeAt writes data at p if it is still at st.Version, with kind m, and
@@ -355,11 +360,11 @@ func (s *Store) writeAt(p string, data, cur []byte, m mode, st *zk.Stat) (*zk.St
 	return s.replace(p, data, m, st)
 }
 
-// Delete implements kv.Store. A key with keys below it becomes a
-// directory; a leaf znode is removed. Directories are left in place, even
-// empty: a parent that never lost a child (Cversion == NumChildren) is
-// what lets Events prove that nothing below it was deleted, and a missing
-// prefix then means one that never held keys.
+// Delete implements kv.Store. The key's znode becomes a directory (see
+// removeAt); directories are left in place, even empty: a parent that
+// never lost a child (Cversion == NumChildren) is what lets Events prove
+// that nothing below it was deleted, and a missing prefix then means one
+// that never held keys.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	k, err := kv.NormalizeKey(key)
 	if err != nil {
@@ -414,13 +419,8 @@ func (s *Store) AtomicDelete(ctx context.Context, key string, previous *kv.KVPai
 				return fmt.Errorf("zookeeper: atomic delete %q: at index %d, not %d: %w", k, st.Mzxid, previous.LastIndex, kv.ErrKeyModified)
 			}
 			err = s.removeAt(p, st)
-			switch {
-			case errors.Is(err, zk.ErrNotEmpty):
-				continue // a key appeared below: clear the data instead
-			case errors.Is(err, zk.ErrBadVersion):
-				return fmt.Errorf("zookeeper: atomic delete %q: %w", k, kv.ErrKeyModified)
-			case errors.Is(err, zk.ErrNoNode):
-				return fmt.Errorf("zookeeper: atomic delete %q: %w", k, kv.ErrKeyNotFound)
+			if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) {
+				continue // changed since the read: read again to tell how
 			}
 			return err
 		}
@@ -461,14 +461,16 @@ func isKeyAt(cur []byte, st *zk.Stat, last uint64) bool {
 	return isKey(cur, st) && uint64(st.Mzxid) == last
 }
 
-// removeAt deletes the key at p, at st.Version.
+// removeAt deletes the key at p, at st.Version, by clearing its data: the
+// znode stays, as a directory, so that its version keeps growing across
+// the key's deletes and re-creations. ZooKeeper compares versions only,
+// and a znode created again starts its versions over: a compare-and-swap
+// that read the key just before a delete and a create by others would
+// otherwise find the new znode at the version it read, and overwrite a
+// value it never saw (the checker of the chaos suite found exactly that).
+// DeleteTree removes such directories.
 func (s *Store) removeAt(p string, st *zk.Stat) error {
-	var err error
-	if st.NumChildren > 0 {
-		_, err = s.conn.Set(p, nil, st.Version)
-	} else {
-		err = s.conn.Delete(p, st.Version)
-	}
+	_, err := s.conn.Set(p, nil, st.Version)
 	if err == nil {
 		s.forget(p)
 	}
