@@ -18,4 +18,4 @@ go test -tags chaos -race -count=1 -timeout 30m -v ./chaos/ \
   -run "${CHAOS_RUN:-.}" \
   -chaos.seed="${CHAOS_SEED:-0}" -chaos.seeds="${CHAOS_SEEDS:-1}" \
   -chaos.backends="${CHAOS_BACKENDS:-etcd,zookeeper,consul}" 2>&1 |
-  grep -v -e '^=== RUN' -e '^=== PAUSE' -e '^=== CONT'
+  grep --line-buffered -v -e '^=== RUN' -e '^=== PAUSE' -e '^=== CONT'
