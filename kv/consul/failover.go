@@ -1,9 +1,12 @@
 package consul
 
 import (
+	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 
 	"go.uber.org/zap"
@@ -22,11 +25,54 @@ type failover struct {
 	// cut, once set, fails every request as if the network were gone: how
 	// tests kill a Store without a goodbye.
 	cut atomic.Bool
+	// closing ends when the Store closes: requests still in flight then
+	// are cancelled, so that no call waits on past Close.
+	closing context.Context
 }
 
 var errCut = errors.New("consul: connection cut")
 
+// outlivesClose marks ctx as that of a request Close must not cancel: the
+// releases and session destroys that Close itself makes, or waits for,
+// each bounded by Config.CloseTimeout.
+func outlivesClose(ctx context.Context) context.Context {
+	return context.WithValue(ctx, outlivesCloseKey{}, true)
+}
+
+type outlivesCloseKey struct{}
+
 func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
+	if f.closing == nil || req.Context().Value(outlivesCloseKey{}) != nil {
+		return f.roundTrip(req)
+	}
+	ctx, cancel := context.WithCancel(req.Context())
+	stop := context.AfterFunc(f.closing, cancel)
+	resp, err := f.roundTrip(req.WithContext(ctx))
+	if err != nil {
+		stop()
+		cancel()
+		return nil, err
+	}
+	// The body is read after RoundTrip returns: the request's ctx lives
+	// until it is closed.
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, done: func() { stop(); cancel() }}
+	return resp, nil
+}
+
+// cancelOnClose calls done once its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	once sync.Once
+	done func()
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.once.Do(c.done)
+	return err
+}
+
+func (f *failover) roundTrip(req *http.Request) (*http.Response, error) {
 	if f.cut.Load() {
 		if req.Body != nil {
 			req.Body.Close()

@@ -256,7 +256,7 @@ func (l *locker) acquired(h *hold, p *api.KVPair) (<-chan struct{}, error) {
 func (l *locker) abandon(h *hold) {
 	h.stop()
 	if !l.s.killed.Load() {
-		ctx, cancel := context.WithTimeout(context.Background(), l.s.cfg.CloseTimeout)
+		ctx, cancel := context.WithTimeout(outlivesClose(context.Background()), l.s.cfg.CloseTimeout)
 		defer cancel()
 		_ = l.s.destroySession(ctx, h.session)
 	}
@@ -302,7 +302,7 @@ func (l *locker) Unlock(ctx context.Context) error {
 	h.markLost()
 	res := make(chan error, 1)
 	release := func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.s.cfg.CloseTimeout)
+		rctx, cancel := context.WithTimeout(outlivesClose(context.WithoutCancel(ctx)), l.s.cfg.CloseTimeout)
 		defer cancel()
 		res <- h.release(rctx)
 	}

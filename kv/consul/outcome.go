@@ -71,6 +71,8 @@ func (s *Store) writeErr(ctx context.Context, op, key string, err error, st *sen
 // have been applied.
 func maybeApplied(m error, code int, raw error) bool {
 	switch {
+	case code >= 200 && code < 300:
+		return true // answered, but the answer could not be read
 	case code == http.StatusTooManyRequests:
 		return false // refused before it was looked at
 	case code >= 500:

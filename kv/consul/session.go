@@ -98,7 +98,7 @@ func (s *Store) ttlSession(ctx context.Context, opts *kv.WriteOptions) (string, 
 		if !ok {
 			// Nothing holds it; destroy it now rather than leave it to its
 			// TTL. Best effort: it expires anyway.
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.CloseTimeout)
+			ctx, cancel := context.WithTimeout(outlivesClose(context.WithoutCancel(ctx)), s.cfg.CloseTimeout)
 			defer cancel()
 			_ = s.destroySession(ctx, id)
 		}

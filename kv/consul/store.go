@@ -77,6 +77,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s := newStore(client, r)
 	s.transport = fo
+	fo.closing = s.ctx
 	if _, err := s.Revision(ctx); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -148,7 +149,7 @@ func (s *Store) Close() error {
 		if s.killed.Load() {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CloseTimeout)
+		ctx, cancel := context.WithTimeout(outlivesClose(context.Background()), s.cfg.CloseTimeout)
 		defer cancel()
 		for _, h := range holds {
 			if e := h.release(ctx); e != nil && err == nil {

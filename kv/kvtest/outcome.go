@@ -59,6 +59,10 @@ func RunOutcomes(t *testing.T, h OutcomeHarness) {
 			return l.GuardedPut(ctx, k, []byte("new"), nil)
 		}, func(e *env, k string) bool { return e.valueIs(h.Reader, k, "new") }},
 	}
+	t.Run("CloseWhileInFlight", func(t *testing.T) {
+		t.Parallel()
+		testCloseInFlight(t, h)
+	})
 	for _, w := range writes {
 		for _, lost := range []bool{true, false} {
 			name := w.name + "/ReplyLost"
@@ -129,4 +133,29 @@ func RunOutcomes(t *testing.T, h OutcomeHarness) {
 func (e *env) valueIs(s kv.Store, key, value string) bool {
 	p, err := s.Get(e.ctx, key, nil)
 	return err == nil && string(p.Value) == value
+}
+
+// testCloseInFlight: a write that the server applied, whose reply has not
+// come back when the Store is closed, fails with ErrOutcomeUnknown (and
+// ErrClosed), not as a write that did not happen.
+func testCloseInFlight(t *testing.T, h OutcomeHarness) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	e := &env{T: t, ctx: ctx, prefix: fmt.Sprintf("kvtest/outcome/close/%d", time.Now().UnixNano())}
+	s, link := h.Open(t)
+	k := e.key("k")
+	e.mustPut(s, k, "before", nil) // so that a driver's first request already writes
+	link.Mute()
+	res := make(chan error, 1)
+	go func() { res <- s.Put(ctx, k, []byte("in flight"), nil) }()
+	e.eventually(30*time.Second, "the write applied on the server", func() bool { return e.valueIs(h.Reader, k, "in flight") })
+	_ = s.Close()
+	select {
+	case err := <-res:
+		if !errors.Is(err, kv.ErrOutcomeUnknown) {
+			t.Fatalf("Put in flight when the Store closed, applied by the server: got %v, want an error matching %v", err, kv.ErrOutcomeUnknown)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Put in flight did not return within 30s of Close")
+	}
 }

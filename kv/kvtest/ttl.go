@@ -22,6 +22,7 @@ func ttlCases() []testCase {
 		{name: "KeepAliveGoneAfterKill", timeout: ttlTimeout(1), run: testKeepAliveKill},
 		{name: "KeepAliveDetachedByPlainPut", timeout: ttlTimeout(1), run: testKeepAliveDetached},
 		{name: "AtomicPutKeepAlive", timeout: ttlTimeout(1), run: testAtomicPutKeepAlive},
+		{name: "KeysBelowADeletedKeepAliveKey", run: testBelowDeletedKeepAlive},
 	}
 }
 
@@ -237,4 +238,36 @@ func testAtomicPutKeepAlive(e *env) {
 		e.Fatalf("Close: %v", err)
 	}
 	e.wantGone(other, k, e.overdue())
+}
+
+// testBelowDeletedKeepAlive: once a KeepAlive key is deleted, keys below
+// its name are like any others (ZooKeeper's ephemeral znodes cannot have
+// children; what a delete leaves there must not be one).
+func testBelowDeletedKeepAlive(e *env) {
+	s := e.store()
+	k := e.key("svc")
+	e.mustPut(s, k, "alive", &kv.WriteOptions{TTL: e.ttl(), KeepAlive: true})
+	if err := s.Delete(e.ctx, k); err != nil {
+		e.Fatalf("Delete: %v", err)
+	}
+	e.mustPut(s, k+"/child", "below", nil)
+	e.wantValue(s, k+"/child", "below")
+	e.wantMissing(s, k)
+	// A KeepAlive key with keys below it: supported, or refused up front
+	// with nothing written (ZooKeeper's ephemeral znodes have no children).
+	err := s.Put(e.ctx, k, []byte("again"), &kv.WriteOptions{TTL: e.ttl(), KeepAlive: true})
+	switch {
+	case errors.Is(err, kv.ErrCallNotSupported):
+		if errors.Is(err, kv.ErrOutcomeUnknown) {
+			e.Errorf("a refused Put says its outcome is unknown: %v", err)
+		}
+		e.wantMissing(s, k)
+	case err != nil:
+		e.Fatalf("Put(KeepAlive) of a key with a key below it: %v", err)
+	default:
+		if err := s.Delete(e.ctx, k); err != nil {
+			e.Fatalf("Delete of the KeepAlive key with a key below it: %v", err)
+		}
+	}
+	e.wantValue(s, k+"/child", "below")
 }

@@ -339,3 +339,55 @@ func TestSessionTTLChecksUseTheGrantedTimeout(t *testing.T) {
 		t.Fatalf("NewLock with the default TTL: %v", err)
 	}
 }
+
+// A Lock whose create reply is lost, and that gives up meanwhile, must not
+// leave a contender behind: its session lives on after the connection
+// comes back, and the znode would block every other contender.
+func TestAbandonedLockLeavesNoContender(t *testing.T) {
+	ctx := t.Context()
+	p := testenv.NewProxy(t, server.Addr)
+	holder := open(t, config([]string{p.Addr()}, "/abandoned"))
+	other := open(t, config(server.Servers(), "/abandoned"))
+	raw := rawConn(t, server.Servers())
+	l, err := holder.NewLock(ctx, "job", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Prepare the lock's directories, so that the create is the request
+	// whose reply is lost.
+	if _, err := l.Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.Mute()
+	lctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = l.Lock(lctx)
+	cancel()
+	if err == nil {
+		t.Fatal("Lock succeeded with every reply lost")
+	}
+	poll.Until(t, 5*time.Second, "the create reached the server", func() bool {
+		return len(contenders(t, raw, "/abandoned", "job")) == 1
+	})
+	// The connection breaks and cannot be made again for a while: the
+	// lost create's follow-up requests fail without reaching a server.
+	p.Cut()
+	poll.Until(t, 10*time.Second, "the holder sees its connection gone", func() bool {
+		gctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		_, err := holder.Get(gctx, "x", nil)
+		return errors.Is(err, kv.ErrNotReachable)
+	})
+	p.Heal() // the session reconnects, alive
+	l2, err := other.NewLock(ctx, "job", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	octx, cancel := context.WithTimeout(ctx, 4*testSessionTimeout)
+	defer cancel()
+	if _, err := l2.Lock(octx); err != nil {
+		t.Fatalf("Lock by another client after the abandoned attempt: %v (contenders: %q)", err, contenders(t, raw, "/abandoned", "job"))
+	}
+}

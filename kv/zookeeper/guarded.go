@@ -33,7 +33,8 @@ func (l *locker) GuardedPut(ctx context.Context, key string, value []byte, opts 
 	}
 	p, data := s.path(k), encode(value)
 	guard := &zk.CheckVersionRequest{Path: node, Version: 0}
-	return l.guarded(ctx, "guarded put", k, func() error {
+	w := s.mutation()
+	return l.guarded(ctx, w, "guarded put", k, func() error {
 		for range maxRaces {
 			exists, st, err := s.conn.Exists(p)
 			if err != nil {
@@ -53,7 +54,7 @@ func (l *locker) GuardedPut(ctx context.Context, key string, value []byte, opts 
 			default:
 				ops = append([]any{guard}, replaceOps(p, data, s.acl, flagsFor(m), st.Version)...)
 			}
-			res, err := s.multi(ops...)
+			res, err := w.multi(ops...)
 			if err != nil && len(res) > 0 && res[0].Error != nil && !errors.Is(res[0].Error, zk.ErrUnknown) && !isRollback(res[0].Error) {
 				return errLockLost
 			}
@@ -93,9 +94,10 @@ func (l *locker) GuardedDelete(ctx context.Context, key string) error {
 	}
 	p := s.path(k)
 	guard := &zk.CheckVersionRequest{Path: node, Version: 0}
-	return l.guarded(ctx, "guarded delete", k, func() error {
+	w := s.mutation()
+	return l.guarded(ctx, w, "guarded delete", k, func() error {
 		for range maxRaces {
-			data, st, err := s.getFresh(p, isKey)
+			data, st, err := w.getFresh(p, isKey)
 			if errors.Is(err, zk.ErrNoNode) {
 				return fmt.Errorf("zookeeper: guarded delete %q: %w", k, kv.ErrKeyNotFound)
 			}
@@ -105,9 +107,12 @@ func (l *locker) GuardedDelete(ctx context.Context, key string) error {
 			if _, isKey := decode(data); !isKey {
 				return fmt.Errorf("zookeeper: guarded delete %q: %w", k, kv.ErrKeyNotFound)
 			}
-			// A delete clears the data (see Store.removeAt).
-			op := &zk.SetDataRequest{Path: p, Data: nil, Version: st.Version}
-			res, err := s.multi(guard, op)
+			// A delete clears the data (see mutation.removeAt).
+			ops := []any{guard, &zk.SetDataRequest{Path: p, Data: nil, Version: st.Version}}
+			if st.EphemeralOwner != 0 {
+				ops = append([]any{guard}, replaceOps(p, nil, s.acl, zk.FlagPersistent, st.Version)...)
+			}
+			res, err := w.multi(ops...)
 			if err != nil && len(res) > 0 && res[0].Error != nil && !isRollback(res[0].Error) {
 				return errLockLost
 			}
@@ -123,8 +128,8 @@ func (l *locker) GuardedDelete(ctx context.Context, key string) error {
 	})
 }
 
-func (l *locker) guarded(ctx context.Context, op, k string, fn func() error) error {
-	err := l.s.callWrite(ctx, fn)
+func (l *locker) guarded(ctx context.Context, w *mutation, op, k string, fn func() error) error {
+	err := l.s.callWrite(ctx, w, fn)
 	if errors.Is(err, errLockLost) {
 		return fmt.Errorf("zookeeper: %s %q: the server no longer has this lock's znode: %w", op, k, kv.ErrLockLost)
 	}

@@ -143,13 +143,13 @@ func flagsFor(m mode) int32 {
 
 // create makes the znode p with data, creating missing parents as
 // directories.
-func (s *Store) create(p string, data []byte, m mode) error {
+func (s *mutation) create(p string, data []byte, m mode) error {
 	if m.kind == kindTTL {
 		_, err := s.createTTL(p, data, m)
 		return err
 	}
 	for {
-		_, err := s.conn.Create(p, data, flagsFor(m), s.acl)
+		_, err := s.createNode(p, data, flagsFor(m))
 		if !errors.Is(err, zk.ErrNoNode) {
 			return s.childErr(p, err)
 		}
@@ -162,13 +162,13 @@ func (s *Store) create(p string, data []byte, m mode) error {
 // createTTL makes the TTL znode p and marks it (see ttlMarker). It returns
 // the stat of the SetACL that marks it, or nil if the znode was already
 // deleted or replaced by then: the create applied all the same.
-func (s *Store) createTTL(p string, data []byte, m mode) (*zk.Stat, error) {
+func (s *mutation) createTTL(p string, data []byte, m mode) (*zk.Stat, error) {
 	for {
-		_, err := s.conn.CreateTTL(p, data, zk.FlagTTL, s.acl, m.ttl)
+		_, err := s.createTTLNode(p, data, m.ttl)
 		if err == nil {
 			// The mark; should it fail, the data still says TTL and the
 			// next TTL-less Put reads it.
-			st, err := s.conn.SetACL(p, s.acl, 0)
+			st, err := s.setACL(p, 0)
 			if errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrBadVersion) {
 				return nil, nil // already reaped or replaced
 			}

@@ -2,6 +2,8 @@ package zookeeper
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -31,12 +33,12 @@ import (
 // timeout the server granted) must be at least that timeout, or a dead
 // holder would keep it longer than the TTL says (*kv.TTLError otherwise).
 // RenewDeadline must be below the TTL; it defaults to two thirds of the
-// session timeout and is shortened to leave max(T/10, 200ms) before the
-// earliest moment the server may expire the session.
+// session timeout and is shortened to leave max(T/4, 200ms) before the
+// earliest moment the server may expire the session (see lostMargin).
 //
-// The holder confirms its znode with the server every third of that
-// deadline (an Exists; go-zookeeper's pings keep the session itself
-// alive), and the lost channel closes when the znode is deleted, when the
+// The holder confirms its znode with the leader every third of that
+// deadline (a sync, then an Exists; go-zookeeper's pings keep the session
+// itself alive), and the lost channel closes when the znode is deleted, when the
 // session expires, or when no confirmation has come back for
 // RenewDeadline, counted from the send time of the last one answered: the
 // server cannot expire the session sooner than a session timeout after
@@ -100,10 +102,11 @@ type locker struct {
 
 	mu   sync.Mutex
 	hold *hold // nil when not held
-	// cleanup, when set, ends once the previous hold's contender znode is
-	// gone; the next attempt waits for it, so that it never queues behind
-	// its own leftover.
+	// cleanup, when set, ends once the contender znodes this Locker left
+	// (a previous hold, an abandoned attempt) are gone; the next attempt
+	// waits for it, so that it never queues behind its own leftover.
 	cleanup <-chan struct{}
+	guid    string // of the current attempt's contender (see enqueue)
 }
 
 // hold is one tenure of the lock.
@@ -123,9 +126,14 @@ func (h *hold) end() { h.stopOnce.Do(func() { close(h.stop) }) }
 
 // lostMargin is how long before the earliest server-side expiry of the
 // session the holder has declared the lock lost at the latest, whatever
-// RenewDeadline asks: a tenth of the session timeout, at least 200 ms. It
-// covers clock-rate differences and the time the holder needs to act.
-func lostMargin(t time.Duration) time.Duration { return max(t/10, 200*time.Millisecond) }
+// RenewDeadline asks: a quarter of the session timeout, at least 200 ms.
+// Beyond the clock-rate differences and the time the holder needs to act
+// (a tenth on etcd and Consul), it covers the delay with which a follower
+// passes its clients' session touches on to the leader, which expires
+// sessions: up to half a tick, and the server's minimum session timeout
+// is two ticks (minSessionTimeout defaults to 2 x tickTime), so half a
+// tick is at most a quarter of any session timeout it grants.
+func lostMargin(t time.Duration) time.Duration { return max(t/4, 200*time.Millisecond) }
 
 // window is how long after the send time of its last confirmed check the
 // holder still believes it holds the lock, for session timeout t.
@@ -202,7 +210,7 @@ func (l *locker) lock(ctx context.Context, wait bool) (<-chan struct{}, error) {
 func (l *locker) acquire(ctx context.Context, node string, wait bool) (*hold, error) {
 	s := l.s
 	giveUp := func(err error) (*hold, error) {
-		l.remove(node)
+		l.track(l.remove(node))
 		return nil, err
 	}
 	// A waiter rides out connection trouble (and a session expiry, by
@@ -270,9 +278,23 @@ var errRequeue = errors.New("zookeeper: contender gone")
 // one ahead of it has gone (the caller looks again), ErrLockHeld without
 // wait if it is not first, errRequeue if node itself is gone.
 func (l *locker) waitTurn(ctx context.Context, node string, wait bool) (bool, error) {
+	return l.turn(ctx, node, wait, false)
+}
+
+// waitTurnSynced is TryLock's second look, after a sync.
+func (l *locker) waitTurnSynced(ctx context.Context, node string) (bool, error) {
+	return l.turn(ctx, node, false, true)
+}
+
+func (l *locker) turn(ctx context.Context, node string, wait, synced bool) (bool, error) {
 	s := l.s
 	var children []string
 	err := s.call(ctx, func() error {
+		if synced {
+			if _, err := s.conn.Sync(l.dir); err != nil {
+				return err
+			}
+		}
 		var err error
 		children, _, err = s.conn.Children(l.dir)
 		return err
@@ -280,14 +302,33 @@ func (l *locker) waitTurn(ctx context.Context, node string, wait bool) (bool, er
 	if err != nil {
 		return false, err
 	}
+	mine := node[strings.LastIndexByte(node, '/')+1:]
+	l.mu.Lock()
+	guid := l.guid
+	l.mu.Unlock()
+	children = slices.DeleteFunc(children, func(c string) bool {
+		// A second znode of this attempt (a create retried after its
+		// reply was lost, that applied after all) must not stay ahead of
+		// the others or behind this one: remove it.
+		if c != mine && guid != "" && strings.Contains(c, guid) {
+			l.track(l.remove(l.dir + "/" + c))
+			return true
+		}
+		return false
+	})
 	sort.Slice(children, func(i, j int) bool { return seqOf(children[i]) < seqOf(children[j]) })
-	idx := slices.Index(children, node[strings.LastIndexByte(node, '/')+1:])
+	idx := slices.Index(children, mine)
 	switch {
 	case idx < 0:
 		return false, errRequeue
 	case idx == 0:
 		return true, nil
 	case !wait:
+		// A listing from a server behind the leader may still show a
+		// holder that is gone: sync before answering that it is held.
+		if !synced {
+			return l.waitTurnSynced(ctx, node)
+		}
 		return false, fmt.Errorf("zookeeper: lock %q: %w", l.key, kv.ErrLockHeld)
 	}
 	var ok bool
@@ -330,47 +371,173 @@ func pause(ctx context.Context, done <-chan struct{}, bo backoff.BackOff) error 
 	}
 }
 
-// enqueue creates this locker's contender znode.
+// enqueue creates this locker's contender znode. It is a protected
+// ephemeral-sequential znode, as Curator makes them: its name carries a
+// GUID of this attempt, so that when the create's reply is lost (the
+// connection broke, ctx ended) the znode can be found again, or found
+// never to have been made, rather than left to block every contender for
+// as long as its session lives. go-zookeeper's own protected create gives
+// up (leaving a possible znode behind) when its search fails.
 func (l *locker) enqueue(ctx context.Context) (string, error) {
 	s := l.s
-	// A contender left behind by an abandoned create would block every
-	// other contender until this session ends: whoever finishes last
-	// (this call, or the create running on after ctx ended) removes it.
-	var (
-		createMu  sync.Mutex
-		node      string
-		abandoned bool
-	)
-	err := s.call(ctx, func() error {
-		for {
-			n, err := s.conn.CreateProtectedEphemeralSequential(l.dir+"/"+contenderName, l.value, s.acl)
-			if errors.Is(err, zk.ErrNoNode) {
-				if err := s.ensurePath(l.dir); err != nil {
-					return err
-				}
-				continue
-			}
-			createMu.Lock()
-			defer createMu.Unlock()
-			if abandoned && err == nil {
-				l.remove(n)
-				return nil
-			}
-			node = n
-			return err
-		}
-	})
-	if err != nil {
-		createMu.Lock()
-		abandoned = true
-		n := node
-		createMu.Unlock()
-		if n != "" {
-			l.remove(n)
-		}
-		return "", err
+	guid := newGUID()
+	l.mu.Lock()
+	l.guid = guid
+	l.mu.Unlock()
+	type result struct {
+		node string
+		err  error
 	}
-	return node, nil
+	res := make(chan result, 1)
+	var mu sync.Mutex
+	abandoned := false
+	if !s.spawn(func() {
+		n, err := l.createContender(guid)
+		mu.Lock()
+		defer mu.Unlock()
+		if abandoned {
+			if n != "" {
+				l.track(l.remove(n))
+			}
+			return
+		}
+		res <- result{n, err}
+	}) {
+		return "", fmt.Errorf("zookeeper: %w", kv.ErrClosed)
+	}
+	select {
+	case r := <-res:
+		return r.node, s.mapErr(r.err)
+	case <-ctx.Done():
+		mu.Lock()
+		abandoned = true
+		select {
+		case r := <-res:
+			if r.node != "" {
+				l.track(l.remove(r.node))
+			}
+		default:
+		}
+		mu.Unlock()
+		return "", ctx.Err()
+	case <-s.done:
+		return "", fmt.Errorf("zookeeper: %w", kv.ErrClosed)
+	}
+}
+
+// createContender creates the contender znode for guid and returns its
+// path. A create whose outcome is unknown is settled by looking for guid
+// among the contenders (after a sync, so that the server is not behind);
+// a create that cannot have applied (never sent, or its session gone) is
+// made again. It gives up only when the Store closes.
+func (l *locker) createContender(guid string) (string, error) {
+	s := l.s
+	name := l.dir + "/" + protectedPrefix + guid + "-" + contenderName
+	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(10*time.Millisecond),
+		backoff.WithMaxInterval(time.Second), backoff.WithMaxElapsedTime(0))
+	for {
+		if s.closed() {
+			return "", kv.ErrClosed
+		}
+		owner := s.conn.SessionID()
+		n, err := s.conn.Create(name, l.value, zk.FlagEphemeral|zk.FlagSequence, s.acl)
+		switch {
+		case err == nil:
+			return n, nil
+		case errors.Is(err, zk.ErrNoNode):
+			if err := s.ensurePath(l.dir); err != nil && !transient(err) {
+				return "", err
+			}
+			continue
+		case errors.Is(err, zk.ErrConnectionClosed) || errors.Is(err, zk.ErrSessionMoved):
+			// Sent, no answer: it may exist. Find it, or learn it does not.
+			n, err := l.findContender(guid, owner)
+			if err == nil && n != "" {
+				return n, nil
+			}
+			if errors.Is(err, kv.ErrClosed) {
+				return "", err
+			}
+		case errors.Is(err, zk.ErrNoServer) || errors.Is(err, zk.ErrSessionExpired):
+			// Not sent, or its session is gone with whatever it made.
+		default:
+			return "", err
+		}
+		if err := pause(s.ctx, s.done, bo); err != nil {
+			return "", kv.ErrClosed
+		}
+	}
+}
+
+// findContender looks for the contender znode of guid, created by session
+// owner. It returns "" when there is none: the session has ended (and any
+// znode of it with it), or a synced listing does not show it.
+func (l *locker) findContender(guid string, owner int64) (string, error) {
+	s := l.s
+	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(10*time.Millisecond),
+		backoff.WithMaxInterval(time.Second), backoff.WithMaxElapsedTime(0))
+	for {
+		if s.closed() {
+			return "", kv.ErrClosed
+		}
+		if s.conn.SessionID() != owner {
+			return "", nil
+		}
+		_, err := s.conn.Sync(l.dir)
+		var children []string
+		if err == nil || errors.Is(err, zk.ErrNoNode) {
+			children, _, err = s.conn.Children(l.dir)
+		}
+		switch {
+		case errors.Is(err, zk.ErrNoNode):
+			return "", nil
+		case err == nil:
+			for _, c := range children {
+				if strings.Contains(c, guid) {
+					return l.dir + "/" + c, nil
+				}
+			}
+			return "", nil
+		case !transient(err):
+			return "", err
+		}
+		if err := pause(s.ctx, s.done, bo); err != nil {
+			return "", kv.ErrClosed
+		}
+	}
+}
+
+// protectedPrefix starts the names of protected znodes (Curator's and
+// go-zookeeper's convention), followed by the GUID and a dash.
+const protectedPrefix = "_c_"
+
+func newGUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// track makes the next Lock or TryLock of this Locker wait until the
+// removal done ends, as well as those already pending.
+func (l *locker) track(done <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	prev := l.cleanup
+	if prev == nil {
+		l.cleanup = done
+		return
+	}
+	both := make(chan struct{})
+	if !l.s.spawn(func() {
+		defer close(both)
+		<-prev
+		<-done
+	}) {
+		close(both) // closing: the session ends, and the znodes with it
+	}
+	l.cleanup = both
 }
 
 // monitor follows a hold until it ends: it confirms the znode every
@@ -430,8 +597,17 @@ func (l *locker) monitor(h *hold, confirmed time.Time, deleted <-chan zk.Event) 
 				inFlight = make(chan answer, 1)
 				res := inFlight
 				if !s.spawn(func() {
+					// Through the leader: a sync first, so that a follower
+					// cut off from the leader, which may go on answering
+					// reads for a while, cannot confirm a session the
+					// leader is expiring.
 					sent := time.Now()
-					ok, st, err := s.conn.Exists(h.node)
+					_, err := s.conn.Sync(h.node)
+					var ok bool
+					var st *zk.Stat
+					if err == nil || errors.Is(err, zk.ErrNoNode) {
+						ok, st, err = s.conn.Exists(h.node)
+					}
 					res <- answer{sent, ok, st, err}
 				}) {
 					inFlight = nil
@@ -466,10 +642,10 @@ func (l *locker) lose(h *hold, why string, cleanup bool) {
 		if l.hold == h {
 			l.hold = nil
 		}
-		if cleanup {
-			l.cleanup = l.remove(h.node)
-		}
 		l.mu.Unlock()
+		if cleanup {
+			l.track(l.remove(h.node))
+		}
 		if why != "store closed" {
 			l.s.log.Warn("zookeeper: lock lost", zapKey(l.key), zapWhy(why))
 		}
@@ -531,9 +707,7 @@ func (l *locker) Unlock(ctx context.Context) error {
 	<-h.exited
 	h.lostOnce.Do(func() { close(h.lost) })
 	gone := l.remove(h.node)
-	l.mu.Lock()
-	l.cleanup = gone
-	l.mu.Unlock()
+	l.track(gone)
 	bound := time.NewTimer(l.s.sessionTimeout())
 	defer bound.Stop()
 	select {

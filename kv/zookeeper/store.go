@@ -243,7 +243,7 @@ func (s *Store) restoreEphemeral(p string, data []byte) error {
 			return permanent(kv.ErrClosed)
 		default:
 		}
-		err := s.create(p, data, mode{kind: kindEphemeral})
+		err := s.mutation().create(p, data, mode{kind: kindEphemeral})
 		if errors.Is(err, zk.ErrNodeExists) {
 			_, st, gerr := s.conn.Get(p)
 			if gerr == nil && st.EphemeralOwner == s.conn.SessionID() {
@@ -337,24 +337,37 @@ func (s *Store) call(ctx context.Context, fn func() error) error {
 
 // callWrite is call for a write: an error that leaves open whether the
 // server applied it also matches kv.ErrOutcomeUnknown. That is a ctx that
-// ended while the call was in flight, and a connection or session that
-// ended under it (go-zookeeper fails requests already sent with
-// ErrConnectionClosed, ErrSessionExpired or ErrClosing). Requests that
-// never left are failed with ErrNoServer: those are not applied. The
-// driver cannot tell which of a write's requests had left when a
-// connection broke, so a write that broke on a read before its first
-// change may be reported unknown too.
-func (s *Store) callWrite(ctx context.Context, fn func() error) error {
+// ended while the call was in flight, a connection or session that ended
+// under a request already sent (go-zookeeper fails those with
+// ErrConnectionClosed, ErrSessionExpired or, on Close, ErrClosing), and any
+// failure after one of the write's requests applied (w.applied). A request
+// that never left fails with ErrNoServer: a write stopped there, before
+// any change, was not applied. The driver cannot tell which requests had
+// left when a connection broke, so a write that broke on a read before
+// its first change may be reported unknown too.
+func (s *Store) callWrite(ctx context.Context, w *mutation, fn func() error) error {
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
-	err := s.call(ctx, fn)
-	if err == nil || errors.Is(err, zk.ErrNoServer) {
+	var raw error
+	err := s.call(ctx, func() error {
+		raw = fn()
+		return raw
+	})
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return kv.UnknownOutcome(err) // abandoned in flight
+	}
+	if w.applied {
+		return kv.UnknownOutcome(err)
+	}
+	if errors.Is(raw, zk.ErrNoServer) {
 		return err
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, zk.ErrConnectionClosed) || errors.Is(err, zk.ErrSessionExpired) ||
-		errors.Is(err, zk.ErrSessionMoved) || errors.Is(err, zk.ErrClosing) {
+	if errors.Is(raw, zk.ErrConnectionClosed) || errors.Is(raw, zk.ErrSessionExpired) ||
+		errors.Is(raw, zk.ErrSessionMoved) || errors.Is(raw, zk.ErrClosing) {
 		return kv.UnknownOutcome(err)
 	}
 	return err

@@ -57,17 +57,18 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, opts *kv.Writ
 	}
 	m := modeFor(opts)
 	p, data := s.path(k), encodeFor(value, m)
-	return s.callWrite(ctx, func() error { return s.put(p, data, m) })
+	w := s.mutation()
+	return s.callWrite(ctx, w, func() error { return w.put(p, data, m) })
 }
 
-func (s *Store) put(p string, data []byte, m mode) error {
-	if m.kind == kindTTL {
-		return s.putTTL(p, data, m)
+func (s *mutation) put(p string, data []byte, m mode) error {
+	if m.kind != kindPersistent {
+		return s.putRead(p, data, m)
 	}
 	for range maxRaces {
 		// The common case, a key that exists with the right kind, is one
 		// round trip: SetData returns the stat that tells the kind.
-		st, err := s.conn.Set(p, data, -1)
+		st, err := s.set(p, data, -1)
 		switch {
 		case err == nil:
 			if !s.matches(st, nil, m) {
@@ -97,8 +98,11 @@ func (s *Store) put(p string, data []byte, m mode) error {
 	return fmt.Errorf("zookeeper: put %q: gave up after %d conflicting writers: %w", s.key(p), maxRaces, kv.ErrKeyModified)
 }
 
-// putTTL reads first: whether the znode already has this TTL is in its data.
-func (s *Store) putTTL(p string, data []byte, m mode) error {
+// putRead is put for TTL and KeepAlive keys: it reads first, so that a
+// znode that cannot take the kind asked for (one with keys below it
+// cannot become ephemeral) is refused before anything is written, and
+// because whether a znode already has this TTL is in its data.
+func (s *mutation) putRead(p string, data []byte, m mode) error {
 	for range maxRaces {
 		cur, st, err := s.conn.Get(p)
 		switch {
@@ -122,13 +126,13 @@ func (s *Store) putTTL(p string, data []byte, m mode) error {
 
 // replace swaps the znode at p (at st.Version) for one of kind m and
 // returns the new znode's stat, as the server answered the write.
-func (s *Store) replace(p string, data []byte, m mode, st *zk.Stat) (*zk.Stat, error) {
+func (s *mutation) replace(p string, data []byte, m mode, st *zk.Stat) (*zk.Stat, error) {
 	if st.NumChildren > 0 {
 		return nil, fmt.Errorf("zookeeper: %q has keys below it, so its znode cannot be replaced by a TTL or KeepAlive one: %w",
 			s.key(p), kv.ErrCallNotSupported)
 	}
 	if m.kind == kindTTL {
-		if err := s.conn.Delete(p, st.Version); err != nil {
+		if err := s.del(p, st.Version); err != nil {
 			return nil, err
 		}
 		if err := s.create(p, data, m); err != nil {
@@ -144,7 +148,7 @@ func (s *Store) replace(p string, data []byte, m mode, st *zk.Stat) (*zk.Stat, e
 				d = data
 			}
 			var err error
-			if last, err = s.conn.Set(p, d, v); err != nil {
+			if last, err = s.set(p, d, v); err != nil {
 				return nil, err
 			}
 		}
@@ -204,8 +208,8 @@ func (s *Store) forget(p string) {
 }
 
 // multi runs ops and returns the first failing op's error.
-func (s *Store) multi(ops ...any) ([]zk.MultiResponse, error) {
-	res, err := s.conn.Multi(ops...)
+func (s *mutation) multi(ops ...any) ([]zk.MultiResponse, error) {
+	res, err := s.doMulti(ops...)
 	if err == nil {
 		return res, nil
 	}
@@ -231,13 +235,14 @@ func (s *Store) AtomicPut(ctx context.Context, key string, value []byte, previou
 	m := modeFor(opts)
 	p, data := s.path(k), encodeFor(value, m)
 	var pair *kv.KVPair
-	err = s.callWrite(ctx, func() error {
+	w := s.mutation()
+	err = s.callWrite(ctx, w, func() error {
 		var st *zk.Stat
 		var err error
 		if previous == nil {
-			st, err = s.createOnly(p, data, m)
+			st, err = w.createOnly(p, data, m)
 		} else {
-			st, err = s.swap(p, data, m, previous.LastIndex)
+			st, err = w.swap(p, data, m, previous.LastIndex)
 		}
 		if err == nil {
 			s.record(p, data, m, false)
@@ -255,7 +260,7 @@ func (s *Store) AtomicPut(ctx context.Context, key string, value []byte, previou
 // the stat of the znode as written: from the server's answer to the write
 // itself, never from a read after it, which a concurrent Delete or Put
 // could make fail or misreport.
-func (s *Store) createOnly(p string, data []byte, m mode) (*zk.Stat, error) {
+func (s *mutation) createOnly(p string, data []byte, m mode) (*zk.Stat, error) {
 	for range maxRaces {
 		st, err := s.createStat(p, data, m)
 		if err == nil {
@@ -293,7 +298,7 @@ func (s *Store) createOnly(p string, data []byte, m mode) (*zk.Stat, error) {
 // replaced, the stat is the one of the create as far as it can be told:
 // Czxid and Mzxid 0, which no later compare-and-swap can match, as none
 // should, since the key has changed since.
-func (s *Store) createStat(p string, data []byte, m mode) (*zk.Stat, error) {
+func (s *mutation) createStat(p string, data []byte, m mode) (*zk.Stat, error) {
 	if m.kind == kindTTL {
 		st, err := s.createTTL(p, data, m)
 		if err != nil {
@@ -327,7 +332,7 @@ func (s *Store) createStat(p string, data []byte, m mode) (*zk.Stat, error) {
 // refusal of it is decided again from a fresh read (the key may have been
 // deleted, not modified, since: a delete only clears the data, so it too
 // changes the version), which is where the failed swap takes effect.
-func (s *Store) swap(p string, data []byte, m mode, last uint64) (*zk.Stat, error) {
+func (s *mutation) swap(p string, data []byte, m mode, last uint64) (*zk.Stat, error) {
 	for range maxRaces {
 		cur, st, err := s.getFresh(p, func(cur []byte, st *zk.Stat) bool { return isKeyAt(cur, st, last) })
 		if errors.Is(err, zk.ErrNoNode) {
@@ -353,9 +358,9 @@ func (s *Store) swap(p string, data []byte, m mode, last uint64) (*zk.Stat, erro
 
 // writeAt writes data at p if it is still at st.Version, with kind m, and
 // returns the new stat as the server answered the write.
-func (s *Store) writeAt(p string, data, cur []byte, m mode, st *zk.Stat) (*zk.Stat, error) {
+func (s *mutation) writeAt(p string, data, cur []byte, m mode, st *zk.Stat) (*zk.Stat, error) {
 	if s.matches(st, cur, m) {
-		return s.conn.Set(p, data, st.Version)
+		return s.set(p, data, st.Version)
 	}
 	return s.replace(p, data, m, st)
 }
@@ -371,9 +376,10 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return fmt.Errorf("zookeeper: delete: %w", err)
 	}
 	p := s.path(k)
-	return s.callWrite(ctx, func() error {
+	w := s.mutation()
+	return s.callWrite(ctx, w, func() error {
 		for range maxRaces {
-			cur, st, err := s.getFresh(p, isKey)
+			cur, st, err := w.getFresh(p, isKey)
 			if errors.Is(err, zk.ErrNoNode) {
 				return fmt.Errorf("zookeeper: delete %q: %w", k, kv.ErrKeyNotFound)
 			}
@@ -383,7 +389,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 			if _, isKey := decode(cur); !isKey {
 				return fmt.Errorf("zookeeper: delete %q: %w", k, kv.ErrKeyNotFound)
 			}
-			err = s.removeAt(p, st)
+			err = w.removeAt(p, st)
 			if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNotEmpty) || errors.Is(err, zk.ErrNoNode) {
 				continue
 			}
@@ -403,9 +409,10 @@ func (s *Store) AtomicDelete(ctx context.Context, key string, previous *kv.KVPai
 		return false, fmt.Errorf("zookeeper: atomic delete %q: %w", k, kv.ErrPreviousNotSpecified)
 	}
 	p := s.path(k)
-	err = s.callWrite(ctx, func() error {
+	w := s.mutation()
+	err = s.callWrite(ctx, w, func() error {
 		for range maxRaces {
-			cur, st, err := s.getFresh(p, func(cur []byte, st *zk.Stat) bool { return isKeyAt(cur, st, previous.LastIndex) })
+			cur, st, err := w.getFresh(p, func(cur []byte, st *zk.Stat) bool { return isKeyAt(cur, st, previous.LastIndex) })
 			if errors.Is(err, zk.ErrNoNode) {
 				return fmt.Errorf("zookeeper: atomic delete %q: %w", k, kv.ErrKeyNotFound)
 			}
@@ -418,7 +425,7 @@ func (s *Store) AtomicDelete(ctx context.Context, key string, previous *kv.KVPai
 			if uint64(st.Mzxid) != previous.LastIndex {
 				return fmt.Errorf("zookeeper: atomic delete %q: at index %d, not %d: %w", k, st.Mzxid, previous.LastIndex, kv.ErrKeyModified)
 			}
-			err = s.removeAt(p, st)
+			err = w.removeAt(p, st)
 			if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) {
 				continue // changed since the read: read again to tell how
 			}
@@ -436,7 +443,7 @@ func (s *Store) AtomicDelete(ctx context.Context, key string, previous *kv.KVPai
 // client talks to may be: when the read is not what the caller can act
 // on, getFresh syncs that server with the leader and reads again. The
 // common case, a read that lets the write go ahead, costs no sync.
-func (s *Store) getFresh(p string, actionable func(cur []byte, st *zk.Stat) bool) ([]byte, *zk.Stat, error) {
+func (s *mutation) getFresh(p string, actionable func(cur []byte, st *zk.Stat) bool) ([]byte, *zk.Stat, error) {
 	cur, st, err := s.conn.Get(p)
 	if err == nil && actionable(cur, st) {
 		return cur, st, nil
@@ -469,8 +476,18 @@ func isKeyAt(cur []byte, st *zk.Stat, last uint64) bool {
 // otherwise find the new znode at the version it read, and overwrite a
 // value it never saw (the checker of the chaos suite found exactly that).
 // DeleteTree removes such directories.
-func (s *Store) removeAt(p string, st *zk.Stat) error {
-	_, err := s.conn.Set(p, nil, st.Version)
+//
+// A KeepAlive key's znode is ephemeral, and an ephemeral directory could
+// not have keys below it for as long as its session lives: it is replaced,
+// in one multi, by a persistent directory whose version goes on from the
+// old one's (see replaceOps).
+func (s *mutation) removeAt(p string, st *zk.Stat) error {
+	var err error
+	if st.EphemeralOwner != 0 {
+		_, err = s.multi(replaceOps(p, nil, s.acl, zk.FlagPersistent, st.Version)...)
+	} else {
+		_, err = s.set(p, nil, st.Version)
+	}
 	if err == nil {
 		s.forget(p)
 	}
@@ -486,9 +503,10 @@ func (s *Store) DeleteTree(ctx context.Context, prefix string) error {
 		return fmt.Errorf("zookeeper: delete tree: %w", err)
 	}
 	p := s.path(k)
-	return s.callWrite(ctx, func() error {
+	w := s.mutation()
+	return s.callWrite(ctx, w, func() error {
 		for range maxRaces {
-			err := s.deleteBelow(ctx, p)
+			err := w.deleteBelow(ctx, p)
 			if errors.Is(err, zk.ErrNotEmpty) {
 				continue // a writer raced us; go again
 			}
@@ -498,7 +516,7 @@ func (s *Store) DeleteTree(ctx context.Context, prefix string) error {
 	})
 }
 
-func (s *Store) deleteBelow(ctx context.Context, p string) error {
+func (s *mutation) deleteBelow(ctx context.Context, p string) error {
 	children, _, err := s.conn.Children(p)
 	if errors.Is(err, zk.ErrNoNode) {
 		return nil
@@ -517,7 +535,7 @@ func (s *Store) deleteBelow(ctx context.Context, p string) error {
 		if err := s.deleteBelow(ctx, cp); err != nil {
 			return err
 		}
-		if err := s.conn.Delete(cp, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+		if err := s.del(cp, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
 			return err
 		}
 		s.forget(cp)
