@@ -96,7 +96,7 @@ func runCandidate(raw json.RawMessage) int {
 		fmt.Fprintf(os.Stderr, "candidate: %v\n", err)
 		return 2
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	rec := &recorder{f: f, id: a.Identity, pid: os.Getpid()}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -381,7 +381,7 @@ func readEvents(path string) []event {
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var evs []event
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {

@@ -89,7 +89,11 @@ func (p *Process) Start(ctx context.Context) error {
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("testenv: %s exited while starting (%v): %w", p.name, p.ExitErr(), err)
+			exit := "exit status 0"
+			if e := p.ExitErr(); e != nil {
+				exit = e.Error()
+			}
+			return fmt.Errorf("testenv: %s exited while starting (%s): %w", p.name, exit, err)
 		case <-ctx.Done():
 			p.Kill()
 			return fmt.Errorf("testenv: %s not ready: %w (last check: %w)", p.name, ctx.Err(), err)
