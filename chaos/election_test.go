@@ -406,6 +406,7 @@ func (st *electionRunState) check(s kv.Store, failovers []failover) {
 	var terms []term
 	writes := map[string]event{} // fenced key -> its write event
 	rejected, rejectedByServer, unknown := 0, 0, 0
+	unknownKinds := map[string]int{} // how unknown outcomes were reported
 	for _, c := range st.cands {
 		evs := readEvents(c.events)
 		var cur *term
@@ -429,6 +430,7 @@ func (st *electionRunState) check(s kv.Store, failovers []failover) {
 					}
 				case writeUnknown:
 					unknown++
+					unknownKinds[firstWords(ev.Err)]++
 				}
 			case "error":
 				t.Errorf("candidate %s: %s", c.id, ev.Err)
@@ -533,6 +535,9 @@ func (st *electionRunState) check(s kv.Store, failovers []failover) {
 	}
 	t.Logf("%s: %d terms, %d fenced writes accepted (%d in the store), %d refused (%d by the server, stale), %d unknown; recovery: %s",
 		st.srv.backend, len(terms), accepted, len(pairs), rejected, rejectedByServer, unknown, strings.Join(figs, "; "))
+	if unknown > 0 {
+		t.Logf("%s: writes with an unknown outcome, by error: %v", st.srv.backend, unknownKinds)
+	}
 	tl.say("checked: %d terms, %d overlaps", len(terms), overlaps)
 }
 
@@ -545,4 +550,16 @@ func (tm term) pausedDuring() bool {
 		}
 	}
 	return false
+}
+
+// firstWords is an error message without its key and addresses, to count
+// errors by kind.
+func firstWords(msg string) string {
+	if i := strings.Index(msg, "): "); i >= 0 {
+		msg = msg[i+3:]
+	}
+	if len(msg) > 120 {
+		msg = msg[:120]
+	}
+	return msg
 }

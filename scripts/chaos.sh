@@ -19,7 +19,9 @@ source scripts/servers.sh
 # it after a reconnect: go-zookeeper/zk pull request 35, unmerged), which
 # server restarts make likely.
 go vet -tags chaos ./chaos/
-go test -tags chaos -count=1 -timeout 30m -v ./chaos/ \
+# One seed of every scenario takes about 4 minutes here.
+timeout=$(( ${CHAOS_SEEDS:-1} * 8 + 10 ))m
+go test -tags chaos -count=1 -timeout "$timeout" -v ./chaos/ \
   -run "${CHAOS_RUN:-.}" \
   -chaos.seed="${CHAOS_SEED:-0}" -chaos.seeds="${CHAOS_SEEDS:-1}" \
   -chaos.backends="${CHAOS_BACKENDS:-etcd,zookeeper,consul}" 2>&1 |
