@@ -52,7 +52,8 @@ type event struct {
 const (
 	writeAccepted = "accepted"
 	writeRejected = "rejected" // the server refused it: the term was over
-	writeUnknown  = "unknown"  // no definite answer
+	writeFailed   = "failed"   // a definite failure (not sent): not applied
+	writeUnknown  = "unknown"  // kv.ErrOutcomeUnknown: maybe applied
 )
 
 // fencedValue is what a fenced write stores.
@@ -174,7 +175,7 @@ func lead(ctx context.Context, a candidateArgs, rec *recorder) {
 			ev.Result, ev.Err = writeRejected, err.Error()
 			ev.Local = errors.Is(err, kv.ErrNotLocked) || strings.Contains(err.Error(), "is over")
 		default:
-			ev.Result, ev.Err = writeUnknown, err.Error()
+			ev.Result, ev.Err = writeFailed, err.Error()
 		}
 		rec.emit(ev)
 		select {

@@ -25,7 +25,7 @@
 //     followers are killed and the server is killed and restarted. The
 //     checks: guarded writes accepted in token order, in the store's own
 //     order (revision, zxid, raft index); no write acknowledged as
-//     accepted missing, none refused present; the leader record never
+//     accepted missing, none refused or failed unsent present; the leader record never
 //     going back to an older term; no overlap between the terms of
 //     processes that were not paused; a leader again within a bound once
 //     the faults stop; every process exiting cleanly at the end.

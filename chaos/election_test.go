@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -405,7 +406,7 @@ func (st *electionRunState) check(s kv.Store, failovers []failover) {
 	t, tl := st.t, st.tl
 	var terms []term
 	writes := map[string]event{} // fenced key -> its write event
-	rejected, rejectedByServer, unknown := 0, 0, 0
+	rejected, rejectedByServer, unknown, failed := 0, 0, 0, 0
 	unknownKinds := map[string]int{} // how unknown outcomes were reported
 	for _, c := range st.cands {
 		evs := readEvents(c.events)
@@ -431,6 +432,8 @@ func (st *electionRunState) check(s kv.Store, failovers []failover) {
 				case writeUnknown:
 					unknown++
 					unknownKinds[firstWords(ev.Err)]++
+				case writeFailed:
+					failed++
 				}
 			case "error":
 				t.Errorf("candidate %s: %s", c.id, ev.Err)
@@ -479,8 +482,8 @@ func (st *electionRunState) check(s kv.Store, failovers []failover) {
 		}
 		lastTok, lastKey = v.Token, p.Key
 		inStore[p.Key] = true
-		if ev, ok := writes[p.Key]; ok && ev.Result == writeRejected {
-			t.Errorf("write %s was refused (%s) yet is in the store", p.Key, ev.Err)
+		if ev, ok := writes[p.Key]; ok && (ev.Result == writeRejected || ev.Result == writeFailed) {
+			t.Errorf("write %s failed (%s: %s) yet is in the store", p.Key, ev.Result, ev.Err)
 		}
 	}
 	accepted := 0
@@ -533,8 +536,8 @@ func (st *electionRunState) check(s kv.Store, failovers []failover) {
 			figs = append(figs, fmt.Sprintf("%s: %s", faultNames[k], strings.Join(d, " ")))
 		}
 	}
-	t.Logf("%s: %d terms, %d fenced writes accepted (%d in the store), %d refused (%d by the server, stale), %d unknown; recovery: %s",
-		st.srv.backend, len(terms), accepted, len(pairs), rejected, rejectedByServer, unknown, strings.Join(figs, "; "))
+	t.Logf("%s: %d terms, %d fenced writes accepted (%d in the store), %d refused (%d by the server, stale), %d failed unsent, %d unknown; recovery: %s",
+		st.srv.backend, len(terms), accepted, len(pairs), rejected, rejectedByServer, failed, unknown, strings.Join(figs, "; "))
 	if unknown > 0 {
 		t.Logf("%s: writes with an unknown outcome, by error: %v", st.srv.backend, unknownKinds)
 	}
@@ -555,11 +558,13 @@ func (tm term) pausedDuring() bool {
 // firstWords is an error message without its key and addresses, to count
 // errors by kind.
 func firstWords(msg string) string {
-	if i := strings.Index(msg, "): "); i >= 0 {
-		msg = msg[i+3:]
+	if i := strings.Index(msg, "kv: "); i >= 0 {
+		msg = msg[i:]
 	}
-	if len(msg) > 120 {
-		msg = msg[:120]
+	// Addresses and ports vary from error to error.
+	msg = regexp.MustCompile(`127\.0\.0\.1:\d+`).ReplaceAllString(msg, "127.0.0.1:*")
+	if len(msg) > 200 {
+		msg = msg[:200]
 	}
 	return msg
 }

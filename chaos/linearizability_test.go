@@ -94,9 +94,10 @@ const (
 	outExists           // kv.ErrKeyExists
 	outModified         // kv.ErrKeyModified
 	outUnknown          // the write may or may not have been applied
+	outFailed           // a failure that says the write was not applied (not sent)
 )
 
-var outcomeNames = [...]string{"ok", "not-found", "exists", "modified", "unknown"}
+var outcomeNames = [...]string{"ok", "not-found", "exists", "modified", "unknown", "failed"}
 
 type linOutput struct {
 	Outcome outcome
@@ -139,7 +140,7 @@ var linModel = porcupine.NondeterministicModel{
 			switch {
 			case out.Outcome == outUnknown && applies:
 				return []any{st, after}
-			case out.Outcome == outUnknown:
+			case out.Outcome == outUnknown, out.Outcome == outFailed:
 				return []any{st}
 			}
 			return nil
@@ -154,7 +155,7 @@ var linModel = porcupine.NondeterministicModel{
 			if out.Outcome == outOK {
 				return []any{written}
 			}
-			return maybe(true, written)
+			return maybe(true, written) // failed: no effect; unknown: either
 		case opCreate:
 			switch out.Outcome {
 			case outOK:
@@ -230,7 +231,9 @@ var linModel = porcupine.NondeterministicModel{
 }
 
 // classify turns a write's error into its outcome: the refusals the
-// contract names are definite; anything else may or may not have been
+// contract names are definite, and so is an unreachable store or an ended
+// ctx without kv.ErrOutcomeUnknown (the write was not sent: checked here
+// as having had no effect); anything else may or may not have been
 // applied.
 func classify(err error) outcome {
 	switch {
@@ -244,6 +247,9 @@ func classify(err error) outcome {
 		return outExists
 	case errors.Is(err, kv.ErrKeyModified):
 		return outModified
+	case errors.Is(err, kv.ErrNotReachable), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, context.Canceled), errors.Is(err, kv.ErrClosed):
+		return outFailed
 	}
 	return outUnknown
 }
@@ -484,7 +490,7 @@ func linClient(ctx context.Context, id int, s kv.Store, keys []string, weights [
 			out.Outcome = classify(err)
 		}
 		h.add(id, in, call, out, ret, err)
-		if err != nil && (in.Op == opGet || out.Outcome == outUnknown) {
+		if err != nil && (in.Op == opGet || out.Outcome == outUnknown || out.Outcome == outFailed) {
 			// The server is likely away: do not pile up operations whose
 			// outcome nobody can know.
 			pause(50 * time.Millisecond)

@@ -33,7 +33,11 @@ func traceWrite(ctx context.Context) (context.Context, *sendState) {
 	st := new(sendState)
 	ctx = context.WithValue(ctx, sendStateKey{}, st)
 	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		WroteRequest: func(httptrace.WroteRequestInfo) { st.wrote.Store(true) },
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err == nil {
+				st.wrote.Store(true)
+			}
+		},
 	}), st
 }
 
@@ -61,7 +65,11 @@ func (s *Store) writeErr(ctx context.Context, op, key string, err error, st *sen
 	default:
 		m = s.translate(ctx, op, key, err)
 	}
-	if !st.wrote.Load() || !maybeApplied(m, code, err) {
+	// A request that ends in a dial error was never written: net/http
+	// tries it again on a new connection only when nothing of it was
+	// written on the old one (WroteRequest fires before the buffered
+	// request is flushed, so it may have fired for that attempt anyway).
+	if !st.wrote.Load() || isDialError(err) || !maybeApplied(m, code, err) {
 		return m
 	}
 	return kv.UnknownOutcome(m)
