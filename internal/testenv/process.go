@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -208,7 +209,53 @@ func (p *Process) Terminate(timeout time.Duration) error {
 
 // Pause stops the process (SIGSTOP): it holds its connections open but
 // answers nothing, as a process in a long GC pause or a frozen VM.
-func (p *Process) Pause() error { return p.signal(syscall.SIGSTOP) }
+// It returns once every thread of the process has stopped: kill(2) only
+// queues the signal, and a thread still on a CPU could otherwise answer
+// one more request after Pause returned.
+func (p *Process) Pause() error {
+	if err := p.signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	pid := 0
+	if p.cmd != nil {
+		pid = p.cmd.Process.Pid
+	}
+	p.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for !allThreadsStopped(pid) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("testenv: %s (pid %d) not stopped 10s after SIGSTOP", p.name, pid)
+		}
+		time.Sleep(time.Millisecond) // polling /proc: there is no event to wait on
+	}
+	return nil
+}
+
+// allThreadsStopped reports whether every thread of pid is in the stopped
+// state ("T" in /proc/pid/task/*/stat), or the process is gone.
+func allThreadsStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return true // gone, or no /proc: nothing more to wait for
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			continue // the thread ended
+		}
+		// The state follows the command name, which is in parentheses
+		// and may itself hold spaces or parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) {
+			return false
+		}
+		if st := b[i+2]; st != 'T' && st != 't' && st != 'Z' && st != 'X' {
+			return false
+		}
+	}
+	return true
+}
 
 // Resume continues a paused process (SIGCONT).
 func (p *Process) Resume() error { return p.signal(syscall.SIGCONT) }
