@@ -137,18 +137,26 @@ func TestDecodeErrorsMakeKeysAbsent(t *testing.T) {
 		t.Fatal(err)
 	}
 	var tombstones atomic.Int32
-	if _, err := inf.AddEventHandler(informer.Handler[int]{
+	reg, err := inf.AddEventHandler(informer.Handler[int]{
 		OnDelete: func(key string, last int, final bool) {
 			if key == "d/turns-bad" && last == 2 && !final {
 				tombstones.Add(1)
 			}
 		},
-	}); err != nil {
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	run(t, inf)
 	if err := inf.WaitForCacheSync(ctxFor(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
+	}
+	// The handler's initial list is the cache as it is when the handler
+	// gets it: only once it has had d/turns-bad=2 is a tombstone owed.
+	select {
+	case <-reg.Synced():
+	case <-ctxFor(t, 5*time.Second).Done():
+		t.Fatal("handler not synced after 5s")
 	}
 	if _, ok := inf.Get("d/bad"); ok {
 		t.Errorf("undecodable d/bad is cached")
