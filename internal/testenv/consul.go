@@ -50,6 +50,9 @@ type ConsulOptions struct {
 type ConsulServer struct {
 	// Addr is the HTTP API address, "127.0.0.1:port".
 	Addr string
+	// ServerAddr is the server RPC (raft) address, as /v1/status/leader
+	// names the leader.
+	ServerAddr string
 	// LogPath is the file holding the agent's stdout and stderr.
 	LogPath string
 
@@ -140,13 +143,34 @@ func StartConsul(opts ConsulOptions) (*ConsulServer, error) {
 }
 
 func startConsulOnce(bin string, opts ConsulOptions) (*ConsulServer, error) {
-	dir, err := os.MkdirTemp("", "regent-consul-")
+	ports, err := freePorts(5)
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(5)
+	srv, err := newConsulServer(bin, opts, consulPorts(ports), "regent-test", nil)
 	if err != nil {
-		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := srv.proc.Start(ctx); err != nil {
+		log := srv.Log()
+		srv.Stop()
+		return nil, fmt.Errorf("testenv: consul did not become ready: %w\n%s", err, log)
+	}
+	return srv, nil
+}
+
+// consulPorts are an agent's ports: http, serf LAN, serf WAN, server RPC
+// (raft), gRPC.
+type consulPorts []int
+
+// newConsulServer describes an agent (Start runs it). join is nil for a
+// -dev agent or a one-server cluster (opts.Persistent), else the serf LAN
+// addresses of the other servers of a cluster of len(join)+1.
+func newConsulServer(bin string, opts ConsulOptions, ports consulPorts, node string, join []string) (*ConsulServer, error) {
+	dir, err := os.MkdirTemp("", "regent-consul-")
+	if err != nil {
 		return nil, err
 	}
 	// A test run opens many clients from one address, each with its own
@@ -159,7 +183,7 @@ func startConsulOnce(bin string, opts ConsulOptions) (*ConsulServer, error) {
   enable_token_persistence = false
   tokens { initial_management = %q } }`, opts.ACLToken))
 	}
-	if opts.Persistent {
+	if opts.Persistent || join != nil {
 		hcl = append(hcl, `performance { raft_multiplier = 1 }`)
 	}
 	hcl = append(hcl, opts.HCL...)
@@ -172,7 +196,7 @@ func startConsulOnce(bin string, opts ConsulOptions) (*ConsulServer, error) {
 	// 8503 and DNS 8600 unless told otherwise, which collides with the
 	// other agents of a parallel test run.
 	args := []string{"agent",
-		"-node", "regent-test",
+		"-node", node,
 		"-bind", "127.0.0.1",
 		"-client", "127.0.0.1",
 		"-http-port", strconv.Itoa(ports[0]),
@@ -185,26 +209,122 @@ func startConsulOnce(bin string, opts ConsulOptions) (*ConsulServer, error) {
 		"-log-level", "warn",
 		"-config-file", cfgPath,
 	}
-	if opts.Persistent {
+	switch {
+	case join != nil:
+		args = append(args, "-server", "-bootstrap-expect", strconv.Itoa(len(join)+1), "-data-dir", filepath.Join(dir, "data"))
+		for _, j := range join {
+			args = append(args, "-retry-join", j, "-retry-interval", "200ms")
+		}
+	case opts.Persistent:
 		args = append(args, "-server", "-bootstrap-expect", "1", "-data-dir", filepath.Join(dir, "data"))
-	} else {
+	default:
 		args = append(args, "-dev")
 	}
 	srv := &ConsulServer{
-		Addr:    "127.0.0.1:" + strconv.Itoa(ports[0]),
-		LogPath: filepath.Join(dir, "consul.log"),
-		token:   opts.ACLToken,
-		tmpDir:  dir,
+		Addr:       "127.0.0.1:" + strconv.Itoa(ports[0]),
+		ServerAddr: "127.0.0.1:" + strconv.Itoa(ports[3]),
+		LogPath:    filepath.Join(dir, "consul.log"),
+		token:      opts.ACLToken,
+		tmpDir:     dir,
 	}
-	srv.proc = NewProcess("consul "+srv.Addr, srv.LogPath, func() *exec.Cmd { return exec.Command(bin, args...) }, srv.ready)
+	srv.proc = NewProcess("consul "+node+" "+srv.Addr, srv.LogPath, func() *exec.Cmd { return exec.Command(bin, args...) }, srv.ready)
+	return srv, nil
+}
+
+// ConsulCluster starts n Consul servers that form one cluster
+// (-bootstrap-expect n, joined over serf on loopback), each a process that
+// can be killed, paused and restarted on its data, and returns once every
+// one knows the leader and serves KV reads. They are stopped in
+// t.Cleanup. Every server is also an agent with its own HTTP API: a client
+// given all the Addrs fails over between them.
+func ConsulCluster(t testing.TB, n int, opts ConsulOptions) ConsulServers {
+	t.Helper()
+	bin, err := ConsulBinary()
+	if errors.Is(err, ErrConsulMissing) {
+		Missing(t, "consul "+ConsulVersion, ConsulHowToGet)
+	}
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	ports, err := freePorts(5 * n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	servers := make(ConsulServers, n)
+	for i := range servers {
+		var join []string
+		for j := range n {
+			if j != i {
+				join = append(join, "127.0.0.1:"+strconv.Itoa(ports[5*j+1]))
+			}
+		}
+		srv, err := newConsulServer(bin, opts, consulPorts(ports[5*i:5*i+5]), fmt.Sprintf("regent-test-%d", i), join)
+		if err != nil {
+			t.Fatal(err)
+		}
+		servers[i] = srv
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("consul %s log (%s):\n%s", srv.Addr, srv.LogPath, srv.Log())
+			}
+			srv.Stop()
+		})
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := srv.proc.Start(ctx); err != nil {
-		log := srv.Log()
-		srv.Stop()
-		return nil, fmt.Errorf("testenv: consul did not become ready: %w\n%s", err, log)
+	errs := make(chan error, n)
+	for _, srv := range servers {
+		go func() { errs <- srv.proc.Start(ctx) }()
 	}
-	return srv, nil
+	for range servers {
+		if err := <-errs; err != nil {
+			t.Fatalf("testenv: start consul cluster: %v", err)
+		}
+	}
+	return servers
+}
+
+// ConsulServers are the servers of a cluster.
+type ConsulServers []*ConsulServer
+
+// Addrs are the HTTP API addresses of every server.
+func (c ConsulServers) Addrs() []string {
+	var out []string
+	for _, s := range c {
+		out = append(out, s.Addr)
+	}
+	return out
+}
+
+// Leader is the index of the raft leader as a running, unpaused server
+// reports it, or -1 when none knows one.
+func (c ConsulServers) Leader(ctx context.Context) int {
+	client := &http.Client{Timeout: time.Second}
+	for _, s := range c {
+		if !s.proc.Running() || s.proc.Paused() {
+			continue
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.Addr+"/v1/status/leader", nil)
+		if err != nil {
+			return -1
+		}
+		if s.token != "" {
+			req.Header.Set("X-Consul-Token", s.token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		leader := strings.Trim(strings.TrimSpace(string(b)), `"`)
+		for i, m := range c {
+			if m.ServerAddr == leader {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 // ready checks that the agent has a leader and answers a KV read.

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 )
@@ -171,4 +172,46 @@ func runEtcdChild(raw json.RawMessage) int {
 		e.Close()
 		return 1
 	}
+}
+
+// EtcdLeader is the index of the member the running, unpaused members
+// report as their leader, or -1 when none knows one.
+func EtcdLeader(ctx context.Context, members []*EtcdMember) int {
+	var eps []string
+	for _, m := range members {
+		if m.Running() && !m.Paused() {
+			eps = append(eps, m.ClientURL)
+		}
+	}
+	if len(eps) == 0 {
+		return -1
+	}
+	c, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return -1
+	}
+	defer func() { _ = c.Close() }()
+	for _, ep := range eps {
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		st, err := c.Status(sctx, ep)
+		cancel()
+		if err != nil || st.Leader == 0 {
+			continue
+		}
+		ml, err := c.MemberList(ctx)
+		if err != nil {
+			return -1
+		}
+		for _, mem := range ml.Members {
+			if mem.ID != st.Leader {
+				continue
+			}
+			for i, m := range members {
+				if mem.Name == m.Name {
+					return i
+				}
+			}
+		}
+	}
+	return -1
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -36,6 +37,10 @@ type ZooKeeperServer struct {
 	jar  string
 	dir  string // config, data and log
 	proc *Process
+	// id and peers are set for a member of an ensemble: its myid and the
+	// "server.N=..." lines of every member. Standalone otherwise.
+	id    int
+	peers []string
 }
 
 // ZooKeeper starts a ZooKeeper server for t and stops it in t.Cleanup. The
@@ -159,6 +164,15 @@ func (s *ZooKeeperServer) writeConfig() error {
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return err
 	}
+	ensemble := ""
+	if s.peers != nil {
+		if err := os.WriteFile(filepath.Join(data, "myid"), []byte(strconv.Itoa(s.id)+"\n"), 0o644); err != nil {
+			return err
+		}
+		// initLimit and syncLimit are in ticks: a follower that lags by a
+		// second is dropped, and a restarted member has 4 s to sync.
+		ensemble = "initLimit=20\nsyncLimit=5\nstandaloneEnabled=false\n" + strings.Join(s.peers, "\n") + "\n"
+	}
 	// A short tick lets tests use session timeouts down to 400 ms; the
 	// upper bound stays generous for drivers that ask for more.
 	cfg := fmt.Sprintf(`tickTime=200
@@ -169,7 +183,7 @@ clientPort=%s
 clientPortAddress=127.0.0.1
 admin.enableServer=false
 4lw.commands.whitelist=srvr,stat,mntr
-`, data, port)
+%s`, data, port, ensemble)
 	return os.WriteFile(filepath.Join(s.dir, "zoo.cfg"), []byte(cfg), 0o644)
 }
 
@@ -184,8 +198,15 @@ func (s *ZooKeeperServer) command() *exec.Cmd {
 		"-Dzookeeper.extendedTypesEnabled=true",
 		"-Dznode.container.checkIntervalMs="+strconv.FormatInt(ZooKeeperCheckInterval.Milliseconds(), 10),
 		"-Dzookeeper.log.dir="+s.dir,
-		"org.apache.zookeeper.server.ZooKeeperServerMain",
+		s.mainClass(),
 		filepath.Join(s.dir, "zoo.cfg"))
+}
+
+func (s *ZooKeeperServer) mainClass() string {
+	if s.peers != nil {
+		return "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+	}
+	return "org.apache.zookeeper.server.ZooKeeperServerMain"
 }
 
 func (s *ZooKeeperServer) start() error {
@@ -194,29 +215,122 @@ func (s *ZooKeeperServer) start() error {
 	return s.proc.Start(ctx)
 }
 
-// serving asks the server for its status: an answer means it serves
-// clients.
+// serving asks the server for its status: a standalone server, or an
+// ensemble member that is leader or follower, serves clients.
 func (s *ZooKeeperServer) serving(context.Context) error {
-	if !ruok(s.Addr) {
+	switch m := zooKeeperMode(s.Addr); m {
+	case "standalone", "leader", "follower":
+		return nil
+	case "":
 		return errors.New("no answer to srvr")
+	default:
+		return fmt.Errorf("mode %q", m)
 	}
-	return nil
 }
 
+// Mode is what the server says it is ("standalone", "leader",
+// "follower"), through the srvr four-letter command; "" when it does not
+// answer or serves no clients (an ensemble member without a quorum).
+func (s *ZooKeeperServer) Mode() string { return zooKeeperMode(s.Addr) }
+
 // ruok asks the server for its status: an answer means it serves clients.
-func ruok(addr string) bool {
+func ruok(addr string) bool { return zooKeeperMode(addr) != "" }
+
+func zooKeeperMode(addr string) string {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
-		return false
+		return ""
 	}
 	defer func() { _ = c.Close() }()
 	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
 	if _, err := c.Write([]byte("srvr")); err != nil {
-		return false
+		return ""
 	}
 	var buf bytes.Buffer
 	_, _ = buf.ReadFrom(c)
-	return bytes.Contains(buf.Bytes(), []byte("Mode: standalone"))
+	for line := range strings.Lines(buf.String()) {
+		if m, ok := strings.CutPrefix(line, "Mode: "); ok {
+			return strings.TrimSpace(m)
+		}
+	}
+	return "" // "This ZooKeeper instance is not currently serving requests"
+}
+
+// ZooKeeperEnsemble starts an n-member ensemble (ZooKeeper's quorum peers)
+// for t, each member a process of its own on loopback, with the same
+// settings as ZooKeeper, and returns once every member serves as leader
+// or follower. Members are killed in t.Cleanup, their output logged if
+// the test failed. Each can be killed, paused and restarted on its data;
+// a client given Servers of all of them fails over between them.
+func ZooKeeperEnsemble(t testing.TB, n int) ZooKeeperCluster {
+	t.Helper()
+	jar, err := zooKeeperJar()
+	if err != nil {
+		Missing(t, "ZooKeeper", err.Error())
+		return nil
+	}
+	ports, err := freePorts(3 * n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var peers []string
+	for i := range n {
+		peers = append(peers, fmt.Sprintf("server.%d=127.0.0.1:%d:%d", i+1, ports[3*i+1], ports[3*i+2]))
+	}
+	dir := t.TempDir()
+	members := make(ZooKeeperCluster, n)
+	for i := range members {
+		s := newZooKeeperServer(jar, filepath.Join(dir, fmt.Sprintf("zk%d", i+1)), ports[3*i])
+		s.id, s.peers = i+1, peers
+		if err := os.MkdirAll(s.dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.writeConfig(); err != nil {
+			t.Fatalf("testenv: zookeeper config: %v", err)
+		}
+		members[i] = s
+		t.Cleanup(func() {
+			s.proc.Kill()
+			if t.Failed() {
+				s.dumpLog(t)
+			}
+		})
+	}
+	// Members wait for a quorum before they serve: start them together.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	errs := make(chan error, n)
+	for _, s := range members {
+		go func() { errs <- s.proc.Start(ctx) }()
+	}
+	for range members {
+		if err := <-errs; err != nil {
+			t.Fatalf("testenv: start zookeeper ensemble: %v", err)
+		}
+	}
+	return members
+}
+
+// ZooKeeperCluster is the members of an ensemble.
+type ZooKeeperCluster []*ZooKeeperServer
+
+// Servers is the connect string of every member.
+func (c ZooKeeperCluster) Servers() []string {
+	var out []string
+	for _, s := range c {
+		out = append(out, s.Addr)
+	}
+	return out
+}
+
+// Leader is the index of the member that says it leads, or -1.
+func (c ZooKeeperCluster) Leader() int {
+	for i, s := range c {
+		if s.proc.Running() && !s.proc.Paused() && s.Mode() == "leader" {
+			return i
+		}
+	}
+	return -1
 }
 
 func (s *ZooKeeperServer) dumpLog(t testing.TB) {
