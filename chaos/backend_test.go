@@ -27,13 +27,26 @@ const (
 	opTimeout = 2 * time.Second
 )
 
-// server is one backend server, running as an OS process of its own.
+// server is one backend server, or a 3-member cluster of them, each
+// member an OS process of its own.
 type server struct {
 	backend string
+	members []member
+	client  clientConfig // every member
+	// leader is the member the cluster says leads (-1: none known); nil
+	// for a single server.
+	leader func(ctx context.Context) int
+}
+
+// member is one server process.
+type member struct {
+	name    string
 	proc    *testenv.Process
 	restart func(ctx context.Context) error
-	client  clientConfig
 }
+
+// clusterSize is the size of the clusters of the cluster scenarios.
+const clusterSize = 3
 
 // clientConfig says how to open a client of a server; candidate processes
 // get it as their arguments.
@@ -63,34 +76,105 @@ func startServer(t *testing.T, backend string) *server {
 	switch backend {
 	case "etcd":
 		m := testenv.EtcdProcess(t)
-		return &server{backend: backend, proc: m.Process, restart: m.Start,
+		return &server{backend: backend, members: []member{{m.Name, m.Process, m.Start}},
 			client: clientConfig{Backend: backend, Endpoints: m.Endpoints()}}
 	case "zookeeper":
 		z := testenv.ZooKeeper(t)
-		return &server{backend: backend, proc: z.Process(), restart: z.Restart,
+		return &server{backend: backend, members: []member{{z.Addr, z.Process(), z.Restart}},
 			client: clientConfig{Backend: backend, Endpoints: z.Servers()}}
 	case "consul":
 		c := testenv.Consul(t, testenv.ConsulOptions{Persistent: true})
-		return &server{backend: backend, proc: c.Process(), restart: c.Restart,
+		return &server{backend: backend, members: []member{{c.Addr, c.Process(), c.Restart}},
 			client: clientConfig{Backend: backend, Endpoints: []string{c.Addr}}}
 	}
 	t.Fatalf("unknown backend %q", backend)
 	return nil
 }
 
+// startCluster starts a clusterSize-member cluster of backend, members
+// killed at the end of the test. Its client config names every member.
+func startCluster(t *testing.T, backend string) *server {
+	t.Helper()
+	srv := &server{backend: backend, client: clientConfig{Backend: backend}}
+	switch backend {
+	case "etcd":
+		ms := testenv.EtcdCluster(t, clusterSize)
+		for _, m := range ms {
+			srv.members = append(srv.members, member{m.Name, m.Process, m.Start})
+			srv.client.Endpoints = append(srv.client.Endpoints, m.ClientURL)
+		}
+		srv.leader = func(ctx context.Context) int { return testenv.EtcdLeader(ctx, ms) }
+	case "zookeeper":
+		ens := testenv.ZooKeeperEnsemble(t, clusterSize)
+		for _, z := range ens {
+			srv.members = append(srv.members, member{z.Addr, z.Process(), z.Restart})
+		}
+		srv.client.Endpoints = ens.Servers()
+		srv.leader = func(context.Context) int { return ens.Leader() }
+	case "consul":
+		cs := testenv.ConsulCluster(t, clusterSize, testenv.ConsulOptions{})
+		for _, c := range cs {
+			srv.members = append(srv.members, member{c.Addr, c.Process(), c.Restart})
+		}
+		srv.client.Endpoints = cs.Addrs()
+		srv.leader = cs.Leader
+	default:
+		t.Fatalf("unknown backend %q", backend)
+	}
+	return srv
+}
+
+// clientFor is the client config of client i of a cluster: every member,
+// the list rotated by i so that clients spread over members (Consul's
+// client, and etcd's at first, use the first one that answers).
+func (s *server) clientFor(i int) clientConfig {
+	eps := s.client.Endpoints
+	k := i % len(eps)
+	return clientConfig{Backend: s.backend, Endpoints: append(append([]string(nil), eps[k:]...), eps[:k]...)}
+}
+
+// storeLeader waits up to 30 s for the cluster to name a leader and
+// returns its index.
+func (s *server) storeLeader(t *testing.T) int {
+	t.Helper()
+	if s.leader == nil {
+		return 0
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		i := s.leader(ctx)
+		cancel()
+		if i >= 0 {
+			return i
+		}
+		pause(50 * time.Millisecond) // polling the cluster's status
+	}
+	t.Fatalf("%s cluster: no leader within 30s", s.backend)
+	return -1
+}
+
+// bounceMember kills member i (SIGKILL) and starts it again after down,
+// on its data, waiting until it serves.
+func (s *server) bounceMember(t *testing.T, tl *timeline, i int, down time.Duration) {
+	t.Helper()
+	m := s.members[i]
+	tl.say("FAULT  kill %s member %s (pid %d), down for %v", s.backend, m.name, m.proc.PID(), down)
+	m.proc.Kill()
+	pause(down)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := m.restart(ctx); err != nil {
+		t.Fatalf("restart %s member %s: %v", s.backend, m.name, err)
+	}
+	tl.say("       %s member %s back (pid %d)", s.backend, m.name, m.proc.PID())
+}
+
 // bounce kills the server (SIGKILL) and starts it again after down,
 // waiting until it serves; it returns when the server is back.
 func (s *server) bounce(t *testing.T, tl *timeline, down time.Duration) {
 	t.Helper()
-	tl.say("FAULT  kill the %s server (pid %d), down for %v", s.backend, s.proc.PID(), down)
-	s.proc.Kill()
-	pause(down)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := s.restart(ctx); err != nil {
-		t.Fatalf("restart %s: %v", s.backend, err)
-	}
-	tl.say("       %s server back (pid %d)", s.backend, s.proc.PID())
+	s.bounceMember(t, tl, 0, down)
 }
 
 // open opens a client of the server, retrying while it is unreachable

@@ -37,6 +37,10 @@ type linWorkload struct {
 	keys    int
 	weights [6]int
 	faults  bool // server restarts during the run
+	// cluster: a 3-member cluster, clients spread over its members; each
+	// fault kills one member (the cluster's leader half the time) and
+	// restarts it on its data.
+	cluster bool
 }
 
 var linWorkloads = []linWorkload{
@@ -47,6 +51,7 @@ var linWorkloads = []linWorkload{
 	// and stale-refusal bugs.
 	{name: "contended", clients: 3, keys: 1, weights: [6]int{30, 1, 24, 30, 5, 10}},
 	{name: "server-restarts", clients: 4, keys: 3, weights: [6]int{40, 18, 10, 17, 5, 10}, faults: true},
+	{name: "member-loss", clients: 6, keys: 3, weights: [6]int{40, 18, 10, 17, 5, 10}, faults: true, cluster: true},
 }
 
 func TestLinearizability(t *testing.T) {
@@ -295,12 +300,17 @@ func errString(err error) string {
 
 func linearizabilityRun(t *testing.T, backend string, w linWorkload, rng *rand.Rand) {
 	tl := newTimeline(t)
-	srv := startServer(t, backend)
+	var srv *server
+	if w.cluster {
+		srv = startCluster(t, backend)
+	} else {
+		srv = startServer(t, backend)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stores := make([]kv.Store, w.clients)
 	for i := range stores {
-		s, err := srv.client.open(ctx, zap.NewNop())
+		s, err := srv.clientFor(i).open(ctx, zap.NewNop())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -332,7 +342,14 @@ func linearizabilityRun(t *testing.T, backend string, w linWorkload, rng *rand.R
 			}
 			down := time.Duration(200+rng.IntN(1300)) * time.Millisecond
 			tl.say("restart %d of %d", i+1, n)
-			srv.bounce(t, tl, down)
+			victim := 0
+			if w.cluster {
+				victim = rng.IntN(len(srv.members))
+				if rng.IntN(2) == 0 {
+					victim = srv.storeLeader(t)
+				}
+			}
+			srv.bounceMember(t, tl, victim, down)
 		}
 	}
 	wg.Wait()
