@@ -44,7 +44,7 @@ func TestElectionSafety(t *testing.T) {
 	for _, b := range backends(t) {
 		t.Run(b, func(t *testing.T) {
 			forEachSeed(t, func(t *testing.T, seed uint64, rng *rand.Rand) {
-				electionRun(t, b, rng)
+				electionRun(t, b, rng, false)
 			})
 		})
 	}
@@ -58,9 +58,24 @@ const (
 	termLeader
 	killFollower
 	restartServer
+	killStoreLeader // the cluster's leader member, restarted after a while
 )
 
-var faultNames = [...]string{"SIGKILL leader", "SIGSTOP leader", "SIGTERM leader", "SIGKILL follower", "restart server"}
+var faultNames = [...]string{"SIGKILL leader", "SIGSTOP leader", "SIGTERM leader", "SIGKILL follower", "restart server", "SIGKILL store leader"}
+
+// TestElectionClusterLeaderLoss is the election on a 3-member cluster,
+// candidates spread over its members, whose own leader is killed (and
+// restarted) among the candidate faults: same checks, and the time
+// without accepted fenced writes after the store's leader dies.
+func TestElectionClusterLeaderLoss(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b, func(t *testing.T) {
+			forEachSeed(t, func(t *testing.T, seed uint64, rng *rand.Rand) {
+				electionRun(t, b, rng, true)
+			})
+		})
+	}
+}
 
 // candidate is one candidate process of the run.
 type candidate struct {
@@ -99,9 +114,15 @@ type failover struct {
 	took  time.Duration
 }
 
-func electionRun(t *testing.T, backend string, rng *rand.Rand) {
+func electionRun(t *testing.T, backend string, rng *rand.Rand, cluster bool) {
 	tl := newTimeline(t)
-	st := &electionRunState{t: t, tl: tl, srv: startServer(t, backend), dir: t.TempDir(), byID: map[string]*candidate{}}
+	var srv *server
+	if cluster {
+		srv = startCluster(t, backend)
+	} else {
+		srv = startServer(t, backend)
+	}
+	st := &electionRunState{t: t, tl: tl, srv: srv, dir: t.TempDir(), byID: map[string]*candidate{}}
 	run := fmt.Sprintf("%08x", rng.Uint32())
 	st.key = "chaos/election/" + run
 	st.fenced = "chaos/fenced/" + run
@@ -128,6 +149,9 @@ func electionRun(t *testing.T, backend string, rng *rand.Rand) {
 	for range electionFaults {
 		pause(time.Duration(500+rng.IntN(1500)) * time.Millisecond)
 		kind := faultKind(rng.IntN(5))
+		if cluster && (kind == restartServer || rng.IntN(3) == 0) {
+			kind = killStoreLeader
+		}
 		if f, ok := st.inject(kind, rng); ok {
 			failovers = append(failovers, f)
 		}
@@ -149,7 +173,7 @@ func (st *electionRunState) spawn() *candidate {
 	st.t.Helper()
 	st.next++
 	c := &candidate{id: fmt.Sprintf("c%d", st.next), events: filepath.Join(st.dir, fmt.Sprintf("c%d.events", st.next))}
-	args := candidateArgs{Client: st.srv.client, Identity: c.id, Election: st.key, Fenced: st.fenced, Events: c.events}
+	args := candidateArgs{Client: st.srv.clientFor(st.next), Identity: c.id, Election: st.key, Fenced: st.fenced, Events: c.events}
 	booted := func(context.Context) error {
 		for _, ev := range readEvents(c.events) {
 			if ev.Kind == "boot" {
@@ -263,7 +287,7 @@ func (st *electionRunState) termStart(since int64, not *candidate, bound time.Du
 func (st *electionRunState) inject(kind faultKind, rng *rand.Rand) (failover, bool) {
 	t, tl := st.t, st.tl
 	leader, token := st.leaderNow()
-	if leader == nil && kind != restartServer {
+	if leader == nil && kind != restartServer && kind != killStoreLeader {
 		tl.say("(no known leader: %s skipped)", faultNames[kind])
 		return failover{}, false
 	}
@@ -339,6 +363,31 @@ func (st *electionRunState) inject(kind faultKind, rng *rand.Rand) (failover, bo
 		f.proc.Kill()
 		st.spawn()
 		return failover{}, false
+	case killStoreLeader:
+		i := st.srv.storeLeader(t)
+		m := st.srv.members[i]
+		at := mono()
+		tl.say("FAULT  SIGKILL %s store leader %s (pid %d)", st.srv.backend, m.name, m.proc.PID())
+		m.proc.Kill()
+		_, when, err := st.waitLeader(at, leaderBound)
+		if err != nil {
+			t.Errorf("after the store leader died: %v", err)
+		}
+		took := time.Duration(when - at)
+		if err == nil {
+			tl.say("       fenced writes again %v after the store leader was killed", took)
+		}
+		pause(time.Duration(200+rng.IntN(1300)) * time.Millisecond)
+		rctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		if rerr := m.restart(rctx); rerr != nil {
+			t.Fatalf("restart %s member %s: %v", st.srv.backend, m.name, rerr)
+		}
+		tl.say("       %s member %s back (pid %d)", st.srv.backend, m.name, m.proc.PID())
+		if err != nil {
+			return failover{}, false
+		}
+		return failover{kind, took}, true
 	case restartServer:
 		at := mono()
 		st.srv.bounce(t, tl, time.Duration(200+rng.IntN(1300))*time.Millisecond)
