@@ -16,6 +16,7 @@ import (
 	"github.com/regentkv/regent/internal/poll"
 	"github.com/regentkv/regent/internal/testenv"
 	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/zookeeper"
 )
 
 // The tests in this file each reproduce a fault that black-box runs found
@@ -389,5 +390,73 @@ func TestAbandonedLockLeavesNoContender(t *testing.T) {
 	defer cancel()
 	if _, err := l2.Lock(octx); err != nil {
 		t.Fatalf("Lock by another client after the abandoned attempt: %v (contenders: %q)", err, contenders(t, raw, "/abandoned", "job"))
+	}
+}
+
+// A connection blip on an ensemble: the member the holder talks to dies,
+// the client reconnects to another within milliseconds and its session
+// lives on. The lock may be kept or reported lost, but it must not be left
+// behind a contender nobody owns: the same Locker and other clients take
+// it again.
+func TestLockRetakenAfterMemberLoss(t *testing.T) {
+	ctx := t.Context()
+	ens := testenv.ZooKeeperEnsemble(t, 3)
+	cfg := config(ens.Servers(), "/member-loss")
+	cfg.SessionTimeout = 10 * time.Second // the session outlives the blip
+	holder := open(t, cfg)
+	l, err := holder.NewLock(ctx, "job", &kv.LockOptions{RenewDeadline: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost, err := l.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	connected := zookeeper.ConnectedServer(holder)
+	victim := -1
+	for i, m := range ens {
+		if m.Addr == connected {
+			victim = i
+		}
+	}
+	if victim < 0 {
+		t.Fatalf("holder connected to %q, not a member of %v", connected, ens.Servers())
+	}
+	ens[victim].Process().Kill()
+	lctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	select {
+	case <-lost:
+		if _, err := l.Lock(lctx); err != nil {
+			t.Fatalf("Lock again by the same Locker after the blip: %v", err)
+		}
+	default:
+		// Kept: it must still be ours.
+	}
+	var live []string
+	for i, m := range ens {
+		if i != victim {
+			live = append(live, m.Addr)
+		}
+	}
+	// The two left may be electing a new leader of their own.
+	poll.Until(t, 20*time.Second, "no ensemble leader among the members left", func() bool {
+		i := ens.Leader()
+		return i >= 0 && i != victim
+	})
+	raw := rawConn(t, live)
+	if n := len(contenders(t, raw, "/member-loss", "job")); n != 1 {
+		t.Fatalf("%d contenders while one Locker holds the lock, want 1", n)
+	}
+	if err := l.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	other := open(t, config(live, "/member-loss"))
+	l2, err := other.NewLock(ctx, "job", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l2.Lock(lctx); err != nil {
+		t.Fatalf("Lock by another client after the blip: %v (contenders: %q)", err, contenders(t, raw, "/member-loss", "job"))
 	}
 }
