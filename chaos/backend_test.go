@@ -36,6 +36,9 @@ type server struct {
 	// leader is the member the cluster says leads (-1: none known); nil
 	// for a single server.
 	leader func(ctx context.Context) int
+	// healthy reports whether the cluster has caught up after a fault and
+	// can lose a member; nil: whenever every member runs and one leads.
+	healthy func(ctx context.Context) bool
 }
 
 // member is one server process.
@@ -118,6 +121,10 @@ func startCluster(t *testing.T, backend string) *server {
 		}
 		srv.client.Endpoints = cs.Addrs()
 		srv.leader = cs.Leader
+		// A Consul server back from a restart needs a while before the
+		// cluster can lose another: killing the leader before that has
+		// left it without a leader for 25 s.
+		srv.healthy = cs.Healthy
 	default:
 		t.Fatalf("unknown backend %q", backend)
 	}
@@ -133,8 +140,9 @@ func (s *server) clientFor(i int) clientConfig {
 	return clientConfig{Backend: s.backend, Endpoints: append(append([]string(nil), eps[k:]...), eps[:k]...)}
 }
 
-// storeLeader waits up to 30 s for the cluster to name a leader and
-// returns its index.
+// storeLeader waits up to 30 s for the cluster to be healthy and name a
+// leader, and returns its index: the next fault finds a cluster that can
+// lose a member.
 func (s *server) storeLeader(t *testing.T) int {
 	t.Helper()
 	if s.leader == nil {
@@ -144,13 +152,14 @@ func (s *server) storeLeader(t *testing.T) int {
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		i := s.leader(ctx)
+		ok := i >= 0 && (s.healthy == nil || s.healthy(ctx))
 		cancel()
-		if i >= 0 {
+		if ok {
 			return i
 		}
 		pause(50 * time.Millisecond) // polling the cluster's status
 	}
-	t.Fatalf("%s cluster: no leader within 30s", s.backend)
+	t.Fatalf("%s cluster: no healthy cluster with a leader within 30s", s.backend)
 	return -1
 }
 

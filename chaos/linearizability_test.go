@@ -344,9 +344,10 @@ func linearizabilityRun(t *testing.T, backend string, w linWorkload, rng *rand.R
 			tl.say("restart %d of %d", i+1, n)
 			victim := 0
 			if w.cluster {
+				leader := srv.storeLeader(t) // waits for a healthy cluster too
 				victim = rng.IntN(len(srv.members))
 				if rng.IntN(2) == 0 {
-					victim = srv.storeLeader(t)
+					victim = leader
 				}
 			}
 			srv.bounceMember(t, tl, victim, down)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -53,9 +54,9 @@ func quorumLossRun(t *testing.T, backend string, rng *rand.Rand) {
 	}
 
 	// Kill two members, the store's leader among them half the time.
+	leader := srv.storeLeader(t)
 	keep := rng.IntN(len(srv.members))
 	if rng.IntN(2) == 0 {
-		leader := srv.storeLeader(t)
 		keep = (leader + 1 + rng.IntN(2)) % len(srv.members)
 	}
 	for i, m := range srv.members {
@@ -117,12 +118,19 @@ func quorumLossRun(t *testing.T, backend string, rng *rand.Rand) {
 
 	// Bring them back; everything must work again.
 	back := time.Now()
+	var restarts sync.WaitGroup
+	restartErrs := make(chan error, len(srv.members))
 	for i, m := range srv.members {
 		if i == keep {
 			continue
 		}
-		rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		go func() { defer cancel(); _ = m.restart(rctx) }()
+		restarts.Go(func() {
+			rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+			defer cancel()
+			if err := m.restart(rctx); err != nil {
+				restartErrs <- fmt.Errorf("restart %s: %w", m.name, err)
+			}
+		})
 	}
 	var recovered time.Duration
 	deadline := time.Now().Add(60 * time.Second)
@@ -133,17 +141,15 @@ func quorumLossRun(t *testing.T, backend string, rng *rand.Rand) {
 			break
 		}
 		if time.Now().After(deadline) {
+			restarts.Wait()
 			t.Fatalf("no Put within 60s of the restarts: %v", err)
 		}
+		pause(20 * time.Millisecond) // a failed Put may return at once
 	}
-	for _, m := range srv.members {
-		// Wait for both restarts to have finished (the ready checks).
-		for !m.proc.Running() {
-			if time.Now().After(deadline) {
-				t.Fatalf("member %s not back", m.name)
-			}
-			pause(50 * time.Millisecond) // polling the restart
-		}
+	restarts.Wait() // both members serve again
+	close(restartErrs)
+	for err := range restartErrs {
+		t.Fatal(err)
 	}
 	err = withTimeout(30*time.Second, func(ctx context.Context) error {
 		p, err := s.Get(ctx, key, &kv.ReadOptions{Consistent: true})

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -406,4 +407,35 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// Healthy reports whether autopilot, asked through a running, unpaused
+// server, finds every server healthy and the cluster able to lose one
+// (a server back from a restart counts once it has caught up).
+func (c ConsulServers) Healthy(ctx context.Context) bool {
+	client := &http.Client{Timeout: time.Second}
+	for _, s := range c {
+		if !s.proc.Running() || s.proc.Paused() {
+			continue
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.Addr+"/v1/operator/autopilot/health", nil)
+		if err != nil {
+			return false
+		}
+		if s.token != "" {
+			req.Header.Set("X-Consul-Token", s.token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			continue
+		}
+		var h struct {
+			Healthy          bool
+			FailureTolerance int
+		}
+		err = json.NewDecoder(resp.Body).Decode(&h)
+		_ = resp.Body.Close()
+		return err == nil && h.Healthy && h.FailureTolerance >= 1
+	}
+	return false
 }
