@@ -19,7 +19,7 @@ source scripts/servers.sh
 # it after a reconnect: go-zookeeper/zk pull request 35, unmerged), which
 # server restarts make likely.
 go vet -tags chaos ./chaos/
-# One seed of every scenario takes about 4 minutes here.
+# One seed of every scenario takes about 9 minutes here (2 cores).
 timeout=$(( ${CHAOS_SEEDS:-1} * 8 + 10 ))m
 go test -tags chaos -count=1 -timeout "$timeout" -v ./chaos/ \
   -run "${CHAOS_RUN:-.}" \
