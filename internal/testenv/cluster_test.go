@@ -2,6 +2,7 @@ package testenv_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -67,7 +68,7 @@ func TestZooKeeperEnsembleLeaderLoss(t *testing.T) {
 	waitNewLeader(t, ens.Leader, leader)
 	poll.Until(t, 20*time.Second, "no write through the client after the leader died", func() bool {
 		_, err := conn.Create("/k", nil, 0, zk.WorldACL(zk.PermAll))
-		return err == nil || err == zk.ErrNodeExists
+		return err == nil || errors.Is(err, zk.ErrNodeExists)
 	})
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
