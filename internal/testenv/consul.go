@@ -271,16 +271,12 @@ func ConsulCluster(t testing.TB, n int, opts ConsulOptions) ConsulServers {
 			srv.Stop()
 		})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	errs := make(chan error, n)
-	for _, srv := range servers {
-		go func() { errs <- srv.proc.Start(ctx) }()
+	procs := make([]*Process, n)
+	for i, srv := range servers {
+		procs[i] = srv.proc
 	}
-	for range servers {
-		if err := <-errs; err != nil {
-			t.Fatalf("testenv: start consul cluster: %v", err)
-		}
+	if err := StartTogether(context.Background(), procs); err != nil {
+		t.Fatalf("testenv: start consul cluster: %v", err)
 	}
 	return servers
 }
@@ -300,32 +296,44 @@ func (c ConsulServers) Addrs() []string {
 // Leader is the index of the raft leader as a running, unpaused server
 // reports it, or -1 when none knows one.
 func (c ConsulServers) Leader(ctx context.Context) int {
+	b, err := c.ask(ctx, "/v1/status/leader")
+	if err != nil {
+		return -1
+	}
+	leader := strings.Trim(strings.TrimSpace(string(b)), `"`)
+	for i, m := range c {
+		if m.ServerAddr == leader {
+			return i
+		}
+	}
+	return -1
+}
+
+// ask GETs path from the first running, unpaused server that answers.
+func (c ConsulServers) ask(ctx context.Context, path string) ([]byte, error) {
 	client := &http.Client{Timeout: time.Second}
+	last := errors.New("no server running")
 	for _, s := range c {
 		if !s.proc.Running() || s.proc.Paused() {
 			continue
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.Addr+"/v1/status/leader", nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.Addr+path, nil)
 		if err != nil {
-			return -1
+			return nil, err
 		}
 		if s.token != "" {
 			req.Header.Set("X-Consul-Token", s.token)
 		}
 		resp, err := client.Do(req)
 		if err != nil {
+			last = err
 			continue
 		}
-		b, _ := io.ReadAll(resp.Body)
+		b, err := io.ReadAll(resp.Body)
 		_ = resp.Body.Close()
-		leader := strings.Trim(strings.TrimSpace(string(b)), `"`)
-		for i, m := range c {
-			if m.ServerAddr == leader {
-				return i
-			}
-		}
+		return b, err
 	}
-	return -1
+	return nil, last
 }
 
 // ready checks that the agent has a leader and answers a KV read.
@@ -413,29 +421,13 @@ func freePorts(n int) ([]int, error) {
 // server, finds every server healthy and the cluster able to lose one
 // (a server back from a restart counts once it has caught up).
 func (c ConsulServers) Healthy(ctx context.Context) bool {
-	client := &http.Client{Timeout: time.Second}
-	for _, s := range c {
-		if !s.proc.Running() || s.proc.Paused() {
-			continue
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.Addr+"/v1/operator/autopilot/health", nil)
-		if err != nil {
-			return false
-		}
-		if s.token != "" {
-			req.Header.Set("X-Consul-Token", s.token)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			continue
-		}
-		var h struct {
-			Healthy          bool
-			FailureTolerance int
-		}
-		err = json.NewDecoder(resp.Body).Decode(&h)
-		_ = resp.Body.Close()
-		return err == nil && h.Healthy && h.FailureTolerance >= 1
+	b, err := c.ask(ctx, "/v1/operator/autopilot/health")
+	if err != nil {
+		return false
 	}
-	return false
+	var h struct {
+		Healthy          bool
+		FailureTolerance int
+	}
+	return json.Unmarshal(b, &h) == nil && h.Healthy && h.FailureTolerance >= 1
 }

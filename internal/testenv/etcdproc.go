@@ -83,17 +83,12 @@ func EtcdCluster(t testing.TB, n int) []*EtcdMember {
 			}
 		})
 	}
-	// Members of a new cluster wait for each other: start them together.
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	errs := make(chan error, n)
-	for _, m := range members {
-		go func() { errs <- m.Start(ctx) }()
+	procs := make([]*Process, n)
+	for i, m := range members {
+		procs[i] = m.Process
 	}
-	for range members {
-		if err := <-errs; err != nil {
-			t.Fatalf("testenv: start etcd cluster: %v", err)
-		}
+	if err := StartTogether(context.Background(), procs); err != nil {
+		t.Fatalf("testenv: start etcd cluster: %v", err)
 	}
 	return members
 }

@@ -290,3 +290,23 @@ func isClosed(c chan struct{}) bool {
 		return false
 	}
 }
+
+// StartTogether starts every process at once and waits until all serve
+// (or one fails): members of a new cluster wait for a quorum before they
+// are ready, so starting them one by one would never finish. It returns
+// the first error.
+func StartTogether(ctx context.Context, procs []*Process) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	errs := make(chan error, len(procs))
+	for _, p := range procs {
+		go func() { errs <- p.Start(ctx) }()
+	}
+	var first error
+	for range procs {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

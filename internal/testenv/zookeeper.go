@@ -296,17 +296,12 @@ func ZooKeeperEnsemble(t testing.TB, n int) ZooKeeperCluster {
 			}
 		})
 	}
-	// Members wait for a quorum before they serve: start them together.
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	errs := make(chan error, n)
-	for _, s := range members {
-		go func() { errs <- s.proc.Start(ctx) }()
+	procs := make([]*Process, n)
+	for i, s := range members {
+		procs[i] = s.proc
 	}
-	for range members {
-		if err := <-errs; err != nil {
-			t.Fatalf("testenv: start zookeeper ensemble: %v", err)
-		}
+	if err := StartTogether(context.Background(), procs); err != nil {
+		t.Fatalf("testenv: start zookeeper ensemble: %v", err)
 	}
 	return members
 }
