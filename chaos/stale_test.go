@@ -68,9 +68,8 @@ func staleReadsRun(t *testing.T, backend string, rng *rand.Rand) {
 	})
 
 	// phase runs readers pinned to members (by default and Consistent)
-	// until stop, and returns their counts.
-	phase := func(pinned []int, stop <-chan struct{}) (def, cons *staleCount) {
-		def, cons = &staleCount{}, &staleCount{}
+	// until stop, counting into def and cons.
+	phase := func(pinned []int, stop <-chan struct{}, def, cons *staleCount) {
 		var readers sync.WaitGroup
 		for _, i := range pinned {
 			cfg := clientConfig{Backend: backend, Endpoints: []string{srv.client.Endpoints[i]}}
@@ -112,7 +111,6 @@ func staleReadsRun(t *testing.T, backend string, rng *rand.Rand) {
 		}
 		<-stop
 		readers.Wait()
-		return def, cons
 	}
 
 	// Quiet: readers on every follower.
@@ -125,16 +123,23 @@ func staleReadsRun(t *testing.T, backend string, rng *rand.Rand) {
 	}
 	stop := make(chan struct{})
 	time.AfterFunc(staleQuiet, func() { close(stop) })
-	qDef, qCons := phase(followers, stop)
+	qDef, qCons := &staleCount{}, &staleCount{}
+	phase(followers, stop, qDef, qCons)
 
 	// A pause of the store's leader past its election timeout, a reader
 	// pinned to it; reads go on for 2 s after it wakes up.
 	leader = srv.storeLeader(t)
 	stop = make(chan struct{})
-	var pDef, pCons *staleCount
+	pDef, pCons := &staleCount{}, &staleCount{}
 	done := make(chan struct{})
-	go func() { pDef, pCons = phase([]int{leader}, stop); close(done) }()
-	pause(500 * time.Millisecond)
+	go func() { phase([]int{leader}, stop, pDef, pCons); close(done) }()
+	// The pause must find both readers reading.
+	for started := time.Now(); pDef.reads.Load() == 0 || pCons.reads.Load() == 0; {
+		if time.Since(started) > 30*time.Second {
+			t.Fatal("the readers pinned to the store leader read nothing in 30s")
+		}
+		pause(10 * time.Millisecond) // polling the counters
+	}
 	m := srv.members[leader]
 	d := electionTTL + time.Duration(rng.IntN(1000))*time.Millisecond
 	tl.say("FAULT  SIGSTOP %s store leader %s for %v", backend, m.name, d)
