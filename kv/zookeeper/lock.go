@@ -37,8 +37,8 @@ import (
 // earliest moment the server may expire the session (see lostMargin).
 //
 // The holder confirms its znode with the leader every third of that
-// deadline (a sync, then an Exists; go-zookeeper's pings keep the session
-// itself alive), and the lost channel closes when the znode is deleted, when the
+// deadline (a read barrier through the quorum, then an Exists; see
+// readBarrier; go-zookeeper's pings keep the session itself alive), and the lost channel closes when the znode is deleted, when the
 // session expires, or when no confirmation has come back for
 // RenewDeadline, counted from the send time of the last one answered: the
 // server cannot expire the session sooner than a session timeout after
@@ -47,7 +47,9 @@ import (
 // When the hold ends for any reason but the session's end, the contender
 // znode is deleted (in the background, for as long as the session lives),
 // so that a lost hold never blocks the next contender, this Locker
-// included.
+// included; after a hold that ran out unconfirmed, only lostMargin after
+// the lost channel closed, so that the lock passes on no sooner than the
+// holder was promised.
 func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (kv.Locker, error) {
 	k, err := kv.NormalizeKey(key)
 	if err != nil {
@@ -210,7 +212,7 @@ func (l *locker) lock(ctx context.Context, wait bool) (<-chan struct{}, error) {
 func (l *locker) acquire(ctx context.Context, node string, wait bool) (*hold, error) {
 	s := l.s
 	giveUp := func(err error) (*hold, error) {
-		l.track(l.remove(node))
+		l.track(l.remove(node, 0))
 		return nil, err
 	}
 	// A waiter rides out connection trouble (and a session expiry, by
@@ -291,7 +293,7 @@ func (l *locker) turn(ctx context.Context, node string, wait, synced bool) (bool
 	var children []string
 	err := s.call(ctx, func() error {
 		if synced {
-			if _, err := s.conn.Sync(l.dir); err != nil {
+			if err := s.readBarrier(); err != nil {
 				return err
 			}
 		}
@@ -311,7 +313,7 @@ func (l *locker) turn(ctx context.Context, node string, wait, synced bool) (bool
 		// reply was lost, that applied after all) must not stay ahead of
 		// the others or behind this one: remove it.
 		if c != mine && guid != "" && strings.Contains(c, guid) {
-			l.track(l.remove(l.dir + "/" + c))
+			l.track(l.remove(l.dir+"/"+c, 0))
 			return true
 		}
 		return false
@@ -325,7 +327,8 @@ func (l *locker) turn(ctx context.Context, node string, wait, synced bool) (bool
 		return true, nil
 	case !wait:
 		// A listing from a server behind the leader may still show a
-		// holder that is gone: sync before answering that it is held.
+		// holder that is gone: look again after a read barrier before
+		// answering that it is held.
 		if !synced {
 			return l.waitTurnSynced(ctx, node)
 		}
@@ -397,7 +400,7 @@ func (l *locker) enqueue(ctx context.Context) (string, error) {
 		defer mu.Unlock()
 		if abandoned {
 			if n != "" {
-				l.track(l.remove(n))
+				l.track(l.remove(n, 0))
 			}
 			return
 		}
@@ -414,7 +417,7 @@ func (l *locker) enqueue(ctx context.Context) (string, error) {
 		select {
 		case r := <-res:
 			if r.node != "" {
-				l.track(l.remove(r.node))
+				l.track(l.remove(r.node, 0))
 			}
 		default:
 		}
@@ -427,7 +430,8 @@ func (l *locker) enqueue(ctx context.Context) (string, error) {
 
 // createContender creates the contender znode for guid and returns its
 // path. A create whose outcome is unknown is settled by looking for guid
-// among the contenders (after a sync, so that the server is not behind);
+// among the contenders (after a read barrier, so that the server is not
+// behind);
 // a create that cannot have applied (never sent, or its session gone) is
 // made again. It gives up only when the Store closes.
 func (l *locker) createContender(guid string) (string, error) {
@@ -483,7 +487,7 @@ func (l *locker) findContender(guid string, owner int64) (string, error) {
 		if s.conn.SessionID() != owner {
 			return "", nil
 		}
-		_, err := s.conn.Sync(l.dir)
+		err := s.readBarrier()
 		var children []string
 		if err == nil || errors.Is(err, zk.ErrNoNode) {
 			children, _, err = s.conn.Children(l.dir)
@@ -597,12 +601,12 @@ func (l *locker) monitor(h *hold, confirmed time.Time, deleted <-chan zk.Event) 
 				inFlight = make(chan answer, 1)
 				res := inFlight
 				if !s.spawn(func() {
-					// Through the leader: a sync first, so that a follower
-					// cut off from the leader, which may go on answering
-					// reads for a while, cannot confirm a session the
-					// leader is expiring.
+					// Through the quorum: a read barrier first, so that a
+					// member cut off from the leader, which may go on
+					// answering reads for a while, cannot confirm a session
+					// the leader is expiring.
 					sent := time.Now()
-					_, err := s.conn.Sync(h.node)
+					err := s.readBarrier()
 					var ok bool
 					var st *zk.Stat
 					if err == nil || errors.Is(err, zk.ErrNoNode) {
@@ -635,7 +639,10 @@ func (l *locker) monitor(h *hold, confirmed time.Time, deleted <-chan zk.Event) 
 
 // lose ends h as lost: the Locker no longer holds it (Token 0, guarded
 // writes refused) by the time the lost channel closes. With cleanup, the
-// contender znode is removed as long as its session lives.
+// contender znode is removed as long as its session lives, but only
+// lostMargin after the lost channel has closed: removing it passes the
+// lock on, and the holder must have had the margin the design promises to
+// stop acting on it first, as it would if its session had expired.
 func (l *locker) lose(h *hold, why string, cleanup bool) {
 	h.lostOnce.Do(func() {
 		l.mu.Lock()
@@ -643,21 +650,22 @@ func (l *locker) lose(h *hold, why string, cleanup bool) {
 			l.hold = nil
 		}
 		l.mu.Unlock()
-		if cleanup {
-			l.track(l.remove(h.node))
-		}
 		if why != "store closed" {
 			l.s.log.Warn("zookeeper: lock lost", zapKey(l.key), zapWhy(why))
 		}
 		close(h.lost)
+		if cleanup {
+			l.track(l.remove(h.node, lostMargin(l.s.sessionTimeout())))
+		}
 	})
 }
 
-// remove deletes a contender znode in the background, retrying through
-// connection trouble for as long as the Store is open: the znode blocks
-// every other contender until it is gone or its session ends. The channel
-// closes once it is gone (or the session that owned it, or the Store).
-func (l *locker) remove(node string) <-chan struct{} {
+// remove deletes a contender znode in the background, after delay,
+// retrying through connection trouble for as long as the Store is open:
+// the znode blocks every other contender until it is gone or its session
+// ends. The channel closes once it is gone (or the session that owned it,
+// or the Store).
+func (l *locker) remove(node string, delay time.Duration) <-chan struct{} {
 	s := l.s
 	done := make(chan struct{})
 	owner := s.conn.SessionID()
@@ -678,6 +686,15 @@ func (l *locker) remove(node string) <-chan struct{} {
 	}
 	if !s.spawn(func() {
 		defer close(done)
+		if delay > 0 {
+			wait := time.NewTimer(delay)
+			defer wait.Stop()
+			select {
+			case <-wait.C:
+			case <-s.done:
+				return // closing: the session ends, and the znode with it
+			}
+		}
 		if err := retry(s.ctx, op); err != nil && !errors.Is(err, kv.ErrClosed) && s.ctx.Err() == nil {
 			s.log.Error("zookeeper: could not remove a lock contender; it stays until the session ends",
 				zapKey(l.key), zapWhy(err.Error()))
@@ -706,7 +723,7 @@ func (l *locker) Unlock(ctx context.Context) error {
 	h.end()
 	<-h.exited
 	h.lostOnce.Do(func() { close(h.lost) })
-	gone := l.remove(h.node)
+	gone := l.remove(h.node, 0)
 	l.track(gone)
 	bound := time.NewTimer(l.s.sessionTimeout())
 	defer bound.Stop()

@@ -12,9 +12,10 @@ import (
 	"github.com/regentkv/regent/kv"
 )
 
-// Get implements kv.Store. With Consistent, a sync first makes the server
-// catch up with the leader (ZooKeeper reads are otherwise served by the
-// connected server, possibly behind).
+// Get implements kv.Store. With Consistent, a read barrier first (a write
+// through the quorum, shared by concurrent callers; see readBarrier) makes
+// the read linearizable: ZooKeeper reads are otherwise served by the
+// connected server, possibly behind, and its sync does not suffice.
 func (s *Store) Get(ctx context.Context, key string, opts *kv.ReadOptions) (*kv.KVPair, error) {
 	k, err := kv.NormalizeKey(key)
 	if err != nil {
@@ -24,7 +25,7 @@ func (s *Store) Get(ctx context.Context, key string, opts *kv.ReadOptions) (*kv.
 	var pair *kv.KVPair
 	err = s.call(ctx, func() error {
 		if opts != nil && opts.Consistent {
-			if _, err := s.conn.Sync(p); err != nil {
+			if err := s.readBarrier(); err != nil {
 				return err
 			}
 		}
@@ -55,7 +56,7 @@ func (s *Store) Exists(ctx context.Context, key string, opts *kv.ReadOptions) (b
 	var found bool
 	err = s.call(ctx, func() error {
 		if opts != nil && opts.Consistent {
-			if _, err := s.conn.Sync(p); err != nil {
+			if err := s.readBarrier(); err != nil {
 				return err
 			}
 		}
@@ -79,7 +80,7 @@ func (s *Store) List(ctx context.Context, prefix string, opts *kv.ReadOptions) (
 	err = s.call(ctx, func() error {
 		p := s.path(k)
 		if opts != nil && opts.Consistent {
-			if _, err := s.conn.Sync(p); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			if err := s.readBarrier(); err != nil {
 				return err
 			}
 		}

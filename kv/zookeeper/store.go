@@ -43,7 +43,8 @@ type Store struct {
 	granted      atomic.Int64  // session timeout the server granted, ms (see handshakeDialer)
 	restore      chan struct{} // cap 1: re-create KeepAlive keys
 
-	parked parking // Snapshot watchers waiting for Events
+	parked  parking // Snapshot watchers waiting for Events
+	barrier barrier // shared read barriers (see readBarrier)
 }
 
 var (

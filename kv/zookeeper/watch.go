@@ -146,11 +146,11 @@ func (s *Store) WatchTree(ctx context.Context, prefix string, opts *kv.ReadOptio
 	return ch, nil
 }
 
-// loadTree reads a new watch's tree; with opts.Consistent, after a sync
-// (the connected server may be behind the leader).
+// loadTree reads a new watch's tree; with opts.Consistent, after a read
+// barrier (the connected server may be behind the leader).
 func (s *Store) loadTree(t *tree, opts *kv.ReadOptions) error {
 	if opts != nil && opts.Consistent {
-		if _, err := s.conn.Sync(s.root); err != nil {
+		if err := s.readBarrier(); err != nil {
 			return err
 		}
 	}

@@ -441,8 +441,8 @@ func (s *Store) AtomicDelete(ctx context.Context, key string, previous *kv.KVPai
 // but an answer given from the read alone (no such key, another version)
 // must not come from a server that is behind the leader, as the one a
 // client talks to may be: when the read is not what the caller can act
-// on, getFresh syncs that server with the leader and reads again. The
-// common case, a read that lets the write go ahead, costs no sync.
+// on, getFresh has that server catch up (a read barrier) and reads again.
+// The common case, a read that lets the write go ahead, costs no barrier.
 func (s *mutation) getFresh(p string, actionable func(cur []byte, st *zk.Stat) bool) ([]byte, *zk.Stat, error) {
 	cur, st, err := s.conn.Get(p)
 	if err == nil && actionable(cur, st) {
@@ -451,7 +451,7 @@ func (s *mutation) getFresh(p string, actionable func(cur []byte, st *zk.Stat) b
 	if err != nil && !errors.Is(err, zk.ErrNoNode) {
 		return nil, nil, err
 	}
-	if _, err := s.conn.Sync(p); err != nil && !errors.Is(err, zk.ErrNoNode) {
+	if err := s.readBarrier(); err != nil {
 		return nil, nil, err
 	}
 	return s.conn.Get(p)
