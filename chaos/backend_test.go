@@ -131,22 +131,6 @@ func startCluster(t *testing.T, backend string) *server {
 	return srv
 }
 
-// skipOpenZooKeeperClusterBug skips, unless -chaos.zkclusters, the two
-// ZooKeeper cluster scenarios that find bugs not fixed yet (issue 12), so
-// that CI guards everything else meanwhile. Replay them with
-// CHAOS_ZK_CLUSTERS=1 CHAOS_SEED=9000 CHAOS_BACKENDS=zookeeper make chaos:
-//   - member-loss linearizability, seed 9000: a Consistent Get returned a
-//     value older than a Put acknowledged before it was sent (sync and
-//     read can land on different members across a reconnect);
-//   - election with the store leader killed, seed 9001: two terms
-//     overlapped by 4 ms after the ensemble's leader died.
-func skipOpenZooKeeperClusterBug(t *testing.T, backend string) {
-	t.Helper()
-	if backend == "zookeeper" && !*zkClustersFlag {
-		t.Skip("open bug on ZooKeeper clusters (issue 12, see skipOpenZooKeeperClusterBug); run with -chaos.zkclusters")
-	}
-}
-
 // clientFor is the client config of client i of a cluster: every member,
 // the list rotated by i so that clients spread over members (Consul's
 // client, and etcd's at first, use the first one that answers).

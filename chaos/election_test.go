@@ -118,7 +118,6 @@ func electionRun(t *testing.T, backend string, rng *rand.Rand, cluster bool) {
 	tl := newTimeline(t)
 	var srv *server
 	if cluster {
-		skipOpenZooKeeperClusterBug(t, backend)
 		srv = startCluster(t, backend)
 	} else {
 		srv = startServer(t, backend)

@@ -302,7 +302,6 @@ func linearizabilityRun(t *testing.T, backend string, w linWorkload, rng *rand.R
 	tl := newTimeline(t)
 	var srv *server
 	if w.cluster {
-		skipOpenZooKeeperClusterBug(t, backend)
 		srv = startCluster(t, backend)
 	} else {
 		srv = startServer(t, backend)

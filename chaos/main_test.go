@@ -18,10 +18,9 @@ import (
 )
 
 var (
-	seedFlag       = flag.Uint64("chaos.seed", 0, "seed of the scenarios (0: a new random one per run, printed)")
-	seedsFlag      = flag.Int("chaos.seeds", 1, "how many seeds to run each scenario with, starting at -chaos.seed")
-	zkClustersFlag = flag.Bool("chaos.zkclusters", false, "also run the ZooKeeper cluster scenarios that find open bugs (issue 12)")
-	backendsFlag   = flag.String("chaos.backends", "etcd,zookeeper,consul", "backends to run the scenarios on")
+	seedFlag     = flag.Uint64("chaos.seed", 0, "seed of the scenarios (0: a new random one per run, printed)")
+	seedsFlag    = flag.Int("chaos.seeds", 1, "how many seeds to run each scenario with, starting at -chaos.seed")
+	backendsFlag = flag.String("chaos.backends", "etcd,zookeeper,consul", "backends to run the scenarios on")
 )
 
 func TestMain(m *testing.M) {

@@ -65,20 +65,13 @@ func quorumLossRun(t *testing.T, backend string, rng *rand.Rand) {
 			m.proc.Kill()
 		}
 	}
-	killed := time.Now()
-	// A ZooKeeper member serves until it notices, within syncLimit (1 s
-	// here), that it has lost its quorum, and sync is not a quorum round:
-	// a Consistent read may be answered in that window (with the last
-	// committed value: nothing can commit without a quorum).
-	zkUnnoticed := func() bool { return backend == "zookeeper" && time.Since(killed) < 2*time.Second }
-
 	calls := []struct {
 		name      string
 		readAllow func() bool // the backend may answer it from the member left
 		call      func(ctx context.Context) error
 	}{
 		{"Get", always, func(ctx context.Context) error { return lastValue(s.Get(ctx, key, nil)) }},
-		{"Get consistent", zkUnnoticed, func(ctx context.Context) error {
+		{"Get consistent", never, func(ctx context.Context) error {
 			return lastValue(s.Get(ctx, key, &kv.ReadOptions{Consistent: true}))
 		}},
 		{"List", always, func(ctx context.Context) error { _, err := s.List(ctx, key, nil); return err }},

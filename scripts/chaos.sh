@@ -7,8 +7,6 @@
 #   CHAOS_SEEDS=K   runs every scenario with K seeds in a row, N to N+K-1
 #   CHAOS_BACKENDS  the backends to run on (default etcd,zookeeper,consul)
 #   CHAOS_RUN       a -run pattern, e.g. TestElectionSafety/zookeeper
-#   CHAOS_ZK_CLUSTERS=1 also runs the two ZooKeeper cluster scenarios that
-#                   find open bugs (issue 12; skipped by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +24,5 @@ timeout=$(( ${CHAOS_SEEDS:-1} * 8 + 10 ))m
 go test -tags chaos -count=1 -timeout "$timeout" -v ./chaos/ \
   -run "${CHAOS_RUN:-.}" \
   -chaos.seed="${CHAOS_SEED:-0}" -chaos.seeds="${CHAOS_SEEDS:-1}" \
-  -chaos.backends="${CHAOS_BACKENDS:-etcd,zookeeper,consul}" \
-  -chaos.zkclusters="${CHAOS_ZK_CLUSTERS:-0}" 2>&1 |
+  -chaos.backends="${CHAOS_BACKENDS:-etcd,zookeeper,consul}" 2>&1 |
   grep --line-buffered -v -e '^=== RUN' -e '^=== PAUSE' -e '^=== CONT'

@@ -412,7 +412,7 @@ func TestLockRetakenAfterMemberLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	connected := zookeeper.ConnectedServer(holder)
+	connected := holder.ConnectedServer()
 	victim := -1
 	for i, m := range ens {
 		if m.Addr == connected {

@@ -429,3 +429,9 @@ func (z zapPrintf) Printf(format string, args ...any) {
 
 func zapKey(k string) zap.Field { return zap.String("key", k) }
 func zapWhy(w string) zap.Field { return zap.String("reason", w) }
+
+// ConnectedServer returns the address of the ensemble member this Store's
+// connection talks to now, or was last connected to (go-zookeeper moves to
+// another on a reconnect), for logs and diagnostics: which member a
+// client's reads come from, and which member's loss it will notice.
+func (s *Store) ConnectedServer() string { return s.conn.Server() }
