@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/hashicorp/consul/api"
 	"go.uber.org/zap"
 
@@ -116,16 +117,32 @@ func (l *locker) lock(ctx context.Context, wait bool) (<-chan struct{}, error) {
 		}
 		l.drop(h)
 	}
+	// A waiting Lock rides out trouble with the cluster (an election, the
+	// agent's server lost, a session lost while queued) until ctx ends,
+	// with a new session each time: the attempt that failed destroyed its
+	// own, or it expires. TryLock makes one attempt.
+	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(20*time.Millisecond),
+		backoff.WithMaxInterval(time.Second), backoff.WithMaxElapsedTime(0))
 	for {
 		h, err := l.newHold(ctx)
-		if err != nil {
-			return nil, err
+		var lost <-chan struct{}
+		if err == nil {
+			lost, err = l.acquire(ctx, h, wait)
 		}
-		lost, err := l.acquire(ctx, h, wait)
-		if errors.Is(err, errRetrySession) {
+		switch {
+		case errors.Is(err, errRetrySession):
 			continue
+		case err == nil || !wait || ctx.Err() != nil || l.s.check() != nil || !errors.Is(err, kv.ErrNotReachable):
+			return lost, err
 		}
-		return lost, err
+		l.s.log.Debug("consul: lock attempt failed; trying again", zap.String("key", l.key), zap.Error(err))
+		t := time.NewTimer(bo.NextBackOff())
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("consul: lock %q: %w (last error: %w)", l.key, ctx.Err(), err)
+		}
 	}
 }
 

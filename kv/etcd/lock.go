@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -153,12 +154,91 @@ func (l *locker) lock(ctx context.Context, wait bool) (<-chan struct{}, error) {
 	return h.lost, nil
 }
 
+// acquire takes the lock. A waiting Lock rides out trouble with the
+// cluster (a member or its leader lost, an election, a lease lost while
+// queued) until ctx ends, queueing again with a new lease each time: the
+// attempt that failed has revoked its own, or its key expires with it.
+// TryLock makes one attempt.
 func (l *locker) acquire(ctx context.Context, wait bool) (*hold, error) {
+	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(20*time.Millisecond),
+		backoff.WithMaxInterval(time.Second), backoff.WithMaxElapsedTime(0))
+	for {
+		h, err := l.attempt(ctx, wait)
+		if err == nil || !wait || ctx.Err() != nil || l.s.isClosed() ||
+			!(errors.Is(err, kv.ErrNotReachable) || errors.Is(err, kv.ErrLockLost)) {
+			return h, err
+		}
+		l.s.log.Debug("etcd: lock attempt failed; queueing again", zap.String("lock", l.key), zap.Error(err))
+		t := time.NewTimer(bo.NextBackOff())
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("etcd: lock %q: %w (last error: %w)", l.key, ctx.Err(), err)
+		}
+	}
+}
+
+// grantAttempt bounds one Grant of a lock's lease: a proposal caught in a
+// leader's loss waits the server's request timeout (7 s with etcd's
+// defaults) before it fails, longer than the lease's renew window, and by
+// then another member may have granted it at once.
+func (l *locker) grantAttempt(ttl time.Duration) time.Duration {
+	return max(l.interval(ttl), 200*time.Millisecond)
+}
+
+// grant grants the lock's lease, trying again while a Grant takes longer
+// than grantAttempt: a lease granted that late would be past much of its
+// renew window before its first renewal (the hold was declared lost right
+// after it was taken). It returns the lease and the time its TTL counts
+// from at the earliest (the send time of the Grant that was answered).
+// Leases of abandoned attempts are revoked in the background, or expire.
+func (l *locker) grant(ctx context.Context) (*clientv3.LeaseGrantResponse, time.Time, error) {
 	s := l.s
-	granted := time.Now()
-	g, err := s.c.Grant(ctx, l.ttl)
+	ttl := time.Duration(l.ttl) * time.Second
+	for {
+		sent := time.Now()
+		actx, cancel := context.WithTimeout(ctx, l.grantAttempt(ttl))
+		g, err := s.c.Grant(actx, l.ttl)
+		cancel()
+		switch {
+		case err == nil && time.Since(sent) < l.grantAttempt(ttl):
+			return g, sent, nil
+		case err == nil:
+			id := g.ID
+			s.goTracked(func() {
+				rctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+				defer cancel()
+				_, _ = s.c.Revoke(rctx, id)
+			})
+		case ctx.Err() != nil || s.isClosed():
+			return nil, sent, s.mapErr(ctx, "lock", l.key, err)
+		case actx.Err() == nil && !errors.Is(s.mapErr(ctx, "lock", l.key, err), kv.ErrNotReachable):
+			return nil, sent, s.mapErr(ctx, "lock", l.key, err)
+		}
+		s.log.Debug("etcd: lock lease grant too slow or failed; granting again", zap.String("lock", l.key), zap.Error(err))
+		if err != nil {
+			// A Grant that failed at once (no connection) must not spin.
+			t := time.NewTimer(grantRetry)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil, sent, s.mapErr(ctx, "lock", l.key, ctx.Err())
+			}
+		}
+	}
+}
+
+// grantRetry is how soon a failed Grant is tried again.
+const grantRetry = 50 * time.Millisecond
+
+// attempt is one try at the lock: a lease, a contender key, the wait.
+func (l *locker) attempt(ctx context.Context, wait bool) (*hold, error) {
+	s := l.s
+	g, granted, err := l.grant(ctx)
 	if err != nil {
-		return nil, s.mapErr(ctx, "lock", l.key, err)
+		return nil, err
 	}
 	kactx, stopKA := context.WithCancel(s.ctx)
 	h := &hold{
@@ -308,7 +388,9 @@ func (l *locker) abandon(h *hold) {
 func (l *locker) keepAlive(h *hold, granted time.Time, ttl time.Duration) {
 	defer close(h.monitor)
 	safeUntil := granted.Add(l.window(ttl)) // the lease is ours at least until then
-	timer := time.NewTimer(l.interval(ttl))
+	// The first renewal an interval after the grant was sent, not after
+	// this goroutine started.
+	timer := time.NewTimer(max(0, l.interval(ttl)-time.Since(granted)))
 	defer timer.Stop()
 	for {
 		select {
