@@ -164,8 +164,8 @@ func (l *locker) acquire(ctx context.Context, wait bool) (*hold, error) {
 		backoff.WithMaxInterval(time.Second), backoff.WithMaxElapsedTime(0))
 	for {
 		h, err := l.attempt(ctx, wait)
-		if err == nil || !wait || ctx.Err() != nil || l.s.isClosed() ||
-			!(errors.Is(err, kv.ErrNotReachable) || errors.Is(err, kv.ErrLockLost)) {
+		retryable := errors.Is(err, kv.ErrNotReachable) || errors.Is(err, kv.ErrLockLost)
+		if err == nil || !wait || ctx.Err() != nil || l.s.isClosed() || !retryable {
 			return h, err
 		}
 		l.s.log.Debug("etcd: lock attempt failed; queueing again", zap.String("lock", l.key), zap.Error(err))
