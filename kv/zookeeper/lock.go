@@ -283,7 +283,7 @@ func (l *locker) waitTurn(ctx context.Context, node string, wait bool) (bool, er
 	return l.turn(ctx, node, wait, false)
 }
 
-// waitTurnSynced is TryLock's second look, after a sync.
+// waitTurnSynced is TryLock's second look, after a read barrier.
 func (l *locker) waitTurnSynced(ctx context.Context, node string) (bool, error) {
 	return l.turn(ctx, node, false, true)
 }
@@ -475,7 +475,7 @@ func (l *locker) createContender(guid string) (string, error) {
 
 // findContender looks for the contender znode of guid, created by session
 // owner. It returns "" when there is none: the session has ended (and any
-// znode of it with it), or a synced listing does not show it.
+// znode of it with it), or a listing after a read barrier does not show it.
 func (l *locker) findContender(guid string, owner int64) (string, error) {
 	s := l.s
 	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(10*time.Millisecond),
