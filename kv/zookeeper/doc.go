@@ -54,6 +54,19 @@
 // write back. Ephemeral znodes cannot have children: a key below a
 // KeepAlive key is ErrCallNotSupported.
 //
+// # Reads
+//
+// A read is served by the member the session is connected to, which may
+// be behind the leader (ZooKeeper's sequential consistency: a client
+// always reads its own writes). With ReadOptions.Consistent a read barrier
+// comes first (see Store.Get): a check-only multi that goes through Zab,
+// so that the read follows every write acknowledged before it, on any
+// member, and fails on a member that has lost its quorum. ZooKeeper's own
+// sync does not guarantee that in 3.8. One barrier serves every
+// Consistent read of the Store that joined before it was sent. The
+// answers of writes that come from a read (ErrKeyNotFound, ErrKeyModified)
+// and the lock's checks use the same barrier.
+//
 // # Watches and the event stream
 //
 // Watch, WatchTree and Events keep a copy of the watched tree current with
@@ -107,7 +120,7 @@
 // predecessor only, fencing token = czxid, guarded writes = multi with a
 // version check of the lock znode. A lock lives as long as the session,
 // so its TTL must be at least the granted session timeout. The holder
-// confirms its znode every third of RenewDeadline (default two thirds of
+// confirms its znode (a read barrier, then an Exists) every third of RenewDeadline (default two thirds of
 // the session timeout), and the lost channel closes when the znode is
 // deleted, when the session expires, when the Store closes, and when no
 // confirmation has been answered for RenewDeadline, counted from the send
@@ -117,7 +130,9 @@
 // Whenever a hold ends while its session lives (Unlock, a missed
 // deadline), the contender znode is deleted in the background until it is
 // gone or the session ends, so that a lost hold never blocks the next
-// contender. Unlock ends the hold at once and waits for that delete until
+// contender; after a missed deadline only max(T/4, 200ms) after the lost
+// channel closed, the margin the holder has to stop before anyone else
+// can take the lock. Unlock ends the hold at once and waits for that delete until
 // its ctx ends, or one session timeout at most. A waiting Lock rides out
 // reconnects and, after a session expiry, queues again.
 //
