@@ -229,6 +229,12 @@ func BenchmarkConsulPaired(b *testing.B) {
 		{"Get",
 			func() { _, err := s.Get(ctx, "k", nil); must(b, err) },
 			func() { _, _, err := rkv.Get("raw/k", nil); must(b, err) }},
+		// Consistent: regent's is a transaction with a no-op write (through
+		// raft, linearizable); raw is Consul's ?consistent (a leader check,
+		// which can be stale after a leader stall: kv/consul readThroughRaft).
+		{"GetConsistent",
+			func() { _, err := s.Get(ctx, "k", &kv.ReadOptions{Consistent: true}); must(b, err) },
+			func() { _, _, err := rkv.Get("raw/k", &api.QueryOptions{RequireConsistent: true}); must(b, err) }},
 		{"List100",
 			func() { _, err := s.List(ctx, "list", nil); must(b, err) },
 			func() { _, _, err := rkv.List("raw/list/", nil); must(b, err) }},

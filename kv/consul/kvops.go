@@ -41,9 +41,15 @@ func (s *Store) Get(ctx context.Context, key string, opts *kv.ReadOptions) (*kv.
 	if err != nil {
 		return nil, err
 	}
-	p, _, err := s.kv.Get(s.consulKey(k), s.queryOpts(ctx, opts != nil && opts.Consistent))
+	var p *api.KVPair
+	if opts != nil && opts.Consistent {
+		p, err = s.getConsistent(ctx, k) // see readThroughRaft
+	} else {
+		p, _, err = s.kv.Get(s.consulKey(k), s.queryOpts(ctx, false))
+		err = s.translate(ctx, "get", k, err)
+	}
 	if err != nil {
-		return nil, s.translate(ctx, "get", k, err)
+		return nil, err
 	}
 	if p == nil {
 		return nil, fmt.Errorf("consul: get %q: %w", k, kv.ErrKeyNotFound)
@@ -85,7 +91,14 @@ func (s *Store) List(ctx context.Context, prefix string, opts *kv.ReadOptions) (
 	if err != nil {
 		return nil, err
 	}
-	pairs, _, err := s.list(ctx, p, &api.QueryOptions{RequireConsistent: opts != nil && opts.Consistent})
+	if opts != nil && opts.Consistent {
+		entries, err := s.listConsistent(ctx, p) // see readThroughRaft
+		if err != nil {
+			return nil, err
+		}
+		return s.userPairs(entries), nil
+	}
+	pairs, _, err := s.list(ctx, p, &api.QueryOptions{})
 	return pairs, err
 }
 
@@ -96,6 +109,11 @@ func (s *Store) list(ctx context.Context, prefix string, q *api.QueryOptions) ([
 	if err != nil {
 		return nil, 0, s.translate(ctx, "list", prefix, err)
 	}
+	return s.userPairs(entries), meta.LastIndex, nil
+}
+
+// userPairs turns the entries of a prefix into its user pairs, sorted.
+func (s *Store) userPairs(entries []*api.KVPair) []*kv.KVPair {
 	pairs := make([]*kv.KVPair, 0, len(entries))
 	for _, e := range entries {
 		if _, ok := s.userKey(e.Key); ok {
@@ -106,7 +124,7 @@ func (s *Store) list(ctx context.Context, prefix string, q *api.QueryOptions) ([
 	if !slices.IsSortedFunc(pairs, comparePairs) {
 		slices.SortFunc(pairs, comparePairs)
 	}
-	return pairs, meta.LastIndex, nil
+	return pairs
 }
 
 func comparePairs(a, b *kv.KVPair) int { return strings.Compare(a.Key, b.Key) }

@@ -18,6 +18,8 @@ type Link interface {
 	Mute()
 	// Cut drops every connection and refuses new ones.
 	Cut()
+	// Heal lets connections through again after Cut.
+	Heal()
 }
 
 // OutcomeHarness opens clients whose link to the server a test controls.
@@ -62,6 +64,10 @@ func RunOutcomes(t *testing.T, h OutcomeHarness) {
 	t.Run("CloseWhileInFlight", func(t *testing.T) {
 		t.Parallel()
 		testCloseInFlight(t, h)
+	})
+	t.Run("LockWaitsThroughAnOutage", func(t *testing.T) {
+		t.Parallel()
+		testLockThroughOutage(t, h)
 	})
 	for _, w := range writes {
 		for _, lost := range []bool{true, false} {
@@ -157,5 +163,58 @@ func testCloseInFlight(t *testing.T, h OutcomeHarness) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("Put in flight did not return within 30s of Close")
+	}
+}
+
+// testLockThroughOutage: a Lock that waits (Lock, not TryLock) rides out a
+// client that cannot reach the server, as it rides out a lock held by
+// another: it returns when it holds the lock or when its ctx ends, not
+// with the first ErrNotReachable (the chaos suite's client-failover
+// scenario found Consul's Lock returning the first 500 of an election).
+func testLockThroughOutage(t *testing.T, h OutcomeHarness) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	e := &env{T: t, ctx: ctx, prefix: fmt.Sprintf("kvtest/outcome/lock-outage/%d", time.Now().UnixNano())}
+	s, link := h.Open(t)
+	t.Cleanup(func() { _ = s.Close() })
+	l, err := s.NewLock(ctx, e.key("lock"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link.Cut()
+	type result struct {
+		lost <-chan struct{}
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		lctx, lcancel := context.WithTimeout(ctx, 30*time.Second)
+		defer lcancel()
+		lost, err := l.Lock(lctx)
+		res <- result{lost, err}
+	}()
+	// The outage lasts half a second: shorter than every driver's session
+	// or lease TTL in the suites, so that it is an outage, not an expiry.
+	select {
+	case r := <-res:
+		t.Fatalf("Lock returned during the outage: %v; want it to wait until it holds the lock or its ctx ends", r.err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	link.Heal()
+	select {
+	case r := <-res:
+		if r.err != nil {
+			t.Fatalf("Lock after the outage: %v", r.err)
+		}
+		select {
+		case <-r.lost:
+			t.Fatal("the lock taken after the outage is already lost")
+		default:
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("Lock still waiting 40s after the outage ended")
+	}
+	if err := l.Unlock(ctx); err != nil {
+		t.Fatalf("Unlock: %v", err)
 	}
 }
