@@ -20,6 +20,11 @@
 // watch does not wait for the query's wait time). Errors wrap the kv
 // sentinels; ACL refusals also match ErrPermissionDenied.
 //
+//   - Reads: by default Consul's default mode (served by the leader, which
+//     can be stale briefly around a leader change). With
+//     ReadOptions.Consistent, Get and List are a transaction with a no-op
+//     write, through raft, so linearizable (see readThroughRaft for why
+//     Consul's ?consistent mode is not).
 //   - CAS: AtomicPut and AtomicDelete are one transaction of checks plus
 //     the write; which check failed tells ErrKeyExists, ErrKeyNotFound and
 //     ErrKeyModified apart exactly. LastIndex and Revision are the key's
