@@ -36,6 +36,7 @@ type Informer[T any] struct {
 	nextHandler int
 	running     bool
 	stopped     bool
+	runErr      error // what Run returned, once stopped
 	runCtx      context.Context
 
 	wg sync.WaitGroup // handler and resync goroutines
@@ -92,7 +93,8 @@ func (inf *Informer[T]) Run(ctx context.Context) error {
 	}
 
 	inf.mu.Lock()
-	inf.running, inf.stopped = false, true
+	inf.running, inf.stopped, inf.runErr = false, true, err
+	inf.broadcastLocked() // waiters return now, with Run's error
 	inf.mu.Unlock()
 	cancel()
 	inf.wg.Wait()
@@ -130,9 +132,12 @@ func (inf *Informer[T]) LastSyncedRevision() uint64 {
 	return inf.rev
 }
 
-// WaitForCacheSync waits until the cache has synced, or ctx ends. Then the
-// error wraps ErrNotSynced, ctx.Err() and the last list error, if any, and
-// says why the cache has not synced.
+// WaitForCacheSync waits until the cache has synced, ctx ends or Run
+// returns. Then the error wraps ErrNotSynced and ctx.Err() or Run's error
+// (kv.ErrClosed when the store was closed), and the last list error, if
+// any, and says why the cache has not synced. A handler's own view of the
+// first list is Registration.Synced: WaitForCacheSync does not wait for
+// the handlers' initial OnAdd calls.
 func (inf *Informer[T]) WaitForCacheSync(ctx context.Context) error {
 	return inf.waitFor(ctx, func() bool { return inf.synced }, "waiting for the first sync")
 }
@@ -153,6 +158,12 @@ func (inf *Informer[T]) waitFor(ctx context.Context, done func() bool, what stri
 		if ok {
 			return nil
 		}
+		inf.mu.RLock()
+		stopped, runErr := inf.stopped, inf.runErr
+		inf.mu.RUnlock()
+		if stopped {
+			return inf.whyNot(runErr, what)
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
@@ -168,7 +179,11 @@ func (inf *Informer[T]) whyNot(ctxErr error, what string) error {
 	case !inf.running && !inf.stopped:
 		return fmt.Errorf("%w: %s: Run has not been called: %w", ErrNotSynced, what, ctxErr)
 	case inf.stopped:
-		return fmt.Errorf("%w: %s: Run has returned: %w", ErrNotSynced, what, ctxErr)
+		runErr := inf.runErr
+		if runErr == nil {
+			runErr = errors.New("Run returned nil")
+		}
+		return fmt.Errorf("%w: %s: Run has returned: %w", ErrNotSynced, what, runErr)
 	case !inf.synced && inf.lastErr != nil:
 		return fmt.Errorf("%w: %s: no successful list yet (%d attempts): last error: %w: %w",
 			ErrNotSynced, what, inf.attempts, inf.lastErr, ctxErr)

@@ -119,6 +119,34 @@ func TestWaitForCacheSyncSaysWhy(t *testing.T) {
 	}
 }
 
+// WaitForCacheSync without a deadline must not outlive Run: once Run has
+// returned (here at once: the store is closed), it returns with Run's
+// error, not after its own ctx ends (first hour: it stayed blocked 15 s and
+// more, then said only "Run has returned").
+func TestWaitForCacheSyncReturnsWhenRunReturns(t *testing.T) {
+	s := newMemory(t)
+	_ = s.Close()
+	inf, err := informer.New(s, informer.Config[int]{Decode: atoi})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runErr := make(chan error, 1)
+	go func() { runErr <- inf.Run(context.Background()) }()
+	waited := make(chan error, 1)
+	go func() { waited <- inf.WaitForCacheSync(context.Background()) }()
+	select {
+	case err := <-waited:
+		if !errors.Is(err, informer.ErrNotSynced) || !errors.Is(err, kv.ErrClosed) || !strings.Contains(err.Error(), "Run has returned") {
+			t.Fatalf("WaitForCacheSync after Run returned: %v, want ErrNotSynced wrapping Run's kv.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("WaitForCacheSync(context.Background()) still waiting 5s after Run returned on a closed store")
+	}
+	if err := <-runErr; !errors.Is(err, kv.ErrClosed) {
+		t.Fatalf("Run on a closed store: %v, want kv.ErrClosed", err)
+	}
+}
+
 func TestDecodeErrorsMakeKeysAbsent(t *testing.T) {
 	s := newMemory(t)
 	put(t, s, "d/good", "1")
