@@ -1,11 +1,15 @@
 package informer
 
 import (
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
+
+	"github.com/regentkv/regent/kv"
 )
 
 // entry is one cached version of a key. Entries are immutable once cached:
@@ -120,11 +124,39 @@ type Lister[T any] interface {
 	IndexKeys(index, value string) ([]string, error)
 }
 
-// Get returns the cached object at key.
+// Get returns the cached object at key, which is normalised as the store
+// does ("/a/b/" is "a/b"; an invalid key is absent). It answers from the
+// cache as it is: before the first sync every key is absent. Lookup tells
+// "not synced yet" from "absent"; HasSynced says the same for a series of
+// reads.
 func (inf *Informer[T]) Get(key string) (T, bool) {
 	inf.mu.RLock()
 	defer inf.mu.RUnlock()
+	return inf.getLocked(key)
+}
+
+// Lookup is Get that fails with an error wrapping ErrNotSynced (and saying
+// why, as WaitForCacheSync does) while the cache has not synced, so that
+// "absent" is only ever said of a synced cache.
+func (inf *Informer[T]) Lookup(key string) (T, bool, error) {
+	inf.mu.RLock()
+	synced := inf.synced
+	obj, ok := inf.getLocked(key)
+	inf.mu.RUnlock()
+	if !synced {
+		var zero T
+		return zero, false, inf.whyNot(errors.New("Lookup before the first sync"), "lookup of "+strconv.Quote(key))
+	}
+	return obj, ok, nil
+}
+
+func (inf *Informer[T]) getLocked(key string) (T, bool) {
 	e := inf.c.items[key]
+	if e == nil {
+		if k, err := kv.NormalizeKey(key); err == nil && k != key {
+			e = inf.c.items[k]
+		}
+	}
 	if e == nil {
 		var zero T
 		return zero, false

@@ -444,3 +444,36 @@ func TestRemoveFromInsideTheHandler(t *testing.T) {
 		t.Errorf("removed handler called %d times, want 1", n)
 	}
 }
+
+// Get takes a key the way the store does ("/a/b/" is "a/b"), and Lookup
+// tells "not synced yet" from "absent" (first hour: Get("/config/app/")
+// missed, and Get before the sync said absent with no way to tell).
+func TestGetNormalisesAndLookupTellsNotSynced(t *testing.T) {
+	s := newMemory(t)
+	put(t, s, "config/app", "7")
+	inf, err := informer.New(s, informer.Config[int]{Prefix: "config", Decode: atoi})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := inf.Lookup("config/app"); ok || !errors.Is(err, informer.ErrNotSynced) {
+		t.Fatalf("Lookup before Run: ok %v, err %v; want ErrNotSynced", ok, err)
+	}
+	run(t, inf)
+	if err := inf.WaitForCacheSync(ctxFor(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"config/app", "/config/app", "config/app/", "/config/app/"} {
+		if v, ok := inf.Get(k); !ok || v != 7 {
+			t.Errorf("Get(%q) = %v, %v; want 7, true", k, v, ok)
+		}
+		if v, ok, err := inf.Lookup(k); err != nil || !ok || v != 7 {
+			t.Errorf("Lookup(%q) = %v, %v, %v; want 7, true, nil", k, v, ok, err)
+		}
+	}
+	if _, ok, err := inf.Lookup("config/other"); ok || err != nil {
+		t.Errorf("Lookup of an absent key after the sync: ok %v, err %v; want false, nil", ok, err)
+	}
+	if _, ok := inf.Get("config//bad"); ok {
+		t.Error("Get of an invalid key found something")
+	}
+}
