@@ -3,7 +3,9 @@ package election_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -94,8 +96,8 @@ func TestRunTwiceAndMetrics(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
 	<-leading
-	if err := e.Run(ctx); err == nil || !strings.Contains(err.Error(), "already running") {
-		t.Errorf("second Run = %v, want an 'already running' error", err)
+	if err := e.Run(ctx); !errors.Is(err, election.ErrAlreadyRunning) {
+		t.Errorf("second Run = %v, want ErrAlreadyRunning", err)
 	}
 	const leadingWant = `
 # HELP regent_election_is_leader 1 while this process is the leader of the election, else 0.
@@ -123,4 +125,68 @@ regent_election_is_leader{election="m"} 0
 	if _, err := e.Leader(context.Background()); !errors.Is(err, election.ErrNoLeader) {
 		t.Errorf("Leader after release = %v, want ErrNoLeader", err)
 	}
+}
+
+// Resign from inside OnStartedLeading, with the term's ctx, ends the term
+// and returns at once (first hour: it blocked for the HealthTimeout, 10 s,
+// since the release waits for OnStartedLeading to return); the release
+// follows when the callback returns, and another candidate takes over.
+func TestResignFromInsideTheTerm(t *testing.T) {
+	b := memory.NewBackend()
+	defer b.Close()
+	s := b.Client()
+	defer func() { _ = s.Close() }()
+	resigned := make(chan error, 1)
+	var once sync.Once
+	var e *election.Elector
+	e, err := election.New(context.Background(), s, election.Config{Key: "inside", Identity: "a",
+		Callbacks: election.Callbacks{OnStartedLeading: func(ctx context.Context) {
+			once.Do(func() {
+				start := time.Now()
+				err := e.Resign(ctx)
+				switch {
+				case err != nil:
+				case time.Since(start) > time.Second:
+					err = fmt.Errorf("Resign from inside the term took %v, want it to return at once", time.Since(start))
+				case ctx.Err() == nil:
+					err = errors.New("the term's ctx is not cancelled when Resign returns")
+				}
+				resigned <- err
+			})
+			<-ctx.Done()
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	select {
+	case err := <-resigned:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Resign from inside OnStartedLeading still blocked after 5s")
+	}
+	// Released: another candidate leads.
+	bLeads := make(chan struct{})
+	other, err := election.New(context.Background(), s, election.Config{Key: "inside", Identity: "b",
+		Callbacks: election.Callbacks{OnStartedLeading: func(ctx context.Context) { close(bLeads); <-ctx.Done() }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	octx, ocancel := context.WithCancel(context.Background())
+	odone := make(chan error, 1)
+	go func() { odone <- other.Run(octx) }()
+	select {
+	case <-bLeads:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no other candidate took over within 10s of the resignation")
+	}
+	ocancel()
+	<-odone
+	cancel()
+	<-done
 }

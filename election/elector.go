@@ -22,6 +22,10 @@ var resignHook func(*Term)
 // errResigned is the cause of the leader ctx's end after Resign.
 var errResigned = errors.New("election: leader resigned")
 
+// ErrAlreadyRunning: Run was called while another Run of the same Elector
+// had not returned (controller and informer use the same name).
+var ErrAlreadyRunning = errors.New("election: Run already running")
+
 // Elector campaigns for leadership of one election on behalf of one
 // candidate. Create it with New, then call Run. Its methods are safe for
 // concurrent use.
@@ -69,7 +73,7 @@ func (e *Elector) Run(ctx context.Context) error {
 	case e.running <- struct{}{}:
 		defer func() { <-e.running }()
 	default:
-		return errors.New("election: Run is already running")
+		return fmt.Errorf("election %q: %w", e.cfg.Key, ErrAlreadyRunning)
 	}
 	log := e.cfg.Logger.With(zap.String("election", e.cfg.Key), zap.String("identity", e.cfg.Identity))
 
@@ -149,6 +153,7 @@ func (e *Elector) lead(ctx context.Context, log *zap.Logger) error {
 	}
 
 	leaderCtx, cancel := context.WithCancelCause(context.WithValue(ctx, termKey{}, term))
+	term.end = cancel
 	e.mu.Lock()
 	e.term = term
 	e.mu.Unlock()
@@ -265,6 +270,12 @@ func (e *Elector) release(ctx context.Context, term *Term, log *zap.Logger) {
 // leadership is released or ctx ends. Run then lets another candidate take
 // over: it campaigns again only once someone else leads, or after one TTL
 // if nobody does.
+//
+// From inside the term (ctx is the term's own, or derived from it, as the
+// ctx OnStartedLeading gets), Resign cannot wait for the release, which
+// follows OnStartedLeading's return: it ends the term (that ctx is
+// cancelled) and returns nil at once; the release follows when
+// OnStartedLeading returns.
 func (e *Elector) Resign(ctx context.Context) error {
 	e.mu.Lock()
 	term := e.term
@@ -278,6 +289,10 @@ func (e *Elector) Resign(ctx context.Context) error {
 	// The request is the term's own: one that arrives after this term
 	// ended (and the next began) must not end the next one.
 	term.resignOnce.Do(func() { close(term.resign) })
+	term.end(errResigned) // the leader's ctx ends now, not when Run's loop notices
+	if own, ok := TermFrom(ctx); ok && own == term {
+		return nil
+	}
 	select {
 	case <-term.released:
 		return nil

@@ -19,6 +19,7 @@ type Term struct {
 
 	resign     chan struct{} // closed by Resign: a request to end this term
 	resignOnce sync.Once
+	end        context.CancelCauseFunc // cancels the leader's ctx; set before the term is visible
 }
 
 type termKey struct{}
