@@ -190,7 +190,7 @@ func (s *Store) checkWrite(ctx context.Context, op, key string, value []byte, op
 	if err := kv.CheckValue(value); err != nil {
 		return "", fmt.Errorf("etcd: %s %q: %w", op, k, err)
 	}
-	if err := kv.CheckWriteOptions(opts, s.minTTL); err != nil {
+	if err := s.checkTTL(opts); err != nil {
 		return "", fmt.Errorf("etcd: %s %q: %w", op, k, err)
 	}
 	return k, nil
@@ -242,4 +242,16 @@ func (s *Store) withLease(ctx context.Context, k string, value []byte, opts *kv.
 		}
 		s.ka.invalidate(secs, id)
 	}
+}
+
+// checkTTL is kv.CheckWriteOptions with the store's minimum, saying how to
+// lower it when that is what refused the TTL.
+func (s *Store) checkTTL(opts *kv.WriteOptions) error {
+	err := kv.CheckWriteOptions(opts, s.minTTL)
+	var te *kv.TTLError
+	if errors.As(err, &te) && te.Min > 0 && te.Reason == "" {
+		te.Reason = "etcd silently lengthens leases shorter than 1.5 election timeouts; " +
+			"on a cluster with a shorter election timeout, etcd.Config.MinTTL (or WithMinTTL) lowers this minimum"
+	}
+	return err
 }

@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/regentkv/regent/internal/poll"
 	"github.com/regentkv/regent/internal/testenv"
 	"github.com/regentkv/regent/kv"
 	"github.com/regentkv/regent/kv/etcd"
@@ -396,5 +400,30 @@ func TestNestedRootsKeepInternalsApart(t *testing.T) {
 		if err != nil || fmt.Sprint(keys(pairs)) != "[inner/after]" {
 			t.Fatalf("outer List after DeleteTree(%q) and a guarded put: %v, %v; want [inner/after]", prefix, keys(pairs), err)
 		}
+	}
+}
+
+// A TTL under the etcd minimum says how to lower that minimum, and a
+// KeepAlive key whose etcd client is closed under the Store says so in the
+// log, not "lease lost" (first hour: both messages misled).
+func TestTTLAndKeepAliveMessagesSayWhatHappened(t *testing.T) {
+	eps := testenv.Etcd(t)
+	ctx := t.Context()
+	core, logs := observer.New(zap.WarnLevel)
+	s := newStore(t, eps, etcd.Config{Root: "messages", Logger: zap.New(core)})
+	defer func() { _ = s.Close() }()
+	err := s.Put(ctx, "short", []byte("v"), &kv.WriteOptions{TTL: time.Second})
+	if !errors.Is(err, kv.ErrInvalidTTL) || !strings.Contains(err.Error(), "etcd.Config.MinTTL") {
+		t.Errorf("Put with a 1s TTL: %v; want ErrInvalidTTL naming etcd.Config.MinTTL", err)
+	}
+	if err := s.Put(ctx, "ka", []byte("v"), &kv.WriteOptions{TTL: 2 * time.Second, KeepAlive: true}); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Client().Close()
+	poll.Until(t, 10*time.Second, "a log line about the closed client", func() bool {
+		return logs.FilterMessageSnippet("etcd client was closed").Len() > 0
+	})
+	if n := logs.FilterMessageSnippet("lease lost").Len(); n > 0 {
+		t.Errorf("%d log lines say the lease was lost; the client was closed: %v", n, logs.All())
 	}
 }

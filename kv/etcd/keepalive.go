@@ -188,7 +188,19 @@ func (k *keepAlives) run(l *kaLease) {
 		if ctx.Err() != nil {
 			return
 		}
-		k.s.log.Warn("etcd: KeepAlive lease lost (server unreachable longer than its TTL?); re-granting and restoring its keys",
+		if k.s.c.Ctx().Err() != nil {
+			// The etcd client itself was closed (by its owner, with
+			// NewFromClient), not the server lost: nothing can renew the
+			// lease now, and re-granting would spin.
+			k.s.log.Warn("etcd: the etcd client was closed under this Store; KeepAlive keys are no longer renewed and expire with their TTL",
+				zap.Int64("lease", int64(id)), zap.Int64("ttl_seconds", l.ttl))
+			return
+		}
+		why := "the lease expired or was revoked on the server (no renewal reached it within its TTL)"
+		if err != nil {
+			why = "the keep-alive stream could not be opened"
+		}
+		k.s.log.Warn("etcd: KeepAlive lease lost: "+why+"; re-granting and restoring its keys",
 			zap.Int64("lease", int64(id)), zap.Int64("ttl_seconds", l.ttl), zap.Error(err))
 		k.mu.Lock()
 		if l.id == id && isClosed(l.ready) {

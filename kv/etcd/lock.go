@@ -38,7 +38,7 @@ func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (
 		value = opts.Value
 		renew = opts.RenewDeadline
 	}
-	if err := kv.CheckWriteOptions(&kv.WriteOptions{TTL: ttl}, s.minTTL); err != nil {
+	if err := s.checkTTL(&kv.WriteOptions{TTL: ttl}); err != nil {
 		return nil, fmt.Errorf("etcd: new lock %q: %w", k, err)
 	}
 	if renew < 0 || renew >= ttl {
