@@ -24,7 +24,7 @@ const (
 
 const (
 	// staleAfter is how long the reader may hear nothing from the store
-	// before /healthz fails. Drivers send a progress notice at least every
+	// before /readyz fails. Drivers send a progress notice at least every
 	// second while idle, so a few seconds of silence means trouble.
 	staleAfter = 3 * time.Second
 	// syncTimeout bounds the read that waits for the first sync.
@@ -35,7 +35,8 @@ const (
 
 // summary is what the demo checks at the end; a test reads it too.
 type summary struct {
-	Health           []int    // /healthz status at each step
+	Health           []int    // /readyz status at each step
+	Live             []int    // /healthz status at each step: always 200
 	Changes          []string // old -> new, as the handler saw them
 	EarlyReadErr     error    // the read before the informer ran
 	Outage           bool     // whether the store-outage step ran
@@ -58,8 +59,14 @@ func (s *summary) check() error {
 			errs = append(errs, errors.New("no config served while the store was down"))
 		}
 	}
+	for _, c := range s.Live {
+		if c != 200 {
+			errs = append(errs, fmt.Errorf("/healthz (liveness) went %v: a stale cache must not get the replica restarted", s.Live))
+			break
+		}
+	}
 	if !slices.Equal(s.Health, want) {
-		errs = append(errs, fmt.Errorf("/healthz went %v, want %v", s.Health, want))
+		errs = append(errs, fmt.Errorf("/readyz went %v, want %v", s.Health, want))
 	}
 	if len(s.Changes) != wantChanges {
 		errs = append(errs, fmt.Errorf("%d change notifications, want %d", len(s.Changes), wantChanges))
@@ -78,7 +85,7 @@ type reader struct {
 
 // Get returns the config once the cache has synced (waiting up to
 // syncTimeout), and the last known one after that, even while the store is
-// unreachable: Check (and /healthz) say whether it may be behind.
+// unreachable: Check (and /readyz) say whether it may be behind.
 func (r *reader) Get(ctx context.Context) (Config, error) {
 	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
@@ -177,12 +184,17 @@ func run(ctx context.Context, out io.Writer, cluster *backend.Cluster) (*summary
 	probe := func() error {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		code, body, err := health.get(pctx)
+		code, body, err := health.get(pctx, "/readyz")
 		if err != nil {
 			return err
 		}
 		sum.Health = append(sum.Health, code)
-		say("GET /healthz: %d %s", code, body)
+		live, _, err := health.get(pctx, "/healthz")
+		if err != nil {
+			return err
+		}
+		sum.Live = append(sum.Live, live)
+		say("GET /readyz: %d %s; GET /healthz: %d", code, body, live)
 		return nil
 	}
 
@@ -257,7 +269,7 @@ func run(ctx context.Context, out io.Writer, cluster *backend.Cluster) (*summary
 	if err := sum.check(); err != nil {
 		return sum, fmt.Errorf("configreader check failed: %w", err)
 	}
-	say("ok: config served from the cache throughout; /healthz went %v", sum.Health)
+	say("ok: config served from the cache throughout; /readyz went %v", sum.Health)
 	return sum, nil
 }
 

@@ -1,7 +1,7 @@
 // Command configreader serves a typed configuration object from an
 // informer's cache: a read that waits for the first sync, change
 // notifications, and what happens when the store goes away: the last known
-// config is still served while /healthz reports the cache stale, and both
+// config is still served while /readyz reports the cache stale, and both
 // recover when the store comes back.
 //
 //	go run ./examples/configreader                                  # embedded etcd, no installs

@@ -37,7 +37,7 @@ func TestConfigReader(t *testing.T) {
 			t.Errorf("outage step ran: %v, want %v", sum.Outage, outage)
 		}
 		if !slices.Equal(sum.Health, wantHealth) {
-			t.Errorf("/healthz went %v, want %v", sum.Health, wantHealth)
+			t.Errorf("/readyz went %v, want %v", sum.Health, wantHealth)
 		}
 		if !errors.Is(sum.EarlyReadErr, informer.ErrNotSynced) || !errors.Is(sum.EarlyReadErr, context.DeadlineExceeded) {
 			t.Errorf("read before sync: got %v, want ErrNotSynced wrapping the deadline", sum.EarlyReadErr)
