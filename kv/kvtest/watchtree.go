@@ -154,6 +154,16 @@ func testWatchTreeNoGap(e *env) {
 func testWatchTreeMissing(e *env) {
 	s := e.store()
 	w := e.key("none")
+	// Something is written first, so that the store's revision is not 0.
+	e.mustPut(s, e.key("elsewhere"), "x", nil)
+	var before uint64
+	st, streams := s.(kv.Streamer)
+	if streams {
+		var err error
+		if before, err = st.Revision(e.ctx); err != nil {
+			e.Fatalf("Revision: %v", err)
+		}
+	}
 	ch, err := s.WatchTree(e.ctx, w, nil)
 	if err != nil {
 		e.Fatalf("WatchTree(missing): %v", err)
@@ -161,6 +171,11 @@ func testWatchTreeMissing(e *env) {
 	u := e.nextTree(ch, w)
 	if len(u.Pairs) != 0 {
 		e.Fatalf("first update of a missing prefix = %s, want empty", fmtPairs(u.Pairs))
+	}
+	// The revision an empty state was read at is the store's, as for any
+	// other state: not 0 on one backend and 1 on another.
+	if streams && u.Revision < before {
+		e.Fatalf("first update of a missing prefix has Revision %d, want at least the store's revision %d read before the watch", u.Revision, before)
 	}
 	e.mustPut(s, w+"/x/y", "first", nil)
 	u = e.nextTree(ch, w)

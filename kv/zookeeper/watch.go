@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/regentkv/regent/kv"
 )
 
@@ -154,8 +156,24 @@ func (s *Store) loadTree(t *tree, opts *kv.ReadOptions) error {
 			return err
 		}
 	}
-	_, err := t.load()
-	return err
+	if _, err := t.load(); err != nil || t.in.single || t.rev != 0 {
+		return err
+	}
+	// Nothing below the prefix carries a zxid: take the store's revision
+	// (the revision counter's write, as Revision does), then read again, so
+	// that the empty (or just filled) state is reported at a revision no
+	// later than the one it was read at, as on the other backends. A
+	// Store that may not write the counter reports 0, as before.
+	r0, err := s.revision()
+	if err != nil {
+		s.log.Debug("zookeeper: watch tree of an empty prefix: no revision", zap.Error(err))
+		return nil
+	}
+	if _, err := t.load(); err != nil {
+		return err
+	}
+	t.see(int64(r0))
+	return nil
 }
 
 // closeGrace bounds how long Close waits for a reader to take the terminal
