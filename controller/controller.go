@@ -18,6 +18,9 @@ import (
 // (controller-runtime's).
 const DefaultCacheSyncTimeout = 2 * time.Minute
 
+// syncProgressEvery is how often Run logs while it waits for its caches.
+var syncProgressEvery = 10 * time.Second
+
 // Config of a Controller. Name, Informer and Reconciler are required.
 type Config[T any] struct {
 	// Name labels logs and metrics; unique within a Manager.
@@ -176,12 +179,25 @@ func (c *Controller[T]) Run(ctx context.Context) error {
 
 	syncCtx, cancel := context.WithTimeout(ctx, c.cfg.CacheSyncTimeout)
 	defer cancel()
+	start := time.Now()
 	for _, s := range sources {
-		if err := s.WaitForCacheSync(syncCtx); err != nil {
+		// Waited in slices of syncProgressEvery, each slow one logged with
+		// the reason, so that a long wait is never silent.
+		for {
+			sliceCtx, sliceCancel := context.WithTimeout(syncCtx, syncProgressEvery)
+			err := s.WaitForCacheSync(sliceCtx)
+			sliceCancel()
+			if err == nil {
+				break
+			}
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("controller %s: caches did not sync within %v: %w", c.cfg.Name, c.cfg.CacheSyncTimeout, err)
+			if syncCtx.Err() != nil {
+				return fmt.Errorf("controller %s: caches did not sync within %v: %w", c.cfg.Name, c.cfg.CacheSyncTimeout, err)
+			}
+			c.log.Info("still waiting for caches to sync", zap.Duration("waited", time.Since(start).Round(time.Second)),
+				zap.Duration("cache_sync_timeout", c.cfg.CacheSyncTimeout), zap.Error(err))
 		}
 	}
 	c.log.Info("starting workers", zap.Int("workers", c.cfg.Workers))

@@ -400,6 +400,31 @@ func TestCacheSyncTimeout(t *testing.T) {
 	}
 }
 
+// A long cache-sync wait is not silent: Run logs while it waits, with the
+// reason the caches have not synced (first hour: 2 minutes of silence).
+func TestCacheSyncWaitLogsProgress(t *testing.T) {
+	defer controller.SetSyncProgressEvery(20 * time.Millisecond)()
+	s := newMemory(t)
+	inf, err := informer.New(s, informer.Config[string]{Prefix: "apps", Decode: decodeString})
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zap.InfoLevel)
+	// The informer is never run: it cannot sync.
+	c := newController(t, controller.Config[string]{Informer: inf, Reconciler: newRecorder(nil),
+		CacheSyncTimeout: 300 * time.Millisecond, Logger: zap.New(core)})
+	if err := c.Run(ctxFor(t, wait)); !errors.Is(err, informer.ErrNotSynced) {
+		t.Fatalf("Run = %v, want ErrNotSynced", err)
+	}
+	waiting := logs.FilterMessage("still waiting for caches to sync").All()
+	if len(waiting) < 2 {
+		t.Fatalf("%d progress lines in a 300ms wait logged every 20ms, want several: %v", len(waiting), logs.All())
+	}
+	if why := fmt.Sprint(waiting[0].ContextMap()["error"]); !strings.Contains(why, "Run has not been called") {
+		t.Errorf("progress line says %q; want the reason (Run has not been called)", why)
+	}
+}
+
 // TestWatchMapsSecondaryKeys: a change in a second informer reconciles the
 // key its map function names.
 func TestWatchMapsSecondaryKeys(t *testing.T) {
