@@ -87,6 +87,14 @@ type Config struct {
 	// errors (server unreachable, 5xx) before giving up with
 	// kv.ErrNotReachable. Default DefaultRetryTimeout.
 	RetryTimeout time.Duration
+	// RequestTimeout bounds each call whose ctx has no deadline (default
+	// kv.DefaultRequestTimeout, 10 s; negative: no bound): such a call
+	// against agents that went away ends with an error matching
+	// kv.ErrNotReachable (and kv.ErrOutcomeUnknown for a write) that names
+	// this setting, instead of waiting as long as the HTTP client does. A
+	// ctx with a deadline is left alone. Watch, WatchTree, Events and a
+	// waiting Lock are not bounded: they last as long as their ctx.
+	RequestTimeout time.Duration
 	// CloseTimeout bounds the requests Close makes (destroying sessions).
 	// Default DefaultCloseTimeout.
 	CloseTimeout time.Duration

@@ -24,8 +24,9 @@ func (s *Store) translate(ctx context.Context, op, key string, err error) error 
 	if err == nil {
 		return nil
 	}
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return fmt.Errorf("consul: %s %q: %w", op, key, ctxErr)
+	if ctx.Err() != nil {
+		// A RequestTimeoutError (the Store's bound) matches ErrNotReachable.
+		return fmt.Errorf("consul: %s %q: %w", op, key, kv.CtxErr(ctx))
 	}
 	if s.closed.Load() {
 		return fmt.Errorf("consul: %s %q: %w", op, key, kv.ErrClosed)

@@ -16,6 +16,8 @@ import (
 // Put writes value at key. A TTL key is a key locked by a Consul session
 // with behaviour "delete": see the package documentation.
 func (s *Store) Put(ctx context.Context, key string, value []byte, opts *kv.WriteOptions) error {
+	ctx, done := kv.BoundRequest(ctx, s.cfg.RequestTimeout)
+	defer done()
 	k, err := s.checkWrite(ctx, "put", key, value, opts)
 	if err != nil {
 		return err
@@ -37,6 +39,8 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, opts *kv.Writ
 
 // Get returns the pair at key.
 func (s *Store) Get(ctx context.Context, key string, opts *kv.ReadOptions) (*kv.KVPair, error) {
+	ctx, done := kv.BoundRequest(ctx, s.cfg.RequestTimeout)
+	defer done()
 	k, err := s.checkKey(ctx, "get", key)
 	if err != nil {
 		return nil, err
@@ -69,6 +73,8 @@ func (s *Store) Exists(ctx context.Context, key string, opts *kv.ReadOptions) (b
 // Delete removes key. The existence check and the delete are one
 // transaction, so ErrKeyNotFound is exact.
 func (s *Store) Delete(ctx context.Context, key string) error {
+	ctx, done := kv.BoundRequest(ctx, s.cfg.RequestTimeout)
+	defer done()
 	k, err := s.checkKey(ctx, "delete", key)
 	if err != nil {
 		return err
@@ -87,6 +93,8 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 
 // List returns the pairs strictly below prefix, sorted by key.
 func (s *Store) List(ctx context.Context, prefix string, opts *kv.ReadOptions) ([]*kv.KVPair, error) {
+	ctx, done := kv.BoundRequest(ctx, s.cfg.RequestTimeout)
+	defer done()
 	p, err := s.checkPrefix(ctx, "list", prefix)
 	if err != nil {
 		return nil, err
@@ -131,6 +139,8 @@ func comparePairs(a, b *kv.KVPair) int { return strings.Compare(a.Key, b.Key) }
 
 // DeleteTree removes every key strictly below prefix.
 func (s *Store) DeleteTree(ctx context.Context, prefix string) error {
+	ctx, done := kv.BoundRequest(ctx, s.cfg.RequestTimeout)
+	defer done()
 	p, err := s.checkPrefix(ctx, "delete tree", prefix)
 	if err != nil {
 		return err
@@ -144,6 +154,8 @@ func (s *Store) DeleteTree(ctx context.Context, prefix string) error {
 // and the write are one transaction whose failing operation tells
 // ErrKeyExists, ErrKeyNotFound and ErrKeyModified apart exactly.
 func (s *Store) AtomicPut(ctx context.Context, key string, value []byte, previous *kv.KVPair, opts *kv.WriteOptions) (bool, *kv.KVPair, error) {
+	ctx, done := kv.BoundRequest(ctx, s.cfg.RequestTimeout)
+	defer done()
 	k, err := s.checkWrite(ctx, "atomic put", key, value, opts)
 	if err != nil {
 		return false, nil, err
@@ -176,6 +188,8 @@ func (s *Store) AtomicPut(ctx context.Context, key string, value []byte, previou
 
 // AtomicDelete removes key only if its LastIndex is previous.LastIndex.
 func (s *Store) AtomicDelete(ctx context.Context, key string, previous *kv.KVPair) (bool, error) {
+	ctx, done := kv.BoundRequest(ctx, s.cfg.RequestTimeout)
+	defer done()
 	k, err := s.checkKey(ctx, "atomic delete", key)
 	if err != nil {
 		return false, err

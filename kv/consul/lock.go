@@ -103,7 +103,11 @@ type hold struct {
 
 func (l *locker) Lock(ctx context.Context) (<-chan struct{}, error) { return l.lock(ctx, true) }
 
-func (l *locker) TryLock(ctx context.Context) (<-chan struct{}, error) { return l.lock(ctx, false) }
+func (l *locker) TryLock(ctx context.Context) (<-chan struct{}, error) {
+	ctx, done := kv.BoundRequest(ctx, l.s.cfg.RequestTimeout) // one attempt: bounded, unlike Lock
+	defer done()
+	return l.lock(ctx, false)
+}
 
 func (l *locker) lock(ctx context.Context, wait bool) (<-chan struct{}, error) {
 	l.mu.Lock()
@@ -358,6 +362,8 @@ func (l *locker) current() *hold {
 // GuardedPut writes key in one transaction with a check-session on the lock
 // key: the server applies it only while this session holds the lock.
 func (l *locker) GuardedPut(ctx context.Context, key string, value []byte, opts *kv.WriteOptions) error {
+	ctx, done := kv.BoundRequest(ctx, l.s.cfg.RequestTimeout)
+	defer done()
 	k, err := l.s.checkWrite(ctx, "guarded put", key, value, opts)
 	if err != nil {
 		return err
@@ -377,6 +383,8 @@ func (l *locker) GuardedPut(ctx context.Context, key string, value []byte, opts 
 // GuardedDelete deletes key in one transaction with a check-session on the
 // lock key.
 func (l *locker) GuardedDelete(ctx context.Context, key string) error {
+	ctx, done := kv.BoundRequest(ctx, l.s.cfg.RequestTimeout)
+	defer done()
 	k, err := l.s.checkKey(ctx, "guarded delete", key)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package consul
 
 import (
 	"testing"
+	"time"
 
 	"github.com/regentkv/regent/internal/testenv"
 	"github.com/regentkv/regent/kv"
@@ -29,9 +30,12 @@ func TestWriteOutcomes(t *testing.T) {
 	kvtest.RunOutcomes(t, kvtest.OutcomeHarness{
 		Open: func(t testing.TB) (kv.Store, kvtest.Link) {
 			p := testenv.NewProxy(t, srv.Addr)
-			s := openStore(t, testConfig(p.Addr()))
+			cfg := testConfig(p.Addr())
+			cfg.RequestTimeout = 2 * time.Second
+			s := openStore(t, cfg)
 			return s, link{p, s}
 		},
-		Reader: reader,
+		Reader:         reader,
+		RequestTimeout: 2 * time.Second,
 	})
 }

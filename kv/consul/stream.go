@@ -21,6 +21,8 @@ const progressWait = 500 * time.Millisecond
 // the last KV write (put, delete or session-driven delete) the leader
 // applied. Every completed KV write has an index at most this.
 func (s *Store) Revision(ctx context.Context) (uint64, error) {
+	ctx, done := kv.BoundRequest(ctx, s.cfg.RequestTimeout)
+	defer done()
 	if err := s.usable(ctx); err != nil {
 		return 0, fmt.Errorf("consul: revision: %w", err)
 	}
@@ -37,6 +39,8 @@ func (s *Store) Revision(ctx context.Context) (uint64, error) {
 // the index of the last change below the prefix (or the table's, for a
 // prefix that never had keys), at which the listed state is exact.
 func (s *Store) Snapshot(ctx context.Context, prefix string) (kv.Snapshot, error) {
+	ctx, done := kv.BoundRequest(ctx, s.cfg.RequestTimeout)
+	defer done()
 	p, err := s.checkPrefix(ctx, "snapshot", prefix)
 	if err != nil {
 		return kv.Snapshot{}, err

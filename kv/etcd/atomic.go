@@ -19,6 +19,8 @@ var errNotWritten = errors.New("etcd: comparison failed")
 // reads the key back, so ErrKeyModified and ErrKeyNotFound are told apart
 // without a second round trip.
 func (s *Store) AtomicPut(ctx context.Context, key string, value []byte, previous *kv.KVPair, opts *kv.WriteOptions) (bool, *kv.KVPair, error) {
+	ctx, done := kv.BoundRequest(ctx, s.reqTO)
+	defer done()
 	k, err := s.checkWrite(ctx, "atomic put", key, value, opts)
 	if err != nil {
 		return false, nil, err
@@ -64,6 +66,8 @@ func (s *Store) AtomicPut(ctx context.Context, key string, value []byte, previou
 // AtomicDelete is a transaction on the key's ModRevision that reads the key
 // back when the comparison fails, as AtomicPut.
 func (s *Store) AtomicDelete(ctx context.Context, key string, previous *kv.KVPair) (bool, error) {
+	ctx, done := kv.BoundRequest(ctx, s.reqTO)
+	defer done()
 	k, err := s.checkKey(ctx, "atomic delete", key)
 	if err != nil {
 		return false, err

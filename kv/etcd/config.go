@@ -56,6 +56,15 @@ type Config struct {
 	// Logger receives the driver's logs (lease loss, watch restarts).
 	// Default: no logging.
 	Logger *zap.Logger
+	// RequestTimeout bounds each call whose ctx has no deadline (default
+	// kv.DefaultRequestTimeout, 10 s; negative: no bound): such a call
+	// against a cluster that went away ends with an error matching
+	// kv.ErrNotReachable (and kv.ErrOutcomeUnknown for a write) that names
+	// this setting, instead of waiting forever (the etcd client waits for
+	// a connection as long as the ctx lets it). A ctx with a deadline is
+	// left alone. Watch, WatchTree, Events and a waiting Lock are not
+	// bounded: they last as long as their ctx.
+	RequestTimeout time.Duration
 }
 
 // Validate reports the first problem with c, wrapped in ErrInvalidConfig.
@@ -92,6 +101,9 @@ func (c *Config) options() []Option {
 	if c.Logger != nil {
 		opts = append(opts, WithLogger(c.Logger))
 	}
+	if c.RequestTimeout != 0 {
+		opts = append(opts, WithRequestTimeout(c.RequestTimeout))
+	}
 	return opts
 }
 
@@ -103,6 +115,7 @@ type settings struct {
 	minTTL  time.Duration
 	lockTTL time.Duration
 	log     *zap.Logger
+	reqTO   time.Duration // see Config.RequestTimeout; 0: the default
 }
 
 func buildSettings(opts []Option) (settings, error) {
@@ -152,6 +165,15 @@ func WithLockTTL(d time.Duration) Option {
 			return fmt.Errorf("%w: LockTTL %v is not positive", ErrInvalidConfig, d)
 		}
 		s.lockTTL = d
+		return nil
+	})
+}
+
+// WithRequestTimeout bounds calls whose ctx has no deadline; see
+// Config.RequestTimeout.
+func WithRequestTimeout(d time.Duration) Option {
+	return optionFunc(func(s *settings) error {
+		s.reqTO = d
 		return nil
 	})
 }

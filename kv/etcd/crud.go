@@ -18,6 +18,8 @@ import (
 // lease per call, so that every Put restarts the clock (one extra round
 // trip); with KeepAlive the key joins the Store's lease for that TTL.
 func (s *Store) Put(ctx context.Context, key string, value []byte, opts *kv.WriteOptions) error {
+	ctx, done := kv.BoundRequest(ctx, s.reqTO)
+	defer done()
 	k, err := s.checkWrite(ctx, "put", key, value, opts)
 	if err != nil {
 		return err
@@ -35,6 +37,8 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, opts *kv.Writ
 // ReadOptions.Consistent says: etcd's cheaper serializable read may miss the
 // caller's own last write, which is the kind of surprise this package avoids.
 func (s *Store) Get(ctx context.Context, key string, _ *kv.ReadOptions) (*kv.KVPair, error) {
+	ctx, done := kv.BoundRequest(ctx, s.reqTO)
+	defer done()
 	k, err := s.checkKey(ctx, "get", key)
 	if err != nil {
 		return nil, err
@@ -52,6 +56,8 @@ func (s *Store) Get(ctx context.Context, key string, _ *kv.ReadOptions) (*kv.KVP
 
 // Delete removes key.
 func (s *Store) Delete(ctx context.Context, key string) error {
+	ctx, done := kv.BoundRequest(ctx, s.reqTO)
+	defer done()
 	k, err := s.checkKey(ctx, "delete", key)
 	if err != nil {
 		return err
@@ -70,6 +76,8 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 
 // Exists reports whether key exists, without transferring its value.
 func (s *Store) Exists(ctx context.Context, key string, _ *kv.ReadOptions) (bool, error) {
+	ctx, done := kv.BoundRequest(ctx, s.reqTO)
+	defer done()
 	k, err := s.checkKey(ctx, "exists", key)
 	if err != nil {
 		return false, err
@@ -84,6 +92,8 @@ func (s *Store) Exists(ctx context.Context, key string, _ *kv.ReadOptions) (bool
 // List returns every pair strictly below prefix in one linearizable range
 // read.
 func (s *Store) List(ctx context.Context, prefix string, _ *kv.ReadOptions) ([]*kv.KVPair, error) {
+	ctx, done := kv.BoundRequest(ctx, s.reqTO)
+	defer done()
 	p, err := s.checkPrefix(ctx, "list", prefix)
 	if err != nil {
 		return nil, err
@@ -104,6 +114,8 @@ func (s *Store) List(ctx context.Context, prefix string, _ *kv.ReadOptions) ([]*
 // internal subtree could be among them); that is retried, and after
 // deleteTreeAttempts the last attempt goes unguarded.
 func (s *Store) DeleteTree(ctx context.Context, prefix string) error {
+	ctx, done := kv.BoundRequest(ctx, s.reqTO)
+	defer done()
 	p, err := s.checkPrefix(ctx, "delete tree", prefix)
 	if err != nil {
 		return err

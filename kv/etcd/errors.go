@@ -28,7 +28,8 @@ func (s *Store) mapErr(ctx context.Context, op, key string, err error) error {
 	if key != "" {
 		where += fmt.Sprintf(" %q", key)
 	}
-	if cerr := ctx.Err(); cerr != nil {
+	if ctx.Err() != nil {
+		cerr := kv.CtxErr(ctx) // a RequestTimeoutError says which bound ended it
 		if errors.Is(cerr, context.DeadlineExceeded) {
 			return fmt.Errorf("%s: %w: %w", where, kv.ErrNotReachable, cerr)
 		}

@@ -129,7 +129,11 @@ func (h *hold) closeLost() { h.once.Do(func() { close(h.lost) }) }
 func (l *locker) Lock(ctx context.Context) (<-chan struct{}, error) { return l.lock(ctx, true) }
 
 // TryLock is Lock without waiting.
-func (l *locker) TryLock(ctx context.Context) (<-chan struct{}, error) { return l.lock(ctx, false) }
+func (l *locker) TryLock(ctx context.Context) (<-chan struct{}, error) {
+	ctx, done := kv.BoundRequest(ctx, l.s.reqTO) // one attempt: bounded, unlike Lock
+	defer done()
+	return l.lock(ctx, false)
+}
 
 func (l *locker) lock(ctx context.Context, wait bool) (<-chan struct{}, error) {
 	select {
@@ -530,6 +534,8 @@ func (l *locker) current(ctx context.Context, op string) (*hold, error) {
 // GuardedPut is a transaction that writes only while the contender key
 // still exists with our CreateRevision.
 func (l *locker) GuardedPut(ctx context.Context, key string, value []byte, opts *kv.WriteOptions) error {
+	ctx, done := kv.BoundRequest(ctx, l.s.reqTO)
+	defer done()
 	h, err := l.current(ctx, "guarded put")
 	if err != nil {
 		return err
@@ -560,6 +566,8 @@ func (l *locker) GuardedPut(ctx context.Context, key string, value []byte, opts 
 // GuardedDelete deletes key only while the contender key still exists with
 // our CreateRevision.
 func (l *locker) GuardedDelete(ctx context.Context, key string) error {
+	ctx, done := kv.BoundRequest(ctx, l.s.reqTO)
+	defer done()
 	h, err := l.current(ctx, "guarded delete")
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package etcd_test
 import (
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/regentkv/regent/internal/testenv"
 	"github.com/regentkv/regent/kv"
@@ -21,8 +22,9 @@ func TestWriteOutcomes(t *testing.T) {
 	kvtest.RunOutcomes(t, kvtest.OutcomeHarness{
 		Open: func(t testing.TB) (kv.Store, kvtest.Link) {
 			p := testenv.NewProxy(t, u.Host)
-			return newStore(t, []string{"http://" + p.Addr()}, etcd.Config{Root: "outcomes"}), p
+			return newStore(t, []string{"http://" + p.Addr()}, etcd.Config{Root: "outcomes", RequestTimeout: 2 * time.Second}), p
 		},
-		Reader: reader,
+		Reader:         reader,
+		RequestTimeout: 2 * time.Second,
 	})
 }

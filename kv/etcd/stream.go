@@ -25,6 +25,8 @@ const progressInterval = 500 * time.Millisecond
 // read at it (WithRev), so the result is consistent even while writers go
 // on. A compaction past that revision between pages is ErrCompacted.
 func (s *Store) Snapshot(ctx context.Context, prefix string) (kv.Snapshot, error) {
+	ctx, done := kv.BoundRequest(ctx, s.reqTO)
+	defer done()
 	p, err := s.checkPrefix(ctx, "snapshot", prefix)
 	if err != nil {
 		return kv.Snapshot{}, err
@@ -57,6 +59,8 @@ func (s *Store) Snapshot(ctx context.Context, prefix string) (kv.Snapshot, error
 
 // Revision returns the header revision of a cheap linearizable read.
 func (s *Store) Revision(ctx context.Context) (uint64, error) {
+	ctx, done := kv.BoundRequest(ctx, s.reqTO)
+	defer done()
 	if err := s.checkOpen(ctx, "revision"); err != nil {
 		return 0, err
 	}

@@ -30,6 +30,10 @@ type OutcomeHarness struct {
 	// Reader is a client with a direct link, to see what the server
 	// applied.
 	Reader kv.Store
+	// RequestTimeout is the driver's RequestTimeout setting of the
+	// clients Open returns: a call whose ctx has no deadline must end by
+	// then (plus slack) when the server cannot be reached. Required.
+	RequestTimeout time.Duration
 }
 
 // RunOutcomes checks that every write reports what the server did: a write
@@ -64,6 +68,10 @@ func RunOutcomes(t *testing.T, h OutcomeHarness) {
 	t.Run("CloseWhileInFlight", func(t *testing.T) {
 		t.Parallel()
 		testCloseInFlight(t, h)
+	})
+	t.Run("CallWithoutDeadline", func(t *testing.T) {
+		t.Parallel()
+		testCallWithoutDeadline(t, h)
 	})
 	t.Run("LockWaitsThroughAnOutage", func(t *testing.T) {
 		t.Parallel()
@@ -216,5 +224,53 @@ func testLockThroughOutage(t *testing.T, h OutcomeHarness) {
 	}
 	if err := l.Unlock(ctx); err != nil {
 		t.Fatalf("Unlock: %v", err)
+	}
+}
+
+// testCallWithoutDeadline: a call made with context.Background() while the
+// server cannot be reached ends by the driver's RequestTimeout with an
+// error that matches kv.ErrNotReachable and says which bound ended it
+// (first hour: a Get was still blocked after 45 s).
+func testCallWithoutDeadline(t *testing.T, h OutcomeHarness) {
+	if h.RequestTimeout <= 0 {
+		t.Fatal("OutcomeHarness.RequestTimeout is required")
+	}
+	s, link := h.Open(t)
+	t.Cleanup(func() { _ = s.Close() })
+	key := fmt.Sprintf("kvtest/outcome/no-deadline/%d", time.Now().UnixNano())
+	if err := s.Put(t.Context(), key, []byte("v"), nil); err != nil {
+		t.Fatal(err)
+	}
+	link.Cut()
+	for _, c := range []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"Get", func(ctx context.Context) error { _, err := s.Get(ctx, key, nil); return err }},
+		{"Put", func(ctx context.Context) error { return s.Put(ctx, key, []byte("w"), nil) }},
+		{"List", func(ctx context.Context) error { _, err := s.List(ctx, key, nil); return err }},
+	} {
+		start := time.Now()
+		res := make(chan error, 1)
+		go func() { res <- c.call(context.Background()) }()
+		slack := 5 * time.Second
+		select {
+		case err := <-res:
+			took := time.Since(start)
+			var rt *kv.RequestTimeoutError
+			switch {
+			case err == nil:
+				t.Errorf("%s without a deadline while cut off: succeeded", c.name)
+			case !errors.Is(err, kv.ErrNotReachable):
+				t.Errorf("%s without a deadline while cut off: %v, want kv.ErrNotReachable", c.name, err)
+			case took > h.RequestTimeout+slack:
+				t.Errorf("%s without a deadline returned after %v, RequestTimeout %v", c.name, took, h.RequestTimeout)
+			case took >= h.RequestTimeout && !errors.As(err, &rt):
+				t.Errorf("%s ended by the RequestTimeout bound does not say so: %v", c.name, err)
+			}
+			t.Logf("%s without a deadline while cut off: %v after %v", c.name, err, took.Round(time.Millisecond))
+		case <-time.After(h.RequestTimeout + slack):
+			t.Fatalf("%s with context.Background() still waiting %v after the link was cut (RequestTimeout %v)", c.name, h.RequestTimeout+slack, h.RequestTimeout)
+		}
 	}
 }

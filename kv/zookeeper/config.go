@@ -49,6 +49,15 @@ type Config struct {
 	// has no deadline. Default 10 s.
 	ConnectTimeout time.Duration
 
+	// RequestTimeout bounds each call whose ctx has no deadline (default
+	// kv.DefaultRequestTimeout, 10 s; negative: no bound): such a call
+	// against servers that went away ends with an error matching
+	// kv.ErrNotReachable (and kv.ErrOutcomeUnknown for a write) that names
+	// this setting, instead of waiting forever. A ctx with a deadline is
+	// left alone. Watch, WatchTree, Events and a waiting Lock are not
+	// bounded: they last as long as their ctx.
+	RequestTimeout time.Duration
+
 	// Dialer, optional, replaces net.DialTimeout, for proxies and tests.
 	Dialer zk.Dialer
 

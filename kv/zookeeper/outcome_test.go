@@ -2,6 +2,7 @@ package zookeeper_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/regentkv/regent/internal/testenv"
 	"github.com/regentkv/regent/kv"
@@ -13,8 +14,11 @@ func TestWriteOutcomes(t *testing.T) {
 	kvtest.RunOutcomes(t, kvtest.OutcomeHarness{
 		Open: func(t testing.TB) (kv.Store, kvtest.Link) {
 			p := testenv.NewProxy(t, server.Addr)
-			return open(t.(*testing.T), config([]string{p.Addr()}, "/outcomes")), p
+			cfg := config([]string{p.Addr()}, "/outcomes")
+			cfg.RequestTimeout = 2 * time.Second
+			return open(t.(*testing.T), cfg), p
 		},
-		Reader: reader,
+		Reader:         reader,
+		RequestTimeout: 2 * time.Second,
 	})
 }

@@ -321,6 +321,8 @@ func (s *Store) call(ctx context.Context, fn func() error) error {
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
+	ctx, cancel := kv.BoundRequest(ctx, s.cfg.RequestTimeout)
+	defer cancel()
 	if ctx.Done() == nil {
 		return s.mapErr(fn())
 	}
@@ -332,7 +334,7 @@ func (s *Store) call(ctx context.Context, fn func() error) error {
 	case err := <-res:
 		return s.mapErr(err)
 	case <-ctx.Done():
-		return ctx.Err()
+		return kv.CtxErr(ctx)
 	}
 }
 
@@ -355,10 +357,11 @@ func (s *Store) callWrite(ctx context.Context, w *mutation, fn func() error) err
 		raw = fn()
 		return raw
 	})
+	var rt *kv.RequestTimeoutError
 	switch {
 	case err == nil:
 		return nil
-	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()), errors.As(err, &rt):
 		return kv.UnknownOutcome(err) // abandoned in flight
 	}
 	if w.applied {
