@@ -76,6 +76,9 @@ func (c *Config) Validate() error {
 		if ep == "" {
 			return fmt.Errorf("%w: Endpoints[%d] is empty", ErrInvalidConfig, i)
 		}
+		if err := checkEndpoint(ep); err != nil {
+			return fmt.Errorf("%w: Endpoints[%d]: %w", ErrInvalidConfig, i, err)
+		}
 	}
 	if (c.Username == "") != (c.Password == "") {
 		return fmt.Errorf("%w: Username and Password go together", ErrInvalidConfig)

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -425,5 +428,54 @@ func TestTTLAndKeepAliveMessagesSayWhatHappened(t *testing.T) {
 	})
 	if n := logs.FilterMessageSnippet("lease lost").Len(); n > 0 {
 		t.Errorf("%d log lines say the lease was lost; the client was closed: %v", n, logs.All())
+	}
+}
+
+// New's errors say what is wrong and where (first hour: a dead port, a
+// typo'd scheme and a non-etcd server all gave "context deadline exceeded"
+// after 5 s, and a caller's 1 s ctx a bare context.DeadlineExceeded).
+func TestNewSaysWhatIsWrong(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String()
+	_ = l.Close()
+	web := httptest.NewServer(http.NotFoundHandler())
+	defer web.Close()
+	for _, tc := range []struct {
+		name     string
+		endpoint string
+		ctx      time.Duration
+		want     []error
+		says     string
+	}{
+		{"typo'd scheme", "htp://127.0.0.1:2379", 5 * time.Second, []error{etcd.ErrInvalidConfig}, `scheme "htp"`},
+		{"dead port", dead, 5 * time.Second, []error{kv.ErrNotReachable}, "connection refused"},
+		{"not etcd", web.URL, 5 * time.Second, []error{kv.ErrNotReachable}, "did not answer as etcd"},
+		{"caller's deadline", dead, 300 * time.Millisecond, []error{kv.ErrNotReachable, context.DeadlineExceeded}, "the caller's ctx"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), tc.ctx)
+			defer cancel()
+			start := time.Now()
+			s, err := etcd.New(ctx, etcd.Config{Endpoints: []string{tc.endpoint}, DialTimeout: time.Second})
+			if err == nil {
+				_ = s.Close()
+				t.Fatal("New succeeded")
+			}
+			for _, w := range tc.want {
+				if !errors.Is(err, w) {
+					t.Errorf("New: %v; want it to match %v", err, w)
+				}
+			}
+			if !strings.Contains(err.Error(), tc.says) || (tc.want[0] != etcd.ErrInvalidConfig && !strings.Contains(err.Error(), tc.endpoint)) {
+				t.Errorf("New: %q; want it to name the endpoint and say %q", err, tc.says)
+			}
+			if took := time.Since(start); took > 3*time.Second {
+				t.Errorf("New took %v with a 1s DialTimeout", took)
+			}
+			t.Logf("%s: %v", tc.name, err)
+		})
 	}
 }

@@ -82,13 +82,22 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	defer cancel()
 	// clientv3.New does not wait for a connection; one cheap read proves the
 	// endpoints, TLS and credentials work before the caller relies on them.
+	start := time.Now()
 	if _, err := s.c.Get(pctx, s.internal+"/ping", clientv3.WithCountOnly()); err != nil {
-		err = s.mapErr(pctx, "connect", "", err)
 		_ = s.Close()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		if pctx.Err() != nil {
+			// No answer in time: say from where, and what is there. The
+			// caller's deadline ending first is the same case for the caller
+			// (kv.ErrNotReachable), with ctx's error kept in the chain.
+			bound := fmt.Sprintf("DialTimeout %v", dial)
+			cerr := pctx.Err()
+			if ctx.Err() != nil {
+				bound, cerr = "the caller's ctx", ctx.Err()
+			}
+			return nil, fmt.Errorf("etcd: connect %v: %w: no answer within %v (%s): %s: %w",
+				cfg.Endpoints, kv.ErrNotReachable, time.Since(start).Round(time.Millisecond), bound, diagnose(cfg.Endpoints), cerr)
 		}
-		return nil, err
+		return nil, fmt.Errorf("etcd: connect %v: %w", cfg.Endpoints, s.mapErr(pctx, "connect", "", err))
 	}
 	return s, nil
 }
