@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -436,5 +437,44 @@ func TestDatacenter(t *testing.T) {
 	cfg.Datacenter = "nowhere"
 	if _, err := New(t.Context(), cfg); err == nil {
 		t.Fatal("New with an unknown datacenter succeeded")
+	}
+}
+
+// New's errors say what is wrong and where (first hour review of New).
+func TestNewSaysWhatIsWrong(t *testing.T) {
+	web := httptest.NewServer(http.NotFoundHandler())
+	defer web.Close()
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadAddr := dead.Listener.Addr().String()
+	dead.Close()
+	for _, tc := range []struct {
+		name string
+		addr string
+		ctx  time.Duration
+		want []error
+		says string
+	}{
+		{"typo'd scheme", "htp://" + deadAddr, 5 * time.Second, []error{ErrInvalidConfig}, "scheme"},
+		{"dead port", deadAddr, 5 * time.Second, []error{kv.ErrNotReachable}, "connection refused"},
+		{"not consul", web.Listener.Addr().String(), 5 * time.Second, []error{kv.ErrNotReachable}, "Consul"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), tc.ctx)
+			defer cancel()
+			s, err := New(ctx, Config{Addresses: []string{tc.addr}})
+			if err == nil {
+				_ = s.Close()
+				t.Fatal("New succeeded")
+			}
+			for _, w := range tc.want {
+				if !errors.Is(err, w) {
+					t.Errorf("New: %v; want it to match %v", err, w)
+				}
+			}
+			if !strings.Contains(err.Error(), tc.says) {
+				t.Errorf("New: %q; want it to say %q", err, tc.says)
+			}
+			t.Logf("%s: %v", tc.name, err)
+		})
 	}
 }

@@ -2,6 +2,7 @@ package consul
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -80,9 +81,24 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	fo.closing = s.ctx
 	if _, err := s.Revision(ctx); err != nil {
 		_ = s.Close()
-		return nil, err
+		return nil, connectError(ctx, r.hosts, err)
 	}
 	return s, nil
+}
+
+// connectError is New's error when its first request failed: it names the
+// agents, says when the answer was not Consul's, and matches
+// kv.ErrNotReachable when the caller's ctx ran out first too.
+func connectError(ctx context.Context, hosts []string, err error) error {
+	var se api.StatusError
+	switch {
+	case errors.Is(err, ErrPermissionDenied) || errors.Is(err, kv.ErrNotReachable):
+	case errors.As(err, &se) && se.Code == http.StatusNotFound:
+		err = fmt.Errorf("%w: the agent answered 404: an HTTP server without Consul's API on that port?: %w", kv.ErrNotReachable, err)
+	case ctx.Err() != nil:
+		err = fmt.Errorf("%w: no answer within the caller's ctx: %w", kv.ErrNotReachable, err)
+	}
+	return fmt.Errorf("consul: connect %v: %w", hosts, err)
 }
 
 // NewFromClient builds a Store on a client the caller already configured

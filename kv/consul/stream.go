@@ -32,6 +32,11 @@ func (s *Store) Revision(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, s.translate(ctx, "revision", "", err)
 	}
+	if meta.LastIndex == 0 {
+		// Every answer of Consul's KV API carries X-Consul-Index, at least
+		// 1: this one came from something else.
+		return 0, fmt.Errorf("consul: revision: %w: the answer has no X-Consul-Index: not Consul's HTTP API at that address?", kv.ErrNotReachable)
+	}
 	return meta.LastIndex, nil
 }
 

@@ -2,7 +2,9 @@ package zookeeper
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -90,4 +92,41 @@ func (c *handshakeConn) SetReadDeadline(t time.Time) error {
 
 func (c *handshakeConn) SetWriteDeadline(t time.Time) error {
 	return c.Conn.SetWriteDeadline(c.clamp(t))
+}
+
+// dialLog records what the connection attempts met, so that New's error
+// can say it: nothing listening, or a server that accepted connections
+// but gave no session (not ZooKeeper, still starting, or a member without
+// a quorum).
+type dialLog struct {
+	mu        sync.Mutex
+	lastErr   error
+	lastAddr  string
+	connected int // dials that succeeded
+}
+
+func (s *Store) recordDials(d zk.Dialer) zk.Dialer {
+	return func(network, addr string, timeout time.Duration) (net.Conn, error) {
+		c, err := d(network, addr, timeout)
+		s.dials.mu.Lock()
+		if err != nil {
+			s.dials.lastErr, s.dials.lastAddr = err, addr
+		} else {
+			s.dials.connected++
+		}
+		s.dials.mu.Unlock()
+		return c, err
+	}
+}
+
+func (s *Store) dialReport() string {
+	s.dials.mu.Lock()
+	defer s.dials.mu.Unlock()
+	switch {
+	case s.dials.connected > 0:
+		return fmt.Sprintf("%d connections were accepted but none gave a session (not ZooKeeper on that port, a server still starting, or a member without a quorum?)", s.dials.connected)
+	case s.dials.lastErr != nil:
+		return fmt.Sprintf("last attempt: %v", s.dials.lastErr)
+	}
+	return "no connection attempt finished"
 }

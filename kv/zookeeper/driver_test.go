@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -368,5 +371,48 @@ func TestLockWaiterRequeuesAfterSessionExpiry(t *testing.T) {
 	}
 	if err := wl.Unlock(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// New's errors say what is wrong and where (first hour review of New: a
+// caller's short ctx gave a bare context.DeadlineExceeded).
+func TestNewSaysWhatIsWrong(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	_ = l.Close()
+	web := httptest.NewServer(http.NotFoundHandler())
+	defer web.Close()
+	for _, tc := range []struct {
+		name string
+		addr string
+		ctx  time.Duration
+		want []error
+		says string
+	}{
+		{"dead port", dead, 10 * time.Second, []error{kv.ErrNotReachable}, "connection refused"},
+		{"not zookeeper", web.Listener.Addr().String(), 10 * time.Second, []error{kv.ErrNotReachable}, "none gave a session"},
+		{"caller's deadline", dead, 300 * time.Millisecond, []error{kv.ErrNotReachable, context.DeadlineExceeded}, "the caller's ctx"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), tc.ctx)
+			defer cancel()
+			s, err := zookeeper.New(ctx, zookeeper.Config{Servers: []string{tc.addr}, ConnectTimeout: 2 * time.Second})
+			if err == nil {
+				_ = s.Close()
+				t.Fatal("New succeeded")
+			}
+			for _, w := range tc.want {
+				if !errors.Is(err, w) {
+					t.Errorf("New: %v; want it to match %v", err, w)
+				}
+			}
+			if !strings.Contains(err.Error(), tc.says) || !strings.Contains(err.Error(), tc.addr) {
+				t.Errorf("New: %q; want it to name %s and say %q", err, tc.addr, tc.says)
+			}
+			t.Logf("%s: %v", tc.name, err)
+		})
 	}
 }

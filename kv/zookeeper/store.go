@@ -43,6 +43,7 @@ type Store struct {
 	granted      atomic.Int64  // session timeout the server granted, ms (see handshakeDialer)
 	restore      chan struct{} // cap 1: re-create KeepAlive keys
 
+	dials   dialLog // what New's connection attempts met, for its errors
 	parked  parking // Snapshot watchers waiting for Events
 	barrier barrier // shared read barriers (see readBarrier)
 }
@@ -85,6 +86,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		dialer = net.DialTimeout
 	}
 	dialer = handshakeDialer(dialer, max(cfg.SessionTimeout/time.Duration(3*len(cfg.Servers)), time.Second), &s.sessionUp, &s.granted)
+	dialer = s.recordDials(dialer)
 	conn, _, err := zk.Connect(cfg.Servers, cfg.SessionTimeout,
 		zk.WithEventCallback(s.onEvent),
 		zk.WithLogger(zapPrintf{s.log}),
@@ -128,9 +130,13 @@ func (s *Store) waitSession(ctx context.Context) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return ctx.Err()
+			// The caller's deadline is the same case for the caller: not
+			// reachable, with ctx's error kept in the chain.
+			return fmt.Errorf("zookeeper: no session with %v within the caller's ctx: %w: %s: %w",
+				s.cfg.Servers, kv.ErrNotReachable, s.dialReport(), ctx.Err())
 		case <-timer.C:
-			return fmt.Errorf("zookeeper: no session with %v after %v: %w", s.cfg.Servers, s.cfg.ConnectTimeout, kv.ErrNotReachable)
+			return fmt.Errorf("zookeeper: no session with %v after %v (ConnectTimeout): %w: %s",
+				s.cfg.Servers, s.cfg.ConnectTimeout, kv.ErrNotReachable, s.dialReport())
 		}
 	}
 }
