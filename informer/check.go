@@ -2,6 +2,8 @@ package informer
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -10,7 +12,9 @@ import (
 // progress notice) within Config.StaleAfter with no stream error since. The
 // cache keeps serving its last state either way; Check says whether that
 // state may be behind. Otherwise the error wraps ErrNotSynced (never synced,
-// or Run not running) or ErrStale, with the last list or stream error.
+// or Run not running) or ErrStale, with the last list or stream error; or,
+// with Config.KeepLastGood, ErrDecode while keys are served from a value
+// older than the one stored, because the stored one does not decode.
 func (inf *Informer[T]) Check() error {
 	inf.mu.RLock()
 	defer inf.mu.RUnlock()
@@ -31,6 +35,10 @@ func (inf *Informer[T]) Check() error {
 	case inf.streamer != nil && since > inf.cfg.StaleAfter:
 		return fmt.Errorf("%w: informer %s at revision %d: no word from the store for %v (StaleAfter %v)",
 			ErrStale, inf.cfg.Name, inf.rev, since, inf.cfg.StaleAfter)
+	case len(inf.badKeys) > 0:
+		keys := slices.Sorted(maps.Keys(inf.badKeys))
+		return fmt.Errorf("informer %s serves the last good object of %d key(s) whose stored value does not decode (KeepLastGood): %w",
+			inf.cfg.Name, len(keys), inf.badKeys[keys[0]])
 	}
 	return nil
 }

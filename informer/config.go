@@ -48,6 +48,15 @@ type Config[T any] struct {
 	// Decode turns a stored value into a T. A failure is reported and the
 	// key is treated as absent (see the package doc).
 	Decode func(key string, value []byte) (T, error)
+	// KeepLastGood keeps a key's cached object when a new value of it
+	// fails to decode (or transform), instead of treating the key as
+	// absent (OnDelete, Get misses): what a config reader wants, so that a
+	// bad push does not take its last good config away. The failure is
+	// reported as usual (OnError, the decode error metric, a log line),
+	// and Check fails with an error wrapping ErrDecode that names the keys
+	// until each decodes again or is deleted. A key whose first value
+	// fails to decode has no last good object: it stays absent.
+	KeepLastGood bool
 	// Transform, optional, rewrites a decoded object before it is cached
 	// (drop fields you do not need to save memory). An error is handled as
 	// a decode error.

@@ -30,6 +30,7 @@ type Informer[T any] struct {
 	rev         uint64        // every change up to rev is applied
 	progress    chan struct{} // closed and replaced when rev, synced or lastErr change
 	lastErr     error         // of the last failed list or stream attempt
+	badKeys     map[string]error // KeepLastGood: keys served from an older value, and why
 	attempts    int           // list attempts so far
 	heard       time.Time     // when the store last sent a change, a list or a progress notice
 	handlers    []*registration[T]
@@ -198,14 +199,15 @@ func (inf *Informer[T]) whyNot(ctxErr error, what string) error {
 
 // decode turns a pair into a cache entry, reporting a failure. into, when
 // not nil, is where the entry is built (see replace).
-func (inf *Informer[T]) decode(p *kv.KVPair, into *entry[T]) *entry[T] {
+func (inf *Informer[T]) decode(p *kv.KVPair, into *entry[T]) (*entry[T], error) {
 	obj, err := inf.cfg.Decode(p.Key, p.Value)
 	if err == nil && inf.cfg.Transform != nil {
 		obj, err = inf.cfg.Transform(p.Key, obj)
 	}
 	if err != nil {
-		inf.report(p.Key, fmt.Errorf("%w: key %q at revision %d: %w", ErrDecode, p.Key, p.Revision, err))
-		return nil
+		err = fmt.Errorf("%w: key %q at revision %d: %w", ErrDecode, p.Key, p.Revision, err)
+		inf.report(p.Key, err)
+		return nil, err
 	}
 	e := into
 	if e == nil {
@@ -215,7 +217,21 @@ func (inf *Informer[T]) decode(p *kv.KVPair, into *entry[T]) *entry[T] {
 	for _, err := range inf.c.index(p.Key, e) {
 		inf.report(p.Key, err)
 	}
-	return e
+	return e, nil
+}
+
+// keepLastGood reports whether key, whose new value failed to decode with
+// err, keeps its cached object (Config.KeepLastGood), recording why.
+// Called with mu held.
+func (inf *Informer[T]) keepLastGoodLocked(key string, err error) bool {
+	if !inf.cfg.KeepLastGood || inf.c.items[key] == nil {
+		return false
+	}
+	if inf.badKeys == nil {
+		inf.badKeys = make(map[string]error)
+	}
+	inf.badKeys[key] = err
+	return true
 }
 
 func (inf *Informer[T]) report(key string, err error) {
@@ -260,11 +276,18 @@ func (inf *Informer[T]) replace(pairs []*kv.KVPair, rev uint64, final bool) {
 	// separate allocations.
 	slab := make([]entry[T], len(pairs))
 	entries := make([]*entry[T], len(pairs))
+	errs := make([]error, len(pairs))
 	for i, p := range pairs {
-		entries[i] = inf.decode(p, &slab[i])
+		entries[i], errs[i] = inf.decode(p, &slab[i])
 	}
 	inf.mu.Lock()
 	defer inf.mu.Unlock()
+	inf.badKeys = nil // rebuilt from this list
+	for i, p := range pairs {
+		if entries[i] == nil && inf.keepLastGoodLocked(p.Key, errs[i]) {
+			entries[i] = inf.c.items[p.Key] // the cached object stays
+		}
+	}
 	if len(inf.c.items) == 0 {
 		inf.c.items = make(map[string]*entry[T], len(pairs))
 	} else {
@@ -311,9 +334,10 @@ func (inf *Informer[T]) undecodable(pairs []*kv.KVPair, key string) bool {
 // apply applies one batch of the stream.
 func (inf *Informer[T]) apply(b kv.EventBatch) {
 	entries := make([]*entry[T], len(b.Events))
+	errs := make([]error, len(b.Events))
 	for i, ev := range b.Events {
 		if ev.Type == kv.EventPut {
-			entries[i] = inf.decode(ev.Pair, nil)
+			entries[i], errs[i] = inf.decode(ev.Pair, nil)
 		}
 	}
 	inf.mu.Lock()
@@ -321,9 +345,14 @@ func (inf *Informer[T]) apply(b kv.EventBatch) {
 	for i, ev := range b.Events {
 		switch ev.Type {
 		case kv.EventPut:
+			if entries[i] == nil && inf.keepLastGoodLocked(ev.Pair.Key, errs[i]) {
+				continue // the last good object stays, reported by Check
+			}
+			delete(inf.badKeys, ev.Pair.Key)
 			// An undecodable new value removes the key: a tombstone.
 			inf.setLocked(ev.Pair.Key, entries[i], entries[i] != nil)
 		case kv.EventDelete:
+			delete(inf.badKeys, ev.Pair.Key)
 			inf.setLocked(ev.Pair.Key, nil, true)
 		}
 	}

@@ -477,3 +477,47 @@ func TestGetNormalisesAndLookupTellsNotSynced(t *testing.T) {
 		t.Error("Get of an invalid key found something")
 	}
 }
+
+// With KeepLastGood, a value that fails to decode keeps the last good
+// object (no OnDelete, Get still answers) and Check says so until the key
+// decodes again (first hour: a config reader lost its config to one bad
+// push).
+func TestKeepLastGoodOnDecodeError(t *testing.T) {
+	s := newMemory(t)
+	put(t, s, "cfg/app", "1")
+	inf, err := informer.New(s, informer.Config[int]{Prefix: "cfg", Decode: atoi, KeepLastGood: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var deletes int
+	if _, err := inf.AddEventHandler(informer.Handler[int]{
+		OnDelete: func(string, int, bool) { mu.Lock(); deletes++; mu.Unlock() },
+	}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, inf)
+	if err := inf.WaitForCacheSync(ctxFor(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	put(t, s, "cfg/app", "not a number")
+	poll.Until(t, 5*time.Second, "Check reporting the decode error", func() bool {
+		return errors.Is(inf.Check(), informer.ErrDecode)
+	})
+	if v, ok := inf.Get("cfg/app"); !ok || v != 1 {
+		t.Fatalf("Get after a bad value = %v, %v; want the last good 1", v, ok)
+	}
+	if !strings.Contains(inf.Check().Error(), "cfg/app") {
+		t.Errorf("Check = %v; want it to name the key", inf.Check())
+	}
+	put(t, s, "cfg/app", "2")
+	poll.Until(t, 5*time.Second, "the good value cached and Check clear", func() bool {
+		v, ok := inf.Get("cfg/app")
+		return ok && v == 2 && inf.Check() == nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if deletes != 0 {
+		t.Errorf("%d OnDelete calls; a bad value must not look like a delete with KeepLastGood", deletes)
+	}
+}

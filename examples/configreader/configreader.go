@@ -35,20 +35,24 @@ const (
 
 // summary is what the demo checks at the end; a test reads it too.
 type summary struct {
-	Health           []int    // /readyz status at each step
-	Live             []int    // /healthz status at each step: always 200
-	Changes          []string // old -> new, as the handler saw them
-	EarlyReadErr     error    // the read before the informer ran
-	Outage           bool     // whether the store-outage step ran
-	StaleErr         error    // Check while the store was down
-	ServedWhileStale Config   // what a read returned then
-	Final            Config
+	Health             []int    // /readyz status at each step
+	Live               []int    // /healthz status at each step: always 200
+	Changes            []string // old -> new, as the handler saw them
+	EarlyReadErr       error    // the read before the informer ran
+	Outage             bool     // whether the store-outage step ran
+	StaleErr           error    // Check while the store was down
+	ServedWhileStale   Config   // what a read returned then
+	ServedAfterBadPush Config   // what a read returned after a value that does not decode
+	Final              Config
 }
 
 func (s *summary) check() error {
 	var errs []error
-	want := []int{503, 200}
+	want := []int{503, 200, 503, 200} // before the sync, synced, bad push, good again
 	wantChanges := 1
+	if s.ServedAfterBadPush.Replicas != 5 {
+		errs = append(errs, fmt.Errorf("after a bad push the reader served %s, want the last good config (replicas 5)", s.ServedAfterBadPush))
+	}
 	if s.Outage {
 		want = append(want, 503, 200)
 		wantChanges++
@@ -141,7 +145,10 @@ func run(ctx context.Context, out io.Writer, cluster *backend.Cluster) (*summary
 
 	inf, err := informer.New(service.Store, informer.Config[Config]{
 		Prefix: configDir, Decode: decodeConfig, StaleAfter: staleAfter,
-		OnError: func(key string, err error) { say("bad config at %s ignored: %v", key, err) },
+		// A bad push must not take the config away: the last good one is
+		// served, and Check (so /readyz) reports the decode error.
+		KeepLastGood: true,
+		OnError:      func(key string, err error) { say("bad config at %s ignored: %v", key, err) },
 	})
 	if err != nil {
 		return nil, err
@@ -240,6 +247,36 @@ func run(ctx context.Context, out io.Writer, cluster *backend.Cluster) (*summary
 		return nil, err
 	}
 	if err := waitChange(ctx, changes, sum); err != nil {
+		return nil, err
+	}
+
+	// 3b. A bad push: the last good config is still served, and /readyz
+	// says why it is not the stored one; a good push clears it.
+	say("operator pushes a config that does not decode")
+	bctx, bcancel := context.WithTimeout(ctx, deadline)
+	err = operator.Store.Put(bctx, configKey, []byte("{not json"), nil)
+	bcancel()
+	if err != nil {
+		return nil, err
+	}
+	if err := waitFor(ctx, func() bool { return errors.Is(inf.Check(), informer.ErrDecode) }); err != nil {
+		return nil, fmt.Errorf("the bad push was not reported by Check: %w", err)
+	}
+	if sum.ServedAfterBadPush, err = r.Get(ctx); err != nil {
+		return nil, err
+	}
+	say("read after the bad push: %s (the last good one)", sum.ServedAfterBadPush)
+	if err := probe(); err != nil {
+		return nil, err
+	}
+	say("operator pushes the good config again")
+	if err := write(cfg); err != nil {
+		return nil, err
+	}
+	if err := waitFor(ctx, func() bool { return inf.Check() == nil }); err != nil {
+		return nil, fmt.Errorf("Check still failing after the good push: %w", err)
+	}
+	if err := probe(); err != nil {
 		return nil, err
 	}
 

@@ -27,10 +27,10 @@ func TestConfigReader(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantHealth := []int{503, 200}
+		wantHealth := []int{503, 200, 503, 200} // before the sync, synced, bad push, good again
 		wantFinal := Config{Greeting: "hello", Replicas: 5, LogLevel: "info"}
 		if outage {
-			wantHealth = []int{503, 200, 503, 200}
+			wantHealth = []int{503, 200, 503, 200, 503, 200}
 			wantFinal.LogLevel = "debug"
 		}
 		if sum.Outage != outage {
@@ -38,6 +38,9 @@ func TestConfigReader(t *testing.T) {
 		}
 		if !slices.Equal(sum.Health, wantHealth) {
 			t.Errorf("/readyz went %v, want %v", sum.Health, wantHealth)
+		}
+		if sum.ServedAfterBadPush.Replicas != 5 {
+			t.Errorf("after a bad push: served %s, want the last good config", sum.ServedAfterBadPush)
 		}
 		if !errors.Is(sum.EarlyReadErr, informer.ErrNotSynced) || !errors.Is(sum.EarlyReadErr, context.DeadlineExceeded) {
 			t.Errorf("read before sync: got %v, want ErrNotSynced wrapping the deadline", sum.EarlyReadErr)
@@ -76,13 +79,17 @@ func TestDecodeConfigRefusesBadValues(t *testing.T) {
 }
 
 func TestCheckCatchesBadRuns(t *testing.T) {
-	good := summary{Health: []int{503, 200, 503, 200}, Changes: []string{"a", "b"}, Outage: true,
-		EarlyReadErr: informer.ErrNotSynced, StaleErr: informer.ErrStale, ServedWhileStale: Config{Greeting: "x"}}
+	good := summary{Health: []int{503, 200, 503, 200, 503, 200}, Live: []int{200, 200, 200, 200, 200, 200},
+		Changes: []string{"a", "b"}, Outage: true, EarlyReadErr: informer.ErrNotSynced, StaleErr: informer.ErrStale,
+		ServedWhileStale: Config{Greeting: "x"}, ServedAfterBadPush: Config{Replicas: 5}}
 	if err := good.check(); err != nil {
 		t.Fatalf("good summary: %v", err)
 	}
 	for name, mutate := range map[string]func(*summary){
-		"never unhealthy": func(s *summary) { s.Health = []int{503, 200, 200, 200} },
+		"never unhealthy": func(s *summary) { s.Health = []int{503, 200, 503, 200, 200, 200} },
+		"bad push missed": func(s *summary) { s.Health = []int{503, 200, 200, 200, 503, 200} },
+		"config lost":     func(s *summary) { s.ServedAfterBadPush = Config{} },
+		"liveness failed": func(s *summary) { s.Live = []int{200, 200, 200, 200, 503, 200} },
 		"missed change":   func(s *summary) { s.Changes = s.Changes[:1] },
 		"not stale":       func(s *summary) { s.StaleErr = nil },
 		"nothing served":  func(s *summary) { s.ServedWhileStale = Config{} },
@@ -90,6 +97,7 @@ func TestCheckCatchesBadRuns(t *testing.T) {
 	} {
 		s := good
 		s.Health = slices.Clone(good.Health)
+		s.Live = slices.Clone(good.Live)
 		s.Changes = slices.Clone(good.Changes)
 		mutate(&s)
 		if s.check() == nil {
