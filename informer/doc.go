@@ -7,6 +7,14 @@
 //	go inf.Run(ctx)
 //	if err := inf.WaitForCacheSync(ctx); err != nil { ... } // says why not
 //	pod, ok := inf.Get("pods/web-1")
+//	<-reg.Synced() // the handler has had its OnAdd calls for the first list
+//
+// WaitForCacheSync is about the cache: once it returns, Get and List
+// answer from a full list. It does not wait for the handlers, which get
+// that list as OnAdd calls on their own goroutines: code that needs a
+// handler's view (a config reader that applies the config in OnAdd, a
+// test) waits on its Registration's Synced channel. Get answers absent
+// before the first sync; Lookup tells "not synced" from "absent".
 //
 // Run lists the prefix with kv.Streamer.Snapshot and follows
 // kv.Streamer.Events from the listed revision, so one change costs O(1)
@@ -68,8 +76,12 @@
 //     keeps serving its last state meanwhile: readers decide whether stale
 //     data is good enough, a readiness probe reports it.
 //   - WaitForCacheSync and WaitForRevision never hang silently: when ctx
-//     ends, the error wraps ErrNotSynced, ctx.Err() and the last list or
-//     stream error, and says what the informer was doing.
+//     ends, or Run returns, the error wraps ErrNotSynced, ctx.Err() or
+//     Run's error and the last list or stream error, and says what the
+//     informer was doing.
+//   - A value that fails to decode makes its key absent (an OnDelete), or,
+//     with Config.KeepLastGood, keeps the last object that decoded while
+//     Check reports ErrDecode.
 //
 // # Concurrency and lifetime
 //
