@@ -27,12 +27,12 @@ type Informer[T any] struct {
 	mu          sync.RWMutex
 	c           cache[T]
 	synced      bool
-	rev         uint64        // every change up to rev is applied
-	progress    chan struct{} // closed and replaced when rev, synced or lastErr change
-	lastErr     error         // of the last failed list or stream attempt
+	rev         uint64           // every change up to rev is applied
+	progress    chan struct{}    // closed and replaced when rev, synced or lastErr change
+	lastErr     error            // of the last failed list or stream attempt
 	badKeys     map[string]error // KeepLastGood: keys served from an older value, and why
-	attempts    int           // list attempts so far
-	heard       time.Time     // when the store last sent a change, a list or a progress notice
+	attempts    int              // list attempts so far
+	heard       time.Time        // when the store last sent a change, a list or a progress notice
 	handlers    []*registration[T]
 	nextHandler int
 	running     bool
