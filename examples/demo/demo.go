@@ -31,7 +31,7 @@ func demo(ctx context.Context, out io.Writer, newStore func() (kv.Store, error))
 	if err != nil {
 		return err
 	}
-	step("put /demo/config/replicas=3, got %s=%s", p.Key, p.Value)
+	step("put \"/demo/config/replicas\" = 3, read back as \"demo/config/replicas/\": %s = %s (one key: leading and trailing slashes are dropped)", p.Key, p.Value)
 	if _, err := s.Get(ctx, "demo/config/missing", nil); errors.Is(err, kv.ErrKeyNotFound) {
 		step("missing key: kv.ErrKeyNotFound")
 	}
@@ -41,8 +41,9 @@ func demo(ctx context.Context, out io.Writer, newStore func() (kv.Store, error))
 	if err != nil {
 		return err
 	}
+	step("compare-and-swap 3 -> 4 by a writer that read 3: ok")
 	_, _, err = s.AtomicPut(ctx, p.Key, []byte("5"), p, nil)
-	step("stale compare-and-swap: %v", errors.Is(err, kv.ErrKeyModified))
+	step("compare-and-swap 3 -> 5 by another writer that also read 3: refused with kv.ErrKeyModified: %v", errors.Is(err, kv.ErrKeyModified))
 
 	// 3. A watch starts with the current state and sees every change.
 	wctx, stopWatch := context.WithCancel(ctx)
@@ -78,6 +79,12 @@ func demo(ctx context.Context, out io.Writer, newStore func() (kv.Store, error))
 	}
 	step("watch demo/flag: %s", show(next()))
 	stopWatch()
+
+	// 3b. A TTL key disappears by itself once its TTL has passed (the
+	// backend's smallest TTL, at least 2 s).
+	if err := ttlDemo(ctx, s, step); err != nil {
+		return err
+	}
 
 	// 4. A fenced lock: the token grows with each holder, and a holder's
 	// guarded write is refused once it has let go.
@@ -172,4 +179,43 @@ func electionDemo(ctx context.Context, step func(string, ...any), newStore func(
 		return errors.New("no handover within 30s")
 	}
 	return nil
+}
+
+// ttlDemo writes a key with a TTL and watches it go.
+func ttlDemo(ctx context.Context, s kv.Store, step func(string, ...any)) error {
+	ttl := 2 * time.Second
+	if m, ok := s.(interface{ MinTTL() time.Duration }); ok && m.MinTTL() > ttl {
+		ttl = m.MinTTL()
+	}
+	if ttl > 5*time.Second {
+		step("TTL key: skipped, this backend's smallest TTL is %v", ttl)
+		return nil
+	}
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	updates, err := s.Watch(wctx, "demo/session", nil)
+	if err != nil {
+		return err
+	}
+	<-updates // the current state: absent
+	if err := s.Put(ctx, "demo/session", []byte("alive"), &kv.WriteOptions{TTL: ttl}); err != nil {
+		return err
+	}
+	written := time.Now()
+	limit := time.After(ttl + 15*time.Second)
+	for {
+		select {
+		case u := <-updates:
+			switch {
+			case u.Err != nil:
+				return u.Err
+			case u.Pair == nil:
+				step("TTL key demo/session (TTL %v) is gone by itself after its TTL: %v", ttl, time.Since(written) >= ttl)
+				return nil
+			}
+		case <-limit:
+			step("TTL key demo/session (TTL %v) still there %v later: this backend removes expired keys late (docs/backends.md)", ttl, ttl+15*time.Second)
+			return nil
+		}
+	}
 }

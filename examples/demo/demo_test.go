@@ -16,12 +16,14 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-const want = `put /demo/config/replicas=3, got demo/config/replicas=3
+const want = `put "/demo/config/replicas" = 3, read back as "demo/config/replicas/": demo/config/replicas = 3 (one key: leading and trailing slashes are dropped)
 missing key: kv.ErrKeyNotFound
-stale compare-and-swap: true
+compare-and-swap 3 -> 4 by a writer that read 3: ok
+compare-and-swap 3 -> 5 by another writer that also read 3: refused with kv.ErrKeyModified: true
 watch demo/flag: absent
 watch demo/flag: on
 watch demo/flag: absent
+TTL key demo/session (TTL 2s) is gone by itself after its TTL: true
 lock tokens increase: true
 guarded write after unlock refused: true
 replica-a leads
