@@ -37,7 +37,7 @@ func TestStaleReads(t *testing.T) {
 }
 
 // staleCount counts reads and stale answers of one read mode.
-type staleCount struct{ reads, stale atomic.Int64 }
+type staleCount struct{ reads, stale, late atomic.Int64 }
 
 func staleReadsRun(t *testing.T, backend string, rng *rand.Rand) {
 	tl := newTimeline(t)
@@ -52,6 +52,11 @@ func staleReadsRun(t *testing.T, backend string, rng *rand.Rand) {
 	}
 	defer func() { _ = writer.Close() }()
 	var acked atomic.Int64 // highest value whose Put was acknowledged
+	// A failed Put may still be applied later, after Puts of higher values
+	// (one sent to the paused member waits in its socket and is applied
+	// when it wakes up): the key then really holds that older value, and a
+	// read of it is not stale. Such values are remembered here.
+	var unsure sync.Map // int64 -> struct{}
 	if err := withTimeout(10*time.Second, func(ctx context.Context) error { return writer.Put(ctx, key, []byte("0"), nil) }); err != nil {
 		t.Fatal(err)
 	}
@@ -62,6 +67,7 @@ func staleReadsRun(t *testing.T, backend string, rng *rand.Rand) {
 			if err == nil {
 				acked.Store(i)
 			} else {
+				unsure.Store(i, struct{}{})
 				pause(20 * time.Millisecond) // a failed Put may return at once
 			}
 		}
@@ -100,7 +106,12 @@ func staleReadsRun(t *testing.T, backend string, rng *rand.Rand) {
 							continue
 						}
 						mode.c.reads.Add(1)
-						if v, _ := strconv.ParseInt(string(p.Value), 10, 64); v < floor {
+						v, _ := strconv.ParseInt(string(p.Value), 10, 64)
+						if _, late := unsure.Load(v); late && v < floor {
+							mode.c.late.Add(1)
+							continue
+						}
+						if v < floor {
 							mode.c.stale.Add(1)
 							tl.say("       stale read from %s (consistent %v): %d, %d acknowledged before it was sent", srv.members[i].name, mode.opts != nil, v, floor)
 						}
@@ -158,9 +169,11 @@ func staleReadsRun(t *testing.T, backend string, rng *rand.Rand) {
 	wg.Wait()
 
 	t.Logf("%s: stale reads, quiet cluster, readers on followers: default %d of %d, Consistent %d of %d; "+
-		"around a paused leader, reader on it: default %d of %d, Consistent %d of %d",
+		"around a paused leader, reader on it: default %d of %d, Consistent %d of %d "+
+		"(reads of a failed Put applied late, not stale: %d default, %d Consistent)",
 		backend, qDef.stale.Load(), qDef.reads.Load(), qCons.stale.Load(), qCons.reads.Load(),
-		pDef.stale.Load(), pDef.reads.Load(), pCons.stale.Load(), pCons.reads.Load())
+		pDef.stale.Load(), pDef.reads.Load(), pCons.stale.Load(), pCons.reads.Load(),
+		qDef.late.Load()+pDef.late.Load(), qCons.late.Load()+pCons.late.Load())
 	if qDef.reads.Load() < 50 || qCons.reads.Load() < 50 {
 		t.Fatalf("only %d and %d reads on the quiet cluster: the readers barely ran", qDef.reads.Load(), qCons.reads.Load())
 	}
