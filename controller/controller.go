@@ -186,6 +186,7 @@ func (c *Controller[T]) Run(ctx context.Context) error {
 		for {
 			sliceCtx, sliceCancel := context.WithTimeout(syncCtx, syncProgressEvery)
 			err := s.WaitForCacheSync(sliceCtx)
+			sliceOver := sliceCtx.Err() != nil
 			sliceCancel()
 			if err == nil {
 				break
@@ -195,6 +196,11 @@ func (c *Controller[T]) Run(ctx context.Context) error {
 			}
 			if syncCtx.Err() != nil {
 				return fmt.Errorf("controller %s: caches did not sync within %v: %w", c.cfg.Name, c.cfg.CacheSyncTimeout, err)
+			}
+			if !sliceOver {
+				// Not the slice ending: the informer gave up (its Run has
+				// returned), and waiting on would spin.
+				return fmt.Errorf("controller %s: caches did not sync: %w", c.cfg.Name, err)
 			}
 			c.log.Info("still waiting for caches to sync", zap.Duration("waited", time.Since(start).Round(time.Second)),
 				zap.Duration("cache_sync_timeout", c.cfg.CacheSyncTimeout), zap.Error(err))

@@ -469,3 +469,39 @@ func TestReconcileCtxCarriesLogger(t *testing.T) {
 		t.Error("LoggerFrom outside a reconcile returned nil")
 	}
 }
+
+// An informer whose Run has returned never syncs: Run says so at once
+// instead of waiting (and logging) in a loop until CacheSyncTimeout.
+func TestCacheSyncGivesUpWhenTheInformerStopped(t *testing.T) {
+	defer controller.SetSyncProgressEvery(20 * time.Millisecond)()
+	s := newMemory(t)
+	_ = s.Close()
+	inf, err := informer.New(s, informer.Config[string]{Prefix: "apps", Decode: decodeString})
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zap.InfoLevel)
+	c := newController(t, controller.Config[string]{Informer: inf, Reconciler: newRecorder(nil),
+		CacheSyncTimeout: 10 * time.Second, Logger: zap.New(core)})
+	res := make(chan error, 1)
+	go func() { res <- c.Run(ctxFor(t, wait)) }()
+	poll.Until(t, wait, "the controller waiting for its cache", func() bool {
+		return logs.FilterMessage("still waiting for caches to sync").Len() > 0
+	})
+	// Run on the closed store returns at once: the cache will never sync.
+	if err := inf.Run(context.Background()); !errors.Is(err, kv.ErrClosed) {
+		t.Fatalf("informer Run on a closed store: %v", err)
+	}
+	stopped := time.Now()
+	select {
+	case err := <-res:
+		if !errors.Is(err, kv.ErrClosed) {
+			t.Fatalf("Run = %v, want the informer's kv.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("controller Run still waiting 5s after its informer stopped")
+	}
+	if n := logs.FilterMessage("still waiting for caches to sync").Len(); n > int(time.Since(stopped)/(20*time.Millisecond))+3 {
+		t.Errorf("%d progress lines: the wait spun after the informer stopped", n)
+	}
+}

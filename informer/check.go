@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -37,8 +38,12 @@ func (inf *Informer[T]) Check() error {
 			ErrStale, inf.cfg.Name, inf.rev, since, inf.cfg.StaleAfter)
 	case len(inf.badKeys) > 0:
 		keys := slices.Sorted(maps.Keys(inf.badKeys))
-		return fmt.Errorf("informer %s serves the last good object of %d key(s) whose stored value does not decode (KeepLastGood): %w",
-			inf.cfg.Name, len(keys), inf.badKeys[keys[0]])
+		if len(keys) > 10 {
+			keys = append(keys[:10], "...")
+		}
+		first := slices.Min(slices.Collect(maps.Keys(inf.badKeys)))
+		return fmt.Errorf("informer %s serves the last good object of %d key(s) whose stored value does not decode (KeepLastGood): %s: %w",
+			inf.cfg.Name, len(inf.badKeys), strings.Join(keys, ", "), inf.badKeys[first])
 	}
 	return nil
 }

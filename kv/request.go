@@ -2,6 +2,7 @@ package kv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -42,10 +43,12 @@ func (e *RequestTimeoutError) Is(target error) bool {
 	return target == ErrNotReachable || target == context.DeadlineExceeded
 }
 
-// CtxErr is ctx's error as a driver reports it: the cause when one was
-// given (a RequestTimeoutError), else ctx.Err().
+// CtxErr is ctx's error as a driver reports it: the RequestTimeoutError
+// when BoundRequest's bound ended it, else ctx.Err() (a caller's own cause
+// is not put in its place: errors.Is(err, context.Canceled) must hold).
 func CtxErr(ctx context.Context) error {
-	if cause := context.Cause(ctx); cause != nil {
+	var rt *RequestTimeoutError
+	if cause := context.Cause(ctx); errors.As(cause, &rt) {
 		return cause
 	}
 	return ctx.Err()

@@ -58,6 +58,12 @@ func (s *Store) readThroughRaft(ctx context.Context, op, key string, reads ...*a
 		if len(resp.Errors) > 0 {
 			f.OpIndex, f.What = resp.Errors[0].OpIndex-1, resp.Errors[0].What
 		}
+		if strings.Contains(f.What, "Permission denied") || strings.Contains(f.What, "ACL not found") {
+			// Consul checks the ACL of every op before applying any: the
+			// barrier's delete needs key write on the internal prefix.
+			return nil, fmt.Errorf("consul: %s %q: %w (a Consistent read is a transaction with a no-op write: the token needs key write on %q): %s",
+				op, key, ErrPermissionDenied, s.internal, f.What)
+		}
 		return nil, f
 	}
 	return resp.Results, nil
@@ -74,7 +80,14 @@ func (s *Store) getConsistent(ctx context.Context, k string) (*api.KVPair, error
 	case err != nil:
 		return nil, err
 	}
-	return lastKV(res), nil
+	p := lastKV(res)
+	if p == nil {
+		// The get succeeded (a missing key fails the transaction), yet
+		// Consul left its result out: it filters results the token may not
+		// read.
+		return nil, fmt.Errorf("consul: get %q: %w: the token may not read the key", k, ErrPermissionDenied)
+	}
+	return p, nil
 }
 
 // listConsistent is list with ReadOptions.Consistent.

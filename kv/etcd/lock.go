@@ -178,7 +178,7 @@ func (l *locker) acquire(ctx context.Context, wait bool) (*hold, error) {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("etcd: lock %q: %w (last error: %w)", l.key, ctx.Err(), err)
+			return nil, fmt.Errorf("etcd: lock %q: %w (last error: %v)", l.key, ctx.Err(), err)
 		}
 	}
 }
@@ -265,7 +265,18 @@ func (l *locker) attempt(ctx context.Context, wait bool) (*hold, error) {
 		clientv3.OpGet(l.pfx, clientv3.WithFirstCreate()...),
 	).Commit()
 	if err != nil {
+		lost := errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseNotFound)
+		select {
+		case <-h.lost:
+			lost = true
+		default:
+		}
 		l.abandon(h)
+		if lost {
+			// The lease ran out while the request waited (an outage longer
+			// than the TTL): a waiting Lock queues again with a new one.
+			return nil, fmt.Errorf("etcd: lock %q: lease lost before the contender key was written: %w: %w", l.key, kv.ErrLockLost, err)
+		}
 		return nil, s.mapErr(ctx, "lock", l.key, err)
 	}
 	h.rev = resp.Header.Revision

@@ -28,7 +28,9 @@ import (
 // every write committed before it was proposed; this session's reads that
 // follow are served after it. A reconnect to another member in between
 // changes nothing: a server refuses a client that has seen a newer zxid
-// than its own.
+// than its own. A new session does (go-zookeeper forgets the zxid it has
+// seen), so a Consistent read checks that its session did not change
+// between the barrier and the answer (sameSession).
 //
 // Barriers are shared: a caller joins the round that has not been sent
 // yet, and one multi serves everybody who joined before it left, so N
@@ -60,8 +62,15 @@ func (s *Store) readBarrier() error {
 	b.sending = true
 	b.mu.Unlock()
 	if start && !s.spawn(s.sendBarriers) {
+		// Closing: no sender will run. Fail the pending round for everyone
+		// who joined it, or they would wait forever (and Close with them).
 		b.mu.Lock()
 		b.sending = false
+		if pending := b.pending; pending != nil {
+			b.pending = nil
+			pending.err = fmt.Errorf("zookeeper: %w", kv.ErrClosed)
+			close(pending.done)
+		}
 		b.mu.Unlock()
 		return fmt.Errorf("zookeeper: %w", kv.ErrClosed)
 	}
@@ -92,4 +101,14 @@ func (s *Store) sendBarriers() {
 		r.err = err
 		close(r.done)
 	}
+}
+
+// sameSession fails a Consistent read whose session changed since sid,
+// before its barrier: the new session's server may not have applied the
+// barrier yet. The caller's next try is on the new session.
+func (s *Store) sameSession(sid int64) error {
+	if s.conn.SessionID() != sid {
+		return fmt.Errorf("zookeeper: the session changed during a Consistent read: %w", kv.ErrNotReachable)
+	}
+	return nil
 }

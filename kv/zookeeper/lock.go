@@ -167,7 +167,11 @@ func seqOf(name string) string {
 func (l *locker) Lock(ctx context.Context) (<-chan struct{}, error) { return l.lock(ctx, true) }
 
 // TryLock implements kv.Locker.
-func (l *locker) TryLock(ctx context.Context) (<-chan struct{}, error) { return l.lock(ctx, false) }
+func (l *locker) TryLock(ctx context.Context) (<-chan struct{}, error) {
+	ctx, done := kv.BoundRequest(ctx, l.s.cfg.RequestTimeout) // one attempt: bounded, unlike Lock
+	defer done()
+	return l.lock(ctx, false)
+}
 
 func (l *locker) lock(ctx context.Context, wait bool) (<-chan struct{}, error) {
 	s := l.s
@@ -230,6 +234,8 @@ func (l *locker) acquire(ctx context.Context, node string, wait bool) (*hold, er
 				return nil, fmt.Errorf("zookeeper: lock %q: %w", l.key, err)
 			}
 			continue
+		case transient(err) && !wait:
+			return giveUp(err) // TryLock makes one attempt
 		case transient(err):
 			if err := pause(ctx, s.done, bo); err != nil {
 				return giveUp(err)

@@ -24,12 +24,16 @@ func (s *Store) Get(ctx context.Context, key string, opts *kv.ReadOptions) (*kv.
 	p := s.path(k)
 	var pair *kv.KVPair
 	err = s.call(ctx, func() error {
+		sid := s.conn.SessionID()
 		if opts != nil && opts.Consistent {
 			if err := s.readBarrier(); err != nil {
 				return err
 			}
 		}
 		data, st, err := s.conn.Get(p)
+		if err == nil && opts != nil && opts.Consistent {
+			err = s.sameSession(sid)
+		}
 		if err != nil {
 			return err
 		}
@@ -55,12 +59,16 @@ func (s *Store) Exists(ctx context.Context, key string, opts *kv.ReadOptions) (b
 	p := s.path(k)
 	var found bool
 	err = s.call(ctx, func() error {
+		sid := s.conn.SessionID()
 		if opts != nil && opts.Consistent {
 			if err := s.readBarrier(); err != nil {
 				return err
 			}
 		}
 		ok, st, err := s.conn.Exists(p)
+		if err == nil && opts != nil && opts.Consistent {
+			err = s.sameSession(sid)
+		}
 		// A key's data holds at least the marker byte.
 		found = ok && err == nil && st.DataLength > 0
 		return err
@@ -79,12 +87,16 @@ func (s *Store) List(ctx context.Context, prefix string, opts *kv.ReadOptions) (
 	var pairs []*kv.KVPair
 	err = s.call(ctx, func() error {
 		p := s.path(k)
+		sid := s.conn.SessionID()
 		if opts != nil && opts.Consistent {
 			if err := s.readBarrier(); err != nil {
 				return err
 			}
 		}
 		nodes, err := s.walk(ctx, p, false)
+		if err == nil && opts != nil && opts.Consistent {
+			err = s.sameSession(sid)
+		}
 		if err != nil {
 			return err
 		}

@@ -324,11 +324,18 @@ func (s *Store) begin(ctx context.Context) error {
 // gets the call in a goroutine of its own; the call itself is not undone,
 // which is why writes that ctx abandons may still apply.
 func (s *Store) call(ctx context.Context, fn func() error) error {
+	ctx, cancel := kv.BoundRequest(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	return s.callUnbounded(ctx, fn)
+}
+
+// callUnbounded is call without Config.RequestTimeout, for the first read
+// of a watch or a stream, which lasts as long as its ctx lets it (a large
+// tree may take longer than the bound).
+func (s *Store) callUnbounded(ctx context.Context, fn func() error) error {
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
-	ctx, cancel := kv.BoundRequest(ctx, s.cfg.RequestTimeout)
-	defer cancel()
 	if ctx.Done() == nil {
 		return s.mapErr(fn())
 	}

@@ -120,7 +120,7 @@ func (s *Store) Events(ctx context.Context, prefix string, after uint64) (<-chan
 	t := s.parked.take(k, after)
 	if t == nil {
 		t = s.newTree(s.path(k), false, false)
-		err := s.call(ctx, func() error {
+		err := s.callUnbounded(ctx, func() error { // a stream's start lasts as its ctx lets it
 			loaded, err := t.load()
 			if err != nil {
 				return err

@@ -24,7 +24,7 @@ func (s *Store) Watch(ctx context.Context, key string, opts *kv.ReadOptions) (<-
 		return nil, err
 	}
 	t := s.newTree(s.path(k), true, true)
-	if err := s.call(ctx, func() error { return s.loadTree(t, opts) }); err != nil {
+	if err := s.callUnbounded(ctx, func() error { return s.loadTree(t, opts) }); err != nil {
 		t.close()
 		return nil, err
 	}
@@ -99,7 +99,7 @@ func (s *Store) WatchTree(ctx context.Context, prefix string, opts *kv.ReadOptio
 		return nil, err
 	}
 	t := s.newTree(s.path(k), false, true)
-	if err := s.call(ctx, func() error { return s.loadTree(t, opts) }); err != nil {
+	if err := s.callUnbounded(ctx, func() error { return s.loadTree(t, opts) }); err != nil {
 		t.close()
 		return nil, err
 	}
