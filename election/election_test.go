@@ -186,7 +186,11 @@ func TestResignFromInsideTheTerm(t *testing.T) {
 		t.Fatal("no other candidate took over within 10s of the resignation")
 	}
 	ocancel()
-	<-odone
+	if err := <-odone; err != nil {
+		t.Errorf("the other candidate's Run: %v", err)
+	}
 	cancel()
-	<-done
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
 }

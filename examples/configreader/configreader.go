@@ -274,7 +274,7 @@ func run(ctx context.Context, out io.Writer, cluster *backend.Cluster) (*summary
 		return nil, err
 	}
 	if err := waitFor(ctx, func() bool { return inf.Check() == nil }); err != nil {
-		return nil, fmt.Errorf("Check still failing after the good push: %w", err)
+		return nil, fmt.Errorf("the informer check still fails after the good push: %w", err)
 	}
 	if err := probe(); err != nil {
 		return nil, err

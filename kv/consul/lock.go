@@ -145,7 +145,7 @@ func (l *locker) lock(ctx context.Context, wait bool) (<-chan struct{}, error) {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("consul: lock %q: %w (last error: %v)", l.key, ctx.Err(), err)
+			return nil, fmt.Errorf("consul: lock %q: %w (last error: %s)", l.key, ctx.Err(), err.Error())
 		}
 	}
 }

@@ -469,7 +469,7 @@ func TestNewSaysWhatIsWrong(t *testing.T) {
 					t.Errorf("New: %v; want it to match %v", err, w)
 				}
 			}
-			if !strings.Contains(err.Error(), tc.says) || (tc.want[0] != etcd.ErrInvalidConfig && !strings.Contains(err.Error(), tc.endpoint)) {
+			if !strings.Contains(err.Error(), tc.says) || (!errors.Is(tc.want[0], etcd.ErrInvalidConfig) && !strings.Contains(err.Error(), tc.endpoint)) {
 				t.Errorf("New: %q; want it to name the endpoint and say %q", err, tc.says)
 			}
 			if took := time.Since(start); took > 3*time.Second {

@@ -178,7 +178,7 @@ func (l *locker) acquire(ctx context.Context, wait bool) (*hold, error) {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("etcd: lock %q: %w (last error: %v)", l.key, ctx.Err(), err)
+			return nil, fmt.Errorf("etcd: lock %q: %w (last error: %s)", l.key, ctx.Err(), err.Error())
 		}
 	}
 }
