@@ -51,6 +51,14 @@ var (
 	// ErrLockLost: the lock was held but is no longer; a guarded write
 	// through it was rejected by the server.
 	ErrLockLost = errors.New("kv: lock lost")
+	// ErrPermissionDenied: the server refused the call for the client's
+	// credentials (an etcd role, a Consul ACL token, a ZooKeeper ACL):
+	// nothing was read or written. Retrying does not help.
+	ErrPermissionDenied = errors.New("kv: permission denied")
+	// ErrAuthFailed: the server did not accept the credentials themselves
+	// (wrong password, unknown user or token), where the backend tells
+	// that apart from a refusal.
+	ErrAuthFailed = errors.New("kv: authentication failed")
 )
 
 // TTLError explains why a TTL was refused. It matches ErrInvalidTTL.

@@ -262,8 +262,8 @@ func TestACLToken(t *testing.T) {
 	srv := testenv.Consul(t, testenv.ConsulOptions{ACLToken: "regent-root"})
 	cfg := testConfig(srv.Addr)
 	cfg.Token = "wrong"
-	if _, err := New(t.Context(), cfg); !errors.Is(err, ErrPermissionDenied) {
-		t.Fatalf("New with a wrong token = %v, want ErrPermissionDenied", err)
+	if _, err := New(t.Context(), cfg); !errors.Is(err, ErrPermissionDenied) || !errors.Is(err, kv.ErrPermissionDenied) {
+		t.Fatalf("New with a wrong token = %v, want ErrPermissionDenied (and kv.ErrPermissionDenied)", err)
 	}
 	cfg.Token = "regent-root"
 	s := openStore(t, cfg)

@@ -14,8 +14,9 @@ import (
 )
 
 // ErrPermissionDenied is matched (errors.Is) by errors of requests the ACL
-// token is not allowed to make (HTTP 403).
-var ErrPermissionDenied = errors.New("consul: permission denied")
+// token is not allowed to make (HTTP 403). It matches kv.ErrPermissionDenied
+// too.
+var ErrPermissionDenied = fmt.Errorf("consul: %w", kv.ErrPermissionDenied)
 
 // translate maps an error of the consul/api client to the kv sentinels, in
 // one place. A cancelled ctx wins over whatever the transport made of it, so

@@ -113,6 +113,12 @@ func sentinelOf(err error) error {
 		errors.Is(err, rpctypes.ErrUnhealthy),
 		errors.Is(err, rpctypes.ErrTooManyRequests):
 		return kv.ErrNotReachable
+	case errors.Is(err, rpctypes.ErrPermissionDenied), errors.Is(err, rpctypes.ErrPermissionNotGranted),
+		errors.Is(err, rpctypes.ErrUserEmpty):
+		return kv.ErrPermissionDenied
+	case errors.Is(err, rpctypes.ErrAuthFailed), errors.Is(err, rpctypes.ErrInvalidAuthToken),
+		errors.Is(err, rpctypes.ErrAuthOldRevision), errors.Is(err, rpctypes.ErrUserNotFound):
+		return kv.ErrAuthFailed
 	case errors.Is(err, clientv3.ErrNoAvailableEndpoints):
 		return kv.ErrNotReachable
 	case errors.Is(err, context.DeadlineExceeded):

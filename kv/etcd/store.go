@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -70,6 +71,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		DialOptions: []grpc.DialOption{grpc.WithStatsHandler(sendTracker{})},
 	})
 	if err != nil {
+		if sentinel := sentinelOf(err); errors.Is(sentinel, kv.ErrAuthFailed) || errors.Is(sentinel, kv.ErrPermissionDenied) {
+			return nil, fmt.Errorf("etcd: connect %v: %w: %w", cfg.Endpoints, sentinel, err)
+		}
 		return nil, fmt.Errorf("etcd: connect %v: %w: %w", cfg.Endpoints, kv.ErrNotReachable, err)
 	}
 	s, err := newStore(c, true, cfg.options())
@@ -84,6 +88,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	// endpoints, TLS and credentials work before the caller relies on them.
 	start := time.Now()
 	if _, err := s.c.Get(pctx, s.internal+"/ping", clientv3.WithCountOnly()); err != nil {
+		mapped := s.mapErr(pctx, "connect", "", err) // before Close, which would make it ErrClosed
 		_ = s.Close()
 		if pctx.Err() != nil {
 			// No answer in time: say from where, and what is there. The
@@ -97,7 +102,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("etcd: connect %v: %w: no answer within %v (%s): %s: %w",
 				cfg.Endpoints, kv.ErrNotReachable, time.Since(start).Round(time.Millisecond), bound, diagnose(cfg.Endpoints), cerr)
 		}
-		return nil, fmt.Errorf("etcd: connect %v: %w", cfg.Endpoints, s.mapErr(pctx, "connect", "", err))
+		return nil, fmt.Errorf("etcd: connect %v: %w", cfg.Endpoints, mapped)
 	}
 	return s, nil
 }

@@ -398,7 +398,8 @@ func (s *Store) mapErr(err error) error {
 		return nil
 	case errors.Is(err, kv.ErrClosed) || errors.Is(err, kv.ErrKeyNotFound) || errors.Is(err, kv.ErrKeyExists) ||
 		errors.Is(err, kv.ErrKeyModified) || errors.Is(err, kv.ErrNotReachable) || errors.Is(err, kv.ErrCallNotSupported) ||
-		errors.Is(err, kv.ErrLockLost) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		errors.Is(err, kv.ErrLockLost) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, kv.ErrPermissionDenied) || errors.Is(err, kv.ErrAuthFailed):
 		return err
 	case s.closed() && (errors.Is(err, zk.ErrClosing) || errors.Is(err, zk.ErrConnectionClosed)):
 		return fmt.Errorf("zookeeper: %w", kv.ErrClosed)
@@ -408,6 +409,10 @@ func (s *Store) mapErr(err error) error {
 		return fmt.Errorf("zookeeper: %w: %w", kv.ErrKeyExists, err)
 	case errors.Is(err, zk.ErrBadVersion):
 		return fmt.Errorf("zookeeper: %w: %w", kv.ErrKeyModified, err)
+	case errors.Is(err, zk.ErrNoAuth):
+		return fmt.Errorf("zookeeper: %w (the znode's ACL does not allow it for this Store's Auth identity): %w", kv.ErrPermissionDenied, err)
+	case errors.Is(err, zk.ErrAuthFailed):
+		return fmt.Errorf("zookeeper: %w: %w", kv.ErrAuthFailed, err)
 	case isConnErr(err):
 		return fmt.Errorf("zookeeper: %w: %w", kv.ErrNotReachable, err)
 	}
