@@ -1,6 +1,8 @@
 package etcd
 
 import (
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -41,12 +43,18 @@ const diagnoseDialTimeout = 500 * time.Millisecond
 // of a New whose first read got no answer: nothing listening (refused), no
 // answer at all, or something that accepts TCP but did not answer etcd's
 // gRPC (another service, or TLS on one side only).
-func diagnose(endpoints []string) string {
+func diagnose(endpoints []string, tlsCfg *tls.Config) string {
 	var parts []string
 	for _, ep := range endpoints {
 		host := ep
 		if u, err := url.Parse(ep); err == nil && u.Host != "" {
 			host = u.Host
+		}
+		if strings.HasPrefix(ep, "https://") {
+			if why := tlsProblem(host, tlsCfg); why != "" {
+				parts = append(parts, ep+": "+why)
+				continue
+			}
 		}
 		if strings.HasPrefix(ep, "unix") {
 			parts = append(parts, ep+": no answer on the socket")
@@ -64,4 +72,34 @@ func diagnose(endpoints []string) string {
 		}
 	}
 	return strings.Join(parts, "; ")
+}
+
+// tlsProblem says what a TLS handshake with host meets, "" when it goes
+// through: an untrusted or mismatched server certificate, or a server that
+// refuses the client's certificate (with TLS 1.3 that alert comes after
+// the handshake, on the first read).
+func tlsProblem(host string, cfg *tls.Config) string {
+	if cfg == nil {
+		return "an https endpoint, but Config.TLS is nil (give it the CA that signed the server certificate, and a client certificate if the server asks for one)"
+	}
+	c := cfg.Clone()
+	if c.ServerName == "" {
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			c.ServerName = h
+		}
+	}
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: diagnoseDialTimeout}, "tcp", host, c)
+	if err != nil {
+		return "TLS handshake failed: " + err.Error()
+	}
+	defer func() { _ = conn.Close() }()
+	_ = conn.SetReadDeadline(time.Now().Add(diagnoseDialTimeout))
+	var b [1]byte
+	if _, err := conn.Read(b[:]); err != nil {
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			return "TLS refused after the handshake: " + err.Error()
+		}
+	}
+	return ""
 }

@@ -100,7 +100,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 				bound, cerr = "the caller's ctx", ctx.Err()
 			}
 			return nil, fmt.Errorf("etcd: connect %v: %w: no answer within %v (%s): %s: %w",
-				cfg.Endpoints, kv.ErrNotReachable, time.Since(start).Round(time.Millisecond), bound, diagnose(cfg.Endpoints), cerr)
+				cfg.Endpoints, kv.ErrNotReachable, time.Since(start).Round(time.Millisecond), bound, diagnose(cfg.Endpoints, cfg.TLS), cerr)
 		}
 		return nil, fmt.Errorf("etcd: connect %v: %w", cfg.Endpoints, mapped)
 	}

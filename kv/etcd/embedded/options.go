@@ -14,6 +14,16 @@ type options struct {
 	logger           *zap.Logger
 	progressInterval time.Duration
 	noFsync          bool
+	tls              *ClientTLS
+}
+
+// ClientTLS is the server side of client TLS: the server's certificate
+// and key, and, with ClientCertAuth, the CA whose client certificates it
+// accepts (PEM files).
+type ClientTLS struct {
+	CertFile, KeyFile string
+	TrustedCAFile     string
+	ClientCertAuth    bool
 }
 
 type optionFunc func(*options)
@@ -48,4 +58,9 @@ func WithProgressNotifyInterval(d time.Duration) Option {
 // a machine crash loses them. For tests only.
 func WithUnsafeNoFsync() Option {
 	return optionFunc(func(o *options) { o.noFsync = true })
+}
+
+// WithClientTLS serves the client API over TLS (https:// endpoints).
+func WithClientTLS(c ClientTLS) Option {
+	return optionFunc(func(o *options) { o.tls = &c })
 }

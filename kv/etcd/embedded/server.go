@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 )
@@ -142,6 +143,10 @@ func (s *Server) startLocked(ctx context.Context) error {
 	// No metrics listener, no pprof, no v2 gateway: nothing but the v3 API.
 	cfg.ListenMetricsUrls = nil
 	cfg.UnsafeNoFsync = s.opts.noFsync
+	if c := s.opts.tls; c != nil {
+		cfg.ClientTLSInfo = transport.TLSInfo{CertFile: c.CertFile, KeyFile: c.KeyFile,
+			TrustedCAFile: c.TrustedCAFile, ClientCertAuth: c.ClientCertAuth}
+	}
 	if s.opts.progressInterval > 0 {
 		cfg.WatchProgressNotifyInterval = s.opts.progressInterval
 	}
@@ -179,7 +184,11 @@ func (s *Server) removeTempDir() {
 }
 
 func (s *Server) clientURL() url.URL {
-	return url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(s.clientPort))}
+	scheme := "http"
+	if s.opts.tls != nil {
+		scheme = "https"
+	}
+	return url.URL{Scheme: scheme, Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(s.clientPort))}
 }
 
 func (s *Server) peerURL() url.URL {

@@ -1,0 +1,111 @@
+package testenv
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// PKI is a certificate authority made for one test, with a server
+// certificate for 127.0.0.1 and a client certificate, all short-lived, as
+// PEM files in a temporary directory.
+type PKI struct {
+	CAFile                    string
+	ServerCertFile, ServerKey string
+	ClientCertFile, ClientKey string
+
+	pool *x509.CertPool
+}
+
+// NewPKI makes a CA, a server certificate (127.0.0.1, localhost) and a
+// client certificate (CN client), valid for an hour.
+func NewPKI(t testing.TB) *PKI {
+	t.Helper()
+	dir := t.TempDir()
+	caKey := newKey(t)
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "regent test CA"},
+		NotBefore:             time.Now().Add(-time.Minute),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatalf("testenv: CA certificate: %v", err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &PKI{CAFile: filepath.Join(dir, "ca.pem"), pool: x509.NewCertPool()}
+	p.pool.AddCert(ca)
+	writePEM(t, p.CAFile, "CERTIFICATE", caDER)
+	issue := func(serial int64, cn string, usage x509.ExtKeyUsage, ips []net.IP, names []string, certFile, keyFile *string, base string) {
+		key := newKey(t)
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial),
+			Subject:      pkix.Name{CommonName: cn},
+			NotBefore:    time.Now().Add(-time.Minute),
+			NotAfter:     time.Now().Add(time.Hour),
+			KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+			IPAddresses:  ips,
+			DNSNames:     names,
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatalf("testenv: %s certificate: %v", cn, err)
+		}
+		kder, err := x509.MarshalECPrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		*certFile, *keyFile = filepath.Join(dir, base+".pem"), filepath.Join(dir, base+"-key.pem")
+		writePEM(t, *certFile, "CERTIFICATE", der)
+		writePEM(t, *keyFile, "EC PRIVATE KEY", kder)
+	}
+	issue(2, "127.0.0.1", x509.ExtKeyUsageServerAuth, []net.IP{net.IPv4(127, 0, 0, 1)}, []string{"localhost"},
+		&p.ServerCertFile, &p.ServerKey, "server")
+	issue(3, "client", x509.ExtKeyUsageClientAuth, nil, nil, &p.ClientCertFile, &p.ClientKey, "client")
+	return p
+}
+
+// ClientTLS is a client configuration that trusts the CA and presents the
+// client certificate.
+func (p *PKI) ClientTLS(t testing.TB) *tls.Config {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(p.ClientCertFile, p.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{RootCAs: p.pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+}
+
+func newKey(t testing.TB) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func writePEM(t testing.TB, path, kind string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
