@@ -109,3 +109,31 @@ func writePEM(t testing.TB, path, kind string, der []byte) {
 		t.Fatal(err)
 	}
 }
+
+// serverKeyStore writes the server's key (PKCS #8) and certificate into
+// one PEM file, the keystore form ZooKeeper reads, and returns its path.
+func (p *PKI) serverKeyStore(dir string) (string, error) {
+	cert, err := tls.LoadX509KeyPair(p.ServerCertFile, p.ServerKey)
+	if err != nil {
+		return "", err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		return "", err
+	}
+	out := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	for _, c := range cert.Certificate {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c})...)
+	}
+	path := filepath.Join(dir, "server-keystore.pem")
+	return path, os.WriteFile(path, out, 0o600)
+}
+
+// clientTLSConfig is ClientTLS without a testing.TB, for testenv itself.
+func (p *PKI) clientTLSConfig() *tls.Config {
+	cert, err := tls.LoadX509KeyPair(p.ClientCertFile, p.ClientKey)
+	if err != nil {
+		return &tls.Config{RootCAs: p.pool, MinVersion: tls.VersionTLS12}
+	}
+	return &tls.Config{RootCAs: p.pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+}

@@ -3,6 +3,7 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-zookeeper/zk"
 )
 
 // ZooKeeperJarEnv names the variable that points at zookeeper.jar;
@@ -41,6 +44,10 @@ type ZooKeeperServer struct {
 	// "server.N=..." lines of every member. Standalone otherwise.
 	id    int
 	peers []string
+	// SecureAddr, for a server from ZooKeeperTLS, is "127.0.0.1:port" of
+	// its TLS client port (Netty; client certificates required).
+	SecureAddr string
+	tls        *PKI
 }
 
 // ZooKeeper starts a ZooKeeper server for t and stops it in t.Cleanup. The
@@ -158,6 +165,35 @@ func (s *ZooKeeperServer) Start(t testing.TB) {
 // data directory, and waits until it serves.
 func (s *ZooKeeperServer) Restart(ctx context.Context) error { return s.proc.Start(ctx) }
 
+// ZooKeeperTLS is ZooKeeper with a second, TLS client port (SecureAddr)
+// on Netty, with the server certificate of pki and client certificates
+// signed by its CA required. The plain port stays, for the status checks.
+func ZooKeeperTLS(t testing.TB, pki *PKI) *ZooKeeperServer {
+	t.Helper()
+	jar, err := zooKeeperJar()
+	if err != nil {
+		Missing(t, "ZooKeeper", err.Error())
+		return nil
+	}
+	s := newZooKeeperServer(jar, t.TempDir(), FreePort(t))
+	s.SecureAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))
+	s.tls = pki
+	if err := s.writeConfig(); err != nil {
+		t.Fatalf("testenv: zookeeper config: %v", err)
+	}
+	t.Cleanup(func() {
+		s.proc.Kill()
+		if t.Failed() {
+			s.dumpLog(t)
+		}
+	})
+	if err := s.start(); err != nil {
+		s.dumpLog(t)
+		t.Fatalf("testenv: start zookeeper: %v", err)
+	}
+	return s
+}
+
 func (s *ZooKeeperServer) writeConfig() error {
 	_, port, _ := net.SplitHostPort(s.Addr)
 	data := filepath.Join(s.dir, "data")
@@ -184,6 +220,22 @@ clientPortAddress=127.0.0.1
 admin.enableServer=false
 4lw.commands.whitelist=srvr,stat,mntr
 %s`, data, port, ensemble)
+	if s.tls != nil {
+		_, sport, _ := net.SplitHostPort(s.SecureAddr)
+		keyStore, err := s.tls.serverKeyStore(s.dir)
+		if err != nil {
+			return err
+		}
+		cfg += fmt.Sprintf(`serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory
+secureClientPort=%s
+secureClientPortAddress=127.0.0.1
+ssl.keyStore.location=%s
+ssl.keyStore.type=PEM
+ssl.trustStore.location=%s
+ssl.trustStore.type=PEM
+ssl.clientAuth=need
+`, sport, keyStore, s.tls.CAFile)
+	}
 	return os.WriteFile(filepath.Join(s.dir, "zoo.cfg"), []byte(cfg), 0o644)
 }
 
@@ -191,9 +243,15 @@ admin.enableServer=false
 // containers; the class path of the Debian jar's manifest pulls in every
 // dependency.
 func (s *ZooKeeperServer) command() *exec.Cmd {
+	cp := "/etc/zookeeper/conf:" + s.jar
+	if s.tls != nil {
+		// The jar's manifest leaves out netty-codec, which Netty's TLS
+		// handler needs (Debian's libnetty-java has it).
+		cp += ":" + filepath.Join(filepath.Dir(s.jar), "netty-codec.jar")
+	}
 	return exec.Command("java",
 		"-Xms32m", "-Xmx256m", "-XX:+UseSerialGC",
-		"-cp", "/etc/zookeeper/conf:"+s.jar,
+		"-cp", cp,
 		"-Dzookeeper.admin.enableServer=false",
 		"-Dzookeeper.extendedTypesEnabled=true",
 		"-Dznode.container.checkIntervalMs="+strconv.FormatInt(ZooKeeperCheckInterval.Milliseconds(), 10),
@@ -217,7 +275,12 @@ func (s *ZooKeeperServer) start() error {
 
 // serving asks the server for its status: a standalone server, or an
 // ensemble member that is leader or follower, serves clients.
-func (s *ZooKeeperServer) serving(context.Context) error {
+func (s *ZooKeeperServer) serving(ctx context.Context) error {
+	if s.tls != nil {
+		// Netty answers no four-letter words here: ask for a session on
+		// the secure port instead.
+		return s.tlsSession(ctx)
+	}
 	switch m := zooKeeperMode(s.Addr); m {
 	case "standalone", "leader", "follower":
 		return nil
@@ -330,4 +393,45 @@ func (c ZooKeeperCluster) Leader() int {
 
 func (s *ZooKeeperServer) dumpLog(t testing.TB) {
 	t.Logf("testenv: zookeeper output (%s, last 16 KiB):\n%s", s.proc.LogPath(), s.proc.Log())
+}
+
+// tlsSession opens a ZooKeeper session on the secure port with the PKI's
+// client certificate and closes it.
+func (s *ZooKeeperServer) tlsSession(ctx context.Context) error {
+	cfg := s.tls.clientTLSConfig()
+	dial := func(network, addr string, timeout time.Duration) (net.Conn, error) {
+		raw, err := net.DialTimeout(network, addr, timeout)
+		if err != nil {
+			return nil, err
+		}
+		c := cfg.Clone()
+		c.ServerName = "127.0.0.1"
+		conn := tls.Client(raw, c)
+		_ = conn.SetDeadline(time.Now().Add(time.Second))
+		if err := conn.Handshake(); err != nil {
+			_ = raw.Close()
+			return nil, err
+		}
+		_ = conn.SetDeadline(time.Time{})
+		return conn, nil
+	}
+	conn, events, err := zk.Connect([]string{s.SecureAddr}, 2*time.Second, zk.WithDialer(dial), zk.WithLogInfo(false))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	deadline := time.NewTimer(2 * time.Second)
+	defer deadline.Stop()
+	for {
+		select {
+		case ev := <-events:
+			if ev.State == zk.StateHasSession {
+				return nil
+			}
+		case <-deadline.C:
+			return errors.New("no session on the TLS port within 2s")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package zookeeper
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -57,6 +58,15 @@ type Config struct {
 	// left alone. Watch, WatchTree, Events and a waiting Lock are not
 	// bounded: they last as long as their ctx.
 	RequestTimeout time.Duration
+
+	// TLS, when set, is used on every connection (ZooKeeper's secure client
+	// port, Netty with TLS, secureClientPort): the server's certificate is
+	// checked against TLS.RootCAs (ServerName defaults to the host of each
+	// server address), and TLS.Certificates or GetClientCertificate give
+	// the client certificate the server asks for. GetClientCertificate is
+	// called at each handshake, so a rotated certificate is used from the
+	// next reconnect on.
+	TLS *tls.Config
 
 	// Dialer, optional, replaces net.DialTimeout, for proxies and tests.
 	Dialer zk.Dialer

@@ -1,6 +1,7 @@
 package zookeeper
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"net"
@@ -129,4 +130,31 @@ func (s *Store) dialReport() string {
 		return fmt.Sprintf("last attempt: %v", s.dials.lastErr)
 	}
 	return "no connection attempt finished"
+}
+
+// tlsDialer runs TLS over the connections of d, the handshake bounded by
+// the dial timeout.
+func tlsDialer(d zk.Dialer, cfg *tls.Config) zk.Dialer {
+	return func(network, addr string, timeout time.Duration) (net.Conn, error) {
+		raw, err := d(network, addr, timeout)
+		if err != nil {
+			return nil, err
+		}
+		c := cfg.Clone()
+		if c.ServerName == "" {
+			if host, _, err := net.SplitHostPort(addr); err == nil {
+				c.ServerName = host
+			}
+		}
+		conn := tls.Client(raw, c)
+		if timeout > 0 {
+			_ = conn.SetDeadline(time.Now().Add(timeout))
+		}
+		if err := conn.Handshake(); err != nil {
+			_ = raw.Close()
+			return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+		}
+		_ = conn.SetDeadline(time.Time{})
+		return conn, nil
+	}
 }

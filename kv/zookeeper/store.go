@@ -85,6 +85,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if dialer == nil {
 		dialer = net.DialTimeout
 	}
+	if cfg.TLS != nil {
+		dialer = tlsDialer(dialer, cfg.TLS)
+	}
 	dialer = handshakeDialer(dialer, max(cfg.SessionTimeout/time.Duration(3*len(cfg.Servers)), time.Second), &s.sessionUp, &s.granted)
 	dialer = s.recordDials(dialer)
 	conn, _, err := zk.Connect(cfg.Servers, cfg.SessionTimeout,
