@@ -45,6 +45,10 @@ type ConsulOptions struct {
 	// (raft_multiplier 1); a start or restart still takes a leader
 	// election, a second or two.
 	Persistent bool
+	// TLS, when set, adds an HTTPS API port (ConsulServer.HTTPSAddr) with
+	// the PKI's server certificate, client certificates required (the
+	// plain HTTP port stays, for the readiness checks).
+	TLS *PKI
 }
 
 // ConsulServer is one running Consul agent, in a child process.
@@ -54,6 +58,9 @@ type ConsulServer struct {
 	// ServerAddr is the server RPC (raft) address, as /v1/status/leader
 	// names the leader.
 	ServerAddr string
+	// HTTPSAddr is "https://127.0.0.1:port" for an agent started with
+	// ConsulOptions.TLS, else "".
+	HTTPSAddr string
 	// LogPath is the file holding the agent's stdout and stderr.
 	LogPath string
 
@@ -144,7 +151,7 @@ func StartConsul(opts ConsulOptions) (*ConsulServer, error) {
 }
 
 func startConsulOnce(bin string, opts ConsulOptions) (*ConsulServer, error) {
-	ports, err := freePorts(5)
+	ports, err := freePorts(6)
 	if err != nil {
 		return nil, err
 	}
@@ -187,6 +194,15 @@ func newConsulServer(bin string, opts ConsulOptions, ports consulPorts, node str
 	if opts.Persistent || join != nil {
 		hcl = append(hcl, `performance { raft_multiplier = 1 }`)
 	}
+	if opts.TLS != nil && len(ports) > 5 {
+		hcl = append(hcl, fmt.Sprintf(`ports { https = %d }
+tls { defaults {
+  ca_file = %q
+  cert_file = %q
+  key_file = %q
+  verify_incoming = true
+} }`, ports[5], opts.TLS.CAFile, opts.TLS.ServerCertFile, opts.TLS.ServerKey))
+	}
 	hcl = append(hcl, opts.HCL...)
 	cfgPath := filepath.Join(dir, "regent.hcl")
 	if err := os.WriteFile(cfgPath, []byte(strings.Join(hcl, "\n")+"\n"), 0o600); err != nil {
@@ -227,6 +243,9 @@ func newConsulServer(bin string, opts ConsulOptions, ports consulPorts, node str
 		LogPath:    filepath.Join(dir, "consul.log"),
 		token:      opts.ACLToken,
 		tmpDir:     dir,
+	}
+	if opts.TLS != nil && len(ports) > 5 {
+		srv.HTTPSAddr = "https://127.0.0.1:" + strconv.Itoa(ports[5])
 	}
 	srv.proc = NewProcess("consul "+node+" "+srv.Addr, srv.LogPath, func() *exec.Cmd { return exec.Command(bin, args...) }, srv.ready)
 	return srv, nil

@@ -1,0 +1,59 @@
+package consul
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regentkv/regent/internal/testenv"
+	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/kvtest"
+)
+
+// The conformance suite over HTTPS with client certificates required; an
+// untrusted server certificate, or none of the client's, is a typed error
+// at once that says what is wrong.
+func TestTLSRealServer(t *testing.T) {
+	pki := testenv.NewPKI(t)
+	srv := testenv.Consul(t, testenv.ConsulOptions{TLS: pki})
+	tlsConfig := func(t testing.TB) Config {
+		cfg := testConfig(srv.HTTPSAddr)
+		cfg.TLS = pki.ClientTLS(t)
+		return cfg
+	}
+	t.Run("Conformance", func(t *testing.T) {
+		kvtest.Run(t, kvtest.Harness{
+			Name:            "consul-tls",
+			New:             func(t testing.TB) kv.Store { return openStore(t, tlsConfig(t)) },
+			Kill:            func(t testing.TB, s kv.Store) { s.(*Store).kill() },
+			StreamNoHistory: true,
+			Compact:         func(t testing.TB, s kv.Store, rev uint64) { s.(*Store).Compact(rev) },
+			MinTTL:          testMinTTL,
+			TTLSlack:        500 * time.Millisecond,
+		})
+	})
+	for name, c := range map[string]*tls.Config{
+		"untrusted server certificate": {MinVersion: tls.VersionTLS12, Certificates: pki.ClientTLS(t).Certificates},
+		"no client certificate":        {MinVersion: tls.VersionTLS12, RootCAs: pki.ClientTLS(t).RootCAs},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := testConfig(srv.HTTPSAddr)
+			cfg.TLS = c
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			start := time.Now()
+			s, err := New(ctx, cfg)
+			if err == nil {
+				_ = s.Close()
+				t.Fatal("New succeeded")
+			}
+			if !errors.Is(err, kv.ErrNotReachable) || !strings.Contains(err.Error(), "certificate") || time.Since(start) > 3*time.Second {
+				t.Errorf("New: %v after %v; want kv.ErrNotReachable at once, saying what is wrong with the certificate", err, time.Since(start))
+			}
+			t.Logf("%s: %v", name, err)
+		})
+	}
+}
