@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+
 	"github.com/regentkv/regent/internal/testenv"
 	"github.com/regentkv/regent/kv"
 	"github.com/regentkv/regent/kv/kvtest"
@@ -55,5 +57,50 @@ func TestTLSRealServer(t *testing.T) {
 			}
 			t.Logf("%s: %v", name, err)
 		})
+	}
+}
+
+// Least privilege: ACLs in default-deny mode and an application token
+// whose policy covers the Store's root, regent's internal prefix for it
+// and sessions; the whole conformance suite passes with it, and a key
+// outside the grant is kv.ErrPermissionDenied.
+func TestConformanceWithLeastPrivilegeToken(t *testing.T) {
+	srv := testenv.Consul(t, testenv.ConsulOptions{ACLToken: "regent-root"})
+	admin, err := api.NewClient(&api.Config{Address: srv.Addr, Token: "regent-root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy, _, err := admin.ACL().PolicyCreate(&api.ACLPolicy{Name: "regent-app", Rules: `
+key_prefix "app/" { policy = "write" }
+key_prefix "__regent/app/" { policy = "write" }
+session_prefix "" { policy = "write" }
+`}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := admin.ACL().TokenCreate(&api.ACLToken{Policies: []*api.ACLTokenPolicyLink{{ID: policy.ID}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appConfig := func(root string) Config {
+		cfg := testConfig(srv.Addr)
+		cfg.Token, cfg.Root = token.SecretID, root
+		return cfg
+	}
+	t.Run("Conformance", func(t *testing.T) {
+		kvtest.Run(t, kvtest.Harness{
+			Name:            "consul-acl",
+			New:             func(t testing.TB) kv.Store { return openStore(t, appConfig("app")) },
+			Kill:            func(t testing.TB, s kv.Store) { s.(*Store).kill() },
+			StreamNoHistory: true,
+			Compact:         func(t testing.TB, s kv.Store, rev uint64) { s.(*Store).Compact(rev) },
+			MinTTL:          testMinTTL,
+			TTLSlack:        500 * time.Millisecond,
+		})
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := New(ctx, appConfig("other")); !errors.Is(err, kv.ErrPermissionDenied) {
+		t.Errorf("New rooted outside the grant: %v; want kv.ErrPermissionDenied", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/regentkv/regent/internal/testenv"
 	"github.com/regentkv/regent/kv"
 	"github.com/regentkv/regent/kv/etcd"
+	"github.com/regentkv/regent/kv/kvtest"
 )
 
 // With etcd's RBAC on, an application user granted one prefix works there,
@@ -61,4 +62,30 @@ func TestRBACErrorsAreTyped(t *testing.T) {
 	if !errors.Is(err, kv.ErrAuthFailed) {
 		t.Errorf("New with a wrong password: %v; want kv.ErrAuthFailed", err)
 	}
+
+	// Least privilege: the whole conformance suite as the application user,
+	// granted "/app/" only (regent's internal keys live under the root).
+	root, err := clientv3.New(clientv3.Config{Endpoints: eps, Username: "root", Password: "rootpw", DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = root.Close() }()
+	t.Run("Conformance", func(t *testing.T) {
+		kvtest.Run(t, kvtest.Harness{
+			Name: "etcd-rbac",
+			New: func(t testing.TB) kv.Store {
+				return newStore(t, eps, etcd.Config{Username: "app", Password: "apppw", Root: "app"})
+			},
+			Kill: func(t testing.TB, s kv.Store) { _ = s.(*etcd.Store).Client().Close() },
+			Compact: func(t testing.TB, _ kv.Store, rev uint64) {
+				cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if _, err := root.Compact(cctx, int64(rev), clientv3.WithCompactPhysical()); err != nil {
+					t.Fatalf("Compact(%d) as root: %v", rev, err)
+				}
+			},
+			MinTTL:   etcd.DefaultMinTTL,
+			TTLSlack: ttlSlack,
+		})
+	})
 }

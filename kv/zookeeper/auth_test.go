@@ -2,9 +2,13 @@ package zookeeper_test
 
 import (
 	"errors"
+	"sync"
 	"testing"
 
+	"github.com/regentkv/regent/internal/testenv"
 	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/kvtest"
+	"github.com/regentkv/regent/kv/zookeeper"
 )
 
 // A subtree created with a digest identity (Config.Auth) refuses other
@@ -41,3 +45,35 @@ func TestDigestACLErrorsAreTyped(t *testing.T) {
 		t.Errorf("a refused create left a key: %v, %v", ok, err)
 	}
 }
+
+// Least privilege: the whole conformance suite with a digest identity that
+// owns its subtree (every znode regent creates carries that identity's
+// ACL, lock contenders and the revision counter included).
+func TestConformanceWithDigestIdentity(t *testing.T) {
+	kvtest.Run(t, kvtest.Harness{
+		Name: "zookeeper-digest",
+		New: func(t testing.TB) kv.Store {
+			c := &cutter{}
+			cfg := config(server.Servers(), "/kvtest-digest")
+			cfg.Auth = "app:secret"
+			cfg.Dialer = c.dial
+			s := open(t.(*testing.T), cfg)
+			digestCutters.Store(s, c)
+			return s
+		},
+		Kill: func(t testing.TB, s kv.Store) {
+			c, ok := digestCutters.Load(s)
+			if !ok {
+				t.Fatalf("Kill: store %p not from New", s)
+			}
+			c.(*cutter).cut()
+		},
+		Compact:         func(t testing.TB, s kv.Store, rev uint64) { s.(*zookeeper.Store).Compact(rev) },
+		MinTTL:          zookeeper.MinTTL,
+		MinKeepAliveTTL: testSessionTimeout,
+		StreamNoHistory: true,
+		TTLSlack:        testSessionTimeout + 2*testenv.ZooKeeperCheckInterval,
+	})
+}
+
+var digestCutters sync.Map // *zookeeper.Store -> *cutter
