@@ -11,6 +11,7 @@ import (
 	"github.com/regentkv/regent/internal/testenv"
 	"github.com/regentkv/regent/kv"
 	"github.com/regentkv/regent/kv/etcd"
+	"github.com/regentkv/regent/kv/etcd/embedded"
 	"github.com/regentkv/regent/kv/kvtest"
 )
 
@@ -18,7 +19,10 @@ import (
 // and everything outside it is kv.ErrPermissionDenied, wrong credentials
 // kv.ErrAuthFailed: typed, at once, nothing written.
 func TestRBACErrorsAreTyped(t *testing.T) {
-	eps := testenv.EtcdServer(t).Endpoints()
+	// The minimum bcrypt cost: the suite opens many authenticated clients
+	// at once, and each authentication hashes the password (under -race,
+	// default-cost hashes made them time out).
+	eps := testenv.EtcdServer(t, embedded.WithBcryptCost(4)).Endpoints()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	admin, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second})

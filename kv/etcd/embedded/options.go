@@ -15,6 +15,7 @@ type options struct {
 	progressInterval time.Duration
 	noFsync          bool
 	tls              *ClientTLS
+	bcryptCost       uint
 }
 
 // ClientTLS is the server side of client TLS: the server's certificate
@@ -63,4 +64,11 @@ func WithUnsafeNoFsync() Option {
 // WithClientTLS serves the client API over TLS (https:// endpoints).
 func WithClientTLS(c ClientTLS) Option {
 	return optionFunc(func(o *options) { o.tls = &c })
+}
+
+// WithBcryptCost sets the cost of the bcrypt hashes of auth passwords
+// (etcd's default is 10). Tests that open many authenticated clients at
+// once want the minimum, 4: every authentication hashes the password.
+func WithBcryptCost(cost uint) Option {
+	return optionFunc(func(o *options) { o.bcryptCost = cost })
 }

@@ -143,6 +143,9 @@ func (s *Server) startLocked(ctx context.Context) error {
 	// No metrics listener, no pprof, no v2 gateway: nothing but the v3 API.
 	cfg.ListenMetricsUrls = nil
 	cfg.UnsafeNoFsync = s.opts.noFsync
+	if s.opts.bcryptCost > 0 {
+		cfg.BcryptCost = s.opts.bcryptCost
+	}
 	if c := s.opts.tls; c != nil {
 		cfg.ClientTLSInfo = transport.TLSInfo{CertFile: c.CertFile, KeyFile: c.KeyFile,
 			TrustedCAFile: c.TrustedCAFile, ClientCertAuth: c.ClientCertAuth}
