@@ -81,6 +81,11 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	fo.closing = s.ctx
 	if _, err := s.Revision(ctx); err != nil {
 		_ = s.Close()
+		if r.scheme == "https" && errors.Is(err, kv.ErrNotReachable) {
+			if why := tlsProblem(r.hosts[0], r.TLS); why != "" {
+				err = fmt.Errorf("%w (%s)", err, why)
+			}
+		}
 		return nil, connectError(ctx, r.hosts, err)
 	}
 	return s, nil

@@ -52,8 +52,12 @@ func TestTLSRealServer(t *testing.T) {
 				_ = s.Close()
 				t.Fatal("New succeeded")
 			}
-			if !errors.Is(err, kv.ErrNotReachable) || !strings.Contains(err.Error(), "certificate") || time.Since(start) > 3*time.Second {
-				t.Errorf("New: %v after %v; want kv.ErrNotReachable at once, saying what is wrong with the certificate", err, time.Since(start))
+			// Go's HTTP/2 client reports a refused client certificate as a
+			// broken pipe, a reset or a connection it could not establish;
+			// New's own TLS probe says what it was.
+			said := strings.Contains(err.Error(), "certificate")
+			if !errors.Is(err, kv.ErrNotReachable) || !said || time.Since(start) > 3*time.Second {
+				t.Errorf("New: %v after %v; want kv.ErrNotReachable at once, saying what is wrong with the TLS connection", err, time.Since(start))
 			}
 			t.Logf("%s: %v", name, err)
 		})
