@@ -44,6 +44,7 @@ func decodeString(_ string, v []byte) (string, error) { return string(v), nil }
 // running is an informer of strings being Run by the test.
 type running struct {
 	*informer.Informer[string]
+	regs   []informer.Registration // of the handlers given to start, in order
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -61,13 +62,16 @@ func start(t testing.TB, store kv.Store, cfg informer.Config[string], handlers .
 	if err != nil {
 		t.Fatalf("informer.New: %v", err)
 	}
+	var regs []informer.Registration
 	for _, h := range handlers {
-		if _, err := inf.AddEventHandler(h); err != nil {
+		reg, err := inf.AddEventHandler(h)
+		if err != nil {
 			t.Fatalf("AddEventHandler: %v", err)
 		}
+		regs = append(regs, reg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{Informer: inf, cancel: cancel, done: make(chan error, 1)}
+	r := &running{Informer: inf, regs: regs, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- inf.Run(ctx) }()
 	t.Cleanup(func() { r.stop(t) })
 	return r

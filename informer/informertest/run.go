@@ -167,6 +167,14 @@ func testSlowHandler(t *testing.T, h Harness) {
 	// leave the slow handler stuck and Run unable to return.
 	t.Cleanup(func() { release.Do(func() { close(gate) }) })
 	inf.sync(t)
+	// The slow handler must have had its (empty) first list before the
+	// writes: until then its changes are folded into that first catch-up
+	// and its queue never overflows (2 runs in 300 saw 0 catch-ups).
+	select {
+	case <-inf.regs[0].Synced():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow handler did not sync within 10s")
+	}
 	for i := range 40 {
 		k := fmt.Sprintf("%s/k%d", p, i%7)
 		if i%5 == 4 {
