@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-cleanhttp"
 	"go.uber.org/zap"
 
+	"github.com/regentkv/regent/internal/tlsprobe"
 	"github.com/regentkv/regent/kv"
 )
 
@@ -82,7 +83,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if _, err := s.Revision(ctx); err != nil {
 		_ = s.Close()
 		if r.scheme == "https" && errors.Is(err, kv.ErrNotReachable) {
-			if why := tlsProblem(r.hosts[0], r.TLS); why != "" {
+			if why := tlsprobe.Problem(r.hosts[0], r.TLS); why != "" {
 				err = fmt.Errorf("%w (%s)", err, why)
 			}
 		}

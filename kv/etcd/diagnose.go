@@ -2,12 +2,13 @@ package etcd
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/regentkv/regent/internal/tlsprobe"
 )
 
 // checkEndpoint refuses an endpoint the etcd client could only fail on
@@ -74,32 +75,10 @@ func diagnose(endpoints []string, tlsCfg *tls.Config) string {
 	return strings.Join(parts, "; ")
 }
 
-// tlsProblem says what a TLS handshake with host meets, "" when it goes
-// through: an untrusted or mismatched server certificate, or a server that
-// refuses the client's certificate (with TLS 1.3 that alert comes after
-// the handshake, on the first read).
+// tlsProblem is tlsprobe.Problem, with what a nil Config.TLS means here.
 func tlsProblem(host string, cfg *tls.Config) string {
 	if cfg == nil {
 		return "an https endpoint, but Config.TLS is nil (give it the CA that signed the server certificate, and a client certificate if the server asks for one)"
 	}
-	c := cfg.Clone()
-	if c.ServerName == "" {
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			c.ServerName = h
-		}
-	}
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: diagnoseDialTimeout}, "tcp", host, c)
-	if err != nil {
-		return "TLS handshake failed: " + err.Error()
-	}
-	defer func() { _ = conn.Close() }()
-	_ = conn.SetReadDeadline(time.Now().Add(diagnoseDialTimeout))
-	var b [1]byte
-	if _, err := conn.Read(b[:]); err != nil {
-		var ne net.Error
-		if !errors.As(err, &ne) || !ne.Timeout() {
-			return "TLS refused after the handshake: " + err.Error()
-		}
-	}
-	return ""
+	return tlsprobe.Problem(host, cfg)
 }
