@@ -8,10 +8,12 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -24,7 +26,12 @@ type PKI struct {
 	ServerCertFile, ServerKey string
 	ClientCertFile, ClientKey string
 
-	pool *x509.CertPool
+	pool  *x509.CertPool
+	ca    *x509.Certificate
+	caKey *ecdsa.PrivateKey
+	dir   string
+
+	serial atomic.Int64 // certificates IssueClient signed
 }
 
 // NewPKI makes a CA, a server certificate (127.0.0.1, localhost) and a
@@ -50,38 +57,70 @@ func NewPKI(t testing.TB) *PKI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &PKI{CAFile: filepath.Join(dir, "ca.pem"), pool: x509.NewCertPool()}
+	p := &PKI{CAFile: filepath.Join(dir, "ca.pem"), pool: x509.NewCertPool(), ca: ca, caKey: caKey, dir: dir}
 	p.pool.AddCert(ca)
 	writePEM(t, p.CAFile, "CERTIFICATE", caDER)
-	issue := func(serial int64, cn string, usage x509.ExtKeyUsage, ips []net.IP, names []string, certFile, keyFile *string, base string) {
-		key := newKey(t)
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial),
-			Subject:      pkix.Name{CommonName: cn},
-			NotBefore:    time.Now().Add(-time.Minute),
-			NotAfter:     time.Now().Add(time.Hour),
-			KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-			IPAddresses:  ips,
-			DNSNames:     names,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatalf("testenv: %s certificate: %v", cn, err)
-		}
-		kder, err := x509.MarshalECPrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		*certFile, *keyFile = filepath.Join(dir, base+".pem"), filepath.Join(dir, base+"-key.pem")
-		writePEM(t, *certFile, "CERTIFICATE", der)
-		writePEM(t, *keyFile, "EC PRIVATE KEY", kder)
-	}
-	issue(2, "127.0.0.1", x509.ExtKeyUsageServerAuth, []net.IP{net.IPv4(127, 0, 0, 1)}, []string{"localhost"},
-		&p.ServerCertFile, &p.ServerKey, "server")
-	issue(3, "client", x509.ExtKeyUsageClientAuth, nil, nil, &p.ClientCertFile, &p.ClientKey, "client")
+	p.ServerCertFile, p.ServerKey = p.issue(t, leaf{serial: 2, cn: "127.0.0.1", usage: x509.ExtKeyUsageServerAuth,
+		ips: []net.IP{net.IPv4(127, 0, 0, 1)}, names: []string{"localhost"}, notAfter: time.Now().Add(time.Hour)}, "server")
+	p.ClientCertFile, p.ClientKey = p.issue(t, leaf{serial: 3, cn: "client", usage: x509.ExtKeyUsageClientAuth,
+		notAfter: time.Now().Add(time.Hour)}, "client")
 	return p
 }
+
+// leaf describes a certificate the CA signs.
+type leaf struct {
+	serial   int64
+	cn       string
+	usage    x509.ExtKeyUsage
+	ips      []net.IP
+	names    []string
+	notAfter time.Time
+}
+
+// issue signs l and writes it and its key as PEM files named after base.
+func (p *PKI) issue(t testing.TB, l leaf, base string) (certFile, keyFile string) {
+	t.Helper()
+	key := newKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(l.serial),
+		Subject:      pkix.Name{CommonName: l.cn},
+		NotBefore:    time.Now().Add(-time.Minute),
+		NotAfter:     l.notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{l.usage},
+		IPAddresses:  l.ips,
+		DNSNames:     l.names,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
+	if err != nil {
+		t.Fatalf("testenv: %s certificate: %v", l.cn, err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(p.dir, base+".pem"), filepath.Join(p.dir, base+"-key.pem")
+	writePEM(t, certFile, "CERTIFICATE", der)
+	writePEM(t, keyFile, "EC PRIVATE KEY", kder)
+	return certFile, keyFile
+}
+
+// IssueClient signs a new client certificate (CN cn) valid until notAfter,
+// for rotation tests: a certificate about to expire, then its successor.
+func (p *PKI) IssueClient(t testing.TB, cn string, notAfter time.Time) tls.Certificate {
+	t.Helper()
+	p.serial.Add(1)
+	certFile, keyFile := p.issue(t, leaf{serial: 100 + p.serial.Load(), cn: cn, usage: x509.ExtKeyUsageClientAuth, notAfter: notAfter},
+		fmt.Sprintf("client-%d", p.serial.Load()))
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+// RootCAs is a pool holding the PKI's CA.
+func (p *PKI) RootCAs() *x509.CertPool { return p.pool }
 
 // ClientTLS is a client configuration that trusts the CA and presents the
 // client certificate.

@@ -61,12 +61,17 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if dial == 0 {
 		dial = DefaultDialTimeout
 	}
+	start := time.Now()
 	c, err := clientv3.New(clientv3.Config{
 		Endpoints:   cfg.Endpoints,
 		TLS:         cfg.TLS,
 		Username:    cfg.Username,
 		Password:    cfg.Password,
 		DialTimeout: dial,
+		// With credentials, clientv3.New itself dials and authenticates,
+		// bounded by DialTimeout. (Its Context would bound it by the
+		// caller's ctx too, but it is the client's lifetime: a caller's
+		// ctx ending after New returned would kill the Store.)
 		Logger:      zap.NewNop(),
 		DialOptions: []grpc.DialOption{grpc.WithStatsHandler(sendTracker{})},
 	})
@@ -74,7 +79,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		if sentinel := sentinelOf(err); errors.Is(sentinel, kv.ErrAuthFailed) || errors.Is(sentinel, kv.ErrPermissionDenied) {
 			return nil, fmt.Errorf("etcd: connect %v: %w: %w", cfg.Endpoints, sentinel, err)
 		}
-		return nil, fmt.Errorf("etcd: connect %v: %w: %w", cfg.Endpoints, kv.ErrNotReachable, err)
+		return nil, noAnswer(ctx, cfg, dial, start, err)
 	}
 	s, err := newStore(c, true, cfg.options())
 	if err != nil {
@@ -86,25 +91,28 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	defer cancel()
 	// clientv3.New does not wait for a connection; one cheap read proves the
 	// endpoints, TLS and credentials work before the caller relies on them.
-	start := time.Now()
 	if _, err := s.c.Get(pctx, s.internal+"/ping", clientv3.WithCountOnly()); err != nil {
-		mapped := s.mapErr(pctx, "connect", "", err) // before Close, which would make it ErrClosed
+		mapped := s.mapErr(pctx, fmt.Sprintf("connect %v", cfg.Endpoints), "", err) // before Close, which would make it ErrClosed
 		_ = s.Close()
 		if pctx.Err() != nil {
-			// No answer in time: say from where, and what is there. The
-			// caller's deadline ending first is the same case for the caller
-			// (kv.ErrNotReachable), with ctx's error kept in the chain.
-			bound := fmt.Sprintf("DialTimeout %v", dial)
-			cerr := pctx.Err()
-			if ctx.Err() != nil {
-				bound, cerr = "the caller's ctx", ctx.Err()
-			}
-			return nil, fmt.Errorf("etcd: connect %v: %w: no answer within %v (%s): %s: %w",
-				cfg.Endpoints, kv.ErrNotReachable, time.Since(start).Round(time.Millisecond), bound, diagnose(cfg.Endpoints, cfg.TLS), cerr)
+			return nil, noAnswer(ctx, cfg, dial, start, pctx.Err())
 		}
-		return nil, fmt.Errorf("etcd: connect %v: %w", cfg.Endpoints, mapped)
+		return nil, mapped
 	}
 	return s, nil
+}
+
+// noAnswer is New's error when the cluster did not answer in time: it says
+// from where, and what is there. The caller's deadline ending first is the
+// same case for the caller (kv.ErrNotReachable), with ctx's error kept in
+// the chain.
+func noAnswer(ctx context.Context, cfg Config, dial time.Duration, start time.Time, err error) error {
+	bound := fmt.Sprintf("DialTimeout %v", dial)
+	if ctx.Err() != nil {
+		bound, err = "the caller's ctx", ctx.Err()
+	}
+	return fmt.Errorf("etcd: connect %v: %w: no answer within %v (%s): %s: %w",
+		cfg.Endpoints, kv.ErrNotReachable, time.Since(start).Round(time.Millisecond), bound, diagnose(cfg.Endpoints, cfg.TLS), err)
 }
 
 // NewFromClient wraps a client the caller built and keeps owning: Close
