@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/hashicorp/consul/api"
 
@@ -42,29 +41,20 @@ func (s *Store) readThroughRaft(ctx context.Context, op, key string, reads ...*a
 	// string: the status comes from the request's trace.
 	tctx, st := traceWrite(ctx)
 	ok, resp, _, err := s.client.Txn().Txn(ops, s.queryOpts(tctx, false))
+	why := fmt.Sprintf(" (a Consistent read is a transaction with a no-op write: the token needs key write on %q)", s.internal)
 	if err != nil {
 		code := int(st.status.Load())
-		switch {
-		case strings.Contains(err.Error(), "Permission denied") || strings.Contains(err.Error(), "ACL not found"):
-			return nil, fmt.Errorf("consul: %s %q: %w (a Consistent read is a transaction with a no-op write: the token needs key write on %q): %w",
-				op, key, ErrPermissionDenied, s.internal, err)
-		case ctx.Err() == nil && !s.closed.Load() && (code >= 500 || code == http.StatusTooManyRequests):
+		if refusal := aclRefusal(err.Error()); refusal != nil {
+			return nil, fmt.Errorf("consul: %s %q: %w%s: %w", op, key, refusal, why, err)
+		}
+		if ctx.Err() == nil && !s.closed.Load() && (code >= 500 || code == http.StatusTooManyRequests) {
 			return nil, fmt.Errorf("consul: %s %q: %w: HTTP %d: %w", op, key, kv.ErrNotReachable, code, err)
 		}
 		return nil, s.translate(ctx, op, key, err)
 	}
 	if !ok {
-		f := &txnFailure{OpIndex: -1, What: "no reason given"}
-		if len(resp.Errors) > 0 {
-			f.OpIndex, f.What = resp.Errors[0].OpIndex-1, resp.Errors[0].What
-		}
-		if strings.Contains(f.What, "Permission denied") || strings.Contains(f.What, "ACL not found") {
-			// Consul checks the ACL of every op before applying any: the
-			// barrier's delete needs key write on the internal prefix.
-			return nil, fmt.Errorf("consul: %s %q: %w (a Consistent read is a transaction with a no-op write: the token needs key write on %q): %s",
-				op, key, ErrPermissionDenied, s.internal, f.What)
-		}
-		return nil, f
+		// The barrier's delete is operation 0; the caller's count from 1.
+		return nil, rolledBack(op, key, resp, 1, why)
 	}
 	return resp.Results, nil
 }

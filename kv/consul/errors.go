@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/hashicorp/consul/api"
 
@@ -36,7 +37,11 @@ func (s *Store) translate(ctx context.Context, op, key string, err error) error 
 	if errors.As(err, &se) {
 		switch {
 		case se.Code == http.StatusForbidden:
-			return fmt.Errorf("consul: %s %q: %w: %w", op, key, ErrPermissionDenied, err)
+			refusal := aclRefusal(se.Body)
+			if refusal == nil {
+				refusal = ErrPermissionDenied
+			}
+			return fmt.Errorf("consul: %s %q: %w: %w", op, key, refusal, err)
 		case se.Code == http.StatusRequestEntityTooLarge:
 			return fmt.Errorf("consul: %s %q: %w: %w", op, key, kv.ErrValueTooLarge, err)
 		case se.Code >= 500 || se.Code == http.StatusTooManyRequests:
@@ -50,6 +55,22 @@ func (s *Store) translate(ctx context.Context, op, key string, err error) error 
 		return fmt.Errorf("consul: %s %q: %w: %w", op, key, kv.ErrNotReachable, err)
 	}
 	return fmt.Errorf("consul: %s %q: %w", op, key, err)
+}
+
+// aclRefusal classifies what Consul said when its ACLs refused a request:
+// kv.ErrAuthFailed for a token it does not know ("ACL not found": a typo,
+// a deleted or expired token), ErrPermissionDenied for a known token
+// without the right ("Permission denied"), nil for anything else. Consul
+// says it in the body of a 403, or in the reason of a transaction's
+// rolled-back operation.
+func aclRefusal(said string) error {
+	switch {
+	case strings.Contains(said, "ACL not found"):
+		return kv.ErrAuthFailed
+	case strings.Contains(said, "Permission denied"):
+		return ErrPermissionDenied
+	}
+	return nil
 }
 
 // transient reports whether a translated error may go away by retrying.

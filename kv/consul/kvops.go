@@ -117,6 +117,12 @@ func (s *Store) list(ctx context.Context, prefix string, q *api.QueryOptions) ([
 	if err != nil {
 		return nil, 0, s.translate(ctx, "list", prefix, err)
 	}
+	if meta.ResultsFilteredByACLs {
+		// Consul drops the keys a token may not read from a list and says
+		// so only in a header: a partial list would read as deletions (an
+		// informer would tombstone the hidden keys).
+		return nil, 0, fmt.Errorf("consul: list %q: %w: the token may not read every key under the prefix, and Consul left those out", prefix, ErrPermissionDenied)
+	}
 	return s.userPairs(entries), meta.LastIndex, nil
 }
 

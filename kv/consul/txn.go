@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"strings"
 
 	"github.com/hashicorp/consul/api"
 )
@@ -44,19 +43,32 @@ func (s *Store) txn(ctx context.Context, op, key string, ops api.TxnOps) (api.Tx
 	ok, resp, _, err := s.client.Txn().Txn(ops, s.queryOpts(tctx, false))
 	if err != nil {
 		// The txn call reports non-2xx, non-409 answers as a bare string.
-		if strings.Contains(err.Error(), "Permission denied") || strings.Contains(err.Error(), "ACL not found") {
-			return nil, fmt.Errorf("consul: %s %q: %w: %w", op, key, ErrPermissionDenied, err)
+		if refusal := aclRefusal(err.Error()); refusal != nil {
+			return nil, fmt.Errorf("consul: %s %q: %w: %w", op, key, refusal, err)
 		}
 		return nil, s.writeErr(ctx, op, key, err, st)
 	}
 	if !ok {
-		f := &txnFailure{OpIndex: -1, What: "no reason given"}
-		if len(resp.Errors) > 0 {
-			f.OpIndex, f.What = resp.Errors[0].OpIndex, resp.Errors[0].What
-		}
-		return nil, f
+		return nil, rolledBack(op, key, resp, 0, "")
 	}
 	return resp.Results, nil
+}
+
+// rolledBack is the error of a transaction the server rolled back: a
+// typed refusal when an operation's ACL check failed (Consul checks every
+// operation's before applying any, so nothing was written), else a
+// *txnFailure. skip is how many operations the caller put before its own
+// (OpIndex counts from the first of its own); why says what a refused
+// token lacks, or "".
+func rolledBack(op, key string, resp *api.TxnResponse, skip int, why string) error {
+	f := &txnFailure{OpIndex: -1, What: "no reason given"}
+	if resp != nil && len(resp.Errors) > 0 {
+		f.OpIndex, f.What = resp.Errors[0].OpIndex-skip, resp.Errors[0].What
+	}
+	if refusal := aclRefusal(f.What); refusal != nil {
+		return fmt.Errorf("consul: %s %q: %w%s: %s", op, key, refusal, why, f.What)
+	}
+	return f
 }
 
 // lastKV is the KV entry of the last result that has one.
