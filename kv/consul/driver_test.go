@@ -258,26 +258,6 @@ func TestLockLostWhenSessionDestroyed(t *testing.T) {
 	}
 }
 
-func TestACLToken(t *testing.T) {
-	srv := testenv.Consul(t, testenv.ConsulOptions{ACLToken: "regent-root"})
-	cfg := testConfig(srv.Addr)
-	cfg.Token = "wrong"
-	if _, err := New(t.Context(), cfg); !errors.Is(err, ErrPermissionDenied) || !errors.Is(err, kv.ErrPermissionDenied) {
-		t.Fatalf("New with a wrong token = %v, want ErrPermissionDenied (and kv.ErrPermissionDenied)", err)
-	}
-	cfg.Token = "regent-root"
-	s := openStore(t, cfg)
-	defer func() { _ = s.Close() }()
-	ctx := t.Context()
-	if err := s.Put(ctx, "acl/k", []byte("v"), &kv.WriteOptions{TTL: 5 * time.Second}); err != nil {
-		t.Fatalf("Put with the management token: %v", err)
-	}
-	p, err := s.Get(ctx, "acl/k", nil)
-	if err != nil || string(p.Value) != "v" {
-		t.Fatalf("Get = %+v, %v", p, err)
-	}
-}
-
 // With several addresses, an agent that cannot be reached is skipped.
 func TestFailover(t *testing.T) {
 	dead := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
