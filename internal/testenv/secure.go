@@ -163,7 +163,7 @@ func SecureZooKeeperServer(t testing.TB) *SecureZooKeeper {
 	}
 	defer conn.Close()
 	user, pass, _ := strings.Cut(s.AppAuth, ":")
-	const admin = "admin:admin-secret-pw"
+	admin := ZooKeeperAdminAuth
 	adminUser, adminPass, _ := strings.Cut(admin, ":")
 	if err := conn.AddAuth("digest", []byte(admin)); err != nil {
 		t.Fatal(err)
@@ -178,6 +178,12 @@ func SecureZooKeeperServer(t testing.TB) *SecureZooKeeper {
 	}
 	return s
 }
+
+// ZooKeeperAdminAuth is the operator's digest identity on a
+// SecureZooKeeper: it may do anything to the root znode and "/app" (not
+// to the znodes the application creates, which carry the application's
+// ACL only).
+const ZooKeeperAdminAuth = "admin:admin-secret-pw"
 
 // SecureAddrs is the TLS client port, as zookeeper.Config.Servers wants it.
 func (s *SecureZooKeeper) SecureAddrs() []string { return []string{s.SecureAddr} }

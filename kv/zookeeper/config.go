@@ -129,3 +129,29 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	return c, nil
 }
+
+// redacted stands for a secret in a printed Config.
+const redacted = "--- REDACTED ---"
+
+// String prints c with the password of Auth replaced (the user stays), so
+// that a Config that ends up in a log line or an error message does not
+// carry the secret (the TLS config prints as a pointer, its keys never).
+func (c Config) String() string {
+	type plain Config // without the methods, so that Sprintf does not recurse
+	return fmt.Sprintf("%+v", plain(c.redacted()))
+}
+
+// GoString is String for %#v.
+func (c Config) GoString() string {
+	type plain Config
+	return fmt.Sprintf("%#v", plain(c.redacted()))
+}
+
+func (c Config) redacted() Config {
+	if user, _, ok := strings.Cut(c.Auth, ":"); ok {
+		c.Auth = user + ":" + redacted
+	} else if c.Auth != "" {
+		c.Auth = redacted
+	}
+	return c
+}

@@ -13,13 +13,20 @@ import (
 )
 
 func TestConformance(t *testing.T) {
+	kvtest.Run(t, conformanceHarness("zookeeper", func() zookeeper.Config { return config(server.Servers(), "/kvtest") }))
+}
+
+// conformanceHarness is the conformance suite's harness for stores opened
+// with cfg(): every store dials through a cutter of its own, so that Kill
+// can cut it off.
+func conformanceHarness(name string, cfg func() zookeeper.Config) kvtest.Harness {
 	var cutters sync.Map // *zookeeper.Store -> *cutter
-	kvtest.Run(t, kvtest.Harness{
-		Name: "zookeeper",
+	return kvtest.Harness{
+		Name: name,
 		New: func(t testing.TB) kv.Store {
 			c := &cutter{}
-			cfg := config(server.Servers(), "/kvtest")
-			cfg.Dialer = c.dial
+			cfg := cfg()
+			cfg.Dialer = c.dial // under the TLS dialer, when cfg.TLS is set
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			s, err := zookeeper.New(ctx, cfg)
@@ -53,5 +60,5 @@ func TestConformance(t *testing.T) {
 		// expires testSessionTimeout after the client's last ping; TTL
 		// nodes are reaped every check interval.
 		TTLSlack: testSessionTimeout + 2*testenv.ZooKeeperCheckInterval,
-	})
+	}
 }

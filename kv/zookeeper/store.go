@@ -116,6 +116,14 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		conn.Close()
 		return nil, fmt.Errorf("zookeeper: create root %s: %w", s.root, s.mapErr(err))
 	}
+	// Exists, which ensurePath may have relied on, needs no right: one read
+	// of the root proves the identity may read there before the caller
+	// relies on it, as etcd's and Consul's New do.
+	if _, _, err := conn.Get(s.root); err != nil {
+		s.cancel()
+		conn.Close()
+		return nil, fmt.Errorf("zookeeper: read root %s: %w", s.root, s.mapErr(err))
+	}
 	s.spawn(s.sessionLoop)
 	return s, nil
 }
