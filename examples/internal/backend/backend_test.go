@@ -1,9 +1,13 @@
 package backend
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -196,4 +200,101 @@ func testCrash(ctx context.Context, t *testing.T, c *Cluster) {
 	if err := lb.Unlock(ctx); err != nil {
 		t.Error(err)
 	}
+}
+
+func TestCredentialFlags(t *testing.T) {
+	dir := t.TempDir()
+	pki := testenv.NewPKI(t)
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pw := write("pw", "s3cret-pw\n")
+	empty := write("empty", "\n")
+	notPEM := write("not-pem", "hello")
+	for _, tc := range []struct {
+		name  string
+		flags Flags
+		say   string
+	}{
+		{"cert without key", Flags{Backend: Etcd, Endpoints: "https://127.0.0.1:1", TLSCert: pki.ClientCertFile}, "-tls-cert and -tls-key"},
+		{"missing CA file", Flags{Backend: Etcd, Endpoints: "https://127.0.0.1:1", TLSCA: filepath.Join(dir, "nope")}, "-tls-ca"},
+		{"CA file without a certificate", Flags{Backend: Etcd, Endpoints: "https://127.0.0.1:1", TLSCA: notPEM}, "no PEM certificate"},
+		{"a key that is not the cert's", Flags{Backend: Etcd, Endpoints: "https://127.0.0.1:1", TLSCert: pki.ClientCertFile, TLSKey: pki.ServerKey}, "-tls-cert/-tls-key"},
+		{"user without a password", Flags{Backend: Etcd, Endpoints: "127.0.0.1:1", User: "app"}, "-password-file"},
+		{"empty password file", Flags{Backend: Etcd, Endpoints: "127.0.0.1:1", User: "app", PasswordFile: empty}, "is empty"},
+		{"password without user", Flags{Backend: Etcd, Endpoints: "127.0.0.1:1", PasswordFile: pw}, "needs -user"},
+		{"user with consul", Flags{Backend: Consul, Endpoints: "127.0.0.1:1", User: "app", PasswordFile: pw}, "-token-file"},
+		{"token file with etcd", Flags{Backend: Etcd, Endpoints: "127.0.0.1:1", TokenFile: pw}, "for consul"},
+		{"TLS with memory", Flags{Backend: Memory, TLSCA: pki.CAFile}, "no -tls"},
+		{"TLS with the embedded etcd", Flags{Backend: Etcd, TLSCA: pki.CAFile}, "embedded etcd"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(PasswordEnv, "")
+			c, err := tc.flags.Open(context.Background())
+			if !errors.Is(err, ErrInvalidFlags) {
+				if c != nil {
+					_ = c.Close()
+				}
+				t.Fatalf("Open: got %v, want ErrInvalidFlags", err)
+			}
+			if !strings.Contains(err.Error(), tc.say) || strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("message %q: want it to mention %q and never the secret", err, tc.say)
+			}
+		})
+	}
+	t.Run("password from the environment", func(t *testing.T) {
+		t.Setenv(PasswordEnv, "env-pw")
+		f := Flags{Backend: Etcd, Endpoints: "127.0.0.1:1", User: "app"}
+		creds, err := f.readCredentials()
+		if err != nil || creds.password != "env-pw" {
+			t.Errorf("readCredentials: %q, %v; want the password from $%s", creds.password, err, PasswordEnv)
+		}
+	})
+}
+
+// A client certificate rotated on disk is handed out from the next
+// handshake on; a pair caught half-written keeps the last good one.
+func TestClientCertificateReloads(t *testing.T) {
+	pki := testenv.NewPKI(t)
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	copyFile := func(from, to string) {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile(pki.ClientCertFile, cert)
+	copyFile(pki.ClientKey, key)
+	files := &certFiles{cert: cert, key: key}
+	first, err := files.get(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Half-written: the new cert is there, its key not yet.
+	copyFile(pki.ServerCertFile, cert)
+	if got, err := files.get(nil); err != nil || got != first {
+		t.Fatalf("half-written pair: %v, %v; want the last good certificate", got, err)
+	}
+	copyFile(pki.ServerKey, key)
+	next, err := files.get(nil)
+	if err != nil || next == first || !bytes.Equal(next.Certificate[0], mustPEMCert(t, pki.ServerCertFile)) {
+		t.Fatalf("rotated pair: %v; want the new certificate", err)
+	}
+}
+
+func mustPEMCert(t *testing.T, path string) []byte {
+	t.Helper()
+	pair, err := tls.LoadX509KeyPair(path, strings.Replace(path, "server.pem", "server-key.pem", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pair.Certificate[0]
 }

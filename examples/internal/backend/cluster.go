@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +31,9 @@ type Cluster struct {
 	minTTL  time.Duration
 	zkTTL   time.Duration
 	consulM time.Duration
+	root    string
+	creds   credentials
+	user    string
 
 	mu       sync.Mutex
 	closed   bool
@@ -44,7 +48,18 @@ func (f *Flags) Open(ctx context.Context) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{kind: f.Backend, eps: eps, zkTTL: f.ZooKeeperSessionTimeout, consulM: f.ConsulSessionTTLMin}
+	creds, err := f.readCredentials()
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{kind: f.Backend, eps: eps, zkTTL: f.ZooKeeperSessionTimeout, consulM: f.ConsulSessionTTLMin,
+		root: f.Root, creds: creds, user: f.User}
+	if creds.tls != nil && creds.tls.ServerName == "" && len(eps) > 0 {
+		_, hostPort, _ := splitEndpoint(eps[0])
+		if host, _, err := net.SplitHostPort(hostPort); err == nil {
+			creds.tls.ServerName = host
+		}
+	}
 	switch f.Backend {
 	case Memory:
 		c.memory = memory.NewBackend()
@@ -53,6 +68,9 @@ func (f *Flags) Open(ctx context.Context) (*Cluster, error) {
 		c.minTTL = time.Second
 	case Etcd:
 		c.minTTL = etcd.DefaultMinTTL
+		if len(eps) == 0 && (creds.tls != nil || f.User != "") {
+			return nil, fmt.Errorf("%w: the embedded etcd runs without TLS or users: give -endpoints for -tls-* and -user", ErrInvalidFlags)
+		}
 		if len(eps) == 0 {
 			srv, err := embedded.Start(ctx)
 			if err != nil {

@@ -41,11 +41,32 @@ type Flags struct {
 	// ZooKeeperSessionTimeout is asked of the ZooKeeper server, which
 	// clamps it to its own bounds.
 	ZooKeeperSessionTimeout time.Duration
+
+	// Root is the Store root of every replica: the key prefix (ZooKeeper:
+	// the znode) an operator's grant covers. Empty: the driver's default.
+	Root string
+	// TLSCA, TLSCert and TLSKey are PEM files: the CA that signed the
+	// servers' certificates, and the client certificate and its key. The
+	// certificate pair is read again when it changes on disk, so a rotated
+	// certificate is used from the next connection on.
+	TLSCA, TLSCert, TLSKey string
+	// TLSServerName is the name the servers' certificates must carry.
+	// Replicas reach the servers through proxies of their own (so that a
+	// demo can crash one), so the name cannot come from the address they
+	// dial: default, the host of the first endpoint.
+	TLSServerName string
+	// User is the etcd user, or the ZooKeeper digest identity's user;
+	// its password comes from PasswordFile, else $REGENT_PASSWORD.
+	User, PasswordFile string
+	// TokenFile holds the Consul ACL token; default, the Consul client's
+	// CONSUL_HTTP_TOKEN.
+	TokenFile string
 }
 
-// Register adds -backend, -endpoints, -consul-session-ttl-min and
-// -zk-session-timeout to fs and returns the Flags they fill once fs is
-// parsed.
+// Register adds -backend, -endpoints, -consul-session-ttl-min,
+// -zk-session-timeout, -root, the TLS flags (-tls-ca, -tls-cert, -tls-key,
+// -tls-server-name) and the credential flags (-user, -password-file,
+// -token-file) to fs and returns the Flags they fill once fs is parsed.
 func Register(fs *flag.FlagSet) *Flags {
 	f := &Flags{}
 	fs.StringVar(&f.Backend, "backend", Etcd, "store backend: etcd, consul, zookeeper or memory")
@@ -55,6 +76,14 @@ func Register(fs *flag.FlagSet) *Flags {
 		"the Consul servers' session_ttl_min; locks need at least twice it")
 	fs.DurationVar(&f.ZooKeeperSessionTimeout, "zk-session-timeout", DefaultZooKeeperSessionTimeout,
 		"ZooKeeper session timeout: how long a crashed replica's locks outlive it")
+	fs.StringVar(&f.Root, "root", "", "the Store root (key prefix, or ZooKeeper znode) the credentials are granted; empty: the driver's default")
+	fs.StringVar(&f.TLSCA, "tls-ca", "", "PEM file of the CA that signed the servers' certificates (turns TLS on)")
+	fs.StringVar(&f.TLSCert, "tls-cert", "", "PEM file of the client certificate, re-read when it changes (turns TLS on; needs -tls-key)")
+	fs.StringVar(&f.TLSKey, "tls-key", "", "PEM file of the client certificate's key")
+	fs.StringVar(&f.TLSServerName, "tls-server-name", "", "name the servers' certificates carry; default: the host of the first endpoint")
+	fs.StringVar(&f.User, "user", "", "etcd user, or ZooKeeper digest user; the password comes from -password-file or $"+PasswordEnv)
+	fs.StringVar(&f.PasswordFile, "password-file", "", "file holding -user's password (never pass a secret on the command line)")
+	fs.StringVar(&f.TokenFile, "token-file", "", "file holding the Consul ACL token; default: $CONSUL_HTTP_TOKEN")
 	return f
 }
 

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -75,13 +76,22 @@ func (c *Cluster) open(ctx context.Context, name string) (*Replica, error) {
 		eps[i] = prefix + p.addr() + suffix
 	}
 	var err error
+	tlsCfg := c.creds.tls // one per cluster: its client certificate reloads for every replica
 	switch c.kind {
 	case Etcd:
-		r.Store, err = etcd.New(ctx, etcd.Config{Endpoints: eps})
+		r.Store, err = etcd.New(ctx, etcd.Config{Endpoints: eps, Root: c.root, TLS: tlsCfg, Username: c.user, Password: c.creds.password})
 	case Consul:
-		r.Store, err = consul.New(ctx, consul.Config{Addresses: eps, SessionTTLMin: c.consulM})
+		cfg := consul.Config{Addresses: eps, SessionTTLMin: c.consulM, Root: c.root, TLS: tlsCfg, Token: c.creds.token}
+		r.Store, err = consul.New(ctx, cfg)
 	case ZooKeeper:
-		r.Store, err = zookeeper.New(ctx, zookeeper.Config{Servers: eps, SessionTimeout: c.zkTTL})
+		cfg := zookeeper.Config{Servers: eps, SessionTimeout: c.zkTTL, TLS: tlsCfg}
+		if c.root != "" {
+			cfg.Root = "/" + strings.TrimPrefix(c.root, "/")
+		}
+		if c.user != "" {
+			cfg.Auth = c.user + ":" + c.creds.password
+		}
+		r.Store, err = zookeeper.New(ctx, cfg)
 	}
 	if err != nil {
 		r.closeProxies()
