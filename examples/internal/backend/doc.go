@@ -35,6 +35,11 @@
 // kv.ErrNotReachable, a timeout or a connection error, depending on the
 // driver) until it is closed; closing it cannot release anything on the
 // server, and may take the driver's close timeout (a few seconds on etcd)
-// while it tries. The proxies carry plain TCP: TLS endpoints work only if
-// their certificates name 127.0.0.1.
+// while it tries. The proxies carry plain TCP, so TLS runs end to end
+// through them; since the address a replica dials is the proxy's, the
+// server certificates are checked against -tls-server-name (default: the
+// host of the first endpoint). Secrets come from files or the environment
+// (-password-file, $REGENT_PASSWORD, -token-file, $CONSUL_HTTP_TOKEN),
+// never from the command line, and the client certificate files are read
+// again when they change.
 package backend
