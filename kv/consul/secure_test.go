@@ -3,15 +3,11 @@ package consul
 import (
 	"context"
 	"crypto/tls"
-	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/consul/api"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/regentkv/regent/election/electiontest"
 	"github.com/regentkv/regent/informer/informertest"
@@ -85,41 +81,21 @@ func TestSecured(t *testing.T) {
 	})
 	t.Run("Refused", func(t *testing.T) {
 		clientCert := srv.PKI.ClientTLS(t).Certificates
-		for _, tc := range []struct {
-			name string
-			cfg  Config
-			want error
-			says string
-		}{
-			// Without a token Consul applies the anonymous token, which
-			// default-deny leaves with nothing.
-			{"no token", app(Config{Token: "-"}), kv.ErrPermissionDenied, "Permission denied"},
-			{"a token Consul does not know", app(Config{Token: "6e3b1f1c-0000-4000-8000-00000000dead"}), kv.ErrAuthFailed, "ACL not found"},
-			{"a root outside the grant", app(Config{Root: "other"}), kv.ErrPermissionDenied, "Permission denied"},
-			{"untrusted server certificate", app(Config{TLS: &tls.Config{MinVersion: tls.VersionTLS12, Certificates: clientCert}}), kv.ErrNotReachable, "certificate"},
-			{"no client certificate", app(Config{TLS: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: srv.PKI.RootCAs()}}), kv.ErrNotReachable, "certificate"},
-		} {
-			t.Run(tc.name, func(t *testing.T) {
-				if tc.cfg.Token == "-" {
-					tc.cfg.Token = ""
-				}
-				ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-				defer cancel()
-				start := time.Now()
-				s, err := New(ctx, tc.cfg)
-				if err == nil {
-					_ = s.Close()
-					t.Fatal("New succeeded")
-				}
-				if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.says) || time.Since(start) > 3*time.Second {
-					t.Errorf("New: %v after %v; want %v at once, saying %q", err, time.Since(start), tc.want, tc.says)
-				}
-				if tc.cfg.Token != "" && strings.Contains(err.Error(), tc.cfg.Token) {
-					t.Errorf("the error carries the token: %v", err)
-				}
-				t.Logf("%s: %v", tc.name, err)
-			})
+		refused := func(name string, cfg Config, want error, says string) testenv.Refusal {
+			return testenv.Refusal{Name: name, Want: want, Says: says, Secret: cfg.Token,
+				Open: func(ctx context.Context) (kv.Store, error) { return New(ctx, cfg) }}
 		}
+		noToken := app(Config{})
+		noToken.Token = "" // Consul then applies the anonymous token, which default-deny leaves with nothing
+		testenv.CheckRefusals(t, []testenv.Refusal{
+			refused("no token", noToken, kv.ErrPermissionDenied, "Permission denied"),
+			refused("a token Consul does not know", app(Config{Token: "6e3b1f1c-0000-4000-8000-00000000dead"}), kv.ErrAuthFailed, "ACL not found"),
+			refused("a root outside the grant", app(Config{Root: "other"}), kv.ErrPermissionDenied, "Permission denied"),
+			refused("untrusted server certificate", app(Config{TLS: &tls.Config{MinVersion: tls.VersionTLS12, Certificates: clientCert}}),
+				kv.ErrNotReachable, "certificate"),
+			refused("no client certificate", app(Config{TLS: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: srv.PKI.RootCAs()}}),
+				kv.ErrNotReachable, "certificate"),
+		})
 		assertNothingOutside(t, srv)
 	})
 	t.Run("CertificateRotation", func(t *testing.T) {
@@ -158,36 +134,7 @@ func testGrantRevoked(t *testing.T, srv *testenv.SecureConsul, app func(Config) 
 			t.Errorf("restoring the policy: %v", err)
 		}
 	}()
-	start := time.Now()
-	for name, call := range map[string]func() error{
-		"Get":  func() error { _, err := s.Get(ctx, "revoked/k", nil); return err },
-		"Put":  func() error { return s.Put(ctx, "revoked/k", []byte("theirs"), nil) },
-		"List": func() error { _, err := s.List(ctx, "revoked", nil); return err },
-		"List Consistent": func() error {
-			_, err := s.List(ctx, "revoked", &kv.ReadOptions{Consistent: true})
-			return err
-		},
-		"Get Consistent": func() error {
-			_, err := s.Get(ctx, "revoked/k", &kv.ReadOptions{Consistent: true})
-			return err
-		},
-		"Delete": func() error { return s.Delete(ctx, "revoked/k") },
-		"Lock": func() error {
-			l, err := s.NewLock(ctx, "revoked/lock", nil)
-			if err != nil {
-				return err
-			}
-			_, err = l.Lock(ctx)
-			return err
-		},
-	} {
-		if err := call(); !errors.Is(err, kv.ErrPermissionDenied) {
-			t.Errorf("%s after the revoke: %v; want kv.ErrPermissionDenied", name, err)
-		}
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("the refused calls took %v; want each at once", d)
-	}
+	testenv.CheckCallsRefused(t, ctx, s, "revoked", "revoked/k")
 	pair, _, err := admin.KV().Get(testenv.AppRoot+"/revoked/k", nil)
 	if err != nil || pair == nil || string(pair.Value) != "v" {
 		t.Errorf("the key after the refused writes: %v, %v; want v", pair, err)
@@ -222,12 +169,11 @@ func assertNothingOutside(t *testing.T, srv *testenv.SecureConsul) {
 // Config.
 func TestTokenNeverPrinted(t *testing.T) {
 	srv := testenv.SecureConsulServer(t)
-	core, logs := observer.New(zap.DebugLevel)
+	w := testenv.WatchSecret(srv.AppToken)
 	cfg := Config{Addresses: []string{srv.HTTPSAddr}, TLS: srv.PKI.ClientTLS(t), Token: srv.AppToken, Root: testenv.AppRoot,
-		SessionTTLMin: time.Second, LockTTL: 3 * time.Second, Logger: zap.New(core)}
-	var said []string
-	for _, f := range []string{"%v", "%+v", "%#v", "%s"} {
-		said = append(said, fmt.Sprintf(f, cfg), fmt.Sprintf(f, &cfg))
+		SessionTTLMin: time.Second, LockTTL: 3 * time.Second, Logger: w.Logger}
+	if printed := w.Config(cfg, &cfg); !strings.Contains(printed, "Root:"+testenv.AppRoot) || !strings.Contains(printed, "REDACTED") {
+		t.Errorf("a printed Config should show everything, the token redacted: %s", printed)
 	}
 	s := openStore(t, cfg)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
@@ -238,29 +184,15 @@ func TestTokenNeverPrinted(t *testing.T) {
 	for _, token := range []string{"6e3b1f1c-0000-4000-8000-00000000dead", ""} {
 		wrong := cfg
 		wrong.Token, wrong.Root = token, "other"
-		if _, err := New(ctx, wrong); err != nil {
-			said = append(said, err.Error())
-		}
+		_, err := New(ctx, wrong)
+		w.Err(err)
 	}
 	srv.Process().Kill() // the Store logs its lost session and retries
 	gctx, gcancel := context.WithTimeout(ctx, 2*time.Second)
-	if _, err := s.Get(gctx, "k", nil); err != nil {
-		said = append(said, err.Error())
-	}
+	_, err := s.Get(gctx, "k", nil)
 	gcancel()
+	w.Err(err)
+	w.WaitForLog(ctx)
 	_ = s.Close()
-	for _, e := range logs.All() {
-		said = append(said, e.Message)
-		for k, v := range e.ContextMap() {
-			said = append(said, k+"="+fmt.Sprint(v))
-		}
-	}
-	for _, line := range said {
-		if strings.Contains(line, srv.AppToken) {
-			t.Errorf("the token was printed: %s", line)
-		}
-	}
-	if !strings.Contains(said[0], "Root:"+testenv.AppRoot) || strings.Contains(said[0], "Token:}") {
-		t.Errorf("a printed Config should show everything, the token redacted: %s", said[0])
-	}
+	w.Check(t)
 }

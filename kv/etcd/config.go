@@ -197,19 +197,15 @@ const redacted = "--- REDACTED ---"
 // String prints c with the Password replaced, so that a Config that ends
 // up in a log line or an error message does not carry the secret (the
 // TLS config prints as a pointer, its keys never).
-func (c Config) String() string {
+func (c Config) String() string { return c.format("%+v") }
+
+// GoString is String for %#v.
+func (c Config) GoString() string { return c.format("%#v") }
+
+func (c Config) format(verb string) string {
 	type plain Config // without the methods, so that Sprintf does not recurse
 	if c.Password != "" {
 		c.Password = redacted
 	}
-	return fmt.Sprintf("%+v", plain(c))
-}
-
-// GoString is String for %#v.
-func (c Config) GoString() string {
-	type plain Config
-	if c.Password != "" {
-		c.Password = redacted
-	}
-	return fmt.Sprintf("%#v", plain(c))
+	return fmt.Sprintf(verb, plain(c))
 }

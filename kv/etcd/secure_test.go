@@ -5,14 +5,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/regentkv/regent/election/electiontest"
 	"github.com/regentkv/regent/informer/informertest"
@@ -86,44 +83,23 @@ func TestSecured(t *testing.T) {
 	})
 	t.Run("Refused", func(t *testing.T) {
 		clientCert := srv.PKI.ClientTLS(t).Certificates
-		for _, tc := range []struct {
-			name string
-			cfg  etcd.Config
-			want error
-			says string
-		}{
+		refused := func(name string, cfg etcd.Config, want error, says string) testenv.Refusal {
+			cfg.Endpoints, cfg.DialTimeout = srv.Endpoints(), 2*time.Second
+			return testenv.Refusal{Name: name, Want: want, Says: says, Secret: cfg.Password,
+				Open: func(ctx context.Context) (kv.Store, error) { return etcd.New(ctx, cfg) }}
+		}
+		testenv.CheckRefusals(t, []testenv.Refusal{
 			// With client-certificate auth and no username, etcd takes the
 			// certificate's CN ("client") as the user, which has no role.
-			{"no credentials", etcd.Config{TLS: srv.PKI.ClientTLS(t), Root: testenv.AppRoot}, kv.ErrPermissionDenied, "permission"},
-			{"wrong password", etcd.Config{TLS: srv.PKI.ClientTLS(t), Root: testenv.AppRoot, Username: srv.AppUser, Password: "not-the-password"},
-				kv.ErrAuthFailed, "authentication"},
-			{"a root outside the grant", app(etcd.Config{Root: "other"}), kv.ErrPermissionDenied, "permission"},
-			{"untrusted server certificate", app(etcd.Config{TLS: &tls.Config{MinVersion: tls.VersionTLS12, Certificates: clientCert}}), kv.ErrNotReachable, "certificate"},
-			{"no client certificate", app(etcd.Config{TLS: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: srv.PKI.RootCAs()}}), kv.ErrNotReachable, "certificate"},
-		} {
-			t.Run(tc.name, func(t *testing.T) {
-				if tc.cfg.Root == "" {
-					tc.cfg.Root = testenv.AppRoot
-				}
-				tc.cfg.Endpoints, tc.cfg.DialTimeout = srv.Endpoints(), 2*time.Second
-				ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-				defer cancel()
-				start := time.Now()
-				s, err := etcd.New(ctx, tc.cfg)
-				if err == nil {
-					_ = s.Put(ctx, "written", []byte("x"), nil)
-					_ = s.Close()
-					t.Fatal("New succeeded")
-				}
-				if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.says) || time.Since(start) > 4*time.Second {
-					t.Errorf("New: %v after %v; want %v within the DialTimeout saying %q", err, time.Since(start), tc.want, tc.says)
-				}
-				if tc.cfg.Password != "" && strings.Contains(err.Error(), tc.cfg.Password) {
-					t.Errorf("the error carries the password: %v", err)
-				}
-				t.Logf("%s: %v", tc.name, err)
-			})
-		}
+			refused("no credentials", etcd.Config{TLS: srv.PKI.ClientTLS(t), Root: testenv.AppRoot}, kv.ErrPermissionDenied, "permission"),
+			refused("wrong password", etcd.Config{TLS: srv.PKI.ClientTLS(t), Root: testenv.AppRoot, Username: srv.AppUser, Password: "not-the-password"},
+				kv.ErrAuthFailed, "authentication"),
+			refused("a root outside the grant", app(etcd.Config{Root: "other"}), kv.ErrPermissionDenied, "permission"),
+			refused("untrusted server certificate", app(etcd.Config{TLS: &tls.Config{MinVersion: tls.VersionTLS12, Certificates: clientCert}}),
+				kv.ErrNotReachable, "certificate"),
+			refused("no client certificate", app(etcd.Config{TLS: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: srv.PKI.RootCAs()}}),
+				kv.ErrNotReachable, "certificate"),
+		})
 		// An "http" endpoint on a TLS server.
 		_, err := etcd.New(t.Context(), etcd.Config{Endpoints: srv.Endpoints(), DialTimeout: 2 * time.Second})
 		if !errors.Is(err, kv.ErrNotReachable) || !strings.Contains(err.Error(), "Config.TLS is nil") {
@@ -158,29 +134,7 @@ func TestSecured(t *testing.T) {
 				t.Errorf("restoring the grant: %v", err)
 			}
 		}()
-		start := time.Now()
-		calls := map[string]func() error{
-			"Get":    func() error { _, err := s.Get(ctx, "revoked/k", nil); return err },
-			"Put":    func() error { return s.Put(ctx, "revoked/k", []byte("theirs"), nil) },
-			"List":   func() error { _, err := s.List(ctx, "revoked", nil); return err },
-			"Delete": func() error { return s.Delete(ctx, "revoked/k") },
-			"Lock": func() error {
-				l, err := s.NewLock(ctx, "revoked/lock", nil)
-				if err != nil {
-					return err
-				}
-				_, err = l.Lock(ctx)
-				return err
-			},
-		}
-		for name, call := range calls {
-			if err := call(); !errors.Is(err, kv.ErrPermissionDenied) {
-				t.Errorf("%s after the revoke: %v; want kv.ErrPermissionDenied", name, err)
-			}
-		}
-		if d := time.Since(start); d > 5*time.Second {
-			t.Errorf("the refused calls took %v; want each at once", d)
-		}
+		testenv.CheckCallsRefused(t, ctx, s, "revoked", "revoked/k")
 		resp, err := srv.Root.Get(ctx, prefix+"revoked/k")
 		if err != nil || len(resp.Kvs) != 1 || !bytes.Equal(resp.Kvs[0].Value, []byte("v")) {
 			t.Errorf("the key after the refused writes: %v, %v; want v", resp, err)
@@ -209,12 +163,11 @@ func assertNothingOutside(t *testing.T, srv *testenv.SecureEtcd) {
 // Config.
 func TestCredentialsNeverPrinted(t *testing.T) {
 	srv := testenv.SecureEtcdServer(t)
-	core, logs := observer.New(zap.DebugLevel)
+	w := testenv.WatchSecret(srv.AppPassword)
 	cfg := etcd.Config{Endpoints: srv.Endpoints(), TLS: srv.PKI.ClientTLS(t), Username: srv.AppUser, Password: srv.AppPassword,
-		Root: testenv.AppRoot, Logger: zap.New(core), DialTimeout: 2 * time.Second}
-	var said []string
-	for _, f := range []string{"%v", "%+v", "%#v", "%s"} {
-		said = append(said, fmt.Sprintf(f, cfg), fmt.Sprintf(f, &cfg))
+		Root: testenv.AppRoot, Logger: w.Logger, DialTimeout: 2 * time.Second}
+	if printed := w.Config(cfg, &cfg); !strings.Contains(printed, "Username:"+srv.AppUser) {
+		t.Errorf("a printed Config should still show everything but the secret: %s", printed)
 	}
 	s := newStore(t, srv.Endpoints(), cfg)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
@@ -224,29 +177,14 @@ func TestCredentialsNeverPrinted(t *testing.T) {
 	}
 	wrong := cfg
 	wrong.Password = "not-the-password"
-	if _, err := etcd.New(ctx, wrong); err != nil {
-		said = append(said, err.Error())
-	}
+	_, err := etcd.New(ctx, wrong)
+	w.Err(err)
 	srv.Stop() // the Store logs its lost keep-alive and retries
 	gctx, gcancel := context.WithTimeout(ctx, 2*time.Second)
-	_, err := s.Get(gctx, "k", nil)
+	_, err = s.Get(gctx, "k", nil)
 	gcancel()
-	if err != nil {
-		said = append(said, err.Error())
-	}
+	w.Err(err)
+	w.WaitForLog(ctx)
 	_ = s.Close()
-	for _, e := range logs.All() {
-		said = append(said, e.Message)
-		for k, v := range e.ContextMap() {
-			said = append(said, k+"="+fmt.Sprintf("%v", v))
-		}
-	}
-	for _, line := range said {
-		if strings.Contains(line, srv.AppPassword) {
-			t.Errorf("the password was printed: %s", line)
-		}
-	}
-	if !strings.Contains(said[0], "Username:"+srv.AppUser) {
-		t.Errorf("a printed Config should still show everything but the secret: %s", said[0])
-	}
+	w.Check(t)
 }

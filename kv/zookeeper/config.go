@@ -136,15 +136,14 @@ const redacted = "--- REDACTED ---"
 // String prints c with the password of Auth replaced (the user stays), so
 // that a Config that ends up in a log line or an error message does not
 // carry the secret (the TLS config prints as a pointer, its keys never).
-func (c Config) String() string {
-	type plain Config // without the methods, so that Sprintf does not recurse
-	return fmt.Sprintf("%+v", plain(c.redacted()))
-}
+func (c Config) String() string { return c.format("%+v") }
 
 // GoString is String for %#v.
-func (c Config) GoString() string {
-	type plain Config
-	return fmt.Sprintf("%#v", plain(c.redacted()))
+func (c Config) GoString() string { return c.format("%#v") }
+
+func (c Config) format(verb string) string {
+	type plain Config // without the methods, so that Sprintf does not recurse
+	return fmt.Sprintf(verb, plain(c.redacted()))
 }
 
 func (c Config) redacted() Config {

@@ -4,15 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-zookeeper/zk"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/regentkv/regent/election/electiontest"
 	"github.com/regentkv/regent/informer/informertest"
@@ -85,38 +82,23 @@ func TestSecured(t *testing.T) {
 	})
 	t.Run("Refused", func(t *testing.T) {
 		clientCert := srv.PKI.ClientTLS(t).Certificates
-		for _, tc := range []struct {
-			name string
-			cfg  zookeeper.Config
-			want error
-			says string
-		}{
-			{"no credentials", app(zookeeper.Config{Auth: "-"}), kv.ErrPermissionDenied, "ACL"},
-			{"wrong password", app(zookeeper.Config{Auth: "app:not-the-password"}), kv.ErrPermissionDenied, "ACL"},
-			{"a root outside the grant", app(zookeeper.Config{Root: "/other"}), kv.ErrPermissionDenied, "ACL"},
-			{"untrusted server certificate", app(zookeeper.Config{TLS: &tls.Config{MinVersion: tls.VersionTLS12, Certificates: clientCert}}), kv.ErrNotReachable, "certificate"},
-			{"no client certificate", app(zookeeper.Config{TLS: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: srv.PKI.RootCAs()}}), kv.ErrNotReachable, "certificate"},
-		} {
-			t.Run(tc.name, func(t *testing.T) {
-				if tc.cfg.Auth == "-" {
-					tc.cfg.Auth = ""
-				}
-				tc.cfg.ConnectTimeout = 2 * time.Second
-				start := time.Now()
-				s, err := zookeeper.New(t.Context(), tc.cfg)
-				if err == nil {
-					_ = s.Close()
-					t.Fatal("New succeeded")
-				}
-				if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.says) || time.Since(start) > 5*time.Second {
-					t.Errorf("New: %v after %v; want %v at once, saying %q", err, time.Since(start), tc.want, tc.says)
-				}
-				if _, pass, _ := strings.Cut(tc.cfg.Auth, ":"); pass != "" && strings.Contains(err.Error(), pass) {
-					t.Errorf("the error carries the password: %v", err)
-				}
-				t.Logf("%s: %v", tc.name, err)
-			})
+		refused := func(name string, cfg zookeeper.Config, want error, says string) testenv.Refusal {
+			cfg.ConnectTimeout = 2 * time.Second
+			_, secret, _ := strings.Cut(cfg.Auth, ":")
+			return testenv.Refusal{Name: name, Want: want, Says: says, Secret: secret,
+				Open: func(ctx context.Context) (kv.Store, error) { return zookeeper.New(ctx, cfg) }}
 		}
+		noAuth := app(zookeeper.Config{})
+		noAuth.Auth = ""
+		testenv.CheckRefusals(t, []testenv.Refusal{
+			refused("no credentials", noAuth, kv.ErrPermissionDenied, "ACL"),
+			refused("wrong password", app(zookeeper.Config{Auth: "app:not-the-password"}), kv.ErrPermissionDenied, "ACL"),
+			refused("a root outside the grant", app(zookeeper.Config{Root: "/other"}), kv.ErrPermissionDenied, "ACL"),
+			refused("untrusted server certificate", app(zookeeper.Config{TLS: &tls.Config{MinVersion: tls.VersionTLS12, Certificates: clientCert}}),
+				kv.ErrNotReachable, "certificate"),
+			refused("no client certificate", app(zookeeper.Config{TLS: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: srv.PKI.RootCAs()}}),
+				kv.ErrNotReachable, "certificate"),
+		})
 		admin := adminConn(t, srv)
 		top, _, err := admin.Children("/")
 		if err != nil {
@@ -198,12 +180,11 @@ func adminConn(t *testing.T, srv *testenv.SecureZooKeeper) *zk.Conn {
 func TestAuthNeverPrinted(t *testing.T) {
 	srv := testenv.SecureZooKeeperServer(t)
 	_, secret, _ := strings.Cut(srv.AppAuth, ":")
-	core, logs := observer.New(zap.DebugLevel)
+	w := testenv.WatchSecret(secret)
 	cfg := zookeeper.Config{Servers: srv.SecureAddrs(), TLS: srv.PKI.ClientTLS(t), Auth: srv.AppAuth, Root: "/" + testenv.AppRoot,
-		SessionTimeout: testSessionTimeout, Logger: zap.New(core)}
-	var said []string
-	for _, f := range []string{"%v", "%+v", "%#v", "%s"} {
-		said = append(said, fmt.Sprintf(f, cfg), fmt.Sprintf(f, &cfg))
+		SessionTimeout: testSessionTimeout, Logger: w.Logger}
+	if printed := w.Config(cfg, &cfg); !strings.Contains(printed, "Auth:app:") {
+		t.Errorf("a printed Config should show the user, the password redacted: %s", printed)
 	}
 	s := open(t, cfg)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
@@ -213,28 +194,14 @@ func TestAuthNeverPrinted(t *testing.T) {
 	}
 	wrong := cfg
 	wrong.Auth, wrong.Root = "app:not-the-password", "/other"
-	if _, err := zookeeper.New(ctx, wrong); err != nil {
-		said = append(said, err.Error())
-	}
+	_, err := zookeeper.New(ctx, wrong)
+	w.Err(err)
 	srv.Stop(t) // the Store logs its lost connection and retries
 	gctx, gcancel := context.WithTimeout(ctx, 2*time.Second)
-	if _, err := s.Get(gctx, "k", nil); err != nil {
-		said = append(said, err.Error())
-	}
+	_, err = s.Get(gctx, "k", nil)
 	gcancel()
+	w.Err(err)
+	w.WaitForLog(ctx)
 	_ = s.Close()
-	for _, e := range logs.All() {
-		said = append(said, e.Message)
-		for k, v := range e.ContextMap() {
-			said = append(said, k+"="+fmt.Sprint(v))
-		}
-	}
-	for _, line := range said {
-		if strings.Contains(line, secret) {
-			t.Errorf("the password was printed: %s", line)
-		}
-	}
-	if !strings.Contains(said[0], "Auth:app:") {
-		t.Errorf("a printed Config should show the user, the password redacted: %s", said[0])
-	}
+	w.Check(t)
 }
