@@ -109,9 +109,9 @@ func (p *PKI) issue(t testing.TB, l leaf, base string) (certFile, keyFile string
 // for rotation tests: a certificate about to expire, then its successor.
 func (p *PKI) IssueClient(t testing.TB, cn string, notAfter time.Time) tls.Certificate {
 	t.Helper()
-	p.serial.Add(1)
-	certFile, keyFile := p.issue(t, leaf{serial: 100 + p.serial.Load(), cn: cn, usage: x509.ExtKeyUsageClientAuth, notAfter: notAfter},
-		fmt.Sprintf("client-%d", p.serial.Load()))
+	n := p.serial.Add(1)
+	certFile, keyFile := p.issue(t, leaf{serial: 100 + n, cn: cn, usage: x509.ExtKeyUsageClientAuth, notAfter: notAfter},
+		fmt.Sprintf("client-%d", n))
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -79,13 +80,22 @@ func WatchSecret(secret string) *SecretWatch {
 	return &SecretWatch{Logger: zap.New(core), secret: secret, logs: logs}
 }
 
-// Config records cfg (a driver Config value) printed with %v, %+v, %#v
-// and %s, itself and through a pointer, and returns the %+v form.
+// Config records cfg (a driver Config value) printed with every verb,
+// itself and through a pointer, and as JSON, and returns the %+v form.
 func (w *SecretWatch) Config(cfg, ptr any) string {
-	for _, f := range []string{"%v", "%+v", "%#v", "%s"} {
+	for _, f := range []string{"%v", "%+v", "%#v", "%s", "%q", "%d", "%x"} {
 		w.said = append(w.said, fmt.Sprintf(f, cfg), fmt.Sprintf(f, ptr))
 	}
+	if b, err := json.Marshal(cfg); err == nil {
+		w.said = append(w.said, string(b))
+	}
 	return fmt.Sprintf("%+v", cfg)
+}
+
+// Value records v (a Store) printed with %+v and %#v: its unexported
+// fields are printed raw, without their types' Format methods.
+func (w *SecretWatch) Value(v any) {
+	w.said = append(w.said, fmt.Sprintf("%+v", v), fmt.Sprintf("%#v", v))
 }
 
 // Err records err, if any.

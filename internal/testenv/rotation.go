@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,7 +28,9 @@ type OpenTLS func(ctx context.Context, addr string, tlsCfg *tls.Config) (kv.Stor
 // server checks expiry (and that this check can fail).
 func CheckClientCertRotation(t *testing.T, pki *PKI, target string, open OpenTLS) {
 	t.Helper()
-	soon := time.Now().Add(3 * time.Second)
+	// Long enough to open the Store and write once under -race on a
+	// loaded machine (x509 keeps whole seconds, so it is 5 to 6 s).
+	soon := time.Now().Add(6 * time.Second)
 	first := pki.IssueClient(t, "client", soon)
 	leaf, err := x509.ParseCertificate(first.Certificate[0])
 	if err != nil {
@@ -79,10 +83,13 @@ func CheckClientCertRotation(t *testing.T, pki *PKI, target string, open OpenTLS
 	fixed := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pki.RootCAs(), Certificates: []tls.Certificate{first}}
 	cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
 	defer ccancel()
-	if c, err := open(cctx, px.Addr(), fixed); err == nil {
+	c, err := open(cctx, px.Addr(), fixed)
+	if err == nil {
 		_ = c.Close()
 		t.Fatal("a Store with the expired certificate was let in: the server does not check expiry, so this test proves nothing")
-	} else {
-		t.Logf("the expired certificate alone: %v", err)
 	}
+	if !errors.Is(err, kv.ErrNotReachable) || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("the expired certificate alone: %v; want kv.ErrNotReachable naming the certificate", err)
+	}
+	t.Logf("the expired certificate alone: %v", err)
 }

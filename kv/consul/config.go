@@ -2,8 +2,10 @@ package consul
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -195,21 +197,28 @@ func (c Config) resolve(connection bool) (*resolved, error) {
 	return r, nil
 }
 
-// redacted stands for a secret in a printed Config.
-const redacted = "--- REDACTED ---"
+// redactedMark stands for a secret in a printed Config.
+const redactedMark = "--- REDACTED ---"
 
-// String prints c with the Token replaced, so that a Config that ends up
-// in a log line or an error message does not carry the secret (the TLS
-// config prints as a pointer, its keys never).
-func (c Config) String() string { return c.format("%+v") }
-
-// GoString is String for %#v.
-func (c Config) GoString() string { return c.format("%#v") }
-
-func (c Config) format(verb string) string {
-	type plain Config // without the methods, so that Sprintf does not recurse
+func (c Config) redacted() Config {
 	if c.Token != "" {
-		c.Token = redacted
+		c.Token = redactedMark
 	}
-	return fmt.Sprintf(verb, plain(c))
+	return c
+}
+
+// Format prints c, whatever the verb, with the Token replaced, so that a
+// Config that ends up in a log line or an error message does not carry
+// the secret (the TLS config prints as a pointer, its keys never).
+func (c Config) Format(f fmt.State, verb rune) {
+	type plain Config // without the methods, so that Fprintf does not recurse
+	out := fmt.Sprintf(fmt.FormatString(f, verb), plain(c.redacted()))
+	_, _ = io.WriteString(f, strings.Replace(out, "consul.plain{", "consul.Config{", 1)) // %#v names the type
+}
+
+// MarshalJSON is the JSON of c with the Token replaced, for the same
+// reason (structured loggers print values as JSON).
+func (c Config) MarshalJSON() ([]byte, error) {
+	type plain Config
+	return json.Marshal(plain(c.redacted()))
 }

@@ -61,13 +61,17 @@ func (s *Store) translate(ctx context.Context, op, key string, err error) error 
 // kv.ErrAuthFailed for a token it does not know ("ACL not found": a typo,
 // a deleted or expired token), ErrPermissionDenied for a known token
 // without the right ("Permission denied"), nil for anything else. Consul
-// says it in the body of a 403, or in the reason of a transaction's
-// rolled-back operation.
+// says it at the start of a 403's body, which the client wraps (as a
+// StatusError, or "Failed request: " from the txn endpoint), or at the
+// start of a rolled-back operation's reason. Only the start counts: a
+// reason quotes key names, which may hold any words.
 func aclRefusal(said string) error {
+	said = strings.TrimPrefix(said, "Failed request: ")
+	said = strings.TrimPrefix(said, "Unexpected response code: 403 (")
 	switch {
-	case strings.Contains(said, "ACL not found"):
+	case strings.HasPrefix(said, "ACL not found"):
 		return kv.ErrAuthFailed
-	case strings.Contains(said, "Permission denied"):
+	case strings.HasPrefix(said, "Permission denied"):
 		return ErrPermissionDenied
 	}
 	return nil

@@ -186,8 +186,12 @@ func (l *locker) acquire(ctx context.Context, h *hold, wait bool) (<-chan struct
 		case err == nil:
 			return l.acquired(h, lastKV(res))
 		case !errors.As(err, &f):
+			// waitErr first: abandon marks h lost, which waitErr would
+			// take for a session lost while waiting, and retry (a refused
+			// lock spun on that, making and destroying sessions).
+			werr := l.waitErr(ctx, h, err)
 			l.abandon(h)
-			return nil, l.waitErr(ctx, h, err)
+			return nil, werr
 		case !wait:
 			l.abandon(h)
 			return nil, fmt.Errorf("consul: try lock %q: %w", l.key, kv.ErrLockHeld)
@@ -203,8 +207,9 @@ func (l *locker) acquire(ctx context.Context, h *hold, wait bool) (<-chan struct
 			t.Stop()
 		}
 		if free, err = l.waitFree(wctx); err != nil {
+			werr := l.waitErr(ctx, h, err)
 			l.abandon(h)
-			return nil, l.waitErr(ctx, h, err)
+			return nil, werr
 		}
 	}
 }
@@ -485,7 +490,13 @@ func (h *hold) release(ctx context.Context) error {
 	defer h.markLost()
 	_, err := h.l.s.txn(ctx, "unlock", h.l.key, api.TxnOps{h.checkOp(), kvOp(api.KVDelete, h.l.ck)})
 	var f *txnFailure
-	if err != nil && !errors.As(err, &f) {
+	switch {
+	case errors.Is(err, kv.ErrPermissionDenied) || errors.Is(err, kv.ErrAuthFailed):
+		// The key may not be deleted any more; destroying the session
+		// still frees the lock (its behaviour is delete) if the token may
+		// do that.
+		return errors.Join(err, h.l.s.destroySession(ctx, h.session))
+	case err != nil && !errors.As(err, &f):
 		return err
 	}
 	return h.l.s.destroySession(ctx, h.session)

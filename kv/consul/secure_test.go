@@ -3,6 +3,7 @@ package consul
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -120,11 +121,20 @@ func testGrantRevoked(t *testing.T, srv *testenv.SecureConsul, app func(Config) 
 	if err := s.Put(ctx, "revoked/k", []byte("v"), nil); err != nil {
 		t.Fatal(err)
 	}
+	held, err := s.NewLock(ctx, "revoked/held", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := held.Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
 	policy, _, err := admin.ACL().PolicyReadByName("regent-app", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	policy.Rules = `key_prefix "" { policy = "deny" }`
+	// The keys go, the sessions stay.
+	policy.Rules = `key_prefix "" { policy = "deny" }
+session_prefix "" { policy = "write" }`
 	if _, _, err := admin.ACL().PolicyUpdate(policy, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -135,6 +145,20 @@ func testGrantRevoked(t *testing.T, srv *testenv.SecureConsul, app func(Config) 
 		}
 	}()
 	testenv.CheckCallsRefused(t, ctx, s, "revoked", "revoked/k")
+	// The held lock's key may not be deleted any more, but Unlock still
+	// frees it: destroying the session deletes the keys it holds.
+	if err := held.Unlock(ctx); !errors.Is(err, kv.ErrPermissionDenied) {
+		t.Errorf("Unlock after the revoke: %v; want kv.ErrPermissionDenied (the key's delete was refused)", err)
+	}
+	locks, _, err := admin.KV().Keys("__regent/"+testenv.AppRoot+"/", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range locks {
+		if strings.Contains(k, "held") {
+			t.Errorf("the lock key %q outlived Unlock: the session was not destroyed", k)
+		}
+	}
 	pair, _, err := admin.KV().Get(testenv.AppRoot+"/revoked/k", nil)
 	if err != nil || pair == nil || string(pair.Value) != "v" {
 		t.Errorf("the key after the refused writes: %v, %v; want v", pair, err)
@@ -176,6 +200,7 @@ func TestTokenNeverPrinted(t *testing.T) {
 		t.Errorf("a printed Config should show everything, the token redacted: %s", printed)
 	}
 	s := openStore(t, cfg)
+	w.Value(s)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	if err := s.Put(ctx, "k", []byte("v"), &kv.WriteOptions{TTL: 2 * time.Second, KeepAlive: true}); err != nil {

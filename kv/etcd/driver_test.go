@@ -449,17 +449,25 @@ func TestNewSaysWhatIsWrong(t *testing.T) {
 		ctx      time.Duration
 		want     []error
 		says     string
+		user     string // credentials make clientv3.New dial and authenticate itself
 	}{
-		{"typo'd scheme", "htp://127.0.0.1:2379", 5 * time.Second, []error{etcd.ErrInvalidConfig}, `scheme "htp"`},
-		{"dead port", dead, 5 * time.Second, []error{kv.ErrNotReachable}, "connection refused"},
-		{"not etcd", web.URL, 5 * time.Second, []error{kv.ErrNotReachable}, "did not answer as etcd"},
-		{"caller's deadline", dead, 300 * time.Millisecond, []error{kv.ErrNotReachable, context.DeadlineExceeded}, "the caller's ctx"},
+		{"typo'd scheme", "htp://127.0.0.1:2379", 5 * time.Second, []error{etcd.ErrInvalidConfig}, `scheme "htp"`, ""},
+		{"dead port", dead, 5 * time.Second, []error{kv.ErrNotReachable}, "connection refused", ""},
+		{"not etcd", web.URL, 5 * time.Second, []error{kv.ErrNotReachable}, "did not answer as etcd", ""},
+		{"caller's deadline", dead, 300 * time.Millisecond, []error{kv.ErrNotReachable, context.DeadlineExceeded}, "the caller's ctx", ""},
+		{"caller's deadline with credentials", web.URL, 300 * time.Millisecond, []error{kv.ErrNotReachable, context.DeadlineExceeded}, "the caller's ctx", "app"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), tc.ctx)
 			defer cancel()
 			start := time.Now()
-			s, err := etcd.New(ctx, etcd.Config{Endpoints: []string{tc.endpoint}, DialTimeout: time.Second})
+			cfg := etcd.Config{Endpoints: []string{tc.endpoint}, DialTimeout: time.Second}
+			if tc.user != "" {
+				// A DialTimeout longer than the test allows: the caller's
+				// ctx must end the authentication.
+				cfg.Username, cfg.Password, cfg.DialTimeout = tc.user, "pw", 10*time.Second
+			}
+			s, err := etcd.New(ctx, cfg)
 			if err == nil {
 				_ = s.Close()
 				t.Fatal("New succeeded")

@@ -170,6 +170,7 @@ func TestCredentialsNeverPrinted(t *testing.T) {
 		t.Errorf("a printed Config should still show everything but the secret: %s", printed)
 	}
 	s := newStore(t, srv.Endpoints(), cfg)
+	w.Value(s)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	if err := s.Put(ctx, "k", []byte("v"), &kv.WriteOptions{TTL: 2 * time.Second, KeepAlive: true}); err != nil {

@@ -42,6 +42,8 @@ type Store struct {
 	locks  map[*locker]struct{}
 
 	ka *keepAlives
+
+	endLife context.CancelFunc // New's client lifetime; nil for NewFromClient
 }
 
 var (
@@ -62,20 +64,25 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		dial = DefaultDialTimeout
 	}
 	start := time.Now()
+	// With credentials, clientv3.New itself dials and authenticates. Its
+	// Context bounds that, but it is also the client's lifetime, so it
+	// cannot be the caller's ctx (which may end once New returned): the
+	// caller's ctx ends the client's own only until New is done with it.
+	life, endLife := context.WithCancel(context.Background())
+	stopBound := context.AfterFunc(ctx, endLife)
+	defer stopBound()
 	c, err := clientv3.New(clientv3.Config{
 		Endpoints:   cfg.Endpoints,
 		TLS:         cfg.TLS,
 		Username:    cfg.Username,
 		Password:    cfg.Password,
 		DialTimeout: dial,
-		// With credentials, clientv3.New itself dials and authenticates,
-		// bounded by DialTimeout. (Its Context would bound it by the
-		// caller's ctx too, but it is the client's lifetime: a caller's
-		// ctx ending after New returned would kill the Store.)
+		Context:     life,
 		Logger:      zap.NewNop(),
 		DialOptions: []grpc.DialOption{grpc.WithStatsHandler(sendTracker{})},
 	})
 	if err != nil {
+		endLife()
 		if sentinel := sentinelOf(err); errors.Is(sentinel, kv.ErrAuthFailed) || errors.Is(sentinel, kv.ErrPermissionDenied) {
 			return nil, fmt.Errorf("etcd: connect %v: %w: %w", cfg.Endpoints, sentinel, err)
 		}
@@ -84,8 +91,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	s, err := newStore(c, true, cfg.options())
 	if err != nil {
 		_ = c.Close()
+		endLife()
 		return nil, err
 	}
+	s.endLife = endLife
 	s.tracked = true
 	pctx, cancel := context.WithTimeout(ctx, dial)
 	defer cancel()
@@ -99,6 +108,11 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		}
 		return nil, mapped
 	}
+	if !stopBound() && ctx.Err() != nil {
+		// The caller's ctx ended the client just now.
+		_ = s.Close()
+		return nil, noAnswer(ctx, cfg, dial, start, ctx.Err())
+	}
 	return s, nil
 }
 
@@ -108,8 +122,11 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 // the chain.
 func noAnswer(ctx context.Context, cfg Config, dial time.Duration, start time.Time, err error) error {
 	bound := fmt.Sprintf("DialTimeout %v", dial)
-	if ctx.Err() != nil {
-		bound, err = "the caller's ctx", ctx.Err()
+	if cerr := ctx.Err(); cerr != nil {
+		bound = "the caller's ctx"
+		if !errors.Is(err, cerr) {
+			err = fmt.Errorf("%w (%v)", cerr, err) // what the client saw, too
+		}
 	}
 	return fmt.Errorf("etcd: connect %v: %w: no answer within %v (%s): %s: %w",
 		cfg.Endpoints, kv.ErrNotReachable, time.Since(start).Round(time.Millisecond), bound, diagnose(cfg.Endpoints, cfg.TLS), err)
@@ -176,7 +193,9 @@ func (s *Store) Close() error {
 	s.cancel()
 	s.wg.Wait()
 	if s.owned {
-		return s.c.Close()
+		err := s.c.Close()
+		s.endLife()
+		return err
 	}
 	return nil
 }

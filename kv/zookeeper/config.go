@@ -2,8 +2,10 @@ package zookeeper
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -130,27 +132,31 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// redacted stands for a secret in a printed Config.
-const redacted = "--- REDACTED ---"
+// redactedMark stands for a secret in a printed Config.
+const redactedMark = "--- REDACTED ---"
 
-// String prints c with the password of Auth replaced (the user stays), so
-// that a Config that ends up in a log line or an error message does not
-// carry the secret (the TLS config prints as a pointer, its keys never).
-func (c Config) String() string { return c.format("%+v") }
+// Format prints c, whatever the verb, with the password of Auth replaced
+// (the user stays), so that a Config that ends up in a log line or an
+// error message does not carry the secret (the TLS config prints as a
+// pointer, its keys never).
+func (c Config) Format(f fmt.State, verb rune) {
+	type plain Config // without the methods, so that Fprintf does not recurse
+	out := fmt.Sprintf(fmt.FormatString(f, verb), plain(c.redacted()))
+	_, _ = io.WriteString(f, strings.Replace(out, "zookeeper.plain{", "zookeeper.Config{", 1)) // %#v names the type
+}
 
-// GoString is String for %#v.
-func (c Config) GoString() string { return c.format("%#v") }
-
-func (c Config) format(verb string) string {
-	type plain Config // without the methods, so that Sprintf does not recurse
-	return fmt.Sprintf(verb, plain(c.redacted()))
+// MarshalJSON is the JSON of c with the password of Auth replaced, for
+// the same reason (structured loggers print values as JSON).
+func (c Config) MarshalJSON() ([]byte, error) {
+	type plain Config
+	return json.Marshal(plain(c.redacted()))
 }
 
 func (c Config) redacted() Config {
 	if user, _, ok := strings.Cut(c.Auth, ":"); ok {
-		c.Auth = user + ":" + redacted
+		c.Auth = user + ":" + redactedMark
 	} else if c.Auth != "" {
-		c.Auth = redacted
+		c.Auth = redactedMark
 	}
 	return c
 }

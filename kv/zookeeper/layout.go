@@ -210,7 +210,11 @@ func (s *Store) ensurePath(p string) error {
 			// for p: an operator who made p for this identity under a
 			// parent it may not write (the least-privilege layout) gets
 			// NoAuth here. Exists needs no right.
-			if ok, _, xerr := s.conn.Exists(p); xerr == nil && ok {
+			ok, _, xerr := s.conn.Exists(p)
+			switch {
+			case xerr != nil:
+				return xerr // the connection's trouble, not a refusal
+			case ok:
 				return nil
 			}
 			return err

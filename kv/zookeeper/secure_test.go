@@ -187,6 +187,7 @@ func TestAuthNeverPrinted(t *testing.T) {
 		t.Errorf("a printed Config should show the user, the password redacted: %s", printed)
 	}
 	s := open(t, cfg)
+	w.Value(s)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	if err := s.Put(ctx, "k", []byte("v"), &kv.WriteOptions{TTL: testSessionTimeout, KeepAlive: true}); err != nil {

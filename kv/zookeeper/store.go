@@ -62,7 +62,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		cfg:          cfg,
+		cfg:          cfg.redacted(), // the secret goes to the connection only: a printed *Store must not carry it
 		log:          cfg.Logger,
 		root:         cfg.Root,
 		done:         make(chan struct{}),

@@ -246,6 +246,13 @@ func TestCredentialFlags(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a password in the environment without -user", func(t *testing.T) {
+		t.Setenv(PasswordEnv, "env-pw")
+		f := Flags{Backend: Etcd, Endpoints: "127.0.0.1:1"}
+		if creds, err := f.readCredentials(); err != nil || creds.password != "" {
+			t.Errorf("readCredentials: %q, %v; want no password without -user", creds.password, err)
+		}
+	})
 	t.Run("password from the environment", func(t *testing.T) {
 		t.Setenv(PasswordEnv, "env-pw")
 		f := Flags{Backend: Etcd, Endpoints: "127.0.0.1:1", User: "app"}

@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -8,7 +9,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"time"
 )
 
 // PasswordEnv and the Consul client's own CONSUL_HTTP_TOKEN are where the
@@ -53,8 +53,12 @@ func (f *Flags) readCredentials() (credentials, error) {
 		}
 	}
 	var err error
-	if c.password, err = secret("-password-file", f.PasswordFile, PasswordEnv); err != nil {
-		return c, err
+	if f.User != "" || f.PasswordFile != "" {
+		// $REGENT_PASSWORD counts only with -user: a password alone
+		// means nothing to any backend.
+		if c.password, err = secret("-password-file", f.PasswordFile, PasswordEnv); err != nil {
+			return c, err
+		}
 	}
 	if c.token, err = secret("-token-file", f.TokenFile, ""); err != nil {
 		return c, err
@@ -94,43 +98,40 @@ func secret(flag, file, env string) (string, error) {
 }
 
 // certFiles hands out the client certificate in a pair of PEM files,
-// reading them again when either changes: a certificate rotated on disk
-// (cert-manager, Vault agent) is used from the next TLS handshake on,
-// without a restart. A pair caught half-written keeps the last good one
-// until the next handshake looks again.
+// reading them again at every TLS handshake (a few KiB, and handshakes
+// are rare) and parsing them when their content changed: a certificate
+// rotated on disk (cert-manager, Vault agent) is used from the next
+// handshake on, without a restart. A pair caught half-written keeps the
+// last good one until the next handshake looks again.
 type certFiles struct {
 	cert, key string
 
 	mu      sync.Mutex
-	stamp   string // the files' sizes and modification times, as last read
+	certPEM []byte // the files' content, as last parsed
+	keyPEM  []byte
 	current *tls.Certificate
 }
 
 func (c *certFiles) get(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-	stamp, err := fileStamp(c.cert, c.key)
+	certPEM, cerr := os.ReadFile(c.cert)
+	keyPEM, kerr := os.ReadFile(c.key)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err == nil && stamp == c.stamp {
+	if err := errors.Join(cerr, kerr); err != nil {
+		if c.current == nil {
+			return nil, err
+		}
+		return c.current, nil // a file being replaced: the last good pair
+	}
+	if c.current != nil && bytes.Equal(certPEM, c.certPEM) && bytes.Equal(keyPEM, c.keyPEM) {
 		return c.current, nil
 	}
-	pair, lerr := tls.LoadX509KeyPair(c.cert, c.key)
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	switch {
-	case err == nil && lerr == nil:
-		c.current, c.stamp = &pair, stamp
+	case err == nil:
+		c.current, c.certPEM, c.keyPEM = &pair, certPEM, keyPEM
 	case c.current == nil:
-		return nil, errors.Join(err, lerr)
+		return nil, err
 	}
 	return c.current, nil
-}
-
-func fileStamp(paths ...string) (string, error) {
-	var b strings.Builder
-	for _, p := range paths {
-		st, err := os.Stat(p)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(&b, "%d@%s;", st.Size(), st.ModTime().Format(time.RFC3339Nano))
-	}
-	return b.String(), nil
 }
