@@ -216,9 +216,7 @@ func (c Config) Format(f fmt.State, verb rune) {
 	_, _ = io.WriteString(f, strings.Replace(out, "consul.plain{", "consul.Config{", 1)) // %#v names the type
 }
 
-// MarshalJSON is the JSON of c with the Token replaced, for the same
-// reason (structured loggers print values as JSON).
-func (c Config) MarshalJSON() ([]byte, error) {
-	type plain Config
-	return json.Marshal(plain(c.redacted()))
-}
+// MarshalJSON is c printed with %+v (the secret replaced) as a JSON
+// string, for structured loggers that print values as JSON: a Config is
+// not a JSON document (it holds a TLS config, a logger, functions).
+func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(fmt.Sprintf("%+v", c)) }

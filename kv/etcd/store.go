@@ -125,7 +125,7 @@ func noAnswer(ctx context.Context, cfg Config, dial time.Duration, start time.Ti
 	if cerr := ctx.Err(); cerr != nil {
 		bound = "the caller's ctx"
 		if !errors.Is(err, cerr) {
-			err = fmt.Errorf("%w (%v)", cerr, err) // what the client saw, too
+			err = fmt.Errorf("%w (%w)", cerr, err) // what the client saw, too
 		}
 	}
 	return fmt.Errorf("etcd: connect %v: %w: no answer within %v (%s): %s: %w",

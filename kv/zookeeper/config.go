@@ -145,12 +145,10 @@ func (c Config) Format(f fmt.State, verb rune) {
 	_, _ = io.WriteString(f, strings.Replace(out, "zookeeper.plain{", "zookeeper.Config{", 1)) // %#v names the type
 }
 
-// MarshalJSON is the JSON of c with the password of Auth replaced, for
-// the same reason (structured loggers print values as JSON).
-func (c Config) MarshalJSON() ([]byte, error) {
-	type plain Config
-	return json.Marshal(plain(c.redacted()))
-}
+// MarshalJSON is c printed with %+v (the secret replaced) as a JSON
+// string, for structured loggers that print values as JSON: a Config is
+// not a JSON document (it holds a TLS config, a logger, functions).
+func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(fmt.Sprintf("%+v", c)) }
 
 func (c Config) redacted() Config {
 	if user, _, ok := strings.Cut(c.Auth, ":"); ok {
