@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/regentkv/regent/clock"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -60,7 +61,7 @@ type Config[T any] struct {
 	// (workqueue/prommetrics.New(name); a Manager sets one when nil).
 	QueueMetrics workqueue.Metrics
 	// Clock drives the queue's delays and backoff. Default: real time.
-	Clock workqueue.Clock
+	Clock clock.Clock
 }
 
 func (c *Config[T]) validate() error {

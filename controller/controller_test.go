@@ -13,13 +13,13 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/regentkv/regent/clock/clocktest"
 	"github.com/regentkv/regent/controller"
 	"github.com/regentkv/regent/informer"
 	"github.com/regentkv/regent/internal/poll"
 	"github.com/regentkv/regent/kv"
 	"github.com/regentkv/regent/kv/memory"
 	"github.com/regentkv/regent/workqueue"
-	"github.com/regentkv/regent/workqueue/clocktest"
 )
 
 const wait = 10 * time.Second

@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regentkv/regent/clock/clocktest"
 	"github.com/regentkv/regent/informer"
 	"github.com/regentkv/regent/internal/poll"
 	"github.com/regentkv/regent/kv"
 	"github.com/regentkv/regent/kv/memory"
-	"github.com/regentkv/regent/workqueue/clocktest"
 )
 
 // TestCheckReportsStaleness: Check is nil only while the informer is synced

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regentkv/regent/clock/clocktest"
 	"github.com/regentkv/regent/informer"
 	"github.com/regentkv/regent/internal/poll"
-	"github.com/regentkv/regent/workqueue/clocktest"
 )
 
 // TestBackoffFollowsTheClock: failed lists are retried after the configured

@@ -2,12 +2,12 @@ package informer
 
 import (
 	"fmt"
+	"github.com/regentkv/regent/clock"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/regentkv/regent/kv"
-	"github.com/regentkv/regent/workqueue"
 )
 
 // Defaults of Config.
@@ -88,7 +88,7 @@ type Config[T any] struct {
 	// errors make the cache stale: WatchTree sends no progress notices.
 	StaleAfter time.Duration
 	// Clock drives backoff and resync timers. Default: real time.
-	Clock workqueue.Clock
+	Clock clock.Clock
 }
 
 func (c *Config[T]) validate() error {
@@ -139,7 +139,7 @@ func (c *Config[T]) validate() error {
 		c.Logger = zap.NewNop()
 	}
 	if c.Clock == nil {
-		c.Clock = workqueue.RealClock()
+		c.Clock = clock.Real()
 	}
 	return nil
 }

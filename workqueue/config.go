@@ -1,6 +1,9 @@
 package workqueue
 
-import "go.uber.org/zap"
+import (
+	"github.com/regentkv/regent/clock"
+	"go.uber.org/zap"
+)
 
 // Config configures a Queue. The zero value is ready to use: real time, the
 // default rate limiter, no metrics, no logging.
@@ -9,8 +12,9 @@ type Config[T comparable] struct {
 	Name string
 
 	// Clock is the source of time for delays, rate limits and metrics.
-	// Default: RealClock(). Tests pass a clocktest.Fake.
-	Clock Clock
+	// Default: clock.Real(). Tests pass a clocktest.Fake, or run in a
+	// testing/synctest bubble with the default.
+	Clock clock.Clock
 
 	// RateLimiter decides how long AddRateLimited waits. Default:
 	// DefaultRateLimiter, built on Clock.

@@ -1,6 +1,7 @@
 package workqueue
 
 import (
+	"github.com/regentkv/regent/clock"
 	"math"
 	"runtime"
 	"time"
@@ -20,7 +21,7 @@ type delayState[T comparable] struct {
 	heap    []waitEntry[T]
 	waiting map[T]int64 // item -> earliest due time
 
-	timer   Timer
+	timer   clock.Timer
 	armed   bool  // timer believed pending
 	armedAt int64 // due time it is armed for
 	// fires counts timer runs scheduled or started whose callback has not

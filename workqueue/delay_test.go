@@ -2,13 +2,14 @@ package workqueue_test
 
 import (
 	"context"
+	"github.com/regentkv/regent/clock"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/regentkv/regent/clock/clocktest"
 	"github.com/regentkv/regent/workqueue"
-	"github.com/regentkv/regent/workqueue/clocktest"
 )
 
 func fakeQueue[T comparable]() (*workqueue.Queue[T], *clocktest.Fake) {
@@ -256,7 +257,7 @@ func (c *deafClock) Now() time.Time {
 	return c.now
 }
 
-func (c *deafClock) AfterFunc(time.Duration, func()) workqueue.Timer { return deafTimer{} }
+func (c *deafClock) AfterFunc(time.Duration, func()) clock.Timer { return deafTimer{} }
 
 type deafTimer struct{}
 
@@ -300,7 +301,7 @@ func (c *lateClock) Step(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func (c *lateClock) AfterFunc(time.Duration, func()) workqueue.Timer { return lateTimer{} }
+func (c *lateClock) AfterFunc(time.Duration, func()) clock.Timer { return lateTimer{} }
 
 type lateTimer struct{}
 

@@ -54,7 +54,8 @@
 // such a callback has let go of the queue. ShutDown is idempotent. GetCtx
 // and Drain take a context and return ctx.Err() when it ends first.
 //
-// Tests drive time with clocktest.Fake through Config.Clock and WithClock:
+// Tests drive time with clock/clocktest.Fake through Config.Clock and WithClock
+// (or run in a testing/synctest bubble with the default clock):
 // delays and backoffs then elapse exactly when the test steps the clock.
 //
 // # Not guaranteed

@@ -6,8 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/regentkv/regent/clock/clocktest"
 	"github.com/regentkv/regent/workqueue"
-	"github.com/regentkv/regent/workqueue/clocktest"
 )
 
 // A reconciler pool: adds of one key collapse, and ShutDownWithDrain waits

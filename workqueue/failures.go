@@ -1,6 +1,7 @@
 package workqueue
 
 import (
+	"github.com/regentkv/regent/clock"
 	"math"
 	"sync"
 	"time"
@@ -19,7 +20,7 @@ import (
 // that touch the table (no goroutine), and a steady state allocates nothing.
 type failureTable[T comparable] struct {
 	mu         sync.Mutex
-	clock      Clock
+	clock      clock.Clock
 	epoch      time.Time
 	ttl        int64
 	maxTracked int

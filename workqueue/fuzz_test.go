@@ -1,12 +1,13 @@
 package workqueue_test
 
 import (
+	"github.com/regentkv/regent/clock"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/regentkv/regent/clock/clocktest"
 	"github.com/regentkv/regent/workqueue"
-	"github.com/regentkv/regent/workqueue/clocktest"
 )
 
 // delayModel is model (model_test.go) with delays and shutdown: the
@@ -178,12 +179,12 @@ func FuzzQueue(f *testing.F) {
 		prog = prog[1:]
 		fake := clocktest.New(epoch)
 		lc := &lateClock{now: epoch}
-		var clock workqueue.Clock = fake
+		var clk clock.Clock = fake
 		step := fake.Step
 		if late {
-			clock, step = lc, lc.Step
+			clk, step = lc, lc.Step
 		}
-		q := workqueue.New(workqueue.Config[int]{Clock: clock})
+		q := workqueue.New(workqueue.Config[int]{Clock: clk})
 		defer q.ShutDown()
 		m := newDelayModel()
 		var held []int

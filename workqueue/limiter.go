@@ -2,6 +2,7 @@ package workqueue
 
 import (
 	"fmt"
+	"github.com/regentkv/regent/clock"
 	"time"
 )
 
@@ -23,7 +24,7 @@ type RateLimiter[T comparable] interface {
 type LimiterOption interface{ apply(*limiterOptions) }
 
 type limiterOptions struct {
-	clock      Clock
+	clock      clock.Clock
 	maxTracked int
 }
 
@@ -31,8 +32,8 @@ type limiterOptionFunc func(*limiterOptions)
 
 func (f limiterOptionFunc) apply(o *limiterOptions) { f(o) }
 
-// WithClock makes the limiter read time from c (default: RealClock()).
-func WithClock(c Clock) LimiterOption {
+// WithClock makes the limiter read time from c (default: clock.Real()).
+func WithClock(c clock.Clock) LimiterOption {
 	return limiterOptionFunc(func(o *limiterOptions) { o.clock = c })
 }
 
@@ -44,7 +45,7 @@ func WithMaxTracked(n int) LimiterOption {
 }
 
 func buildOptions(opts []LimiterOption) (limiterOptions, error) {
-	o := limiterOptions{clock: RealClock()}
+	o := limiterOptions{clock: clock.Real()}
 	for _, opt := range opts {
 		if opt != nil {
 			opt.apply(&o)

@@ -2,6 +2,7 @@ package workqueue
 
 import (
 	"fmt"
+	"github.com/regentkv/regent/clock"
 	"math"
 	"time"
 
@@ -12,7 +13,7 @@ import (
 // retry rate, whatever the item. It keeps no per-item state.
 type BucketLimiter[T comparable] struct {
 	limiter *rate.Limiter
-	clock   Clock
+	clock   clock.Clock
 }
 
 // Bucket returns a token bucket of qps tokens per second holding at most

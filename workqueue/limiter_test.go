@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regentkv/regent/clock/clocktest"
 	"github.com/regentkv/regent/workqueue"
-	"github.com/regentkv/regent/workqueue/clocktest"
 )
 
 func TestItemExponential(t *testing.T) {

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regentkv/regent/clock/clocktest"
 	"github.com/regentkv/regent/workqueue"
-	"github.com/regentkv/regent/workqueue/clocktest"
 )
 
 type recorder struct {

@@ -2,6 +2,7 @@ package workqueue
 
 import (
 	"context"
+	"github.com/regentkv/regent/clock"
 	"sync"
 	"time"
 
@@ -55,7 +56,7 @@ type Queue[T comparable] struct {
 
 	delay delayState[T]
 
-	clock   Clock
+	clock   clock.Clock
 	epoch   time.Time
 	limiter RateLimiter[T]
 	metrics Metrics // nil: no calls, no clock reads
@@ -79,7 +80,7 @@ func New[T comparable](cfg Config[T]) *Queue[T] {
 	q.cond.L = &q.mu
 	q.idle.L = &q.mu
 	if q.clock == nil {
-		q.clock = RealClock()
+		q.clock = clock.Real()
 	}
 	q.epoch = q.clock.Now()
 	if q.limiter == nil {

@@ -4,22 +4,20 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/regentkv/regent/workqueue"
-	"github.com/regentkv/regent/workqueue/clocktest"
+	"github.com/regentkv/regent/clock/clocktest"
 )
 
-// A delayed item becomes runnable exactly when the test moves the clock.
+// A timer fires exactly when the test moves the clock past it, on the
+// test's goroutine.
 func Example() {
 	clock := clocktest.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	q := workqueue.New(workqueue.Config[string]{Clock: clock})
-	defer q.ShutDown()
-
-	q.AddAfter("default/web", time.Minute)
+	clock.AfterFunc(time.Minute, func() { fmt.Println("fired at", clock.Now().Format("15:04:05")) })
 	clock.Step(59 * time.Second)
-	fmt.Println("after 59s:", q.Len())
+	fmt.Println("after 59s, armed:", clock.Armed())
 	clock.Step(time.Second)
-	fmt.Println("after 60s:", q.Len())
+	fmt.Println("after 60s, armed:", clock.Armed())
 	// Output:
-	// after 59s: 0
-	// after 60s: 1
+	// after 59s, armed: 1
+	// fired at 00:01:00
+	// after 60s, armed: 0
 }

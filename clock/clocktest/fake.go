@@ -5,17 +5,17 @@ import (
 	"sync"
 	"time"
 
-	"github.com/regentkv/regent/workqueue"
+	"github.com/regentkv/regent/clock"
 )
 
-// Fake is a workqueue.Clock whose time only moves when told to.
+// Fake is a clock.Clock whose time only moves when told to.
 type Fake struct {
 	mu     sync.Mutex
 	now    time.Time
 	timers []*timer // armed timers, unordered
 }
 
-var _ workqueue.Clock = (*Fake)(nil)
+var _ clock.Clock = (*Fake)(nil)
 
 // New returns a Fake set to start.
 func New(start time.Time) *Fake { return &Fake{now: start} }
@@ -29,7 +29,7 @@ func (f *Fake) Now() time.Time {
 
 // AfterFunc arms a timer that runs fn during the Step or Set that brings the
 // time to now+d or later (d <= 0: during the next Step or Set).
-func (f *Fake) AfterFunc(d time.Duration, fn func()) workqueue.Timer {
+func (f *Fake) AfterFunc(d time.Duration, fn func()) clock.Timer {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	t := &timer{fake: f, fn: fn}

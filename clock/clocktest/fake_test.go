@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regentkv/regent/workqueue/clocktest"
+	"github.com/regentkv/regent/clock/clocktest"
 )
 
 var start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -13,8 +13,8 @@ import (
 	"github.com/hashicorp/go-cleanhttp"
 	"go.uber.org/zap"
 
-	"github.com/regentkv/regent/internal/tlsprobe"
 	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/internal/tlsprobe"
 )
 
 // Store is a kv.Store and kv.Streamer on Consul's KV API. Create it with

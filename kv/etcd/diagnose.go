@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/regentkv/regent/internal/tlsprobe"
+	"github.com/regentkv/regent/kv/internal/tlsprobe"
 )
 
 // checkEndpoint refuses an endpoint the etcd client could only fail on

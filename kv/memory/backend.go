@@ -2,6 +2,7 @@ package memory
 
 import (
 	"fmt"
+	"github.com/regentkv/regent/clock"
 	"sort"
 	"sync"
 	"time"
@@ -36,7 +37,7 @@ type entry struct {
 	pair  *kv.KVPair // immutable once stored; callers get copies
 	owner *Store     // non-nil for KeepAlive keys while the owner lives
 	ttl   time.Duration
-	timer Timer
+	timer clock.Timer
 }
 
 // record is one change: a put (pair set) or a delete (pair nil) of key.

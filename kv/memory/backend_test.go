@@ -3,6 +3,7 @@ package memory_test
 import (
 	"context"
 	"errors"
+	"github.com/regentkv/regent/clock/clocktest"
 	"strconv"
 	"testing"
 	"time"
@@ -18,25 +19,25 @@ func ctxT(t *testing.T) context.Context {
 }
 
 func TestTTLExactWithFakeClock(t *testing.T) {
-	clk := newFakeClock()
+	clk := clocktest.New(time.Unix(1e9, 0))
 	s := memory.New(memory.WithClock(clk))
 	defer func() { _ = s.Close() }()
 	ctx := ctxT(t)
 	if err := s.Put(ctx, "k", []byte("v"), &kv.WriteOptions{TTL: 10 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	clk.Advance(9 * time.Millisecond)
+	clk.Step(9 * time.Millisecond)
 	if ok, _ := s.Exists(ctx, "k", nil); !ok {
 		t.Fatalf("key gone after 9ms of a 10ms TTL")
 	}
-	clk.Advance(time.Millisecond)
+	clk.Step(time.Millisecond)
 	if ok, _ := s.Exists(ctx, "k", nil); ok {
 		t.Fatalf("key still there after its 10ms TTL")
 	}
 }
 
 func TestKeepAliveAndLockExpireAfterKillWithFakeClock(t *testing.T) {
-	clk := newFakeClock()
+	clk := clocktest.New(time.Unix(1e9, 0))
 	b := memory.NewBackend(memory.WithClock(clk))
 	defer b.Close()
 	a, other := b.Client(), b.Client()
@@ -54,7 +55,7 @@ func TestKeepAliveAndLockExpireAfterKillWithFakeClock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk.Advance(time.Hour) // a live client keeps both however long
+	clk.Step(time.Hour) // a live client keeps both however long
 	if ok, _ := other.Exists(ctx, "svc/a", nil); !ok {
 		t.Fatalf("KeepAlive key of a live client expired")
 	}
@@ -70,18 +71,18 @@ func TestKeepAliveAndLockExpireAfterKillWithFakeClock(t *testing.T) {
 			return false
 		}
 	}
-	clk.Advance(499 * time.Millisecond)
+	clk.Step(499 * time.Millisecond)
 	if isClosed(lost) || l.Token() == 0 {
 		t.Fatalf("holder gave up before its RenewDeadline")
 	}
-	clk.Advance(time.Millisecond)
+	clk.Step(time.Millisecond)
 	if !isClosed(lost) || l.Token() != 0 {
 		t.Fatalf("holder still believes it holds the lock at its RenewDeadline (token %d)", l.Token())
 	}
 	if err := l.GuardedPut(ctx, "x", []byte("v"), nil); !errors.Is(err, kv.ErrLockLost) {
 		t.Fatalf("GuardedPut after giving up: %v, want %v", err, kv.ErrLockLost)
 	}
-	clk.Advance(500 * time.Millisecond)
+	clk.Step(500 * time.Millisecond)
 	if ok, _ := other.Exists(ctx, "svc/a", nil); ok {
 		t.Fatalf("KeepAlive key still there one TTL after the kill")
 	}
@@ -89,7 +90,7 @@ func TestKeepAliveAndLockExpireAfterKillWithFakeClock(t *testing.T) {
 	if _, err := ol.TryLock(ctx); !errors.Is(err, kv.ErrLockHeld) {
 		t.Fatalf("TryLock 1s into a 2s lock TTL: %v, want %v", err, kv.ErrLockHeld)
 	}
-	clk.Advance(time.Second)
+	clk.Step(time.Second)
 	if _, err := ol.TryLock(ctx); err != nil {
 		t.Fatalf("TryLock after the lock TTL: %v", err)
 	}

@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"github.com/regentkv/regent/clock"
 	"time"
 
 	"go.uber.org/zap"
@@ -19,8 +20,8 @@ type lockState struct {
 	value  []byte
 	ttl    time.Duration
 	renew  time.Duration // the holder gives up this long after a kill
-	timer  Timer         // server side: release, armed on kill
-	renewT Timer         // holder side: close lost, armed on kill
+	timer  clock.Timer   // server side: release, armed on kill
+	renewT clock.Timer   // holder side: close lost, armed on kill
 	lost   chan struct{}
 	gone   bool // lost is closed: the holder no longer believes it holds
 }

@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"github.com/regentkv/regent/clock"
 	"time"
 
 	"go.uber.org/zap"
@@ -12,7 +13,7 @@ type Option interface {
 }
 
 type options struct {
-	clock            Clock
+	clock            clock.Clock
 	logger           *zap.Logger
 	historyLimit     int
 	progressInterval time.Duration
@@ -21,7 +22,7 @@ type options struct {
 
 func defaultOptions() options {
 	return options{
-		clock:            realClock{},
+		clock:            clock.Real(),
 		logger:           zap.NewNop(),
 		historyLimit:     DefaultHistoryLimit,
 		progressInterval: time.Second,
@@ -43,7 +44,7 @@ const DefaultLockTTL = 15 * time.Second
 
 // WithClock makes TTL expiry and progress notices follow c instead of the
 // wall clock, for tests. A nil c keeps the wall clock.
-func WithClock(c Clock) Option {
+func WithClock(c clock.Clock) Option {
 	return optionFunc(func(o *options) {
 		if c != nil {
 			o.clock = c

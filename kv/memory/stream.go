@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"github.com/regentkv/regent/clock"
 
 	"github.com/regentkv/regent/kv"
 )
@@ -57,7 +58,7 @@ func (s *Store) events(ctx context.Context, p string, pos uint64, ch chan<- kv.E
 	defer close(ch)
 	end := func(err error) kv.EventBatch { return kv.EventBatch{Revision: pos, Err: err} }
 	tick := make(chan struct{}, 1)
-	arm := func() Timer {
+	arm := func() clock.Timer {
 		return s.b.opts.clock.AfterFunc(s.b.opts.progressInterval, func() {
 			select {
 			case tick <- struct{}{}:

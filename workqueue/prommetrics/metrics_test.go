@@ -9,8 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/regentkv/regent/clock/clocktest"
 	"github.com/regentkv/regent/workqueue"
-	"github.com/regentkv/regent/workqueue/clocktest"
 	"github.com/regentkv/regent/workqueue/prommetrics"
 )
 
