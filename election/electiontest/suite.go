@@ -29,24 +29,40 @@ type Harness struct {
 	Cut func(t testing.TB, s kv.Store)
 }
 
-// Run runs the suite.
+// Run runs the suite, each case as a subtest on h.
 func Run(t *testing.T, h Harness) {
-	if h.New == nil || h.Kill == nil || h.Cut == nil || h.TTL <= 0 {
-		t.Fatalf("electiontest: Harness %q needs New, Kill, Cut and a positive TTL", h.Name)
+	for _, c := range Cases() {
+		t.Run(c.Name, func(t *testing.T) { c.Run(t, h) })
 	}
-	for _, c := range []struct {
-		name string
-		fn   func(*testing.T, Harness)
-	}{
-		{"OneLeaderAmongCandidates", testOneLeader},
-		{"HandoverOnCancel", testHandoverOnCancel},
-		{"FailoverWhenLeaderDies", testFailover},
-		{"ObserveReportsNoLeader", testObserve},
-		{"FencedWritesAfterTermEnds", testFencing},
-		{"HealthCheckCatchesStuckLeader", testHealth},
-		{"StepsDownWhenCutOff", testStepDown},
-	} {
-		t.Run(c.name, func(t *testing.T) { c.fn(t, h) })
+}
+
+// Case is one test of the suite.
+type Case struct {
+	Name string
+	// Run runs the case on h.
+	Run func(t *testing.T, h Harness)
+}
+
+// Cases returns the suite's cases, for a runner that wraps each one:
+// in a testing/synctest bubble, say, with a backend made inside it (a
+// bubble cannot hold subtests, so Run cannot be called in one).
+func Cases() []Case {
+	check := func(fn func(*testing.T, Harness)) func(*testing.T, Harness) {
+		return func(t *testing.T, h Harness) {
+			if h.New == nil || h.Kill == nil || h.Cut == nil || h.TTL <= 0 {
+				t.Fatalf("electiontest: Harness %q needs New, Kill, Cut and a positive TTL", h.Name)
+			}
+			fn(t, h)
+		}
+	}
+	return []Case{
+		{"OneLeaderAmongCandidates", check(testOneLeader)},
+		{"HandoverOnCancel", check(testHandoverOnCancel)},
+		{"FailoverWhenLeaderDies", check(testFailover)},
+		{"ObserveReportsNoLeader", check(testObserve)},
+		{"FencedWritesAfterTermEnds", check(testFencing)},
+		{"HealthCheckCatchesStuckLeader", check(testHealth)},
+		{"StepsDownWhenCutOff", check(testStepDown)},
 	}
 }
 
