@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/internal/driver"
 )
 
 // progressWait is the wait time of the blocking queries behind Events: an
@@ -110,7 +111,7 @@ func (s *Store) Events(ctx context.Context, prefix string, after uint64) (<-chan
 	err = s.spawnWatch(ctx, func(wctx context.Context) error {
 		defer close(ch)
 		if base == nil {
-			if !send(wctx, ch, kv.EventBatch{Revision: after, Err: fmt.Errorf("consul: events %q: %w",
+			if !driver.Send(wctx, ch, kv.EventBatch{Revision: after, Err: fmt.Errorf("consul: events %q: %w",
 				p, &kv.CompactedError{Requested: after, Compacted: x})}) {
 				endWatch(ctx, s.gone(), ch, kv.EventBatch{Revision: after}, eventsClosed)
 			}
@@ -133,7 +134,7 @@ func (s *Store) Events(ctx context.Context, prefix string, after uint64) (<-chan
 		}
 		sent := after
 		for b := range queue {
-			if !send(wctx, ch, b) {
+			if !driver.Send(wctx, ch, b) {
 				break
 			}
 			sent = b.Revision
@@ -174,7 +175,7 @@ func (s *Store) pollEvents(ctx context.Context, p string, base map[string]uint64
 		}
 		s.baselines.put(p, rev, state)
 		sent = rev
-		return send(ctx, queue, kv.EventBatch{Events: events, Revision: rev})
+		return driver.Send(ctx, queue, kv.EventBatch{Events: events, Revision: rev})
 	}
 	if !emit(pairs, x, x, false) {
 		return
@@ -195,7 +196,7 @@ func (s *Store) pollEvents(ctx context.Context, p string, base map[string]uint64
 	for a := range answers {
 		if a.err != nil {
 			if ctx.Err() == nil {
-				send(ctx, queue, kv.EventBatch{Revision: sent, Err: a.err})
+				driver.Send(ctx, queue, kv.EventBatch{Revision: sent, Err: a.err})
 			}
 			return
 		}
@@ -250,21 +251,21 @@ func (s *Store) queryEvents(ctx context.Context, p string, last []*kv.KVPair, x 
 			return
 		}
 		if err != nil {
-			send(ctx, answers, listAnswer{err: err})
+			driver.Send(ctx, answers, listAnswer{err: err})
 			return
 		}
 		if out == retry {
 			continue
 		}
-		if samePairs(last, pairs) {
+		if driver.SamePairs(last, pairs) {
 			b.spurious() // woken by a write elsewhere (an empty prefix answers with the store's index)
 		} else {
 			b.useful()
 		}
 		// The progress notice is due when this answer brought nothing, and
 		// was asked for right after a probe (g).
-		changed := !samePairs(last, pairs)
-		if !send(ctx, answers, listAnswer{pairs: pairs, x: x, g: g, idle: idle && !changed}) {
+		changed := !driver.SamePairs(last, pairs)
+		if !driver.Send(ctx, answers, listAnswer{pairs: pairs, x: x, g: g, idle: idle && !changed}) {
 			return
 		}
 		last = pairs

@@ -3,20 +3,12 @@ package consul
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/hashicorp/consul/api"
 
 	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/internal/driver"
 )
-
-// closeGrace is how long a watch goroutine offers its final ErrClosed
-// update to a reader that is not receiving, when the Store closes under a
-// watch whose ctx is still alive. Close waits for watch goroutines, so the
-// offer cannot be unbounded: a reader that stopped reading must not make
-// Close hang. A reader that does not come back within it sees the channel
-// closed without the ErrClosed update.
-const closeGrace = 2 * time.Second
 
 // Watch follows key with blocking queries. The first update is read before
 // Watch returns, so a write made after Watch returns is always a later
@@ -38,7 +30,7 @@ func (s *Store) Watch(ctx context.Context, key string, opts *kv.ReadOptions) (<-
 	err = s.spawnWatch(ctx, func(wctx context.Context) error {
 		defer close(ch)
 		last := first
-		if !send(wctx, ch, s.keyUpdate(k, first)) {
+		if !driver.Send(wctx, ch, s.keyUpdate(k, first)) {
 			endWatch(ctx, s.gone(), ch, kv.KeyUpdate{Key: k}, keyClosed)
 			return wctx.Err()
 		}
@@ -67,7 +59,7 @@ func (s *Store) Watch(ctx context.Context, key string, opts *kv.ReadOptions) (<-
 			}
 			b.useful()
 			last = p
-			if !send(wctx, ch, s.keyUpdate(k, p)) {
+			if !driver.Send(wctx, ch, s.keyUpdate(k, p)) {
 				endWatch(ctx, s.gone(), ch, kv.KeyUpdate{Key: k}, keyClosed)
 				return wctx.Err()
 			}
@@ -97,7 +89,7 @@ func (s *Store) WatchTree(ctx context.Context, prefix string, opts *kv.ReadOptio
 	err = s.spawnWatch(ctx, func(wctx context.Context) error {
 		defer close(ch)
 		last := first
-		if !send(wctx, ch, kv.TreeUpdate{Prefix: p, Pairs: first, Revision: index}) {
+		if !driver.Send(wctx, ch, kv.TreeUpdate{Prefix: p, Pairs: first, Revision: index}) {
 			endWatch(ctx, s.gone(), ch, kv.TreeUpdate{Prefix: p}, treeClosed)
 			return wctx.Err()
 		}
@@ -117,13 +109,13 @@ func (s *Store) WatchTree(ctx context.Context, prefix string, opts *kv.ReadOptio
 			if out == retry {
 				continue
 			}
-			if samePairs(last, pairs) {
+			if driver.SamePairs(last, pairs) {
 				b.spurious()
 				continue
 			}
 			b.useful()
 			last = pairs
-			if !send(wctx, ch, kv.TreeUpdate{Prefix: p, Pairs: pairs, Revision: rev}) {
+			if !driver.Send(wctx, ch, kv.TreeUpdate{Prefix: p, Pairs: pairs, Revision: rev}) {
 				endWatch(ctx, s.gone(), ch, kv.TreeUpdate{Prefix: p}, treeClosed)
 				return wctx.Err()
 			}
@@ -157,7 +149,7 @@ func (s *Store) spawnWatch(ctx context.Context, f func(wctx context.Context) err
 // ended (gone: kv.ErrClosed after Close, kv.ErrNotReachable after a kill;
 // read from the Store, since the watch's own ctx learns of it a moment
 // later), the update carries that error (set by withErr) and is offered
-// for closeGrace. Any other error is sent, giving way only to the
+// for driver.CloseGrace. Any other error is sent, giving way only to the
 // caller's ctx.
 func endWatch[T any](userCtx context.Context, gone error, ch chan<- T, upd T, withErr func(T, error) T) {
 	if userCtx.Err() != nil {
@@ -165,12 +157,12 @@ func endWatch[T any](userCtx context.Context, gone error, ch chan<- T, upd T, wi
 	}
 	ctx := userCtx
 	if gone != nil {
-		c, cancel := context.WithTimeout(userCtx, closeGrace)
+		c, cancel := context.WithTimeout(userCtx, driver.CloseGrace)
 		defer cancel()
 		ctx = c
 		upd = withErr(upd, gone)
 	}
-	send(ctx, ch, upd)
+	driver.Send(ctx, ch, upd)
 }
 
 // gone says whether the Store has ended, and how.
@@ -194,16 +186,6 @@ func treeClosed(u kv.TreeUpdate, err error) kv.TreeUpdate {
 	return u
 }
 
-// send delivers v unless ctx ends first.
-func send[T any](ctx context.Context, ch chan<- T, v T) bool {
-	select {
-	case ch <- v:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
 func (s *Store) keyUpdate(k string, p *api.KVPair) kv.KeyUpdate {
 	u := kv.KeyUpdate{Key: k}
 	if p != nil {
@@ -217,16 +199,4 @@ func sameEntry(a, b *api.KVPair) bool {
 		return a == nil && b == nil
 	}
 	return a.ModifyIndex == b.ModifyIndex
-}
-
-func samePairs(a, b []*kv.KVPair) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].Key != b[i].Key || a[i].LastIndex != b[i].LastIndex {
-			return false
-		}
-	}
-	return true
 }

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/internal/driver"
 )
 
 // snapshotPage is how many keys one request of Snapshot reads: big prefixes
@@ -165,7 +166,7 @@ func (s *Store) runEvents(ctx, wctx context.Context, stop func(), ch chan<- kv.E
 				after = resp.Header.Revision
 			}
 			b.Revision = uint64(after)
-			if !send(wctx, ch, b) {
+			if !driver.Send(wctx, ch, b) {
 				ws.close()
 				end(nil)
 				return
@@ -201,7 +202,7 @@ func (s *Store) progress(ctx context.Context, ch chan<- kv.EventBatch, after int
 	case err != nil:
 		s.log.Debug("etcd: progress read failed", zap.Error(err))
 	case resp.Header.Revision <= after:
-		return send(ctx, ch, kv.EventBatch{Revision: uint64(after)})
+		return driver.Send(ctx, ch, kv.EventBatch{Revision: uint64(after)})
 	default:
 		// Goes to every watch on this client's stream; the others ignore
 		// progress notifications. The client picks the stream by the ctx's

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -13,12 +12,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/internal/driver"
 )
-
-// closeGrace is how long Close waits for a watcher's reader to take its
-// final ErrClosed update before closing the channel without it: a reader
-// that stopped reading must not make Close hang.
-const closeGrace = 2 * time.Second
 
 // Watch follows one key: a linearizable Get, then an etcd watch from the
 // Get's revision + 1, so nothing falls between the two. A dropped connection
@@ -88,7 +83,7 @@ func (s *Store) runKeyWatch(ctx, wctx context.Context, stop func(), ch chan<- kv
 		if initial || lastIndex(cur) != lastIndex(last) {
 			initial = false
 			last = cur
-			if !send(wctx, ch, kv.KeyUpdate{Key: k, Pair: last}) {
+			if !driver.Send(wctx, ch, kv.KeyUpdate{Key: k, Pair: last}) {
 				end(nil)
 				return
 			}
@@ -110,7 +105,7 @@ func (s *Store) followKey(wctx context.Context, ws *watchStream, ch chan<- kv.Ke
 		}
 		if *initial && resp.Created {
 			*initial = false
-			if !send(wctx, ch, kv.KeyUpdate{Key: k, Pair: *last}) {
+			if !driver.Send(wctx, ch, kv.KeyUpdate{Key: k, Pair: *last}) {
 				return false
 			}
 		}
@@ -120,7 +115,7 @@ func (s *Store) followKey(wctx context.Context, ws *watchStream, ch chan<- kv.Ke
 			if ev.Type == mvccpb.PUT {
 				*last = s.pair(k, ev.Kv.Value, ev.Kv.ModRevision)
 			}
-			if !send(wctx, ch, kv.KeyUpdate{Key: k, Pair: *last}) {
+			if !driver.Send(wctx, ch, kv.KeyUpdate{Key: k, Pair: *last}) {
 				return false
 			}
 		}
@@ -203,10 +198,10 @@ func (s *Store) runTreeWatch(ctx, wctx context.Context, stop func(), ch chan<- k
 		}
 		fresh := s.pairsOf(resp.Kvs)
 		t.rev = resp.Header.Revision
-		if initial || !samePairs(fresh, t.pairs) {
+		if initial || !driver.SamePairs(fresh, t.pairs) {
 			initial = false
 			t.pairs = fresh
-			if !send(wctx, ch, t.update()) {
+			if !driver.Send(wctx, ch, t.update()) {
 				end(nil)
 				return
 			}
@@ -228,7 +223,7 @@ func (s *Store) followTree(wctx context.Context, ws *watchStream, ch chan<- kv.T
 		}
 		if *initial && resp.Created {
 			*initial = false
-			if !send(wctx, ch, t.update()) {
+			if !driver.Send(wctx, ch, t.update()) {
 				return false
 			}
 		}
@@ -247,7 +242,7 @@ func (s *Store) followTree(wctx context.Context, ws *watchStream, ch chan<- kv.T
 				}
 			}
 			t.rev = rev
-			if visible && !send(wctx, ch, t.update()) {
+			if visible && !driver.Send(wctx, ch, t.update()) {
 				return false
 			}
 		}
@@ -306,7 +301,7 @@ func (s *Store) getRetry(ctx context.Context, op, name, key string, opts ...clie
 // finish sends the terminal update of a watch, if it has one: err when
 // set, ErrClosed when the Store closed, nothing when the caller's ctx ended
 // (the caller knows why). The send gives way to the caller's ctx and, after
-// closeGrace, to a reader that stopped reading.
+// driver.CloseGrace, to a reader that stopped reading.
 func finish[T any](s *Store, ctx context.Context, ch chan<- T, withErr func(error) T, err error) {
 	if ctx.Err() != nil {
 		return
@@ -318,26 +313,7 @@ func finish[T any](s *Store, ctx context.Context, ch chan<- T, withErr func(erro
 	case err == nil:
 		return
 	}
-	sendGrace(ctx, ch, withErr(err))
-}
-
-func send[T any](ctx context.Context, ch chan<- T, v T) bool {
-	select {
-	case ch <- v:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func sendGrace[T any](ctx context.Context, ch chan<- T, v T) {
-	t := time.NewTimer(closeGrace)
-	defer t.Stop()
-	select {
-	case ch <- v:
-	case <-ctx.Done():
-	case <-t.C:
-	}
+	driver.SendLast(ctx, ch, withErr(err))
 }
 
 func lastIndex(p *kv.KVPair) uint64 {
@@ -345,8 +321,4 @@ func lastIndex(p *kv.KVPair) uint64 {
 		return 0
 	}
 	return p.LastIndex
-}
-
-func samePairs(a, b []*kv.KVPair) bool {
-	return slices.EqualFunc(a, b, func(x, y *kv.KVPair) bool { return x.Key == y.Key && x.LastIndex == y.LastIndex })
 }

@@ -229,7 +229,7 @@ func (s *Store) AtomicDelete(ctx context.Context, key string, previous *kv.KVPai
 
 // Close implements kv.Store: KeepAlive keys of s are deleted (at one
 // revision), its locks released, its streams end with kv.ErrClosed. It
-// waits for those streams' goroutines, bounded by closeGrace per stream
+// waits for those streams' goroutines, bounded by driver.CloseGrace per stream
 // whose reader neither reads nor cancels. Close always returns nil.
 func (s *Store) Close() error {
 	s.close.Do(func() {

@@ -6,6 +6,7 @@ import (
 	"github.com/regentkv/regent/clock"
 
 	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/internal/driver"
 )
 
 // maxBatch caps the events of one batch (a revision is never split), so a
@@ -116,7 +117,7 @@ func (s *Store) events(ctx context.Context, p string, pos uint64, ch chan<- kv.E
 		case <-ctx.Done():
 			return
 		case <-s.done:
-			terminal(ctx, ch, end(s.endErr()))
+			driver.SendLast(ctx, ch, end(s.endErr()))
 			return
 		}
 	}

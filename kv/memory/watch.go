@@ -4,15 +4,10 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/internal/driver"
 )
-
-// closeGrace bounds how long a stream ended by Close or Kill waits for its
-// reader to take the terminal update, so that Close cannot hang on a reader
-// that neither reads nor cancels.
-const closeGrace = time.Second
 
 // Watch implements kv.Store. Each watch has one goroutine that replays the
 // backend's history for its key; a slow reader delays only that goroutine.
@@ -176,7 +171,7 @@ func send[T any](ctx context.Context, s *Store, ch chan<- T, v T, end func(error
 	case <-ctx.Done():
 		return false
 	case <-s.done:
-		terminal(ctx, ch, end(s.endErr()))
+		driver.SendLast(ctx, ch, end(s.endErr()))
 		return false
 	}
 }
@@ -190,17 +185,7 @@ func wait[T any](ctx context.Context, s *Store, ch chan<- T, wake <-chan struct{
 	case <-ctx.Done():
 		return false
 	case <-s.done:
-		terminal(ctx, ch, end(s.endErr()))
+		driver.SendLast(ctx, ch, end(s.endErr()))
 		return false
-	}
-}
-
-func terminal[T any](ctx context.Context, ch chan<- T, v T) {
-	t := time.NewTimer(closeGrace)
-	defer t.Stop()
-	select {
-	case ch <- v:
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/internal/driver"
 )
 
 // Revisions are zxids: ZooKeeper's store-wide transaction ids, which order
@@ -205,7 +206,7 @@ func (s *Store) stream(ctx context.Context, t *tree, pos uint64, replay []change
 	defer close(ch)
 	defer t.close()
 	end := func(err error) {
-		terminal(ctx, ch, kv.EventBatch{Revision: pos, Err: err})
+		driver.SendLast(ctx, ch, kv.EventBatch{Revision: pos, Err: err})
 	}
 	if gap != nil {
 		end(fmt.Errorf("zookeeper: events: %w", gap))

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/internal/driver"
 )
 
 // Watch implements kv.Store. Updates are coalesced the way ZooKeeper's
@@ -52,7 +52,7 @@ func (s *Store) Watch(ctx context.Context, key string, opts *kv.ReadOptions) (<-
 			case <-ctx.Done():
 				return
 			case <-s.done:
-				terminal(ctx, ch, kv.KeyUpdate{Key: k, Err: s.closedErr()})
+				driver.SendLast(ctx, ch, kv.KeyUpdate{Key: k, Err: s.closedErr()})
 				return
 			case <-t.in.wake:
 			}
@@ -120,7 +120,7 @@ func (s *Store) WatchTree(ctx context.Context, prefix string, opts *kv.ReadOptio
 			case <-ctx.Done():
 				return
 			case <-s.done:
-				terminal(ctx, ch, kv.TreeUpdate{Prefix: k, Revision: t.rev, Err: s.closedErr()})
+				driver.SendLast(ctx, ch, kv.TreeUpdate{Prefix: k, Revision: t.rev, Err: s.closedErr()})
 				return
 			case <-t.in.wake:
 			}
@@ -176,11 +176,6 @@ func (s *Store) loadTree(t *tree, opts *kv.ReadOptions) error {
 	return nil
 }
 
-// closeGrace bounds how long Close waits for a reader to take the terminal
-// ErrClosed update: Close must return even if a reader stopped reading
-// without cancelling its ctx.
-const closeGrace = time.Second
-
 // deliver sends v to a watch's reader unless its ctx ends first. If the
 // store closes first, the reader gets closing() as its terminal update
 // instead.
@@ -191,19 +186,8 @@ func deliver[T any](ctx context.Context, done <-chan struct{}, ch chan<- T, v T,
 	case <-ctx.Done():
 		return false
 	case <-done:
-		terminal(ctx, ch, closing())
+		driver.SendLast(ctx, ch, closing())
 		return false
-	}
-}
-
-// terminal delivers a last update unless the reader has gone.
-func terminal[T any](ctx context.Context, ch chan<- T, v T) {
-	t := time.NewTimer(closeGrace)
-	defer t.Stop()
-	select {
-	case ch <- v:
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }
 
