@@ -85,11 +85,8 @@ func (c *Config) validate() error {
 	if c.TTL == 0 {
 		c.TTL = DefaultTTL
 	}
-	if c.TTL < 0 {
-		errs = append(errs, fmt.Errorf("TTL %v is negative: %w", c.TTL, kv.ErrInvalidTTL))
-	}
-	if c.RenewDeadline < 0 || (c.RenewDeadline > 0 && c.RenewDeadline >= c.TTL) {
-		errs = append(errs, fmt.Errorf("RenewDeadline %v must be positive and below TTL %v, or a deposed leader could act after the server handed leadership on: %w", c.RenewDeadline, c.TTL, kv.ErrInvalidTTL))
+	if err := kv.CheckLockOptions(kv.LockOptions{TTL: c.TTL, RenewDeadline: c.RenewDeadline}); err != nil {
+		errs = append(errs, fmt.Errorf("TTL %v, RenewDeadline %v: %w", c.TTL, c.RenewDeadline, err))
 	}
 	if c.HealthTimeout == 0 {
 		c.HealthTimeout = DefaultHealthTimeout

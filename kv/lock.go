@@ -1,6 +1,9 @@
 package kv
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // Locker is a distributed mutex on one key, from Store.NewLock. One Locker
 // holds the lock at most once at a time; it can lock again after Unlock or
@@ -54,4 +57,22 @@ type Locker interface {
 	// GuardedDelete deletes key only if this Locker still holds the lock;
 	// errors as GuardedPut, plus ErrKeyNotFound.
 	GuardedDelete(ctx context.Context, key string) error
+}
+
+// CheckLockOptions checks what LockOptions must hold on every backend: no
+// negative TTL or RenewDeadline, and a RenewDeadline below the TTL (or a
+// cut-off holder could act after the lock passed on). With a zero TTL the
+// second check waits for the driver, which knows its default TTL: every
+// driver's NewLock makes both. The error is a *TTLError (it matches
+// ErrInvalidTTL). lock.New and election.New call it too, so that a bad
+// option fails before the store is touched.
+func CheckLockOptions(o LockOptions) error {
+	switch {
+	case o.TTL < 0 || o.RenewDeadline < 0:
+		return &TTLError{TTL: o.TTL, Reason: fmt.Sprintf("TTL and RenewDeadline (%v) must not be negative", o.RenewDeadline)}
+	case o.TTL > 0 && o.RenewDeadline >= o.TTL:
+		return &TTLError{TTL: o.TTL,
+			Reason: fmt.Sprintf("RenewDeadline %v must be below the TTL, or a cut-off holder could act after the lock passed on", o.RenewDeadline)}
+	}
+	return nil
 }

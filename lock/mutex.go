@@ -54,13 +54,8 @@ func New(ctx context.Context, store kv.Store, key string, opts ...Option) (*Mute
 	for _, o := range opts {
 		o.apply(&lo)
 	}
-	if lo.TTL < 0 || lo.RenewDeadline < 0 {
-		return nil, fmt.Errorf("lock: %w", &kv.TTLError{TTL: lo.TTL,
-			Reason: fmt.Sprintf("TTL and renew deadline (%v) must not be negative", lo.RenewDeadline)})
-	}
-	if lo.TTL > 0 && lo.RenewDeadline >= lo.TTL {
-		return nil, fmt.Errorf("lock: %w", &kv.TTLError{TTL: lo.TTL,
-			Reason: fmt.Sprintf("renew deadline %v must be below the TTL, or a holder could still act after the server has expired its hold", lo.RenewDeadline)})
+	if err := kv.CheckLockOptions(lo); err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
 	}
 	k, err := kv.NormalizeKey(key)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/internal/driver"
 )
 
 // NewLock returns a Locker on key. The lock lives at an internal key outside
@@ -26,36 +27,17 @@ func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (
 	if err != nil {
 		return nil, err
 	}
-	var o kv.LockOptions
-	if opts != nil {
-		o = *opts
-	}
-	ttl := o.TTL
-	if ttl == 0 {
-		ttl = s.cfg.LockTTL
-	}
-	if err := s.checkTTL(&kv.WriteOptions{TTL: ttl}); err != nil {
+	lk, err := driver.ResolveLock(opts, driver.LockPolicy{
+		DefaultTTL: s.cfg.LockTTL,
+		CheckTTL:   func(ttl time.Duration) error { return s.checkTTL(&kv.WriteOptions{TTL: ttl}) },
+		// Loss must be declared before the server can expire the session
+		// and hand the lock on, with room for the holder to act on it.
+		Margin: driver.LostMargin,
+	})
+	if err != nil {
 		return nil, fmt.Errorf("consul: new lock %q: %w", k, err)
 	}
-	deadline := o.RenewDeadline
-	switch {
-	case deadline < 0 || deadline >= ttl:
-		return nil, fmt.Errorf("consul: new lock %q: %w", k,
-			&kv.TTLError{TTL: ttl, Reason: fmt.Sprintf("RenewDeadline %v must be positive and below the TTL", deadline)})
-	case deadline == 0:
-		deadline = ttl * 2 / 3
-	}
-	// Loss must be declared before the server can expire the session and
-	// hand the lock on, with room for the holder to act on it.
-	deadline = min(deadline, ttl-lostMargin(ttl))
-	value := o.Value
-	if value == nil {
-		value = []byte{}
-	}
-	if err := kv.CheckValue(value); err != nil {
-		return nil, fmt.Errorf("consul: new lock %q: %w", k, err)
-	}
-	return &locker{s: s, key: k, ck: s.lockKey(k), value: value, ttl: ttl, deadline: deadline}, nil
+	return &locker{s: s, key: k, ck: s.lockKey(k), value: lk.Value, ttl: lk.TTL, deadline: lk.Deadline(lk.TTL)}, nil
 }
 
 // locker is a kv.Locker on Consul sessions.
@@ -64,7 +46,7 @@ func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (
 // TTL/6: the session's TTL is half the lock's, see sessionTTL) and
 // declares the lock lost at once when the server no longer knows the
 // session, or when no renewal has succeeded for RenewDeadline (default 2/3
-// TTL, at most TTL - lostMargin), retrying transient failures until then.
+// TTL, at most TTL - driver.LostMargin), retrying transient failures until then.
 // The server cannot expire the session before TTL after the send time of
 // the last successful renewal (or of the create request), which is where
 // the renewer's clock starts, so the holder stops at least

@@ -26,16 +26,6 @@ var errSessionGone = errors.New("consul: session invalidated on the server")
 // is ttl or 1ns more.
 func sessionTTL(ttl time.Duration) time.Duration { return (ttl + 1) / 2 }
 
-// lostMargin is how long before the earliest server-side expiry of a lock
-// session the holder has declared the lock lost at the latest, whatever
-// RenewDeadline asks: a tenth of the TTL, at least 200 ms. The earliest
-// expiry is known (TTL after the send time of the last answered renewal),
-// so the margin only covers clock-rate differences and the time the holder
-// needs to act on the lost channel.
-func lostMargin(ttl time.Duration) time.Duration {
-	return max(ttl/10, 200*time.Millisecond)
-}
-
 // createSession creates a session that the server invalidates ttl after its
 // creation or last renewal (see sessionTTL). It has no health checks: its
 // TTL is its only liveness signal, so that it does not die with the health

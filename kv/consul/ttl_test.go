@@ -84,7 +84,7 @@ func TestTTLBounds(t *testing.T) {
 	}
 }
 
-// RenewDeadline is shortened to leave lostMargin before the earliest
+// RenewDeadline is shortened to leave driver.LostMargin before the earliest
 // server-side expiry; a shorter one is kept.
 func TestRenewDeadlineLeavesMargin(t *testing.T) {
 	c, err := api.NewClient(api.DefaultConfig())

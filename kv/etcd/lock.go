@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/internal/driver"
 )
 
 // NewLock returns a Locker for key. Its contenders live at
@@ -28,70 +29,23 @@ func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ttl := s.lockTTL
-	var value []byte
-	var renew time.Duration
-	if opts != nil {
-		if opts.TTL != 0 {
-			ttl = opts.TTL
-		}
-		value = opts.Value
-		renew = opts.RenewDeadline
-	}
-	if err := s.checkTTL(&kv.WriteOptions{TTL: ttl}); err != nil {
-		return nil, fmt.Errorf("etcd: new lock %q: %w", k, err)
-	}
-	if renew < 0 || renew >= ttl {
-		return nil, fmt.Errorf("etcd: new lock %q: %w", k, &kv.TTLError{TTL: ttl,
-			Reason: fmt.Sprintf("RenewDeadline %v must be below it, or a cut-off holder could act after the lock passed on", renew)})
-	}
-	if value == nil {
-		value = []byte{}
-	}
-	if err := kv.CheckValue(value); err != nil {
+	lk, err := driver.ResolveLock(opts, driver.LockPolicy{
+		DefaultTTL: s.lockTTL,
+		CheckTTL:   func(ttl time.Duration) error { return s.checkTTL(&kv.WriteOptions{TTL: ttl}) },
+		Margin:     driver.LostMargin, // the earliest expiry is known exactly: the last answered keep-alive's send time plus the TTL
+	})
+	if err != nil {
 		return nil, fmt.Errorf("etcd: new lock %q: %w", k, err)
 	}
 	return &locker{
 		s:     s,
 		key:   k,
 		pfx:   s.internal + "/locks/" + k + "/" + kv.ReservedSegmentPrefix + "/",
-		value: string(value),
-		ttl:   ttlSeconds(ttl),
-		renew: renew,
+		value: string(lk.Value),
+		ttl:   ttlSeconds(lk.TTL),
+		lk:    lk,
 		sem:   make(chan struct{}, 1),
 	}, nil
-}
-
-// lostMargin is how long before the earliest moment the server may expire
-// the lock's lease the holder declares the lock lost, if it has not renewed
-// it by then: a tenth of the TTL, at least 200 ms. The earliest expiry is
-// known exactly (the send time of the last answered keep-alive plus the
-// TTL: the server renewed the lease after we sent it), so the margin only
-// covers clock-rate differences and the time the holder needs to act on
-// the lost channel.
-func lostMargin(ttl time.Duration) time.Duration {
-	return max(ttl/10, 200*time.Millisecond)
-}
-
-// window is how long after a confirmed renewal (or the grant) of a lease
-// for ttl the holder still believes it holds the lock: RenewDeadline, by
-// default two thirds of the TTL (the kv.LockOptions contract), and never
-// more than lostMargin before the server may expire the lease.
-func (l *locker) window(ttl time.Duration) time.Duration {
-	renew := l.renew
-	if renew == 0 {
-		renew = ttl * 2 / 3
-	}
-	return min(renew, ttl-lostMargin(ttl))
-}
-
-// interval is how often the lease is renewed: TTL/3, and often enough that
-// a short RenewDeadline is not missed on a healthy connection.
-func (l *locker) interval(ttl time.Duration) time.Duration {
-	if l.renew > 0 {
-		return min(ttl/3, l.renew/3)
-	}
-	return ttl / 3
 }
 
 // keepAliveRetry is how soon a failed keep-alive is retried.
@@ -102,8 +56,8 @@ type locker struct {
 	key   string
 	pfx   string // etcd prefix of this lock's contender keys
 	value string
-	ttl   int64         // seconds
-	renew time.Duration // LockOptions.RenewDeadline; 0: 2/3 of the TTL
+	ttl   int64       // seconds
+	lk    driver.Lock // the options resolved: deadline and renewal interval
 
 	sem  chan struct{} // one Lock/TryLock attempt at a time
 	mu   sync.Mutex
@@ -188,7 +142,7 @@ func (l *locker) acquire(ctx context.Context, wait bool) (*hold, error) {
 // defaults) before it fails, longer than the lease's renew window, and by
 // then another member may have granted it at once.
 func (l *locker) grantAttempt(ttl time.Duration) time.Duration {
-	return max(l.interval(ttl), 200*time.Millisecond)
+	return max(l.lk.RenewEvery(ttl), 200*time.Millisecond)
 }
 
 // grant grants the lock's lease, trying again while a Grant takes longer
@@ -397,15 +351,15 @@ func (l *locker) abandon(h *hold) {
 // keepAlive renews the lease every TTL/3 with single keep-alive requests
 // (rather than the client's stream, whose answers do not say when the
 // renewal happened), and closes h.lost when the lease is gone (revoked,
-// expired) or when it could not be renewed until lostMargin before the
+// expired) or when it could not be renewed until driver.LostMargin before the
 // server may expire it: the holder learns of the loss before the server can
 // hand the lock to someone else. It exits when h.kactx ends.
 func (l *locker) keepAlive(h *hold, granted time.Time, ttl time.Duration) {
 	defer close(h.monitor)
-	safeUntil := granted.Add(l.window(ttl)) // the lease is ours at least until then
+	safeUntil := granted.Add(l.lk.Deadline(ttl)) // the lease is ours at least until then
 	// The first renewal an interval after the grant was sent, not after
 	// this goroutine started.
-	timer := time.NewTimer(max(0, l.interval(ttl)-time.Since(granted)))
+	timer := time.NewTimer(max(0, l.lk.RenewEvery(ttl)-time.Since(granted)))
 	defer timer.Stop()
 	for {
 		select {
@@ -424,8 +378,8 @@ func (l *locker) keepAlive(h *hold, granted time.Time, ttl time.Duration) {
 		switch {
 		case err == nil:
 			renewed := time.Duration(resp.TTL) * time.Second
-			safeUntil = sent.Add(l.window(renewed))
-			timer.Reset(l.interval(renewed))
+			safeUntil = sent.Add(l.lk.Deadline(renewed))
+			timer.Reset(l.lk.RenewEvery(renewed))
 		case h.kactx.Err() != nil:
 			return
 		case errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseNotFound):

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/internal/driver"
 )
 
 // lockState is a held lock. It lives in Backend.locks, apart from the user
@@ -44,31 +45,15 @@ func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (
 	if err != nil {
 		return nil, fmt.Errorf("memory: new lock: %w", err)
 	}
-	l := &locker{s: s, key: k, ttl: s.b.opts.lockTTL}
-	if opts != nil {
-		if err := kv.CheckWriteOptions(&kv.WriteOptions{TTL: opts.TTL}, MinTTL); err != nil {
-			return nil, fmt.Errorf("memory: new lock %q: %w", k, err)
-		}
-		if opts.TTL > 0 {
-			l.ttl = opts.TTL
-		}
-		if opts.RenewDeadline < 0 || opts.RenewDeadline >= l.ttl {
-			return nil, fmt.Errorf("memory: new lock %q: %w", k, &kv.TTLError{
-				TTL:    l.ttl,
-				Reason: fmt.Sprintf("RenewDeadline %v must be below it, or a cut-off holder could act after the lock passed on", opts.RenewDeadline),
-			})
-		}
-		l.renew = opts.RenewDeadline
-		if opts.Value != nil {
-			if err := kv.CheckValue(opts.Value); err != nil {
-				return nil, fmt.Errorf("memory: new lock %q: %w", k, err)
-			}
-			l.value = append([]byte{}, opts.Value...)
-		}
+	lk, err := driver.ResolveLock(opts, driver.LockPolicy{
+		DefaultTTL: s.b.opts.lockTTL,
+		CheckTTL:   func(ttl time.Duration) error { return kv.CheckWriteOptions(&kv.WriteOptions{TTL: ttl}, MinTTL) },
+		// No margin: expiry is exact, in this process.
+	})
+	if err != nil {
+		return nil, fmt.Errorf("memory: new lock %q: %w", k, err)
 	}
-	if l.renew == 0 {
-		l.renew = l.ttl * 2 / 3
-	}
+	l := &locker{s: s, key: k, ttl: lk.TTL, renew: lk.Deadline(lk.TTL), value: lk.Value}
 	if err := s.lock(ctx); err != nil {
 		return nil, err
 	}

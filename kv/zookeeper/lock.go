@@ -16,6 +16,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/internal/driver"
 )
 
 // NewLock implements kv.Store. The lock is ZooKeeper's classic recipe:
@@ -58,37 +59,20 @@ func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (
 	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
-	var o kv.LockOptions
-	if opts != nil {
-		o = *opts
-	}
-	if o.TTL < 0 || o.RenewDeadline < 0 {
-		return nil, fmt.Errorf("zookeeper: new lock %q: %w", k, &kv.TTLError{TTL: o.TTL, Reason: "negative TTL or RenewDeadline"})
-	}
-	ttl := o.TTL
-	if ttl == 0 {
-		ttl = s.sessionTimeout()
-	}
-	if err := s.checkSessionTTL(ttl); err != nil {
+	lk, err := driver.ResolveLock(opts, driver.LockPolicy{
+		DefaultTTL: s.sessionTimeout(),
+		CheckTTL:   s.checkSessionTTL,
+		Margin:     lostMargin,
+	})
+	if err != nil {
 		return nil, fmt.Errorf("zookeeper: new lock %q: %w", k, err)
-	}
-	if o.RenewDeadline >= ttl {
-		return nil, fmt.Errorf("zookeeper: new lock %q: %w", k, &kv.TTLError{TTL: ttl,
-			Reason: fmt.Sprintf("RenewDeadline %v must be below it, or a cut-off holder could act after the lock passed on", o.RenewDeadline)})
-	}
-	value := []byte{}
-	if o.Value != nil {
-		if err := kv.CheckValue(o.Value); err != nil {
-			return nil, fmt.Errorf("zookeeper: new lock %q: %w", k, err)
-		}
-		value = append(value, o.Value...)
 	}
 	return &locker{
 		s:     s,
 		key:   k,
 		dir:   s.root + "/" + locksDir + "/" + escapeKey(k) + "/" + lockLeaf,
-		value: value,
-		renew: o.RenewDeadline,
+		value: lk.Value,
+		lk:    lk,
 		sem:   make(chan struct{}, 1),
 	}, nil
 }
@@ -98,7 +82,7 @@ type locker struct {
 	key   string
 	dir   string // parent znode of the contenders
 	value []byte
-	renew time.Duration // LockOptions.RenewDeadline; 0: the default
+	lk    driver.Lock // the options resolved; its Deadline follows the granted session timeout
 
 	sem chan struct{} // one Lock or TryLock at a time
 
@@ -138,14 +122,9 @@ func (h *hold) end() { h.stopOnce.Do(func() { close(h.stop) }) }
 func lostMargin(t time.Duration) time.Duration { return max(t/4, 200*time.Millisecond) }
 
 // window is how long after the send time of its last confirmed check the
-// holder still believes it holds the lock, for session timeout t.
-func (l *locker) window(t time.Duration) time.Duration {
-	renew := l.renew
-	if renew == 0 {
-		renew = t * 2 / 3
-	}
-	return max(min(renew, t-lostMargin(t)), 0)
-}
+// holder still believes it holds the lock, for the session timeout t the
+// server granted (which a new session may change).
+func (l *locker) window(t time.Duration) time.Duration { return l.lk.Deadline(t) }
 
 // interval is how often the holder confirms its znode: three times per
 // window, so that one slow answer does not cost the lock.
