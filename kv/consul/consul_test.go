@@ -88,7 +88,7 @@ func TestConformance(t *testing.T) {
 		// changes faster than one blocking query merge into the latest.
 		StreamNoHistory: true,
 		Compact: func(t testing.TB, s kv.Store, rev uint64) {
-			s.(*Store).Compact(rev)
+			s.(*Store).compact(rev)
 		},
 		MinTTL: testMinTTL,
 		// A session is invalidated by a timer on the leader, TTL after

@@ -22,7 +22,7 @@ func TestInformer(t *testing.T) {
 		// No history: resuming after a cut may re-list.
 		NoHistory: true,
 		Compact: func(_ testing.TB, s kv.Store, rev uint64) {
-			s.(*Store).Compact(rev)
+			s.(*Store).compact(rev)
 		},
 		Restart: func(t testing.TB) {
 			srv.Stop()

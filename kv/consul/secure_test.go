@@ -48,7 +48,7 @@ func TestSecured(t *testing.T) {
 			New:             func(t testing.TB) kv.Store { return openStore(t, app(Config{})) },
 			Kill:            func(t testing.TB, s kv.Store) { s.(*Store).kill() },
 			StreamNoHistory: true,
-			Compact:         func(t testing.TB, s kv.Store, rev uint64) { s.(*Store).Compact(rev) },
+			Compact:         func(t testing.TB, s kv.Store, rev uint64) { s.(*Store).compact(rev) },
 			MinTTL:          testMinTTL,
 			TTLSlack:        500 * time.Millisecond,
 		})
@@ -68,7 +68,7 @@ func TestSecured(t *testing.T) {
 			Name:      "consul-secured",
 			New:       func(t testing.TB) kv.Store { return openStore(t, app(Config{})) },
 			NoHistory: true,
-			Compact:   func(_ testing.TB, s kv.Store, rev uint64) { s.(*Store).Compact(rev) },
+			Compact:   func(_ testing.TB, s kv.Store, rev uint64) { s.(*Store).compact(rev) },
 			// The server keeps its data (and so its ACLs) on disk.
 			Restart: func(t testing.TB) {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -364,11 +364,12 @@ func (c *baselineCache) get(prefix string, rev uint64) map[string]uint64 {
 	return nil
 }
 
-// Compact forgets every remembered state at or below rev: Events from such
+// compact forgets every remembered state at or below rev: Events from such
 // a revision then report kv.ErrCompacted (unless nothing changed below the
 // prefix since, in which case the current state is that state). This is
-// what compaction means on Consul, which keeps no history of its own.
-func (s *Store) Compact(rev uint64) {
+// what compaction means on Consul, which keeps no history of its own; the
+// tests' Harness.Compact calls it.
+func (s *Store) compact(rev uint64) {
 	s.baselines.mu.Lock()
 	defer s.baselines.mu.Unlock()
 	s.baselines.items = slices.DeleteFunc(s.baselines.items, func(b baseline) bool { return b.rev <= rev })

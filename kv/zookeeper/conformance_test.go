@@ -48,7 +48,7 @@ func conformanceHarness(name string, cfg func() zookeeper.Config) kvtest.Harness
 			c.(*cutter).cut()
 		},
 		Compact: func(t testing.TB, s kv.Store, rev uint64) {
-			s.(*zookeeper.Store).Compact(rev)
+			zookeeper.Compact(s.(*zookeeper.Store), rev)
 		},
 		MinTTL: zookeeper.MinTTL,
 		// KeepAlive keys and locks live as long as the session.

@@ -30,7 +30,7 @@ func TestInformer(t *testing.T) {
 		// No history: resuming after a cut may re-list.
 		NoHistory: true,
 		Compact: func(_ testing.TB, s kv.Store, rev uint64) {
-			s.(*zookeeper.Store).Compact(rev)
+			zookeeper.Compact(s.(*zookeeper.Store), rev)
 		},
 		Restart: func(t testing.TB) {
 			srv.Stop(t)

@@ -73,7 +73,7 @@ func TestSecured(t *testing.T) {
 			Name:      "zookeeper-secured",
 			New:       func(t testing.TB) kv.Store { return openApp(t, zookeeper.Config{}) },
 			NoHistory: true,
-			Compact:   func(_ testing.TB, s kv.Store, rev uint64) { s.(*zookeeper.Store).Compact(rev) },
+			Compact:   func(_ testing.TB, s kv.Store, rev uint64) { zookeeper.Compact(s.(*zookeeper.Store), rev) },
 			Restart: func(t testing.TB) {
 				srv.Stop(t)
 				srv.Start(t)

@@ -308,12 +308,12 @@ func batchOf(chs []change, pos *uint64, claim uint64) kv.EventBatch {
 	return b
 }
 
-// Compact makes the Store forget its client-side history up to and
+// compact makes the Store forget its client-side history up to and
 // including rev: parked Snapshot watches at or below rev are dropped, and
 // Events from a revision below rev report ErrCompacted. ZooKeeper itself
-// keeps no history to compact; this is what the conformance suite's
-// Harness.Compact calls.
-func (s *Store) Compact(rev uint64) {
+// keeps no history to compact; the conformance suite's Harness.Compact
+// calls it (through export_test.go).
+func (s *Store) compact(rev uint64) {
 	s.parked.compact(rev)
 }
 
