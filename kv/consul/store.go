@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/internal/driver"
 	"github.com/regentkv/regent/kv/internal/tlsprobe"
 )
 
@@ -31,9 +32,9 @@ type Store struct {
 
 	// ctx ends when the Store is closed or killed; every background
 	// goroutine and every blocking query of a watch derives from it.
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx        context.Context
+	cancel     context.CancelFunc
+	goroutines driver.Group // stopped by markClosed, waited for by Close and kill
 
 	closeOnce sync.Once
 	closed    atomic.Bool
@@ -161,7 +162,7 @@ func (s *Store) Close() error {
 		for _, h := range holds {
 			h.stop()
 		}
-		s.wg.Wait()
+		s.goroutines.Wait()
 		if s.transport != nil {
 			// Idle keep-alive connections would otherwise stay open until
 			// the server times them out, and count against its
@@ -199,29 +200,23 @@ func (s *Store) kill() {
 		h.stop()
 		h.markLost()
 	}
-	s.wg.Wait()
+	s.goroutines.Wait()
 }
 
-// markClosed flips closed under mu, so that spawn never adds to wg once
-// Close may be waiting on it.
+// markClosed flips closed and stops the goroutine group under mu, so that
+// nothing holding mu sees the Store open after spawn refuses.
 func (s *Store) markClosed() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed.Store(true)
+	s.goroutines.Stop()
 }
 
 // spawn runs f on a goroutine that Close waits for, or returns ErrClosed.
 func (s *Store) spawn(f func()) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed.Load() {
+	if !s.goroutines.Go(f) {
 		return kv.ErrClosed
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		f()
-	}()
 	return nil
 }
 

@@ -68,7 +68,7 @@ func (k *keepAlives) lease(ctx context.Context, ttl int64) (clientv3.LeaseID, er
 	if !ok {
 		l = &kaLease{ttl: ttl, ready: make(chan struct{}), keys: map[string]kaKey{}}
 		k.leases[ttl] = l
-		if !k.s.goTracked(func() { k.run(l) }) {
+		if !k.s.goroutines.Go(func() { k.run(l) }) {
 			delete(k.leases, ttl)
 			k.mu.Unlock()
 			return 0, k.s.checkOpen(context.Background(), "put")

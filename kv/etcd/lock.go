@@ -164,7 +164,7 @@ func (l *locker) grant(ctx context.Context) (*clientv3.LeaseGrantResponse, time.
 			return g, sent, nil
 		case err == nil:
 			id := g.ID
-			s.goTracked(func() {
+			s.goroutines.Go(func() {
 				rctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 				defer cancel()
 				_, _ = s.c.Revoke(rctx, id)
@@ -208,7 +208,7 @@ func (l *locker) attempt(ctx context.Context, wait bool) (*hold, error) {
 		monitor: make(chan struct{}),
 	}
 	ttl := time.Duration(g.TTL) * time.Second
-	if !s.goTracked(func() { l.keepAlive(h, granted, ttl) }) {
+	if !s.goroutines.Go(func() { l.keepAlive(h, granted, ttl) }) {
 		stopKA()
 		return nil, s.checkOpen(context.Background(), "lock")
 	}
@@ -444,7 +444,7 @@ func (l *locker) Unlock(ctx context.Context) error {
 		_, err := l.s.c.Revoke(rctx, h.lease)
 		res <- err
 	}
-	if !l.s.goTracked(revoke) {
+	if !l.s.goroutines.Go(revoke) {
 		revoke() // Close has begun and waits for no one: revoke here
 	}
 	var err error

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/internal/driver"
 )
 
 // testHook, when a test sets it, is called at the named points of Close
@@ -33,9 +34,9 @@ type Store struct {
 	base     string // "" or "/<root>": user key k lives at base+"/"+k
 	internal string // base+"/"+kv.ReservedSegmentPrefix: locks live below
 
-	ctx    context.Context // ends on Close; parent of every goroutine
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx        context.Context // ends on Close; parent of every goroutine
+	cancel     context.CancelFunc
+	goroutines driver.Group // Close stops it under mu, with closed, then waits
 
 	mu     sync.Mutex
 	closed bool
@@ -175,6 +176,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.goroutines.Stop()
 	locks := make([]*locker, 0, len(s.locks))
 	for l := range s.locks {
 		locks = append(locks, l)
@@ -191,7 +193,7 @@ func (s *Store) Close() error {
 	}
 	s.ka.revokeAll(ctx)
 	s.cancel()
-	s.wg.Wait()
+	s.goroutines.Wait()
 	if s.owned {
 		err := s.c.Close()
 		s.endLife()
@@ -216,22 +218,6 @@ func (s *Store) checkOpen(ctx context.Context, op string) error {
 		return fmt.Errorf("etcd: %s: %w", op, err)
 	}
 	return nil
-}
-
-// go runs f in a goroutine that Close waits for. It reports false, without
-// starting f, when the store is closed.
-func (s *Store) goTracked(f func()) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		f()
-	}()
-	return true
 }
 
 // etcdKey maps a normalised user key to its etcd key.

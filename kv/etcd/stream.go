@@ -86,7 +86,7 @@ func (s *Store) Events(ctx context.Context, prefix string, after uint64) (<-chan
 	}
 	ch := make(chan kv.EventBatch)
 	wctx, stop := s.watchContext(ctx)
-	if !s.goTracked(func() { s.runEvents(ctx, wctx, stop, ch, p, int64(after)) }) {
+	if !s.goroutines.Go(func() { s.runEvents(ctx, wctx, stop, ch, p, int64(after)) }) {
 		stop()
 		return nil, s.checkOpen(context.Background(), "events")
 	}

@@ -37,7 +37,7 @@ func (s *Store) Watch(ctx context.Context, key string, _ *kv.ReadOptions) (<-cha
 	}
 	ch := make(chan kv.KeyUpdate)
 	wctx, stop := s.watchContext(ctx)
-	if !s.goTracked(func() { s.runKeyWatch(ctx, wctx, stop, ch, k, cur, resp.Header.Revision) }) {
+	if !s.goroutines.Go(func() { s.runKeyWatch(ctx, wctx, stop, ch, k, cur, resp.Header.Revision) }) {
 		stop()
 		return nil, s.checkOpen(context.Background(), "watch")
 	}
@@ -140,7 +140,7 @@ func (s *Store) WatchTree(ctx context.Context, prefix string, _ *kv.ReadOptions)
 	ch := make(chan kv.TreeUpdate)
 	wctx, stop := s.watchContext(ctx)
 	t := &treeState{prefix: p, pairs: s.pairsOf(resp.Kvs), rev: resp.Header.Revision}
-	if !s.goTracked(func() { s.runTreeWatch(ctx, wctx, stop, ch, t) }) {
+	if !s.goroutines.Go(func() { s.runTreeWatch(ctx, wctx, stop, ch, t) }) {
 		stop()
 		return nil, s.checkOpen(context.Background(), "watch tree")
 	}

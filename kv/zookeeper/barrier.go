@@ -61,7 +61,7 @@ func (s *Store) readBarrier() error {
 	start := !b.sending
 	b.sending = true
 	b.mu.Unlock()
-	if start && !s.spawn(s.sendBarriers) {
+	if start && !s.goroutines.Go(s.sendBarriers) {
 		// Closing: no sender will run. Fail the pending round for everyone
 		// who joined it, or they would wait forever (and Close with them).
 		b.mu.Lock()

@@ -250,7 +250,7 @@ func (l *locker) acquire(ctx context.Context, node string, wait bool) (*hold, er
 	l.mu.Lock()
 	l.hold = h
 	l.mu.Unlock()
-	if !s.spawn(func() { l.monitor(h, sent, w) }) {
+	if !s.goroutines.Go(func() { l.monitor(h, sent, w) }) {
 		close(h.exited)
 		l.lose(h, "store closed", false)
 		return nil, fmt.Errorf("zookeeper: lock %q: %w", l.key, kv.ErrClosed)
@@ -379,7 +379,7 @@ func (l *locker) enqueue(ctx context.Context) (string, error) {
 	res := make(chan result, 1)
 	var mu sync.Mutex
 	abandoned := false
-	if !s.spawn(func() {
+	if !s.goroutines.Go(func() {
 		n, err := l.createContender(guid)
 		mu.Lock()
 		defer mu.Unlock()
@@ -519,7 +519,7 @@ func (l *locker) track(done <-chan struct{}) {
 		return
 	}
 	both := make(chan struct{})
-	if !l.s.spawn(func() {
+	if !l.s.goroutines.Go(func() {
 		defer close(both)
 		<-prev
 		<-done
@@ -585,7 +585,7 @@ func (l *locker) monitor(h *hold, confirmed time.Time, deleted <-chan zk.Event) 
 			if inFlight == nil {
 				inFlight = make(chan answer, 1)
 				res := inFlight
-				if !s.spawn(func() {
+				if !s.goroutines.Go(func() {
 					// Through the quorum: a read barrier first, so that a
 					// member cut off from the leader, which may go on
 					// answering reads for a while, cannot confirm a session
@@ -669,7 +669,7 @@ func (l *locker) remove(node string, delay time.Duration) <-chan struct{} {
 		}
 		return permanent(err)
 	}
-	if !s.spawn(func() {
+	if !s.goroutines.Go(func() {
 		defer close(done)
 		if delay > 0 {
 			wait := time.NewTimer(delay)

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/internal/driver"
 )
 
 // Store is a kv.Store and kv.Streamer on one ZooKeeper session. It is safe
@@ -25,13 +26,11 @@ type Store struct {
 	acl  []zk.ACL
 	root string // znode of the empty key prefix, no trailing slash
 
-	done      chan struct{}   // closed by Close
-	goMu      sync.Mutex      // orders spawn against Close's wg.Wait
-	closing   bool            // under goMu: no new goroutines
-	ctx       context.Context // cancelled by Close, for retries
-	cancel    context.CancelFunc
-	closeOnce sync.Once
-	wg        sync.WaitGroup // every goroutine the Store started
+	done       chan struct{}   // closed by Close
+	goroutines driver.Group    // stopped, then waited for, by Close
+	ctx        context.Context // cancelled by Close, for retries
+	cancel     context.CancelFunc
+	closeOnce  sync.Once
 
 	mu           sync.Mutex
 	subs         map[*inbox]struct{}
@@ -124,7 +123,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		conn.Close()
 		return nil, fmt.Errorf("zookeeper: read root %s: %w", s.root, s.mapErr(err))
 	}
-	s.spawn(s.sessionLoop)
+	s.goroutines.Go(s.sessionLoop)
 	return s, nil
 }
 
@@ -285,32 +284,14 @@ func (s *Store) restoreEphemeral(p string, data []byte) error {
 // goroutine of the Store. It is idempotent and always returns nil.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		s.goMu.Lock()
-		s.closing = true
-		s.goMu.Unlock()
+		s.goroutines.Stop()
 		close(s.done)
 		s.cancel()
 		s.parked.closeAll()
 		s.conn.Close()
-		s.wg.Wait()
+		s.goroutines.Wait()
 	})
 	return nil
-}
-
-// spawn runs f in a goroutine that Close waits for, unless Close has
-// begun (false): a WaitGroup must not grow from zero while Wait runs.
-func (s *Store) spawn(f func()) bool {
-	s.goMu.Lock()
-	defer s.goMu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		f()
-	}()
-	return true
 }
 
 func (s *Store) closed() bool {
@@ -351,7 +332,7 @@ func (s *Store) callUnbounded(ctx context.Context, fn func() error) error {
 		return s.mapErr(fn())
 	}
 	res := make(chan error, 1)
-	if !s.spawn(func() { res <- fn() }) {
+	if !s.goroutines.Go(func() { res <- fn() }) {
 		return fmt.Errorf("zookeeper: %w", kv.ErrClosed)
 	}
 	select {

@@ -139,7 +139,7 @@ func (s *Store) Events(ctx context.Context, prefix string, after uint64) (<-chan
 		t.rev = max(t.rev, after)
 	}
 	ch := make(chan kv.EventBatch)
-	if !s.spawn(func() { s.stream(ctx, t, after, replay, gap, ch) }) {
+	if !s.goroutines.Go(func() { s.stream(ctx, t, after, replay, gap, ch) }) {
 		t.close()
 		return nil, fmt.Errorf("zookeeper: events: %w", kv.ErrClosed)
 	}

@@ -29,7 +29,7 @@ func (s *Store) Watch(ctx context.Context, key string, opts *kv.ReadOptions) (<-
 		return nil, err
 	}
 	ch := make(chan kv.KeyUpdate)
-	ok := s.spawn(func() {
+	ok := s.goroutines.Go(func() {
 		defer close(ch)
 		defer t.close()
 		var last *kv.KVPair
@@ -104,7 +104,7 @@ func (s *Store) WatchTree(ctx context.Context, prefix string, opts *kv.ReadOptio
 		return nil, err
 	}
 	ch := make(chan kv.TreeUpdate)
-	ok := s.spawn(func() {
+	ok := s.goroutines.Go(func() {
 		defer close(ch)
 		defer t.close()
 		send := func(u kv.TreeUpdate) bool {

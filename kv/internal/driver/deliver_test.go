@@ -62,3 +62,23 @@ func TestSamePairs(t *testing.T) {
 		}
 	}
 }
+
+func TestGroupStopsStartingAndWaits(t *testing.T) {
+	var g Group
+	release := make(chan struct{})
+	done := make(chan struct{})
+	if !g.Go(func() { <-release; close(done) }) {
+		t.Fatal("Go before Stop started nothing")
+	}
+	g.Stop()
+	if g.Go(func() { t.Error("a goroutine started after Stop") }) {
+		t.Error("Go after Stop reported a start")
+	}
+	close(release)
+	g.Wait()
+	select {
+	case <-done:
+	default:
+		t.Error("Wait returned before the goroutine ended")
+	}
+}
