@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
-	"sort"
 	"sync"
 	"time"
 
@@ -23,64 +21,6 @@ import (
 
 // DefaultShutdownTimeout is ManagerConfig.ShutdownTimeout's default.
 const DefaultShutdownTimeout = 30 * time.Second
-
-// Runnable is anything a Manager runs: it blocks until ctx ends and then
-// returns nil (or ctx's error). Any other error stops the Manager.
-type Runnable interface {
-	Run(ctx context.Context) error
-}
-
-// LeaderElectionRunnable is a Runnable that says whether it must run on the
-// leader only. A Runnable that does not implement it runs on the leader only.
-type LeaderElectionRunnable interface {
-	NeedLeaderElection() bool
-}
-
-// RunnableFunc adapts a function to a Runnable that runs on the leader only.
-type RunnableFunc func(ctx context.Context) error
-
-// Run calls f.
-func (f RunnableFunc) Run(ctx context.Context) error { return f(ctx) }
-
-// OnEveryReplica wraps r so that a Manager runs it on every replica,
-// leader or not.
-func OnEveryReplica(r Runnable) Runnable { return everyReplica{r} }
-
-type everyReplica struct{ Runnable }
-
-func (everyReplica) NeedLeaderElection() bool { return false }
-
-// Name is the wrapped runnable's.
-func (e everyReplica) Name() string { return runnableName(e.Runnable) }
-
-func runnableName(r Runnable) string {
-	if n, ok := r.(interface{ Name() string }); ok {
-		return n.Name()
-	}
-	return fmt.Sprintf("%T", r)
-}
-
-// Cache is what a Manager needs of an informer: an *informer.Informer[T] of
-// any T is one.
-type Cache interface {
-	Runnable
-	Name() string
-	WaitForCacheSync(ctx context.Context) error
-	HasSynced() bool
-	Check() error
-}
-
-// LeaderElection configures the election that gates a Manager's leader-only
-// runnables.
-type LeaderElection struct {
-	// Store holds the election.
-	Store kv.Store
-	// Config of the election: Key and Identity are required.
-	// Callbacks.OnStartedLeading must be nil: the Manager's own starts the
-	// leader-only runnables. OnStoppedLeading and OnNewLeader are called.
-	// Logger and Metrics default to the Manager's.
-	election.Config
-}
 
 // ManagerConfig configures a Manager. The zero value runs every runnable
 // without an election and serves no HTTP.
@@ -122,15 +62,11 @@ type Manager struct {
 	caches   []Cache
 	everyone []namedRunnable
 	leaders  []namedRunnable
+	fail     func(error)    // Run's: stops the Manager with a failure
 	live     map[string]int // runnables running now, for the shutdown error
 	stopping bool           // Run's ctx has ended: /readyz fails
 	finished bool           // Run has returned
 	names    map[string]bool
-}
-
-type namedRunnable struct {
-	name string
-	r    Runnable
 }
 
 type namedCheck struct {
@@ -167,25 +103,13 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	}
 	m.checks["readyz"] = []namedCheck{{"manager", m.checkRunning}}
 	if cfg.LeaderElection != nil {
-		// A copy: the caller's may be reused for another Manager, which
-		// must get its own logger and metrics.
-		le := *cfg.LeaderElection
-		m.cfg.LeaderElection = &le
-		switch {
-		case le.Store == nil:
-			return nil, fmt.Errorf("%w: LeaderElection.Store is required", ErrInvalidConfig)
-		case le.Callbacks.OnStartedLeading != nil:
-			return nil, fmt.Errorf("%w: LeaderElection.Callbacks.OnStartedLeading is the Manager's; use a Runnable", ErrInvalidConfig)
+		el, err := m.newElector(*cfg.LeaderElection)
+		if err != nil {
+			return nil, err
 		}
-		if le.Logger == nil {
-			le.Logger = cfg.Logger.Named("election")
-		}
-		if le.Metrics == nil {
-			le.Metrics = election.NewMetrics()
-			if err := registerAll(reg, le.Metrics); err != nil {
-				return nil, err
-			}
-		}
+		m.elector = el
+		m.checks["healthz"] = append(m.checks["healthz"], namedCheck{"leader-election", el.Check})
+		m.checks["readyz"] = append(m.checks["readyz"], namedCheck{"leader-election", el.Check})
 	}
 	return m, nil
 }
@@ -316,46 +240,27 @@ func (m *Manager) Addr() net.Addr {
 	return m.addr
 }
 
-// Elector returns the Manager's elector (nil without LeaderElection, or
-// before Run), for Leader, Observe and Resign.
-func (m *Manager) Elector() *election.Elector {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.elector
-}
-
-// IsLeader reports whether this replica holds leadership now, as far as it
-// knows: always true without LeaderElection while Run runs, false once it
-// has returned. With an election it turns false as soon as the term ends,
-// while the leader-only runnables may still be stopping (for up to the
-// election's HealthTimeout); nothing they write through their Term lands
-// after that.
-func (m *Manager) IsLeader() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !m.running || m.finished {
-		return false
-	}
-	if m.elector == nil {
-		return m.cfg.LeaderElection == nil
-	}
-	return m.elector.IsLeader()
-}
-
 // Run starts every informer and runnable, campaigns for leadership if
 // configured, and serves HTTP, until ctx ends or a runnable fails. Then it
 // cancels every runnable's ctx, waits up to ShutdownTimeout for them to
 // return (the election releases leadership once the leader-only ones have),
-// stops the HTTP server and returns: nil after ctx ended, the runnable's
-// error after a failure, ErrShutdownTimeout naming the runnables that did
-// not return in time.
+// stops the HTTP server (waiting up to ShutdownTimeout for requests in
+// flight) and returns: nil after ctx ended, the runnable's error after a
+// failure, ErrShutdownTimeout naming the runnables that did not return in
+// time.
 func (m *Manager) Run(ctx context.Context) (err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	// fail marks the cause as the Manager's own failure, so that Run tells
+	// it apart from whatever cause the caller cancelled ctx with.
+	fail := func(err error) { cancel(failure{err}) }
 	m.mu.Lock()
 	if m.running {
 		m.mu.Unlock()
 		return ErrAlreadyRunning
 	}
-	m.running = true
+	m.running, m.fail = true, fail
+	caches, everyone := m.caches, m.everyone
 	m.mu.Unlock()
 	startedOnce := sync.OnceFunc(func() { close(m.started) })
 	defer func() {
@@ -365,110 +270,38 @@ func (m *Manager) Run(ctx context.Context) (err error) {
 		startedOnce() // also when Run fails before starting: never leave a waiter hanging
 	}()
 
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	// stop marks the cause as the Manager's own failure, so that Run tells
-	// it apart from whatever cause the caller cancelled ctx with.
-	stop := func(err error) { cancel(failure{err}) }
-	var wg sync.WaitGroup
-	done := make(chan struct{})
-	go func() { <-ctx.Done(); close(done) }()
-	start := func(ctx context.Context, nr namedRunnable) {
-		m.track(nr.name, 1)
-		wg.Go(func() {
-			defer m.track(nr.name, -1)
-			if err := nr.r.Run(ctx); err != nil && ctx.Err() == nil {
-				m.log.Error("runnable failed; stopping the manager", zap.String("runnable", nr.name), zap.Error(err))
-				stop(fmt.Errorf("controller: runnable %s: %w", nr.name, err))
-			}
-		})
-	}
-
-	var srv *http.Server
 	if m.cfg.HealthAddr != "" {
-		ln, err := net.Listen("tcp", m.cfg.HealthAddr)
+		srv, err := m.startServer(fail)
 		if err != nil {
-			return fmt.Errorf("controller: health server: %w", err)
+			return err
 		}
-		srv = &http.Server{Handler: m.handler(), ReadHeaderTimeout: 10 * time.Second}
-		m.mu.Lock()
-		m.addr = ln.Addr()
-		m.mu.Unlock()
-		served := make(chan struct{})
-		defer func() { <-served }() // after Shutdown (deferred later, so run first)
-		go func() {
-			defer close(served)
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				stop(fmt.Errorf("controller: health server: %w", err))
-			}
-		}()
-		m.log.Info("serving /metrics, /healthz, /readyz", zap.Stringer("addr", ln.Addr()))
+		// The server goes last: /healthz and /metrics stay up while the
+		// runnables stop.
+		defer srv.shutdown(m.cfg.ShutdownTimeout)
 	}
-
-	m.mu.Lock()
-	caches, everyone, leaders := m.caches, m.everyone, m.leaders
-	m.mu.Unlock()
+	all := &group{m: m, fail: fail}
 	for _, c := range caches {
-		start(ctx, namedRunnable{"informer:" + c.Name(), c})
+		all.start(ctx, namedRunnable{"informer:" + c.Name(), c})
 	}
 	for _, nr := range everyone {
-		start(ctx, nr)
+		all.start(ctx, nr)
 	}
-	lead := func(ctx context.Context) {
-		m.log.Info("leading: starting leader-only runnables", zap.Int("runnables", len(leaders)))
-		var term sync.WaitGroup
-		for _, nr := range leaders {
-			m.track(nr.name, 1)
-			term.Go(func() {
-				defer m.track(nr.name, -1)
-				if err := nr.r.Run(ctx); err != nil && ctx.Err() == nil {
-					m.log.Error("runnable failed; stopping the manager", zap.String("runnable", nr.name), zap.Error(err))
-					stop(fmt.Errorf("controller: runnable %s: %w", nr.name, err))
-				}
-			})
-		}
-		term.Wait()
-		// Returning would resign: hold the term until it ends.
-		<-ctx.Done()
-		m.log.Info("leadership ended: leader-only runnables stopped", zap.NamedError("cause", context.Cause(ctx)))
-	}
-	if le := m.cfg.LeaderElection; le != nil {
-		cfg := le.Config
-		cfg.Callbacks.OnStartedLeading = lead
-		el, err := election.New(ctx, le.Store, cfg)
-		if err != nil {
-			stop(err)
-		} else {
-			m.mu.Lock()
-			m.elector = el
-			m.checks["healthz"] = append(m.checks["healthz"], namedCheck{"leader-election", el.Check})
-			m.checks["readyz"] = append(m.checks["readyz"], namedCheck{"leader-election", el.Check})
-			m.mu.Unlock()
-			start(ctx, namedRunnable{"leader-election", RunnableFunc(el.Run)})
-		}
+	if m.elector != nil {
+		all.start(ctx, namedRunnable{"leader-election", RunnableFunc(m.elector.Run)})
 	} else {
-		wg.Go(func() { lead(ctx) })
+		all.wg.Go(func() { m.lead(ctx) })
 	}
 	startedOnce()
 
-	<-done
+	<-ctx.Done()
 	m.mu.Lock()
 	m.stopping = true
 	m.mu.Unlock()
 	cause := context.Cause(ctx)
 	m.log.Info("shutting down", zap.NamedError("cause", cause), zap.Duration("timeout", m.cfg.ShutdownTimeout))
-	if srv != nil {
-		// The server goes last: /healthz and /metrics stay up while the
-		// runnables stop. Shutdown waits for requests in flight.
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-		}()
-	}
 	stopped := make(chan struct{})
 	go func() {
-		wg.Wait()
+		all.wait()
 		close(stopped)
 	}()
 	t := time.NewTimer(m.cfg.ShutdownTimeout)
@@ -499,56 +332,6 @@ func (m *Manager) checkRunning() error {
 	defer m.mu.Unlock()
 	if m.stopping {
 		return errors.New("manager is shutting down")
-	}
-	return nil
-}
-
-func (m *Manager) track(name string, d int) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.live[name] += d
-	if m.live[name] == 0 {
-		delete(m.live, name)
-	}
-}
-
-func (m *Manager) liveNames() []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	names := make([]string, 0, len(m.live))
-	for n := range m.live {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// adoptable is implemented by Controllers: Add gives them the Manager's
-// logger and metrics where their Config left them unset.
-type adoptable interface {
-	adopt(log *zap.Logger, met *Metrics, newQueueMetrics func() (workqueue.Metrics, error)) error
-}
-
-func (c *Controller[T]) adopt(log *zap.Logger, met *Metrics, newQueueMetrics func() (workqueue.Metrics, error)) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.running {
-		return fmt.Errorf("%w: controller %s is running", ErrAlreadyRunning, c.cfg.Name)
-	}
-	if c.defaultLogger {
-		c.cfg.Logger = log
-		c.log = log.With(zap.String("controller", c.cfg.Name))
-	}
-	if c.cfg.Metrics == nil {
-		c.cfg.Metrics = met
-		c.met = nil
-	}
-	if c.cfg.QueueMetrics == nil {
-		qm, err := newQueueMetrics()
-		if err != nil {
-			return err
-		}
-		c.cfg.QueueMetrics = qm
 	}
 	return nil
 }

@@ -307,3 +307,20 @@ func TestAddRoutesInformersToEveryReplica(t *testing.T) {
 		t.Error("the standby leads")
 	}
 }
+
+// TestNewManagerValidatesTheElection: a bad election config is NewManager's
+// error, not a failure of Run later.
+func TestNewManagerValidatesTheElection(t *testing.T) {
+	s := newMemory(t)
+	for name, cfg := range map[string]election.Config{
+		"no identity":          {Key: "leader"},
+		"bad key":              {Key: "a//b", Identity: "a"},
+		"deadline not below":   {Key: "leader", Identity: "a", TTL: 2 * time.Second, RenewDeadline: 2 * time.Second},
+		"negative health time": {Key: "leader", Identity: "a", HealthTimeout: -time.Second},
+	} {
+		_, err := controller.NewManager(controller.ManagerConfig{LeaderElection: &controller.LeaderElection{Store: s, Config: cfg}})
+		if !errors.Is(err, controller.ErrInvalidConfig) || !errors.Is(err, election.ErrInvalidConfig) {
+			t.Errorf("%s: NewManager = %v; want controller.ErrInvalidConfig wrapping election.ErrInvalidConfig", name, err)
+		}
+	}
+}

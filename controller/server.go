@@ -1,12 +1,55 @@
 package controller
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
 )
+
+// server is the Manager's HTTP server for /metrics, /healthz and /readyz.
+type server struct {
+	srv    *http.Server
+	served chan struct{} // closed when Serve has returned
+}
+
+// startServer listens on ManagerConfig.HealthAddr and serves until
+// shutdown; a failure to serve stops the Manager through fail.
+func (m *Manager) startServer(fail func(error)) (*server, error) {
+	ln, err := net.Listen("tcp", m.cfg.HealthAddr)
+	if err != nil {
+		return nil, fmt.Errorf("controller: health server: %w", err)
+	}
+	s := &server{srv: &http.Server{Handler: m.handler(), ReadHeaderTimeout: 10 * time.Second}, served: make(chan struct{})}
+	m.mu.Lock()
+	m.addr = ln.Addr()
+	m.mu.Unlock()
+	go func() {
+		defer close(s.served)
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fail(fmt.Errorf("controller: health server: %w", err))
+		}
+	}()
+	m.log.Info("serving /metrics, /healthz, /readyz", zap.Stringer("addr", ln.Addr()))
+	return s, nil
+}
+
+// shutdown stops the server, waiting up to timeout for requests in flight,
+// and returns once Serve has.
+func (s *server) shutdown(timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		_ = s.srv.Close() // requests still in flight: cut them
+	}
+	<-s.served
+}
 
 // handler serves /metrics, /healthz and /readyz.
 //
