@@ -89,33 +89,11 @@ func (c *Config) Validate() error {
 	if c.DialTimeout < 0 {
 		return fmt.Errorf("%w: negative DialTimeout %v", ErrInvalidConfig, c.DialTimeout)
 	}
-	_, err := buildSettings(c.options())
+	_, err := c.settings()
 	return err
 }
 
-func (c *Config) options() []Option {
-	var opts []Option
-	if c.Root != "" {
-		opts = append(opts, WithRoot(c.Root))
-	}
-	if c.MinTTL != 0 {
-		opts = append(opts, WithMinTTL(c.MinTTL))
-	}
-	if c.LockTTL != 0 {
-		opts = append(opts, WithLockTTL(c.LockTTL))
-	}
-	if c.Logger != nil {
-		opts = append(opts, WithLogger(c.Logger))
-	}
-	if c.RequestTimeout != 0 {
-		opts = append(opts, WithRequestTimeout(c.RequestTimeout))
-	}
-	return opts
-}
-
-// Option configures NewFromClient (New takes the same settings from Config).
-type Option interface{ apply(*settings) error }
-
+// settings are the parts of Config that New and NewFromClient share.
 type settings struct {
 	root    string // normalised, without slashes at either end
 	minTTL  time.Duration
@@ -124,74 +102,36 @@ type settings struct {
 	reqTO   time.Duration // see Config.RequestTimeout; 0: the default
 }
 
-func buildSettings(opts []Option) (settings, error) {
-	s := settings{minTTL: DefaultMinTTL, lockTTL: DefaultLockTTL, log: zap.NewNop()}
-	for _, o := range opts {
-		if err := o.apply(&s); err != nil {
-			return s, err
+// settings checks and resolves the Store's own fields of c (not the
+// connection's).
+func (c *Config) settings() (settings, error) {
+	s := settings{minTTL: DefaultMinTTL, lockTTL: DefaultLockTTL, log: zap.NewNop(), reqTO: c.RequestTimeout}
+	if c.Root != "" {
+		r, err := kv.NormalizePrefix(c.Root)
+		if err != nil {
+			return s, fmt.Errorf("%w: Root: %w", ErrInvalidConfig, err)
 		}
+		s.root = r
+	}
+	switch {
+	case c.MinTTL != 0 && c.MinTTL < time.Second:
+		return s, fmt.Errorf("%w: MinTTL %v is below one second, etcd's lease granularity", ErrInvalidConfig, c.MinTTL)
+	case c.MinTTL != 0:
+		s.minTTL = c.MinTTL
+	}
+	switch {
+	case c.LockTTL < 0:
+		return s, fmt.Errorf("%w: LockTTL %v is not positive", ErrInvalidConfig, c.LockTTL)
+	case c.LockTTL != 0:
+		s.lockTTL = c.LockTTL
+	}
+	if c.Logger != nil {
+		s.log = c.Logger
 	}
 	if s.lockTTL < s.minTTL {
 		return s, fmt.Errorf("%w: LockTTL %v is below MinTTL %v", ErrInvalidConfig, s.lockTTL, s.minTTL)
 	}
 	return s, nil
-}
-
-type optionFunc func(*settings) error
-
-func (f optionFunc) apply(s *settings) error { return f(s) }
-
-// WithRoot stores every key under root; see Config.Root.
-func WithRoot(root string) Option {
-	return optionFunc(func(s *settings) error {
-		r, err := kv.NormalizePrefix(root)
-		if err != nil {
-			return fmt.Errorf("%w: Root: %w", ErrInvalidConfig, err)
-		}
-		s.root = r
-		return nil
-	})
-}
-
-// WithMinTTL overrides DefaultMinTTL; see Config.MinTTL.
-func WithMinTTL(d time.Duration) Option {
-	return optionFunc(func(s *settings) error {
-		if d < time.Second {
-			return fmt.Errorf("%w: MinTTL %v is below one second, etcd's lease granularity", ErrInvalidConfig, d)
-		}
-		s.minTTL = d
-		return nil
-	})
-}
-
-// WithLockTTL overrides DefaultLockTTL; see Config.LockTTL.
-func WithLockTTL(d time.Duration) Option {
-	return optionFunc(func(s *settings) error {
-		if d <= 0 {
-			return fmt.Errorf("%w: LockTTL %v is not positive", ErrInvalidConfig, d)
-		}
-		s.lockTTL = d
-		return nil
-	})
-}
-
-// WithRequestTimeout bounds calls whose ctx has no deadline; see
-// Config.RequestTimeout.
-func WithRequestTimeout(d time.Duration) Option {
-	return optionFunc(func(s *settings) error {
-		s.reqTO = d
-		return nil
-	})
-}
-
-// WithLogger sends the driver's logs to l.
-func WithLogger(l *zap.Logger) Option {
-	return optionFunc(func(s *settings) error {
-		if l != nil {
-			s.log = l
-		}
-		return nil
-	})
 }
 
 // redactedMark stands for a secret in a printed Config.

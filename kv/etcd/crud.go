@@ -263,7 +263,7 @@ func (s *Store) checkTTL(opts *kv.WriteOptions) error {
 	var te *kv.TTLError
 	if errors.As(err, &te) && te.Min > 0 && te.Reason == "" {
 		te.Reason = "etcd silently lengthens leases shorter than 1.5 election timeouts; " +
-			"on a cluster with a shorter election timeout, etcd.Config.MinTTL (or WithMinTTL) lowers this minimum"
+			"on a cluster with a shorter election timeout, etcd.Config.MinTTL lowers this minimum"
 	}
 	return err
 }

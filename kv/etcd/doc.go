@@ -3,7 +3,7 @@
 //
 //	s, err := etcd.New(ctx, etcd.Config{Endpoints: []string{"http://127.0.0.1:2379"}})
 //
-// or, around a client the caller keeps owning, etcd.NewFromClient(c).
+// or, around a client the caller keeps owning, etcd.NewFromClient(c, cfg).
 // kv/etcd/embedded starts an in-process server when there is none.
 //
 // # Layout

@@ -83,8 +83,11 @@ func TestConfigValidation(t *testing.T) {
 			}
 		})
 	}
-	if _, err := etcd.NewFromClient(nil); !errors.Is(err, etcd.ErrInvalidConfig) {
+	if _, err := etcd.NewFromClient(nil, etcd.Config{}); !errors.Is(err, etcd.ErrInvalidConfig) {
 		t.Errorf("NewFromClient(nil): got %v, want ErrInvalidConfig", err)
+	}
+	if _, err := etcd.NewFromClient(&clientv3.Client{}, etcd.Config{Endpoints: []string{"http://127.0.0.1:1"}}); !errors.Is(err, etcd.ErrInvalidConfig) {
+		t.Errorf("NewFromClient with Endpoints: got %v, want ErrInvalidConfig (they come from the client)", err)
 	}
 }
 
@@ -114,7 +117,7 @@ func TestNewFromClientLeavesClientOpen(t *testing.T) {
 		t.Fatalf("clientv3.New: %v", err)
 	}
 	defer func() { _ = c.Close() }()
-	s, err := etcd.NewFromClient(c, etcd.WithRoot("mine"))
+	s, err := etcd.NewFromClient(c, etcd.Config{Root: "mine"})
 	if err != nil {
 		t.Fatalf("NewFromClient: %v", err)
 	}

@@ -60,6 +60,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	st, err := cfg.settings()
+	if err != nil {
+		return nil, err
+	}
 	dial := cfg.DialTimeout
 	if dial == 0 {
 		dial = DefaultDialTimeout
@@ -89,12 +93,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		}
 		return nil, noAnswer(ctx, cfg, dial, start, err)
 	}
-	s, err := newStore(c, true, cfg.options())
-	if err != nil {
-		_ = c.Close()
-		endLife()
-		return nil, err
-	}
+	s := newStore(c, true, st)
 	s.endLife = endLife
 	s.tracked = true
 	pctx, cancel := context.WithTimeout(ctx, dial)
@@ -135,19 +134,23 @@ func noAnswer(ctx context.Context, cfg Config, dial time.Duration, start time.Ti
 
 // NewFromClient wraps a client the caller built and keeps owning: Close
 // releases what the Store created (leases, locks, watches) but leaves the
-// client open.
-func NewFromClient(c *clientv3.Client, opts ...Option) (*Store, error) {
+// client open. cfg's connection fields (Endpoints, TLS, Username,
+// Password, DialTimeout) come from the client: they must be empty.
+func NewFromClient(c *clientv3.Client, cfg Config) (*Store, error) {
 	if c == nil {
 		return nil, fmt.Errorf("%w: nil client", ErrInvalidConfig)
 	}
-	return newStore(c, false, opts)
-}
-
-func newStore(c *clientv3.Client, owned bool, opts []Option) (*Store, error) {
-	st, err := buildSettings(opts)
+	if len(cfg.Endpoints) > 0 || cfg.TLS != nil || cfg.Username != "" || cfg.Password != "" || cfg.DialTimeout != 0 {
+		return nil, fmt.Errorf("%w: Endpoints, TLS, Username, Password and DialTimeout come from the *clientv3.Client given to NewFromClient; leave them empty", ErrInvalidConfig)
+	}
+	st, err := cfg.settings()
 	if err != nil {
 		return nil, err
 	}
+	return newStore(c, false, st), nil
+}
+
+func newStore(c *clientv3.Client, owned bool, st settings) *Store {
 	s := &Store{c: c, owned: owned, settings: st, locks: map[*locker]struct{}{}}
 	if st.root != "" {
 		s.base = "/" + st.root
@@ -155,7 +158,7 @@ func newStore(c *clientv3.Client, owned bool, opts []Option) (*Store, error) {
 	s.internal = s.base + "/" + kv.ReservedSegmentPrefix
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.ka = newKeepAlives(s)
-	return s, nil
+	return s
 }
 
 // Client returns the underlying etcd client, for what the kv contract does
