@@ -29,7 +29,7 @@ const (
 )
 
 func newRegent(b *testing.B) kwq.TypedRateLimitingInterface[int] {
-	exp, err := workqueue.ItemExponential[int](benchBase, benchMax)
+	exp, err := workqueue.Exponential[int](benchBase, benchMax)
 	if err != nil {
 		b.Fatal(err)
 	}

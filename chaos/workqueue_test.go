@@ -46,7 +46,7 @@ type soakItem struct {
 }
 
 func soakRound(t *testing.T, round, total int, rng *rand.Rand) {
-	limiter, err := workqueue.ItemExponential[int](time.Microsecond, time.Millisecond)
+	limiter, err := workqueue.Exponential[int](time.Microsecond, time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -188,7 +188,7 @@ func TestErrorsRetryWithBackoff(t *testing.T) {
 	put(t, s, "apps/a", "1")
 	inf := newInformer(t, s, "apps")
 	clock := clocktest.New(time.Unix(0, 0))
-	limiter, err := workqueue.ItemExponential[string](time.Second, time.Minute, workqueue.WithClock(clock))
+	limiter, err := workqueue.Exponential[string](time.Second, time.Minute, workqueue.WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@
 //     queued or being processed at shutdown, and every item re-added while
 //     being processed, has been handed out and marked Done. Unlike
 //     client-go, it does not return while items are still queued.
-//   - Bounded limiter state: the per-item limiters (ItemExponential,
+//   - Bounded limiter state: the per-item limiters (Exponential,
 //     FastSlow) drop an item's state on Forget, and also once it has not
 //     failed for twice the limiter's longest delay (at least a minute), so a
 //     missed Forget costs memory for a while, not forever. WithMaxTracked

@@ -45,7 +45,7 @@ func Example() {
 // is exact.
 func Example_rateLimited() {
 	clock := clocktest.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	limiter, err := workqueue.ItemExponential[string](time.Second, time.Minute, workqueue.WithClock(clock))
+	limiter, err := workqueue.Exponential[string](time.Second, time.Minute, workqueue.WithClock(clock))
 	if err != nil {
 		panic(err)
 	}
@@ -74,7 +74,7 @@ func Example_rateLimited() {
 // a per-item backoff with an overall budget, like DefaultRateLimiter.
 func ExampleMaxOf() {
 	clock := clocktest.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	perItem, _ := workqueue.ItemExponential[string](10*time.Millisecond, time.Second, workqueue.WithClock(clock))
+	perItem, _ := workqueue.Exponential[string](10*time.Millisecond, time.Second, workqueue.WithClock(clock))
 	overall, _ := workqueue.Bucket[string](1, 2, workqueue.WithClock(clock)) // 1 retry/s, burst 2
 	limiter, err := workqueue.MaxOf[string](perItem, overall)
 	if err != nil {
@@ -84,7 +84,7 @@ func ExampleMaxOf() {
 		fmt.Println(key, limiter.When(key))
 	}
 
-	_, err = workqueue.ItemExponential[string](time.Second, time.Millisecond)
+	_, err = workqueue.Exponential[string](time.Second, time.Millisecond)
 	fmt.Println(errors.Is(err, workqueue.ErrInvalidLimiter))
 	// Output:
 	// a 10ms

@@ -65,7 +65,7 @@ func buildOptions(opts []LimiterOption) (limiterOptions, error) {
 // 10 retries per second with a burst of 100; the longer wait wins. It fails
 // only on a bad option.
 func DefaultRateLimiter[T comparable](opts ...LimiterOption) (RateLimiter[T], error) {
-	exp, err := ItemExponential[T](5*time.Millisecond, 1000*time.Second, opts...)
+	exp, err := Exponential[T](5*time.Millisecond, 1000*time.Second, opts...)
 	if err != nil {
 		return nil, err
 	}

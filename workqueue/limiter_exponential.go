@@ -5,30 +5,30 @@ import (
 	"time"
 )
 
-// Exponential is a per-item exponential backoff: an item's n-th consecutive
+// ExponentialLimiter is a per-item exponential backoff: an item's n-th consecutive
 // failure waits base*2^(n-1), capped at max. Its per-item state is dropped on
 // Forget, after the item has not failed for twice max (at least a minute),
 // and, with WithMaxTracked, when the cap is reached.
-type Exponential[T comparable] struct {
+type ExponentialLimiter[T comparable] struct {
 	base, max time.Duration
 	table     *failureTable[T]
 }
 
-// ItemExponential returns a per-item exponential limiter. It fails with
+// Exponential returns a per-item exponential limiter. It fails with
 // ErrInvalidLimiter when base is negative or max is below base.
-func ItemExponential[T comparable](base, max time.Duration, opts ...LimiterOption) (*Exponential[T], error) {
+func Exponential[T comparable](base, max time.Duration, opts ...LimiterOption) (*ExponentialLimiter[T], error) {
 	if base < 0 || max < base {
-		return nil, fmt.Errorf("%w: ItemExponential(base %v, max %v): want 0 <= base <= max", ErrInvalidLimiter, base, max)
+		return nil, fmt.Errorf("%w: Exponential(base %v, max %v): want 0 <= base <= max", ErrInvalidLimiter, base, max)
 	}
 	o, err := buildOptions(opts)
 	if err != nil {
 		return nil, err
 	}
-	return &Exponential[T]{base: base, max: max, table: newFailureTable[T](o, failureTTL(max))}, nil
+	return &ExponentialLimiter[T]{base: base, max: max, table: newFailureTable[T](o, failureTTL(max))}, nil
 }
 
 // When records a failure of item and returns its backoff.
-func (e *Exponential[T]) When(item T) time.Duration {
+func (e *ExponentialLimiter[T]) When(item T) time.Duration {
 	return backoff(e.base, e.max, e.table.record(item))
 }
 
@@ -44,10 +44,10 @@ func backoff(base, max time.Duration, n int) time.Duration {
 }
 
 // Forget drops item's state.
-func (e *Exponential[T]) Forget(item T) { e.table.forget(item) }
+func (e *ExponentialLimiter[T]) Forget(item T) { e.table.forget(item) }
 
 // NumRequeues returns item's failures since it was last forgotten.
-func (e *Exponential[T]) NumRequeues(item T) int { return e.table.count(item) }
+func (e *ExponentialLimiter[T]) NumRequeues(item T) int { return e.table.count(item) }
 
 // Tracked returns how many items the limiter holds state for.
-func (e *Exponential[T]) Tracked() int { return e.table.tracked() }
+func (e *ExponentialLimiter[T]) Tracked() int { return e.table.tracked() }

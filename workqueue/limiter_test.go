@@ -10,9 +10,9 @@ import (
 	"github.com/regentkv/regent/workqueue"
 )
 
-func TestItemExponential(t *testing.T) {
+func TestExponential(t *testing.T) {
 	clock := clocktest.New(epoch)
-	l, err := workqueue.ItemExponential[string](time.Millisecond, 10*time.Millisecond, workqueue.WithClock(clock))
+	l, err := workqueue.Exponential[string](time.Millisecond, 10*time.Millisecond, workqueue.WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,8 +37,8 @@ func TestItemExponential(t *testing.T) {
 	}
 }
 
-func TestItemExponentialNoOverflow(t *testing.T) {
-	l, err := workqueue.ItemExponential[int](time.Nanosecond, time.Duration(math.MaxInt64))
+func TestExponentialNoOverflow(t *testing.T) {
+	l, err := workqueue.Exponential[int](time.Nanosecond, time.Duration(math.MaxInt64))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestItemExponentialNoOverflow(t *testing.T) {
 func TestPerItemStateExpires(t *testing.T) {
 	clock := clocktest.New(epoch)
 	const maxDelay = time.Minute
-	l, err := workqueue.ItemExponential[int](time.Millisecond, maxDelay, workqueue.WithClock(clock))
+	l, err := workqueue.Exponential[int](time.Millisecond, maxDelay, workqueue.WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestFastSlowStateExpires(t *testing.T) {
 
 func TestWithMaxTrackedEvictsLeastRecentlyFailed(t *testing.T) {
 	clock := clocktest.New(epoch)
-	l, err := workqueue.ItemExponential[string](time.Millisecond, time.Second,
+	l, err := workqueue.Exponential[string](time.Millisecond, time.Second,
 		workqueue.WithClock(clock), workqueue.WithMaxTracked(2))
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +165,7 @@ func TestBucket(t *testing.T) {
 
 func TestMaxOf(t *testing.T) {
 	clock := clocktest.New(epoch)
-	exp, _ := workqueue.ItemExponential[string](time.Millisecond, time.Second, workqueue.WithClock(clock))
+	exp, _ := workqueue.Exponential[string](time.Millisecond, time.Second, workqueue.WithClock(clock))
 	fs, _ := workqueue.FastSlow[string](5*time.Millisecond, 10*time.Second, 3, workqueue.WithClock(clock))
 	l, err := workqueue.MaxOf[string](exp, fs)
 	if err != nil {
@@ -214,19 +214,19 @@ func TestInvalidLimiters(t *testing.T) {
 		build func() error
 	}{
 		{"exponential negative base", func() error {
-			_, err := workqueue.ItemExponential[int](-1, time.Second)
+			_, err := workqueue.Exponential[int](-1, time.Second)
 			return err
 		}},
 		{"exponential max below base", func() error {
-			_, err := workqueue.ItemExponential[int](time.Second, time.Millisecond)
+			_, err := workqueue.Exponential[int](time.Second, time.Millisecond)
 			return err
 		}},
 		{"exponential negative cap", func() error {
-			_, err := workqueue.ItemExponential[int](0, time.Second, workqueue.WithMaxTracked(-1))
+			_, err := workqueue.Exponential[int](0, time.Second, workqueue.WithMaxTracked(-1))
 			return err
 		}},
 		{"exponential nil clock", func() error {
-			_, err := workqueue.ItemExponential[int](0, time.Second, workqueue.WithClock(nil))
+			_, err := workqueue.Exponential[int](0, time.Second, workqueue.WithClock(nil))
 			return err
 		}},
 		{"fastslow slow below fast", func() error {
@@ -276,7 +276,7 @@ func TestInvalidLimiters(t *testing.T) {
 
 func TestAddRateLimited(t *testing.T) {
 	clock := clocktest.New(epoch)
-	l, _ := workqueue.ItemExponential[string](time.Second, time.Minute, workqueue.WithClock(clock))
+	l, _ := workqueue.Exponential[string](time.Second, time.Minute, workqueue.WithClock(clock))
 	q := workqueue.New(workqueue.Config[string]{Clock: clock, RateLimiter: l})
 	defer q.ShutDown()
 

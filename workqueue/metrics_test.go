@@ -33,7 +33,7 @@ func (r *recorder) BindInFlight(f func() workqueue.InFlight) { r.inFlight = f }
 func TestMetricsHook(t *testing.T) {
 	clock := clocktest.New(epoch)
 	rec := &recorder{}
-	limiter, _ := workqueue.ItemExponential[string](time.Second, time.Minute, workqueue.WithClock(clock))
+	limiter, _ := workqueue.Exponential[string](time.Second, time.Minute, workqueue.WithClock(clock))
 	q := workqueue.New(workqueue.Config[string]{Clock: clock, Metrics: rec, RateLimiter: limiter})
 	defer q.ShutDown()
 	if rec.inFlight == nil {

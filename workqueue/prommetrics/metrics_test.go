@@ -23,7 +23,7 @@ func TestMetricsOnARealRegistry(t *testing.T) {
 	if err := reg.Register(m); err != nil {
 		t.Fatalf("Register: %v", err)
 	}
-	limiter, _ := workqueue.ItemExponential[string](time.Second, time.Minute, workqueue.WithClock(clock))
+	limiter, _ := workqueue.Exponential[string](time.Second, time.Minute, workqueue.WithClock(clock))
 	q := workqueue.New(workqueue.Config[string]{Clock: clock, Metrics: m, RateLimiter: limiter})
 	defer q.ShutDown()
 
