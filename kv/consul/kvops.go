@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/internal/driver"
 )
 
 // Put writes value at key. A TTL key is a key locked by a Consul session
@@ -376,12 +377,7 @@ func (s *Store) checkKey(ctx context.Context, op, key string) (string, error) {
 
 // usable is the error a call must return before doing anything: the
 // caller's ctx has ended, or the Store is closed.
-func (s *Store) usable(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.check()
-}
+func (s *Store) usable(ctx context.Context) error { return driver.Usable(ctx, s.check()) }
 
 func (s *Store) checkPrefix(ctx context.Context, op, prefix string) (string, error) {
 	p, err := kv.NormalizePrefix(prefix)

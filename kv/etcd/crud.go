@@ -173,25 +173,19 @@ func (s *Store) deleteAround(rp string, kvs []*mvccpb.KeyValue) []clientv3.Op {
 }
 
 func (s *Store) checkKey(ctx context.Context, op, key string) (string, error) {
-	if err := s.checkOpen(ctx, op); err != nil {
-		return "", err
-	}
 	k, err := kv.NormalizeKey(key)
 	if err != nil {
 		return "", fmt.Errorf("etcd: %s: %w", op, err)
 	}
-	return k, nil
+	return k, s.checkOpen(ctx, op)
 }
 
 func (s *Store) checkPrefix(ctx context.Context, op, prefix string) (string, error) {
-	if err := s.checkOpen(ctx, op); err != nil {
-		return "", err
-	}
 	p, err := kv.NormalizePrefix(prefix)
 	if err != nil {
 		return "", fmt.Errorf("etcd: %s: %w", op, err)
 	}
-	return p, nil
+	return p, s.checkOpen(ctx, op)
 }
 
 func (s *Store) checkWrite(ctx context.Context, op, key string, value []byte, opts *kv.WriteOptions) (string, error) {

@@ -211,13 +211,15 @@ func (s *Store) isClosed() bool {
 	return s.closed
 }
 
-// checkOpen starts every call: ErrClosed after Close, then the error of a
-// ctx that has already ended, so that no work starts on either.
+// checkOpen starts every call once its arguments are valid: the ended
+// ctx's error, then ErrClosed after Close (driver.Usable's order), so that
+// no work starts on either.
 func (s *Store) checkOpen(ctx context.Context, op string) error {
+	var closed error
 	if s.isClosed() {
-		return fmt.Errorf("etcd: %s: %w", op, kv.ErrClosed)
+		closed = kv.ErrClosed
 	}
-	if err := ctx.Err(); err != nil {
+	if err := driver.Usable(ctx, closed); err != nil {
 		return fmt.Errorf("etcd: %s: %w", op, err)
 	}
 	return nil

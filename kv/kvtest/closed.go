@@ -16,7 +16,23 @@ func closedCases() []testCase {
 		{name: "ClosedStreamerMethods", run: testClosedStreamer},
 		{name: "CloseEndsWatches", run: testCloseEndsWatches},
 		{name: "CloseAfterKill", run: testCloseAfterKill},
+		{name: "ChecksInOneOrder", run: testChecksInOneOrder},
 	}
+}
+
+// testChecksInOneOrder: every driver checks a call in one order, so that a
+// call that is wrong in several ways says the same on every backend: its
+// arguments first (a caller's bug, whatever the Store's state), then the
+// caller's ctx, then the Store's state.
+func testChecksInOneOrder(e *env) {
+	s := e.store()
+	bad := e.prefix + "//bad"
+	e.wantAll(storeCalls(s, bad), cancelled(), kv.ErrInvalidKey)
+	if err := s.Close(); err != nil {
+		e.Fatalf("Close: %v", err)
+	}
+	e.wantAll(storeCalls(s, bad), e.ctx, kv.ErrInvalidKey)
+	e.wantAll(storeCalls(s, e.key("k")), cancelled(), context.Canceled)
 }
 
 // closeAsync closes s in a goroutine so that the case can keep reading the

@@ -303,12 +303,14 @@ func (s *Store) closed() bool {
 	}
 }
 
-// begin is the entry check of every call.
+// begin is the entry check of every call, once its arguments are valid:
+// the ended ctx's error, then ErrClosed (driver.Usable's order).
 func (s *Store) begin(ctx context.Context) error {
+	var closed error
 	if s.closed() {
-		return kv.ErrClosed
+		closed = kv.ErrClosed
 	}
-	return ctx.Err()
+	return driver.Usable(ctx, closed)
 }
 
 // call runs a blocking go-zookeeper call under ctx. go-zookeeper takes no

@@ -43,3 +43,15 @@ func SendLast[T any](ctx context.Context, ch chan<- T, v T) {
 func SamePairs(a, b []*kv.KVPair) bool {
 	return slices.EqualFunc(a, b, func(x, y *kv.KVPair) bool { return x.Key == y.Key && x.LastIndex == y.LastIndex })
 }
+
+// Usable is the check every Store call makes once its arguments are
+// valid: the caller's ctx first (it has ended: ctx's error), then the
+// Store's state (closed: the driver's error, kv.ErrClosed). Every driver
+// checks in this one order (kvtest's ChecksInOneOrder), so that a call
+// wrong in several ways says the same on every backend.
+func Usable(ctx context.Context, closed error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return closed
+}
