@@ -191,7 +191,7 @@ func (t *tree) replaySince(loaded []change, after, floor uint64) ([]change, erro
 			if st.Mzxid != st.Czxid { // written again after its creation
 				return nil, gap(st.Mzxid)
 			}
-			if n.isKey && t.counts(p) {
+			if n.isKey && t.reportsAsKey(p) {
 				out = append(out, change{key: t.s.key(p), pair: read[t.s.key(p)], rev: uint64(st.Mzxid)})
 			}
 		case uint64(st.Mzxid) > after && p != t.base():
@@ -248,7 +248,7 @@ func (s *Store) stream(ctx context.Context, t *tree, pos uint64, replay []change
 			}
 			if err == nil {
 				progress = true
-				t.see(int64(rev))
+				t.noteZxid(int64(rev))
 			}
 		}
 		// The reads of a step see zxids whose notifications (for other
@@ -257,7 +257,7 @@ func (s *Store) stream(ctx context.Context, t *tree, pos uint64, replay []change
 		// notification of a change up to a zxid precedes the reply that
 		// showed it, and the step took them all).
 		claim := t.rev
-		chs, err := t.step()
+		chs, err := t.applyQueued()
 		if !t.in.pending() {
 			claim = t.rev
 		}

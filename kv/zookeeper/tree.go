@@ -5,71 +5,11 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/go-zookeeper/zk"
 
 	"github.com/regentkv/regent/kv"
 )
-
-// inbox collects the connection events of one watcher. The Store's event
-// callback fills it without blocking; the watcher's goroutine empties it.
-// It cannot grow without bound: ZooKeeper watches are one-shot, so each
-// armed watch (two per znode of the watched tree) fires at most once before
-// the watcher re-arms it, plus a few session events.
-type inbox struct {
-	base   string // znode of the watched prefix or key
-	single bool   // only base itself
-
-	mu   sync.Mutex
-	evs  []zk.Event
-	wake chan struct{} // cap 1
-}
-
-func newInbox(base string, single bool) *inbox {
-	return &inbox{base: base, single: single, wake: make(chan struct{}, 1)}
-}
-
-func (in *inbox) offer(ev zk.Event) {
-	if ev.Type != zk.EventSession && ev.Type != zk.EventNotWatching &&
-		ev.Path != in.base && (in.single || !strings.HasPrefix(ev.Path, in.base+"/")) {
-		return
-	}
-	in.mu.Lock()
-	in.evs = append(in.evs, ev)
-	in.mu.Unlock()
-	select {
-	case in.wake <- struct{}{}:
-	default:
-	}
-}
-
-// pending reports whether events wait to be taken.
-func (in *inbox) pending() bool {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return len(in.evs) > 0
-}
-
-func (in *inbox) take() []zk.Event {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	evs := in.evs
-	in.evs = nil
-	return evs
-}
-
-func (s *Store) subscribe(in *inbox) {
-	s.mu.Lock()
-	s.subs[in] = struct{}{}
-	s.mu.Unlock()
-}
-
-func (s *Store) unsubscribe(in *inbox) {
-	s.mu.Lock()
-	delete(s.subs, in)
-	s.mu.Unlock()
-}
 
 // tree is a watched copy of a subtree (or of one key), kept current with
 // one-shot data and child watches on every znode. A change costs O(1)
@@ -115,7 +55,8 @@ type zstat struct {
 	Version, Cversion, NumChildren int32
 }
 
-func slim(st *zk.Stat) zstat {
+// compactStat keeps the part of st the tree compares.
+func compactStat(st *zk.Stat) zstat {
 	return zstat{Czxid: st.Czxid, Mzxid: st.Mzxid, Pzxid: st.Pzxid,
 		Version: st.Version, Cversion: st.Cversion, NumChildren: st.NumChildren}
 }
@@ -160,14 +101,17 @@ func (t *tree) close() { t.s.unsubscribe(t.in) }
 
 func (t *tree) base() string { return t.in.base }
 
-func (t *tree) see(z int64) {
+// noteZxid raises the tree's revision to zxid z, one a read has seen.
+func (t *tree) noteZxid(z int64) {
 	if uint64(z) > t.rev {
 		t.rev = uint64(z)
 	}
 }
 
-// counts reports whether the znode at p is reported as a key.
-func (t *tree) counts(p string) bool {
+// reportsAsKey reports whether the znode at p is reported as a key (the
+// watched key itself for a single-key tree, every znode below the base
+// otherwise).
+func (t *tree) reportsAsKey(p string) bool {
 	if t.in.single {
 		return p == t.base()
 	}
@@ -196,7 +140,7 @@ func (t *tree) load() ([]change, error) {
 		if !ok {
 			return nil, nil
 		}
-		t.see(st.Mzxid) // created meanwhile: read it
+		t.noteZxid(st.Mzxid) // created meanwhile: read it
 	}
 }
 
@@ -228,7 +172,7 @@ func (t *tree) readSubtree(p string) ([]change, error) {
 	slab := make([]tnode, len(nodes))
 	for i, n := range nodes {
 		tn := &slab[i]
-		tn.isKey, tn.stat = n.isKey, slim(&n.stat)
+		tn.isKey, tn.stat = n.isKey, compactStat(&n.stat)
 		if !t.in.single && len(n.children) > 0 {
 			tn.children = make(map[string]struct{}, len(n.children))
 			for _, c := range n.children {
@@ -242,9 +186,9 @@ func (t *tree) readSubtree(p string) ([]change, error) {
 		if t.values != nil && n.isKey {
 			t.values[n.path] = n.value
 		}
-		t.see(n.stat.Mzxid)
-		t.see(n.stat.Pzxid)
-		if n.isKey && t.counts(n.path) {
+		t.noteZxid(n.stat.Mzxid)
+		t.noteZxid(n.stat.Pzxid)
+		if n.isKey && t.reportsAsKey(n.path) {
 			// The key shares the path's bytes (a substring unless
 			// escaped), which the node map keeps anyway.
 			out = append(out, change{key: t.s.key(n.path), pair: pairOf(t.s.key(n.path), n.value, &n.stat), rev: uint64(n.stat.Mzxid)})
@@ -262,7 +206,7 @@ func (t *tree) drop(p string, rev uint64) []change {
 		}
 		delete(t.nodes, q)
 		delete(t.values, q)
-		if n.isKey && t.counts(q) {
+		if n.isKey && t.reportsAsKey(q) {
 			out = append(out, change{key: t.s.key(q), rev: rev})
 		}
 	}
@@ -307,7 +251,7 @@ func (t *tree) handle(ev zk.Event) ([]change, error) {
 		if err != nil {
 			return nil, err
 		}
-		t.see(st.Pzxid)
+		t.noteZxid(st.Pzxid)
 		now := make(map[string]struct{}, len(children))
 		var out []change
 		var added []string
@@ -384,7 +328,7 @@ func (t *tree) refresh(p string) ([]change, error) {
 	if st.Version != old.stat.Version+1 {
 		t.lost = true
 	}
-	t.see(st.Mzxid)
+	t.noteZxid(st.Mzxid)
 	v, isKey := decode(data)
 	wasKey := old.isKey
 	old.isKey = isKey
@@ -397,7 +341,7 @@ func (t *tree) refresh(p string) ([]change, error) {
 	}
 	// The child fields are kept: they follow the child watch's reads.
 	old.stat.Mzxid, old.stat.Version = st.Mzxid, st.Version
-	if !t.counts(p) {
+	if !t.reportsAsKey(p) {
 		return nil, nil
 	}
 	switch {
@@ -433,7 +377,7 @@ func (t *tree) vanished(p string) ([]change, error) {
 	if ok {
 		return t.recreated(p, st.Czxid)
 	}
-	t.see(rev)
+	t.noteZxid(rev)
 	if par, ok := t.nodes[parent(p)]; ok {
 		par.gone++
 	}
@@ -467,7 +411,7 @@ func (t *tree) recreated(p string, czxid int64) ([]change, error) {
 func (t *tree) pairs() []*kv.KVPair {
 	out := make([]*kv.KVPair, 0, len(t.values))
 	for p, v := range t.values {
-		if n := t.nodes[p]; n != nil && t.counts(p) {
+		if n := t.nodes[p]; n != nil && t.reportsAsKey(p) {
 			out = append(out, &kv.KVPair{Key: t.s.key(p), Value: append([]byte{}, v...),
 				LastIndex: uint64(n.stat.Mzxid), Revision: uint64(n.stat.Mzxid)})
 		}
@@ -493,10 +437,10 @@ func pairsOf(chs []change) []*kv.KVPair {
 	return out
 }
 
-// step handles every queued event, retrying reads that fail while the
+// applyQueued handles every queued event, retrying reads that fail while the
 // connection is down (go-zookeeper re-arms the armed watches itself on
 // reconnect, so nothing is missed as long as the session lives).
-func (t *tree) step() ([]change, error) {
+func (t *tree) applyQueued() ([]change, error) {
 	var out []change
 	for _, ev := range t.in.take() {
 		var chs []change
@@ -563,7 +507,7 @@ func (t *tree) reconcile() ([]change, error) {
 	var out []change
 	for p, n := range t.nodes {
 		o, had := old[p]
-		counts := t.counts(p)
+		counts := t.reportsAsKey(p)
 		if had && o.stat.Czxid != n.stat.Czxid {
 			t.lost = true // deleted and re-created unseen
 		}
@@ -595,7 +539,7 @@ func (t *tree) reconcile() ([]change, error) {
 		}
 	}
 	for p, o := range old {
-		if _, ok := t.nodes[p]; ok || !o.isKey || !t.counts(p) {
+		if _, ok := t.nodes[p]; ok || !o.isKey || !t.reportsAsKey(p) {
 			continue
 		}
 		rev := t.rev

@@ -56,7 +56,7 @@ func (s *Store) Watch(ctx context.Context, key string, opts *kv.ReadOptions) (<-
 				return
 			case <-t.in.wake:
 			}
-			chs, err := t.step()
+			chs, err := t.applyQueued()
 			for _, c := range chs {
 				last = c.pair
 				if !send(kv.KeyUpdate{Key: k, Pair: c.pair}) {
@@ -124,7 +124,7 @@ func (s *Store) WatchTree(ctx context.Context, prefix string, opts *kv.ReadOptio
 				return
 			case <-t.in.wake:
 			}
-			chs, err := t.step()
+			chs, err := t.applyQueued()
 			if errors.Is(err, errResync) {
 				if err = t.reload(); err == nil {
 					chs = append(chs, change{}) // always send the re-read state
@@ -172,7 +172,7 @@ func (s *Store) loadTree(t *tree, opts *kv.ReadOptions) error {
 	if _, err := t.load(); err != nil {
 		return err
 	}
-	t.see(int64(r0))
+	t.noteZxid(int64(r0))
 	return nil
 }
 
