@@ -317,7 +317,7 @@ func (e *Elector) Term() *Term {
 
 // Leader returns the current leader of this election, or ErrNoLeader.
 func (e *Elector) Leader(ctx context.Context) (Leader, error) {
-	return GetLeader(ctx, e.store, e.cfg.Key)
+	return LeaderOf(ctx, e.store, e.cfg.Key)
 }
 
 // Observe follows the leader of this election; see the function Observe.

@@ -36,9 +36,9 @@ func decodeLeader(p *kv.KVPair) (Leader, error) {
 	return l, nil
 }
 
-// GetLeader returns the current leader of the election at key, or
+// LeaderOf returns the current leader of the election at key, or
 // ErrNoLeader.
-func GetLeader(ctx context.Context, store kv.Store, key string) (Leader, error) {
+func LeaderOf(ctx context.Context, store kv.Store, key string) (Leader, error) {
 	k, err := kv.NormalizeKey(key)
 	if err != nil {
 		return Leader{}, err

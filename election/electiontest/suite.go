@@ -301,8 +301,8 @@ func testObserve(t *testing.T, h Harness) {
 		return election.Leader{}
 	}
 	next("")
-	if _, err := election.GetLeader(ctx, s, w.key); !errors.Is(err, election.ErrNoLeader) {
-		t.Errorf("GetLeader with no leader: %v, want ErrNoLeader", err)
+	if _, err := election.LeaderOf(ctx, s, w.key); !errors.Is(err, election.ErrNoLeader) {
+		t.Errorf("LeaderOf with no leader: %v, want ErrNoLeader", err)
 	}
 	a := w.start("a", w.store(), election.Config{}, nil)
 	l := next("a")
