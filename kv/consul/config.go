@@ -2,16 +2,15 @@ package consul
 
 import (
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/internal/driver"
 )
 
 // Defaults of Config. Each is explained on its field.
@@ -197,26 +196,20 @@ func (c Config) resolve(connection bool) (*resolved, error) {
 	return r, nil
 }
 
-// redactedMark stands for a secret in a printed Config.
-const redactedMark = "--- REDACTED ---"
-
 func (c Config) redacted() Config {
 	if c.Token != "" {
-		c.Token = redactedMark
+		c.Token = driver.Redacted
 	}
 	return c
 }
 
-// Format prints c, whatever the verb, with the Token replaced, so that a
-// Config that ends up in a log line or an error message does not carry
-// the secret (the TLS config prints as a pointer, its keys never).
+// Format prints c, whatever the verb, with the Token replaced, so
+// that a Config that ends up in a log line or an error message does not
+// carry the secret (the TLS config prints as a pointer, its keys never).
 func (c Config) Format(f fmt.State, verb rune) {
-	type plain Config // without the methods, so that Fprintf does not recurse
-	out := fmt.Sprintf(fmt.FormatString(f, verb), plain(c.redacted()))
-	_, _ = io.WriteString(f, strings.Replace(out, "consul.plain{", "consul.Config{", 1)) // %#v names the type
+	type plain Config
+	driver.PrintConfig(f, verb, plain(c.redacted()))
 }
 
-// MarshalJSON is c printed with %+v (the secret replaced) as a JSON
-// string, for structured loggers that print values as JSON: a Config is
-// not a JSON document (it holds a TLS config, a logger, functions).
-func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(fmt.Sprintf("%+v", c)) }
+// MarshalJSON is c printed with %+v, the secret replaced, as a JSON string.
+func (c Config) MarshalJSON() ([]byte, error) { return driver.ConfigJSON(c) }

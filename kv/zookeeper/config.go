@@ -2,15 +2,15 @@ package zookeeper
 
 import (
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
 	"github.com/go-zookeeper/zk"
 	"go.uber.org/zap"
+
+	"github.com/regentkv/regent/kv/internal/driver"
 )
 
 // Defaults for Config fields left zero.
@@ -132,29 +132,22 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// redactedMark stands for a secret in a printed Config.
-const redactedMark = "--- REDACTED ---"
-
-// Format prints c, whatever the verb, with the password of Auth replaced
-// (the user stays), so that a Config that ends up in a log line or an
-// error message does not carry the secret (the TLS config prints as a
-// pointer, its keys never).
+// Format prints c, whatever the verb, with the password of Auth (the user stays) replaced, so
+// that a Config that ends up in a log line or an error message does not
+// carry the secret (the TLS config prints as a pointer, its keys never).
 func (c Config) Format(f fmt.State, verb rune) {
-	type plain Config // without the methods, so that Fprintf does not recurse
-	out := fmt.Sprintf(fmt.FormatString(f, verb), plain(c.redacted()))
-	_, _ = io.WriteString(f, strings.Replace(out, "zookeeper.plain{", "zookeeper.Config{", 1)) // %#v names the type
+	type plain Config
+	driver.PrintConfig(f, verb, plain(c.redacted()))
 }
 
-// MarshalJSON is c printed with %+v (the secret replaced) as a JSON
-// string, for structured loggers that print values as JSON: a Config is
-// not a JSON document (it holds a TLS config, a logger, functions).
-func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(fmt.Sprintf("%+v", c)) }
+// MarshalJSON is c printed with %+v, the secret replaced, as a JSON string.
+func (c Config) MarshalJSON() ([]byte, error) { return driver.ConfigJSON(c) }
 
 func (c Config) redacted() Config {
 	if user, _, ok := strings.Cut(c.Auth, ":"); ok {
-		c.Auth = user + ":" + redactedMark
+		c.Auth = user + ":" + driver.Redacted
 	} else if c.Auth != "" {
-		c.Auth = redactedMark
+		c.Auth = driver.Redacted
 	}
 	return c
 }
