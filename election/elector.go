@@ -15,10 +15,6 @@ import (
 	"github.com/regentkv/regent/lock"
 )
 
-// resignHook, when set by a test, runs in Resign between its reading of the
-// current term and its request to end it.
-var resignHook func(*Term)
-
 // errResigned is the cause of the leader ctx's end after Resign.
 var errResigned = errors.New("election: leader resigned")
 
@@ -39,6 +35,10 @@ type Elector struct {
 	mu      sync.Mutex
 	term    *Term     // non-nil while leading
 	endedAt time.Time // when the last term ended while its callback still ran
+
+	// resignHook, set by a test of this package before Run, runs in Resign
+	// between its reading of the current term and its request to end it.
+	resignHook func(*Term)
 }
 
 // New validates cfg and returns an Elector. It does not campaign until Run.
@@ -283,8 +283,8 @@ func (e *Elector) Resign(ctx context.Context) error {
 	if term == nil {
 		return nil
 	}
-	if resignHook != nil {
-		resignHook(term)
+	if e.resignHook != nil {
+		e.resignHook(term)
 	}
 	// The request is the term's own: one that arrives after this term
 	// ended (and the next began) must not end the next one.

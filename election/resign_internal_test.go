@@ -40,8 +40,7 @@ func TestResignTargetsItsOwnTerm(t *testing.T) {
 		t.Fatal(err)
 	}
 	entered, proceed := make(chan *Term, 1), make(chan struct{})
-	resignHook = func(term *Term) { entered <- term; <-proceed }
-	defer func() { resignHook = nil }()
+	e.resignHook = func(term *Term) { entered <- term; <-proceed }
 
 	ctx, cancel := context.WithCancel(context.Background())
 	runDone := make(chan error, 1)

@@ -30,7 +30,7 @@ func TestLockCompletingDuringClose(t *testing.T) {
 
 	lockAt, closeAt := make(chan struct{}), make(chan struct{})
 	lockGo, closeGo := make(chan struct{}), make(chan struct{})
-	testHook = func(point string) {
+	s.testHook = func(point string) {
 		switch point {
 		case "lock: acquired":
 			close(lockAt)
@@ -40,7 +40,6 @@ func TestLockCompletingDuringClose(t *testing.T) {
 			<-closeGo
 		}
 	}
-	defer func() { testHook = nil }()
 
 	type result struct {
 		lost <-chan struct{}

@@ -246,8 +246,8 @@ func (l *locker) attempt(ctx context.Context, wait bool) (*hold, error) {
 		}
 	}
 
-	if testHook != nil {
-		testHook("lock: acquired")
+	if s.testHook != nil {
+		s.testHook("lock: acquired")
 	}
 	// Recorded as held and registered for Close in one step under s.mu: a
 	// Close that has already taken its list of locks would never release a

@@ -16,10 +16,6 @@ import (
 	"github.com/regentkv/regent/kv/internal/driver"
 )
 
-// testHook, when a test sets it, is called at the named points of Close
-// and Lock, to reproduce interleavings that timing alone makes rare.
-var testHook func(point string)
-
 // closeTimeout bounds the requests Close makes (lease revokes, unlocks):
 // Close has no ctx, and a dead server must not make it hang.
 const closeTimeout = 3 * time.Second
@@ -45,6 +41,11 @@ type Store struct {
 	ka *keepAlives
 
 	endLife context.CancelFunc // New's client lifetime; nil for NewFromClient
+
+	// testHook, set by a test of this package before the calls it traces,
+	// is called at the named points of Close and Lock, to reproduce
+	// interleavings that timing alone makes rare.
+	testHook func(point string)
 }
 
 var (
@@ -185,8 +186,8 @@ func (s *Store) Close() error {
 		locks = append(locks, l)
 	}
 	s.mu.Unlock()
-	if testHook != nil {
-		testHook("close: locks taken")
+	if s.testHook != nil {
+		s.testHook("close: locks taken")
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
