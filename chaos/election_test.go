@@ -213,6 +213,10 @@ func (st *electionRunState) observe(ctx context.Context, s kv.Store) <-chan stru
 	go func() {
 		defer close(done)
 		for l := range leaders {
+			if l.Err != nil {
+				st.tl.say("observer: ended: %v", l.Err)
+				return
+			}
 			st.mu.Lock()
 			st.observed = append(st.observed, observation{at: mono(), identity: l.Identity, token: l.Token})
 			st.mu.Unlock()

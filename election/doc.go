@@ -30,7 +30,9 @@
 //     only after that callback returns (or HealthTimeout passes), so a
 //     cooperative leader's work never overlaps its successor's.
 //   - Observe reports "no leader" (a zero Leader) as well as each new
-//     leader, unlike etcd's Observe.
+//     leader, unlike etcd's Observe, and says why it ended when the store
+//     closes (a last Observation with Err, kv.ErrClosed), where etcd's
+//     closes its channel without a word.
 //
 // Not guaranteed: that a leader which ignores its ctx stops working. Check
 // (for /healthz) fails when OnStartedLeading keeps running HealthTimeout

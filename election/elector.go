@@ -321,7 +321,7 @@ func (e *Elector) Leader(ctx context.Context) (Leader, error) {
 }
 
 // Observe follows the leader of this election; see the function Observe.
-func (e *Elector) Observe(ctx context.Context) (<-chan Leader, error) {
+func (e *Elector) Observe(ctx context.Context) (<-chan Observation, error) {
 	return Observe(ctx, e.store, e.cfg.Key)
 }
 

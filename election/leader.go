@@ -53,31 +53,47 @@ func LeaderOf(ctx context.Context, store kv.Store, key string) (Leader, error) {
 	return decodeLeader(p)
 }
 
+// Observation is one state of an election as Observe sees it: its
+// Leader (the zero Leader when there is none), or, as the last value
+// before the channel closes, Err saying why it ended (kv.ErrClosed: the
+// store was closed), as a kv watch ends. A channel that the caller's ctx
+// ended closes without an Err.
+type Observation struct {
+	Leader
+	Err error
+}
+
 // Observe follows the leader of the election at key: first the current
 // leader (a zero Leader when there is none), then every change, "no leader"
 // included, without repeating a value. It rides on a store watch (no
 // polling) and re-establishes it with backoff after transient errors.
 //
-// The channel is closed by Observe when ctx ends or the store is closed;
-// sends block until read or ctx ends.
-func Observe(ctx context.Context, store kv.Store, key string) (<-chan Leader, error) {
+// The channel closes when ctx ends, or after an Observation with Err when
+// the store is closed; sends block until read or ctx ends.
+func Observe(ctx context.Context, store kv.Store, key string) (<-chan Observation, error) {
 	k, err := kv.NormalizeKey(key)
 	if err != nil {
 		return nil, err
 	}
 	// Establish the first watch before returning, so that bad input and a
-	// closed store are reported here rather than as a silent close.
+	// closed store are reported here rather than on the channel.
 	updates, err := store.Watch(ctx, recordKey(k), nil)
 	if err != nil {
 		return nil, err
 	}
-	out := make(chan Leader, 1)
+	out := make(chan Observation, 1)
 	go observe(ctx, store, recordKey(k), updates, out)
 	return out, nil
 }
 
-func observe(ctx context.Context, store kv.Store, key string, updates <-chan kv.KeyUpdate, out chan<- Leader) {
+func observe(ctx context.Context, store kv.Store, key string, updates <-chan kv.KeyUpdate, out chan<- Observation) {
 	defer close(out)
+	ended := func(err error) {
+		select {
+		case out <- Observation{Err: fmt.Errorf("election: observe %s: %w", key, err)}:
+		case <-ctx.Done():
+		}
+	}
 	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(50*time.Millisecond),
 		backoff.WithMaxInterval(5*time.Second), backoff.WithMaxElapsedTime(0))
 	last, sent := Leader{}, false
@@ -85,6 +101,7 @@ func observe(ctx context.Context, store kv.Store, key string, updates <-chan kv.
 		for u := range orClosed(updates) {
 			if u.Err != nil {
 				if errors.Is(u.Err, kv.ErrClosed) {
+					ended(u.Err)
 					return
 				}
 				break
@@ -101,7 +118,7 @@ func observe(ctx context.Context, store kv.Store, key string, updates <-chan kv.
 				continue
 			}
 			select {
-			case out <- l:
+			case out <- Observation{Leader: l}:
 				last, sent = l, true
 			case <-ctx.Done():
 				return
@@ -117,7 +134,11 @@ func observe(ctx context.Context, store kv.Store, key string, updates <-chan kv.
 		}
 		var err error
 		if updates, err = store.Watch(ctx, key, nil); err != nil {
-			if errors.Is(err, kv.ErrClosed) || ctx.Err() != nil {
+			switch {
+			case ctx.Err() != nil:
+				return
+			case errors.Is(err, kv.ErrClosed):
+				ended(err)
 				return
 			}
 			updates = nil

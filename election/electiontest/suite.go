@@ -291,10 +291,10 @@ func testObserve(t *testing.T, h Harness) {
 			if !ok {
 				t.Fatalf("Observe closed, want leader %q", want)
 			}
-			if l.Identity != want {
-				t.Fatalf("Observe: leader %q, want %q", l.Identity, want)
+			if l.Err != nil || l.Identity != want {
+				t.Fatalf("Observe: leader %q (err %v), want %q", l.Identity, l.Err, want)
 			}
-			return l
+			return l.Leader
 		case <-time.After(20 * time.Second):
 			t.Fatalf("Observe: nothing within 20s, want leader %q", want)
 		}
@@ -313,7 +313,28 @@ func testObserve(t *testing.T, h Harness) {
 	<-a.done
 	next("")
 	cancel()
-	for range obs { // drains until Observe closes the channel on ctx end
+	for o := range obs { // drains until Observe closes the channel on ctx end
+		if o.Err != nil {
+			t.Errorf("Observe ended by its ctx sent %v; want no error", o.Err)
+		}
+	}
+
+	// A store closed under Observe: the last value says so.
+	s2 := w.store()
+	obs2, err := election.Observe(t.Context(), s2, w.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := <-obs2; o.Err != nil || o.Identity != "" {
+		t.Fatalf("Observe: %+v; want no leader", o)
+	}
+	_ = s2.Close()
+	var last election.Observation
+	for o := range obs2 {
+		last = o
+	}
+	if !errors.Is(last.Err, kv.ErrClosed) {
+		t.Errorf("Observe's last value after the store closed: %+v; want an Err matching kv.ErrClosed", last)
 	}
 }
 

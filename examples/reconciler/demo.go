@@ -132,8 +132,12 @@ func run(ctx context.Context, out io.Writer, cluster *backend.Cluster) (summary,
 	go func() {
 		defer close(observed)
 		for l := range leaders {
+			if l.Err != nil {
+				tl.say("election: no longer observed: %v", l.Err)
+				return
+			}
 			mu.Lock()
-			leader = l
+			leader = l.Leader
 			mu.Unlock()
 			if l.Identity == "" {
 				tl.say("election: no leader")
