@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/regentkv/regent/clock"
 	"runtime/debug"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/regentkv/regent/clock"
 	"github.com/regentkv/regent/informer"
 	"github.com/regentkv/regent/workqueue"
 )

@@ -56,6 +56,10 @@ func (m *Manager) lead(ctx context.Context) {
 	m.mu.Lock()
 	leaders, fail := m.leaders, m.fail
 	m.mu.Unlock()
+	if fail == nil { // only Run starts the elector, after setting fail
+		<-ctx.Done()
+		return
+	}
 	m.log.Info("leading: starting leader-only runnables", zap.Int("runnables", len(leaders)))
 	term := &group{m: m, fail: fail}
 	for _, nr := range leaders {
@@ -66,9 +70,17 @@ func (m *Manager) lead(ctx context.Context) {
 	m.log.Info("leadership ended: leader-only runnables stopped", zap.NamedError("cause", context.Cause(ctx)))
 }
 
-// Elector returns the Manager's elector (nil without LeaderElection), for
-// Leader, Observe and Resign.
-func (m *Manager) Elector() *election.Elector { return m.elector }
+// Elector returns the Manager's elector (nil without LeaderElection, or
+// before Run), for Leader, Observe and Resign. Run runs it: running it
+// yourself too returns election.ErrAlreadyRunning.
+func (m *Manager) Elector() *election.Elector {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.running {
+		return nil
+	}
+	return m.elector
+}
 
 // IsLeader reports whether this replica holds leadership now, as far as it
 // knows: always true without LeaderElection while Run runs, false once it

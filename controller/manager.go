@@ -37,7 +37,9 @@ type ManagerConfig struct {
 	// and process collectors. /metrics serves it.
 	Registry *prometheus.Registry
 	// ShutdownTimeout bounds how long Run waits, once its ctx ended, for
-	// the runnables to return. Default DefaultShutdownTimeout.
+	// the runnables to return and then the HTTP server's requests in
+	// flight (which get what is left of it, a second at least). Default
+	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
 	// Logger defaults to zap.NewNop(). Each controller gets a child named
 	// after it.
@@ -270,14 +272,22 @@ func (m *Manager) Run(ctx context.Context) (err error) {
 		startedOnce() // also when Run fails before starting: never leave a waiter hanging
 	}()
 
+	var deadline time.Time // of the shutdown, once it began: runnables and server share it
 	if m.cfg.HealthAddr != "" {
 		srv, err := m.startServer(fail)
 		if err != nil {
 			return err
 		}
 		// The server goes last: /healthz and /metrics stay up while the
-		// runnables stop.
-		defer srv.shutdown(m.cfg.ShutdownTimeout)
+		// runnables stop. It gets what is left of the shutdown's time, and
+		// a second at least for the requests in flight.
+		defer func() {
+			left := m.cfg.ShutdownTimeout
+			if !deadline.IsZero() {
+				left = max(time.Until(deadline), time.Second)
+			}
+			srv.shutdown(left)
+		}()
 	}
 	all := &group{m: m, fail: fail}
 	for _, c := range caches {
@@ -294,6 +304,7 @@ func (m *Manager) Run(ctx context.Context) (err error) {
 	startedOnce()
 
 	<-ctx.Done()
+	deadline = time.Now().Add(m.cfg.ShutdownTimeout)
 	m.mu.Lock()
 	m.stopping = true
 	m.mu.Unlock()
@@ -304,7 +315,7 @@ func (m *Manager) Run(ctx context.Context) (err error) {
 		all.wait()
 		close(stopped)
 	}()
-	t := time.NewTimer(m.cfg.ShutdownTimeout)
+	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
 	case <-stopped:

@@ -324,3 +324,27 @@ func TestNewManagerValidatesTheElection(t *testing.T) {
 		}
 	}
 }
+
+// TestElectorOnlyWhileRunning: the elector is the Manager's to run; it is
+// handed out once Run runs it, never before.
+func TestElectorOnlyWhileRunning(t *testing.T) {
+	le := &controller.LeaderElection{Store: newMemory(t), Config: election.Config{Key: "leader", Identity: "a", TTL: 2 * time.Second}}
+	m, err := controller.NewManager(controller.ManagerConfig{LeaderElection: le})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Elector() != nil {
+		t.Error("Elector before Run: want nil")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	<-m.Started()
+	if m.Elector() == nil {
+		t.Error("Elector while running: nil")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -86,7 +86,7 @@ func (c *Config) validate() error {
 		c.TTL = DefaultTTL
 	}
 	if err := kv.CheckLockOptions(kv.LockOptions{TTL: c.TTL, RenewDeadline: c.RenewDeadline}); err != nil {
-		errs = append(errs, fmt.Errorf("TTL %v, RenewDeadline %v: %w", c.TTL, c.RenewDeadline, err))
+		errs = append(errs, fmt.Errorf("config: %w", err))
 	}
 	if c.HealthTimeout == 0 {
 		c.HealthTimeout = DefaultHealthTimeout

@@ -66,7 +66,7 @@ func TestConfigValidation(t *testing.T) {
 		{"no key", election.Config{Identity: "a"}, "Key", kv.ErrInvalidKey},
 		{"bad key", election.Config{Key: "a//b", Identity: "a"}, "Key", kv.ErrInvalidKey},
 		{"no identity", election.Config{Key: "e"}, "Identity is required", nil},
-		{"negative TTL", election.Config{Key: "e", Identity: "a", TTL: -time.Second}, "TTL -1s, RenewDeadline 0s: kv: invalid TTL -1s: TTL and RenewDeadline (0s) must not be negative", kv.ErrInvalidTTL},
+		{"negative TTL", election.Config{Key: "e", Identity: "a", TTL: -time.Second}, "kv: invalid TTL -1s: TTL and RenewDeadline (0s) must not be negative", kv.ErrInvalidTTL},
 		{"renew deadline not below TTL", election.Config{Key: "e", Identity: "a", TTL: time.Second, RenewDeadline: time.Second}, "RenewDeadline 1s must be below the TTL", kv.ErrInvalidTTL},
 		{"negative health timeout", election.Config{Key: "e", Identity: "a", HealthTimeout: -time.Second}, "HealthTimeout", nil},
 		{"backoff disordered", election.Config{Key: "e", Identity: "a", RetryInterval: time.Second, MaxRetryInterval: time.Millisecond}, "RetryInterval", nil},

@@ -2,11 +2,11 @@ package informer
 
 import (
 	"fmt"
-	"github.com/regentkv/regent/clock"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/regentkv/regent/clock"
 	"github.com/regentkv/regent/kv"
 )
 

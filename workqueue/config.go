@@ -1,8 +1,9 @@
 package workqueue
 
 import (
-	"github.com/regentkv/regent/clock"
 	"go.uber.org/zap"
+
+	"github.com/regentkv/regent/clock"
 )
 
 // Config configures a Queue. The zero value is ready to use: real time, the

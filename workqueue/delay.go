@@ -1,10 +1,11 @@
 package workqueue
 
 import (
-	"github.com/regentkv/regent/clock"
 	"math"
 	"runtime"
 	"time"
+
+	"github.com/regentkv/regent/clock"
 )
 
 // delayState holds items added with AddAfter until they are due. It is a

@@ -2,12 +2,12 @@ package workqueue_test
 
 import (
 	"context"
-	"github.com/regentkv/regent/clock"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/regentkv/regent/clock"
 	"github.com/regentkv/regent/clock/clocktest"
 	"github.com/regentkv/regent/workqueue"
 )

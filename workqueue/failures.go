@@ -1,10 +1,11 @@
 package workqueue
 
 import (
-	"github.com/regentkv/regent/clock"
 	"math"
 	"sync"
 	"time"
+
+	"github.com/regentkv/regent/clock"
 )
 
 // failureTable counts failures per item for the per-item limiters, with

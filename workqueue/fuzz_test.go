@@ -1,11 +1,11 @@
 package workqueue_test
 
 import (
-	"github.com/regentkv/regent/clock"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/regentkv/regent/clock"
 	"github.com/regentkv/regent/clock/clocktest"
 	"github.com/regentkv/regent/workqueue"
 )

@@ -2,8 +2,9 @@ package workqueue
 
 import (
 	"fmt"
-	"github.com/regentkv/regent/clock"
 	"time"
+
+	"github.com/regentkv/regent/clock"
 )
 
 // RateLimiter is a retry policy: it says how long an item should wait, and

@@ -2,11 +2,12 @@ package workqueue
 
 import (
 	"fmt"
-	"github.com/regentkv/regent/clock"
 	"math"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/regentkv/regent/clock"
 )
 
 // BucketLimiter is a token bucket shared by all items: it bounds the overall

@@ -2,11 +2,12 @@ package workqueue
 
 import (
 	"context"
-	"github.com/regentkv/regent/clock"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/regentkv/regent/clock"
 )
 
 // Queue is a typed, de-duplicating, delaying, rate-limited work queue. See

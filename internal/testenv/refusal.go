@@ -72,6 +72,7 @@ type SecretWatch struct {
 	secret string
 	logs   *observer.ObservedLogs
 	said   []string
+	failed []string // what went wrong while recording
 }
 
 // WatchSecret starts a SecretWatch for secret.
@@ -86,9 +87,11 @@ func (w *SecretWatch) Config(cfg, ptr any) string {
 	for _, f := range []string{"%v", "%+v", "%#v", "%s", "%q", "%d", "%x"} {
 		w.said = append(w.said, fmt.Sprintf(f, cfg), fmt.Sprintf(f, ptr))
 	}
-	if b, err := json.Marshal(cfg); err == nil {
-		w.said = append(w.said, string(b))
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		w.failed = append(w.failed, "json.Marshal of the Config: "+err.Error())
 	}
+	w.said = append(w.said, string(b))
 	return fmt.Sprintf("%+v", cfg)
 }
 
@@ -121,6 +124,9 @@ func (w *SecretWatch) WaitForLog(ctx context.Context) {
 // the test meant to make the driver log.
 func (w *SecretWatch) Check(t *testing.T) {
 	t.Helper()
+	for _, f := range w.failed {
+		t.Error(f)
+	}
 	said := w.said
 	entries := w.logs.All()
 	for _, e := range entries {

@@ -390,15 +390,20 @@ func (s *Store) checkPrefix(ctx context.Context, op, prefix string) (string, err
 	return p, nil
 }
 
+// checkWrite checks a write's key, value and options, then the ctx and
+// the Store: driver.Usable's one order.
 func (s *Store) checkWrite(ctx context.Context, op, key string, value []byte, opts *kv.WriteOptions) (string, error) {
-	k, err := s.checkKey(ctx, op, key)
+	k, err := kv.NormalizeKey(key)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("consul: %s: %w", op, err)
 	}
 	if err := kv.CheckValue(value); err != nil {
 		return "", fmt.Errorf("consul: %s %q: %w", op, k, err)
 	}
 	if err := s.checkTTL(opts); err != nil {
+		return "", fmt.Errorf("consul: %s %q: %w", op, k, err)
+	}
+	if err := s.usable(ctx); err != nil {
 		return "", fmt.Errorf("consul: %s %q: %w", op, k, err)
 	}
 	return k, nil

@@ -23,9 +23,9 @@ import (
 // RenewDeadline defaults to 2/3 of the TTL and is shortened to leave at
 // least max(TTL/10, 200ms) before that earliest expiry.
 func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (kv.Locker, error) {
-	k, err := s.checkKey(ctx, "new lock", key)
+	k, err := kv.NormalizeKey(key)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("consul: new lock: %w", err)
 	}
 	lk, err := driver.ResolveLock(opts, driver.LockPolicy{
 		DefaultTTL: s.cfg.LockTTL,
@@ -35,6 +35,9 @@ func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (
 		Margin: driver.LostMargin,
 	})
 	if err != nil {
+		return nil, fmt.Errorf("consul: new lock %q: %w", k, err)
+	}
+	if err := s.usable(ctx); err != nil {
 		return nil, fmt.Errorf("consul: new lock %q: %w", k, err)
 	}
 	return &locker{s: s, key: k, ck: s.lockKey(k), value: lk.Value, ttl: lk.TTL, deadline: lk.Deadline(lk.TTL)}, nil

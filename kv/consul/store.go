@@ -200,6 +200,9 @@ func (s *Store) kill() {
 		h.stop()
 		h.markLost()
 	}
+	// Without Stop: a killed Store is not closed, and a test may still call
+	// it (every call fails, cut off); what such a call starts ends with
+	// s.ctx, already cancelled, and Close waits for it.
 	s.goroutines.Wait()
 }
 

@@ -155,14 +155,11 @@ func endWatch[T any](userCtx context.Context, gone error, ch chan<- T, upd T, wi
 	if userCtx.Err() != nil {
 		return
 	}
-	ctx := userCtx
 	if gone != nil {
-		c, cancel := context.WithTimeout(userCtx, driver.CloseGrace)
-		defer cancel()
-		ctx = c
-		upd = withErr(upd, gone)
+		driver.SendLast(userCtx, ch, withErr(upd, gone))
+		return
 	}
-	driver.Send(ctx, ch, upd)
+	driver.Send(userCtx, ch, upd)
 }
 
 // gone says whether the Store has ended, and how.

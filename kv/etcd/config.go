@@ -12,7 +12,7 @@ import (
 	"github.com/regentkv/regent/kv/internal/driver"
 )
 
-// Defaults of Config and of the options of NewFromClient.
+// Defaults of Config.
 const (
 	// DefaultDialTimeout bounds New's first contact with the cluster.
 	DefaultDialTimeout = 5 * time.Second
@@ -28,10 +28,11 @@ const (
 )
 
 // ErrInvalidConfig is matched (errors.Is) by every error of Config.Validate
-// and of a rejected option.
+// and of a Config that New or NewFromClient refuses.
 var ErrInvalidConfig = errors.New("etcd: invalid config")
 
-// Config configures New. Only Endpoints is required.
+// Config configures New (Endpoints required) and NewFromClient (its
+// connection fields empty: they come from the client).
 type Config struct {
 	// Endpoints are the client URLs of the cluster, e.g.
 	// "http://127.0.0.1:2379".

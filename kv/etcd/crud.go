@@ -173,11 +173,19 @@ func (s *Store) deleteAround(rp string, kvs []*mvccpb.KeyValue) []clientv3.Op {
 }
 
 func (s *Store) checkKey(ctx context.Context, op, key string) (string, error) {
+	k, err := normalizeKey(op, key)
+	if err != nil {
+		return "", err
+	}
+	return k, s.checkOpen(ctx, op)
+}
+
+func normalizeKey(op, key string) (string, error) {
 	k, err := kv.NormalizeKey(key)
 	if err != nil {
 		return "", fmt.Errorf("etcd: %s: %w", op, err)
 	}
-	return k, s.checkOpen(ctx, op)
+	return k, nil
 }
 
 func (s *Store) checkPrefix(ctx context.Context, op, prefix string) (string, error) {
@@ -188,8 +196,19 @@ func (s *Store) checkPrefix(ctx context.Context, op, prefix string) (string, err
 	return p, s.checkOpen(ctx, op)
 }
 
+// checkWrite checks a write's arguments, then (checkOpen) the ctx and the
+// Store: driver.Usable's one order.
 func (s *Store) checkWrite(ctx context.Context, op, key string, value []byte, opts *kv.WriteOptions) (string, error) {
-	k, err := s.checkKey(ctx, op, key)
+	k, err := s.checkWriteArgs(op, key, value, opts)
+	if err != nil {
+		return "", err
+	}
+	return k, s.checkOpen(ctx, op)
+}
+
+// checkWriteArgs checks a write's key, value and options only.
+func (s *Store) checkWriteArgs(op, key string, value []byte, opts *kv.WriteOptions) (string, error) {
+	k, err := normalizeKey(op, key)
 	if err != nil {
 		return "", err
 	}

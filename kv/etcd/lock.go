@@ -22,11 +22,8 @@ import (
 // prefix. The TTL (LockOptions.TTL, else the Store's LockTTL) is rounded up
 // to whole seconds and must be at least the Store's MinTTL.
 func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (kv.Locker, error) {
-	k, err := s.checkKey(ctx, "new lock", key)
+	k, err := normalizeKey("new lock", key)
 	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	lk, err := driver.ResolveLock(opts, driver.LockPolicy{
@@ -36,6 +33,9 @@ func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd: new lock %q: %w", k, err)
+	}
+	if err := s.checkOpen(ctx, "new lock"); err != nil {
+		return nil, err
 	}
 	return &locker{
 		s:     s,
@@ -499,14 +499,14 @@ func (l *locker) current(ctx context.Context, op string) (*hold, error) {
 // GuardedPut is a transaction that writes only while the contender key
 // still exists with our CreateRevision.
 func (l *locker) GuardedPut(ctx context.Context, key string, value []byte, opts *kv.WriteOptions) error {
-	ctx, done := kv.BoundRequest(ctx, l.s.reqTO)
-	defer done()
-	h, err := l.current(ctx, "guarded put")
+	s := l.s
+	k, err := s.checkWriteArgs("guarded put", key, value, opts)
 	if err != nil {
 		return err
 	}
-	s := l.s
-	k, err := s.checkWrite(ctx, "guarded put", key, value, opts)
+	ctx, done := kv.BoundRequest(ctx, l.s.reqTO)
+	defer done()
+	h, err := l.current(ctx, "guarded put")
 	if err != nil {
 		return err
 	}
@@ -531,14 +531,14 @@ func (l *locker) GuardedPut(ctx context.Context, key string, value []byte, opts 
 // GuardedDelete deletes key only while the contender key still exists with
 // our CreateRevision.
 func (l *locker) GuardedDelete(ctx context.Context, key string) error {
-	ctx, done := kv.BoundRequest(ctx, l.s.reqTO)
-	defer done()
-	h, err := l.current(ctx, "guarded delete")
+	s := l.s
+	k, err := normalizeKey("guarded delete", key)
 	if err != nil {
 		return err
 	}
-	s := l.s
-	k, err := s.checkKey(ctx, "guarded delete", key)
+	ctx, done := kv.BoundRequest(ctx, l.s.reqTO)
+	defer done()
+	h, err := l.current(ctx, "guarded delete")
 	if err != nil {
 		return err
 	}

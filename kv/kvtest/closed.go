@@ -27,11 +27,44 @@ func closedCases() []testCase {
 func testChecksInOneOrder(e *env) {
 	s := e.store()
 	bad := e.prefix + "//bad"
-	e.wantAll(storeCalls(s, bad), cancelled(), kv.ErrInvalidKey)
+	big := make([]byte, kv.MaxValueSize+1)
+	argErrs := map[string]struct {
+		call func(ctx context.Context) error
+		want error
+	}{
+		"Put of a value too large": {func(ctx context.Context) error { return s.Put(ctx, e.key("v"), big, nil) }, kv.ErrValueTooLarge},
+		"Put with a negative TTL": {func(ctx context.Context) error {
+			return s.Put(ctx, e.key("v"), []byte("v"), &kv.WriteOptions{TTL: -time.Second})
+		}, kv.ErrInvalidTTL},
+		"AtomicPut of a value too large": {func(ctx context.Context) error {
+			_, _, err := s.AtomicPut(ctx, e.key("v"), big, nil, nil)
+			return err
+		}, kv.ErrValueTooLarge},
+		"NewLock with a RenewDeadline not below the TTL": {func(ctx context.Context) error {
+			_, err := s.NewLock(ctx, e.key("l"), &kv.LockOptions{TTL: time.Hour, RenewDeadline: time.Hour})
+			return err
+		}, kv.ErrInvalidTTL},
+	}
+	held := e.newLocker(s)
+	e.mustLock(held)
+	wantArgs := func(ctx context.Context, what string) {
+		e.Helper()
+		e.wantAll(storeCalls(s, bad), ctx, kv.ErrInvalidKey)
+		guarded := lockerCalls(held, bad) // Lock and TryLock take no key
+		delete(guarded, "Lock")
+		delete(guarded, "TryLock")
+		e.wantAll(guarded, ctx, kv.ErrInvalidKey)
+		for name, c := range argErrs {
+			if err := c.call(ctx); !errors.Is(err, c.want) {
+				e.Errorf("%s %s: got %v, want %v", name, what, err, c.want)
+			}
+		}
+	}
+	wantArgs(cancelled(), "with an ended ctx")
 	if err := s.Close(); err != nil {
 		e.Fatalf("Close: %v", err)
 	}
-	e.wantAll(storeCalls(s, bad), e.ctx, kv.ErrInvalidKey)
+	wantArgs(e.ctx, "on a closed store")
 	e.wantAll(storeCalls(s, e.key("k")), cancelled(), context.Canceled)
 }
 

@@ -2,7 +2,6 @@ package memory
 
 import (
 	"fmt"
-	"github.com/regentkv/regent/clock"
 	"sort"
 	"sync"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/google/btree"
 	"go.uber.org/zap"
 
+	"github.com/regentkv/regent/clock"
 	"github.com/regentkv/regent/kv"
 )
 

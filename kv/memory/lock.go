@@ -3,11 +3,11 @@ package memory
 import (
 	"context"
 	"fmt"
-	"github.com/regentkv/regent/clock"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/regentkv/regent/clock"
 	"github.com/regentkv/regent/kv"
 	"github.com/regentkv/regent/kv/internal/driver"
 )

@@ -1,10 +1,11 @@
 package memory
 
 import (
-	"github.com/regentkv/regent/clock"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/regentkv/regent/clock"
 )
 
 // Option configures a Backend (NewBackend) or a self-contained Store (New).

@@ -229,8 +229,10 @@ func (s *Store) AtomicDelete(ctx context.Context, key string, previous *kv.KVPai
 
 // Close implements kv.Store: KeepAlive keys of s are deleted (at one
 // revision), its locks released, its streams end with kv.ErrClosed. It
-// waits for those streams' goroutines, bounded by driver.CloseGrace per stream
-// whose reader neither reads nor cancels. Close always returns nil.
+// waits for those streams' goroutines: one whose reader neither reads nor
+// cancels gives up its last update after driver.CloseGrace (they wait in
+// parallel, so Close waits that long once at most). Close always returns
+// nil.
 func (s *Store) Close() error {
 	s.close.Do(func() {
 		s.b.mu.Lock()

@@ -3,8 +3,8 @@ package memory
 import (
 	"context"
 	"fmt"
-	"github.com/regentkv/regent/clock"
 
+	"github.com/regentkv/regent/clock"
 	"github.com/regentkv/regent/kv"
 	"github.com/regentkv/regent/kv/internal/driver"
 )

@@ -132,9 +132,10 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// Format prints c, whatever the verb, with the password of Auth (the user stays) replaced, so
-// that a Config that ends up in a log line or an error message does not
-// carry the secret (the TLS config prints as a pointer, its keys never).
+// Format prints c, whatever the verb, with the password of Auth replaced
+// (the user stays), so that a Config that ends up in a log line or an
+// error message does not carry the secret (the TLS config prints as a
+// pointer, its keys never).
 func (c Config) Format(f fmt.State, verb rune) {
 	type plain Config
 	driver.PrintConfig(f, verb, plain(c.redacted()))

@@ -56,9 +56,6 @@ func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (
 	if err != nil {
 		return nil, fmt.Errorf("zookeeper: new lock: %w", err)
 	}
-	if err := s.begin(ctx); err != nil {
-		return nil, err
-	}
 	lk, err := driver.ResolveLock(opts, driver.LockPolicy{
 		DefaultTTL: s.sessionTimeout(),
 		CheckTTL:   s.checkSessionTTL,
@@ -66,6 +63,9 @@ func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (
 	})
 	if err != nil {
 		return nil, fmt.Errorf("zookeeper: new lock %q: %w", k, err)
+	}
+	if err := s.begin(ctx); err != nil {
+		return nil, err
 	}
 	return &locker{
 		s:     s,

@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -80,5 +81,25 @@ func TestGroupStopsStartingAndWaits(t *testing.T) {
 	case <-done:
 	default:
 		t.Error("Wait returned before the goroutine ended")
+	}
+}
+
+func TestUsableChecksCtxBeforeTheStore(t *testing.T) {
+	closed := errors.New("closed")
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		ctx    context.Context
+		closed error
+		want   error
+	}{
+		{context.Background(), nil, nil},
+		{context.Background(), closed, closed},
+		{ended, nil, context.Canceled},
+		{ended, closed, context.Canceled},
+	} {
+		if got := Usable(tc.ctx, tc.closed); !errors.Is(got, tc.want) || (tc.want == nil) != (got == nil) {
+			t.Errorf("Usable(ctx err %v, closed %v) = %v; want %v", tc.ctx.Err(), tc.closed, got, tc.want)
+		}
 	}
 }
