@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/internal/driver"
 )
 
 // Store is one client of a Backend. It implements kv.Store, kv.Streamer and
@@ -20,10 +21,10 @@ type Store struct {
 	closed bool
 	killed bool
 
-	done     chan struct{} // closed on Close or Kill; ends this client's streams
-	doneOnce sync.Once
-	close    sync.Once
-	wg       sync.WaitGroup // watch and Events goroutines
+	done       chan struct{} // closed on Close or Kill; ends this client's streams
+	doneOnce   sync.Once
+	close      sync.Once
+	goroutines driver.Group // watch and Events goroutines; Close stops it under b.mu
 }
 
 var (
@@ -237,6 +238,7 @@ func (s *Store) Close() error {
 	s.close.Do(func() {
 		s.b.mu.Lock()
 		s.closed = true
+		s.goroutines.Stop()
 		if !s.killed {
 			var keys []string
 			for k, e := range s.b.data {
@@ -255,7 +257,7 @@ func (s *Store) Close() error {
 		s.b.broadcastLocked()
 		s.b.mu.Unlock()
 		s.doneOnce.Do(func() { close(s.done) })
-		s.wg.Wait()
+		s.goroutines.Wait()
 		if s.owned {
 			s.b.Close()
 		}

@@ -47,15 +47,13 @@ func (s *Store) Events(ctx context.Context, prefix string, after uint64) (<-chan
 	if err := s.lock(ctx); err != nil {
 		return nil, err
 	}
-	s.wg.Add(1)
-	s.b.mu.Unlock()
 	ch := make(chan kv.EventBatch)
-	go s.events(ctx, p, after, ch)
+	s.goroutines.Go(func() { s.events(ctx, p, after, ch) })
+	s.b.mu.Unlock()
 	return ch, nil
 }
 
 func (s *Store) events(ctx context.Context, p string, pos uint64, ch chan<- kv.EventBatch) {
-	defer s.wg.Done()
 	defer close(ch)
 	end := func(err error) kv.EventBatch { return kv.EventBatch{Revision: pos, Err: err} }
 	tick := make(chan struct{}, 1)

@@ -26,15 +26,13 @@ func (s *Store) Watch(ctx context.Context, key string, _ *kv.ReadOptions) (<-cha
 		cur = e.pair
 	}
 	rev := s.b.rev
-	s.wg.Add(1)
-	s.b.mu.Unlock()
 	ch := make(chan kv.KeyUpdate)
-	go s.watchKey(ctx, k, rev, cur, ch)
+	s.goroutines.Go(func() { s.watchKey(ctx, k, rev, cur, ch) }) // lock checked closed; Close stops the group under b.mu
+	s.b.mu.Unlock()
 	return ch, nil
 }
 
 func (s *Store) watchKey(ctx context.Context, k string, rev uint64, cur *kv.KVPair, ch chan<- kv.KeyUpdate) {
-	defer s.wg.Done()
 	defer close(ch)
 	end := func(err error) kv.KeyUpdate { return kv.KeyUpdate{Key: k, Err: err} }
 	if !send(ctx, s, ch, kv.KeyUpdate{Key: k, Pair: clonePair(cur)}, end) {
@@ -92,15 +90,13 @@ func (s *Store) WatchTree(ctx context.Context, prefix string, _ *kv.ReadOptions)
 		return true
 	})
 	rev := s.b.rev
-	s.wg.Add(1)
-	s.b.mu.Unlock()
 	ch := make(chan kv.TreeUpdate)
-	go s.watchTree(ctx, p, rev, state, ch)
+	s.goroutines.Go(func() { s.watchTree(ctx, p, rev, state, ch) })
+	s.b.mu.Unlock()
 	return ch, nil
 }
 
 func (s *Store) watchTree(ctx context.Context, p string, rev uint64, state map[string]*kv.KVPair, ch chan<- kv.TreeUpdate) {
-	defer s.wg.Done()
 	defer close(ch)
 	end := func(err error) kv.TreeUpdate { return kv.TreeUpdate{Prefix: p, Err: err} }
 	if !send(ctx, s, ch, kv.TreeUpdate{Prefix: p, Pairs: sortedClone(state), Revision: rev}, end) {
