@@ -23,22 +23,15 @@ import (
 // RenewDeadline defaults to 2/3 of the TTL and is shortened to leave at
 // least max(TTL/10, 200ms) before that earliest expiry.
 func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (kv.Locker, error) {
-	k, err := kv.NormalizeKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("consul: new lock: %w", err)
-	}
-	lk, err := driver.ResolveLock(opts, driver.LockPolicy{
+	k, lk, err := driver.NewLockArgs(ctx, key, opts, driver.LockPolicy{
 		DefaultTTL: s.cfg.LockTTL,
 		CheckTTL:   func(ttl time.Duration) error { return s.checkTTL(&kv.WriteOptions{TTL: ttl}) },
 		// Loss must be declared before the server can expire the session
 		// and hand the lock on, with room for the holder to act on it.
 		Margin: driver.LostMargin,
-	})
+	}, s.check())
 	if err != nil {
-		return nil, fmt.Errorf("consul: new lock %q: %w", k, err)
-	}
-	if err := s.usable(ctx); err != nil {
-		return nil, fmt.Errorf("consul: new lock %q: %w", k, err)
+		return nil, fmt.Errorf("consul: new lock: %w", err)
 	}
 	return &locker{s: s, key: k, ck: s.lockKey(k), value: lk.Value, ttl: lk.TTL, deadline: lk.Deadline(lk.TTL)}, nil
 }

@@ -52,20 +52,17 @@ import (
 // the lost channel closed, so that the lock passes on no sooner than the
 // holder was promised.
 func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (kv.Locker, error) {
-	k, err := kv.NormalizeKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("zookeeper: new lock: %w", err)
+	var closed error
+	if s.closed() {
+		closed = kv.ErrClosed
 	}
-	lk, err := driver.ResolveLock(opts, driver.LockPolicy{
+	k, lk, err := driver.NewLockArgs(ctx, key, opts, driver.LockPolicy{
 		DefaultTTL: s.sessionTimeout(),
 		CheckTTL:   s.checkSessionTTL,
 		Margin:     lostMargin,
-	})
+	}, closed)
 	if err != nil {
-		return nil, fmt.Errorf("zookeeper: new lock %q: %w", k, err)
-	}
-	if err := s.begin(ctx); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("zookeeper: new lock: %w", err)
 	}
 	return &locker{
 		s:     s,

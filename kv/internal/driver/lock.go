@@ -1,6 +1,8 @@
 package driver
 
 import (
+	"context"
+	"fmt"
 	"time"
 
 	"github.com/regentkv/regent/kv"
@@ -100,3 +102,22 @@ func (l Lock) RenewEvery(ttl time.Duration) time.Duration {
 // 200 ms, covering clock-rate differences and the time the holder needs
 // to act on the lost channel.
 func LostMargin(ttl time.Duration) time.Duration { return max(ttl/10, 200*time.Millisecond) }
+
+// NewLockArgs makes every NewLock's checks in the one order: the key, the
+// options (ResolveLock), then ctx and the Store's state (Usable, with
+// closed the driver's error for a closed Store, or nil). Its errors name
+// the key; the driver adds its own prefix.
+func NewLockArgs(ctx context.Context, key string, opts *kv.LockOptions, p LockPolicy, closed error) (string, Lock, error) {
+	k, err := kv.NormalizeKey(key)
+	if err != nil {
+		return "", Lock{}, err
+	}
+	lk, err := ResolveLock(opts, p)
+	if err == nil {
+		err = Usable(ctx, closed)
+	}
+	if err != nil {
+		return "", Lock{}, fmt.Errorf("%q: %w", k, err)
+	}
+	return k, lk, nil
+}

@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -66,5 +67,33 @@ func TestResolveLock(t *testing.T) {
 	}
 	if d := (Lock{margin: LostMargin}).Deadline(100 * time.Millisecond); d != 0 {
 		t.Errorf("a margin longer than the TTL: Deadline %v; want 0, never negative", d)
+	}
+}
+
+func TestNewLockArgsChecksInOrder(t *testing.T) {
+	p := LockPolicy{DefaultTTL: 9 * time.Second}
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	closed := errors.New("closed")
+	for _, tc := range []struct {
+		name   string
+		key    string
+		opts   *kv.LockOptions
+		ctx    context.Context
+		closed error
+		want   error
+	}{
+		{"bad key first", "a//b", &kv.LockOptions{TTL: -1}, ended, closed, kv.ErrInvalidKey},
+		{"then the options", "k", &kv.LockOptions{TTL: -1}, ended, closed, kv.ErrInvalidTTL},
+		{"then the ctx", "k", nil, ended, closed, context.Canceled},
+		{"then the store", "k", nil, context.Background(), closed, closed},
+	} {
+		if _, _, err := NewLockArgs(tc.ctx, tc.key, tc.opts, p, tc.closed); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v; want %v", tc.name, err, tc.want)
+		}
+	}
+	k, l, err := NewLockArgs(context.Background(), "/a/b/", nil, p, nil)
+	if err != nil || k != "a/b" || l.TTL != 9*time.Second {
+		t.Errorf("NewLockArgs: %q, %+v, %v; want the normalised key and the default TTL", k, l, err)
 	}
 }
