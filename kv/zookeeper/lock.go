@@ -39,8 +39,9 @@ import (
 //
 // The holder confirms its znode with the leader every third of that
 // deadline (a read barrier through the quorum, then an Exists; see
-// readBarrier; go-zookeeper's pings keep the session itself alive), and the lost channel closes when the znode is deleted, when the
-// session expires, or when no confirmation has come back for
+// readBarrier; go-zookeeper's pings keep the session itself alive), and
+// the lost channel closes when the znode is deleted, when the session
+// expires, or when no confirmation has come back for
 // RenewDeadline, counted from the send time of the last one answered: the
 // server cannot expire the session sooner than a session timeout after
 // it received that request. A connection that drops and comes back within
