@@ -11,6 +11,7 @@ import (
 	"github.com/regentkv/regent/internal/testenv"
 	"github.com/regentkv/regent/kv"
 	"github.com/regentkv/regent/kv/etcd"
+	"github.com/regentkv/regent/kv/etcd/embedded"
 )
 
 // TestInformer runs the informer suite on an embedded etcd of its own, so
@@ -29,13 +30,19 @@ func TestInformer(t *testing.T) {
 				t.Fatalf("Compact(%d): %v", rev, err)
 			}
 		},
-		Restart: func(t testing.TB) {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			srv.Stop()
-			if err := srv.Restart(ctx); err != nil {
-				t.Fatalf("Restart: %v", err)
-			}
-		},
+		Restart: restarter(srv),
 	})
+}
+
+// restarter is informertest's Restart for srv: stop it, then start it
+// again on the same data dir and ports.
+func restarter(srv *embedded.Server) func(t testing.TB) {
+	return func(t testing.TB) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		srv.Stop()
+		if err := srv.Restart(ctx); err != nil {
+			t.Fatalf("Restart: %v", err)
+		}
+	}
 }

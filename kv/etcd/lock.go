@@ -22,15 +22,11 @@ import (
 // prefix. The TTL (LockOptions.TTL, else the Store's LockTTL) is rounded up
 // to whole seconds and must be at least the Store's MinTTL.
 func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (kv.Locker, error) {
-	var closed error
-	if s.isClosed() {
-		closed = kv.ErrClosed
-	}
 	k, lk, err := driver.NewLockArgs(ctx, key, opts, driver.LockPolicy{
 		DefaultTTL: s.lockTTL,
 		CheckTTL:   func(ttl time.Duration) error { return s.checkTTL(&kv.WriteOptions{TTL: ttl}) },
 		Margin:     driver.LostMargin, // the earliest expiry is known exactly: the last answered keep-alive's send time plus the TTL
-	}, closed)
+	}, s.check())
 	if err != nil {
 		return nil, fmt.Errorf("etcd: new lock: %w", err)
 	}

@@ -71,14 +71,7 @@ func TestSecured(t *testing.T) {
 				return newStore(t, srv.Endpoints(), app(etcd.Config{DialTimeout: 2 * time.Second}))
 			},
 			Compact: compact,
-			Restart: func(t testing.TB) {
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer cancel()
-				srv.Stop()
-				if err := srv.Restart(ctx); err != nil {
-					t.Fatalf("Restart: %v", err)
-				}
-			},
+			Restart: restarter(srv.Server),
 		})
 	})
 	t.Run("Refused", func(t *testing.T) {

@@ -206,6 +206,15 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// check is kv.ErrClosed after Close, else nil (as Consul's and
+// ZooKeeper's check).
+func (s *Store) check() error {
+	if s.isClosed() {
+		return kv.ErrClosed
+	}
+	return nil
+}
+
 func (s *Store) isClosed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -216,11 +225,7 @@ func (s *Store) isClosed() bool {
 // ctx's error, then ErrClosed after Close (driver.Usable's order), so that
 // no work starts on either.
 func (s *Store) checkOpen(ctx context.Context, op string) error {
-	var closed error
-	if s.isClosed() {
-		closed = kv.ErrClosed
-	}
-	if err := driver.Usable(ctx, closed); err != nil {
+	if err := driver.Usable(ctx, s.check()); err != nil {
 		return fmt.Errorf("etcd: %s: %w", op, err)
 	}
 	return nil

@@ -53,15 +53,11 @@ import (
 // the lost channel closed, so that the lock passes on no sooner than the
 // holder was promised.
 func (s *Store) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (kv.Locker, error) {
-	var closed error
-	if s.closed() {
-		closed = kv.ErrClosed
-	}
 	k, lk, err := driver.NewLockArgs(ctx, key, opts, driver.LockPolicy{
 		DefaultTTL: s.sessionTimeout(),
 		CheckTTL:   s.checkSessionTTL,
 		Margin:     lostMargin,
-	}, closed)
+	}, s.check())
 	if err != nil {
 		return nil, fmt.Errorf("zookeeper: new lock: %w", err)
 	}

@@ -306,11 +306,16 @@ func (s *Store) closed() bool {
 // begin is the entry check of every call, once its arguments are valid:
 // the ended ctx's error, then ErrClosed (driver.Usable's order).
 func (s *Store) begin(ctx context.Context) error {
-	var closed error
+	return driver.Usable(ctx, s.check())
+}
+
+// check is kv.ErrClosed after Close, else nil (as Consul's and etcd's
+// check).
+func (s *Store) check() error {
 	if s.closed() {
-		closed = kv.ErrClosed
+		return kv.ErrClosed
 	}
-	return driver.Usable(ctx, closed)
+	return nil
 }
 
 // call runs a blocking go-zookeeper call under ctx. go-zookeeper takes no
