@@ -26,6 +26,7 @@ func streamCases(h Harness) []testCase {
 		{name: "StreamCancelCloses", run: testEventsCancel},
 		{name: "StreamInvalidPrefix", run: testStreamInvalidPrefix},
 		{name: "StreamRevisionMonotonic", run: testRevisionMonotonic},
+		{name: "StreamEventsConcurrentWriters", run: testEventsConcurrentWriters},
 	}
 	if h.StreamNoHistory {
 		cs = append(cs, testCase{name: "StreamEventsBurst", run: testEventsBurstMerged})

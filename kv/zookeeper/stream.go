@@ -219,36 +219,36 @@ func (s *Store) stream(ctx context.Context, t *tree, pos uint64, replay []change
 	}
 	idle := time.NewTimer(progressInterval)
 	defer idle.Stop()
-	first := true
+	// held are changes read past what the stream has caught up to: sent
+	// with the step that catches up (the next one, see settle). The replay
+	// starts there, so that the first step runs at once and sends it.
+	held := replay
 	for {
 		progress := false
-		if first && len(replay) > 0 {
-			first = false
-			if !send(batchOf(replay, &pos, t.rev)) {
+		if len(held) == 0 {
+			select {
+			case <-ctx.Done():
 				return
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.done:
-			end(fmt.Errorf("zookeeper: events: %w", kv.ErrClosed))
-			return
-		case <-t.in.wake:
-		case <-idle.C:
-			// Every watch event of a change before the counter write has
-			// reached the inbox by the time the write returns (the server
-			// sends notifications in zxid order on this connection and the
-			// callback queues them synchronously), so after handling the
-			// inbox the stream has caught up to rev.
-			rev, err := s.revision()
-			if err != nil && !isConnErr(err) {
-				end(fmt.Errorf("zookeeper: events: %w", s.mapErr(err)))
+			case <-s.done:
+				end(fmt.Errorf("zookeeper: events: %w", kv.ErrClosed))
 				return
-			}
-			if err == nil {
-				progress = true
-				t.noteZxid(int64(rev))
+			case <-t.in.wake:
+			case <-idle.C:
+				// Every watch event of a change before the counter write
+				// has reached the inbox by the time the write returns
+				// (the server sends notifications in zxid order on this
+				// connection and the callback queues them synchronously),
+				// so after handling the inbox the stream has caught up to
+				// rev.
+				rev, err := s.revision()
+				if err != nil && !isConnErr(err) {
+					end(fmt.Errorf("zookeeper: events: %w", s.mapErr(err)))
+					return
+				}
+				if err == nil {
+					progress = true
+					t.noteZxid(int64(rev))
+				}
 			}
 		}
 		// The reads of a step see zxids whose notifications (for other
@@ -261,8 +261,10 @@ func (s *Store) stream(ctx context.Context, t *tree, pos uint64, replay []change
 		if !t.in.pending() {
 			claim = t.rev
 		}
-		if len(chs) > 0 || progress {
-			if !send(batchOf(chs, &pos, claim)) {
+		var ready []change
+		ready, held = settle(append(held, chs...), claim)
+		if len(ready) > 0 || progress {
+			if !send(batchOf(ready, &pos, claim)) {
 				return
 			}
 		}
@@ -289,6 +291,38 @@ func (s *Store) stream(ctx context.Context, t *tree, pos uint64, replay []change
 		}
 		idle.Reset(progressInterval)
 	}
+}
+
+// settle splits changes, in handling order, into those a batch caught up
+// to claim can carry, sorted by revision, and those read past claim, in
+// handling order. A change past claim cannot be sent yet: a notification
+// still queued may be of a change to another key below its revision, and
+// that change would then arrive after the batch that claimed it (a read
+// of one key can see a zxid before the stream has handled everything up
+// to it). Each key sends its latest state at or below claim; when its
+// latest state is held, an earlier one at or below claim is still sent,
+// so that a key written faster than the stream catches up is not starved.
+// Everything held was seen by the step that held it, so the next step's
+// claim covers it: held changes wait one step at most.
+func settle(chs []change, claim uint64) (ready, held []change) {
+	last := make(map[string]int, len(chs))   // latest change per key
+	caught := make(map[string]int, len(chs)) // latest at or below claim
+	for i, c := range chs {
+		last[c.key] = i
+		if c.rev <= claim {
+			caught[c.key] = i
+		}
+	}
+	for i, c := range chs {
+		switch {
+		case last[c.key] == i && c.rev > claim:
+			held = append(held, c)
+		case c.rev <= claim && caught[c.key] == i:
+			ready = append(ready, c)
+		}
+	}
+	sortByRevision(ready)
+	return ready, held
 }
 
 // batchOf makes the batch of chs, caught up to claim, and at least to

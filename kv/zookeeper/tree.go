@@ -439,7 +439,9 @@ func pairsOf(chs []change) []*kv.KVPair {
 
 // applyQueued handles every queued event, retrying reads that fail while the
 // connection is down (go-zookeeper re-arms the armed watches itself on
-// reconnect, so nothing is missed as long as the session lives).
+// reconnect, so nothing is missed as long as the session lives). The
+// changes come in handling order, a key possibly more than once: see
+// latestPerKey and settle.
 func (t *tree) applyQueued() ([]change, error) {
 	var out []change
 	for _, ev := range t.in.take() {
@@ -465,29 +467,44 @@ func (t *tree) applyQueued() ([]change, error) {
 			return out, err
 		}
 	}
-	// Each handler reads the current state, so a key's last change in
-	// handling order is its latest state; its revision need not be the
-	// highest (a delete carries an upper bound, its parent's pzxid).
-	// Keeping only that one per key makes sorting by revision safe.
-	last := make(map[string]int, len(out))
-	for i, c := range out {
+	// Every revision came in a reply: noting them keeps t.rev the highest
+	// zxid seen, which the stream's catch-up claim relies on.
+	for _, c := range out {
+		t.noteZxid(int64(c.rev))
+	}
+	return out, nil
+}
+
+// latestPerKey keeps, of changes in handling order, each key's last one
+// and sorts them by revision. Each handler reads the current state, so a
+// key's last change in handling order is its latest state; its revision
+// need not be the highest of the key's (a delete carries an upper bound,
+// its parent's pzxid), and keeping only that one per key makes sorting
+// by revision safe.
+func latestPerKey(chs []change) []change {
+	last := make(map[string]int, len(chs))
+	for i, c := range chs {
 		last[c.key] = i
 	}
-	kept := out[:0]
-	for i, c := range out {
+	kept := make([]change, 0, len(last))
+	for i, c := range chs {
 		if last[c.key] == i {
 			kept = append(kept, c)
 		}
 	}
-	out = kept
-	// On a tie with a create, the delete came first.
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].rev != out[j].rev {
-			return out[i].rev < out[j].rev
+	sortByRevision(kept)
+	return kept
+}
+
+// sortByRevision sorts changes by revision; on a tie with a create, the
+// delete came first.
+func sortByRevision(chs []change) {
+	sort.SliceStable(chs, func(i, j int) bool {
+		if chs[i].rev != chs[j].rev {
+			return chs[i].rev < chs[j].rev
 		}
-		return out[i].pair == nil && out[j].pair != nil
+		return chs[i].pair == nil && chs[j].pair != nil
 	})
-	return out, nil
 }
 
 // reconcile reads the tree again (re-arming every watch) and reports the

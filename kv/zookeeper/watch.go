@@ -57,7 +57,7 @@ func (s *Store) Watch(ctx context.Context, key string, opts *kv.ReadOptions) (<-
 			case <-t.in.wake:
 			}
 			chs, err := t.applyQueued()
-			for _, c := range chs {
+			for _, c := range latestPerKey(chs) {
 				last = c.pair
 				if !send(kv.KeyUpdate{Key: k, Pair: c.pair}) {
 					return
@@ -124,14 +124,21 @@ func (s *Store) WatchTree(ctx context.Context, prefix string, opts *kv.ReadOptio
 				return
 			case <-t.in.wake:
 			}
+			// As in Events: the state reflects every change up to the
+			// zxid seen before the step, and up to the newest one seen
+			// only once no notification waits.
+			claim := t.rev
 			chs, err := t.applyQueued()
 			if errors.Is(err, errResync) {
 				if err = t.reload(); err == nil {
 					chs = append(chs, change{}) // always send the re-read state
 				}
 			}
+			if !t.in.pending() {
+				claim = t.rev
+			}
 			if len(chs) > 0 {
-				if !send(kv.TreeUpdate{Prefix: k, Pairs: t.pairs(), Revision: t.rev}) {
+				if !send(kv.TreeUpdate{Prefix: k, Pairs: t.pairs(), Revision: claim}) {
 					return
 				}
 			}
