@@ -99,6 +99,17 @@
 //     keys that existed at that revision and were deleted before the
 //     stream started are then not reported. Starting from a Snapshot's
 //     revision never has this gap.
+//   - Snapshot, Revision, Events' listings and Consistent watches use
+//     Consul's "?consistent" mode, not the raft barrier of Consistent Get
+//     and List: a barrier is a write, and an informer or a config reader
+//     must work with a read-only token. In the moments after a leader
+//     stall, that mode can answer from a deposed leader (see
+//     readThroughRaft): a Snapshot or a Revision can then be older than a
+//     write another client already had acknowledged. Nothing is lost: the
+//     write's index is above the Snapshot's revision, so the Events that
+//     follow it deliver the write; only a read-your-writes wait on such a
+//     Revision can end before the write is seen. For a linearizable point
+//     read, use Get or List with ReadOptions.Consistent.
 //   - Values over about 380 KiB do not fit Consul's transaction limit
 //     (txn_max_req_len, 512 KiB of base64): Put and AtomicPut take the plain
 //     KV endpoint for them, TTL and guarded writes refuse them with
