@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -83,6 +84,7 @@ func newInformer(t testing.TB, s kv.Store, prefix string) *informer.Informer[str
 type recorder struct {
 	mu     sync.Mutex
 	seen   []controller.Request[string]
+	at     map[string][]time.Time // when each key was reconciled
 	byKey  map[string]int
 	answer func(req controller.Request[string], n int) (controller.Result, error)
 }
@@ -91,12 +93,13 @@ func newRecorder(answer func(req controller.Request[string], n int) (controller.
 	if answer == nil {
 		answer = func(controller.Request[string], int) (controller.Result, error) { return controller.Result{}, nil }
 	}
-	return &recorder{byKey: map[string]int{}, answer: answer}
+	return &recorder{byKey: map[string]int{}, at: map[string][]time.Time{}, answer: answer}
 }
 
 func (r *recorder) Reconcile(_ context.Context, req controller.Request[string]) (controller.Result, error) {
 	r.mu.Lock()
 	r.seen = append(r.seen, req)
+	r.at[req.Key] = append(r.at[req.Key], time.Now())
 	r.byKey[req.Key]++
 	n := r.byKey[req.Key]
 	r.mu.Unlock()
@@ -107,6 +110,13 @@ func (r *recorder) count(key string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.byKey[key]
+}
+
+// times returns when key was reconciled, in order.
+func (r *recorder) times(key string) []time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]time.Time(nil), r.at[key]...)
 }
 
 func (r *recorder) last(key string) (controller.Request[string], bool) {
@@ -182,117 +192,142 @@ func TestReconcilesLatestState(t *testing.T) {
 }
 
 // TestErrorsRetryWithBackoff: a failing reconcile is retried after the rate
-// limiter's delay, on the controller's clock, and not before.
+// limiter's delay, and not before. It runs in a testing/synctest bubble:
+// each delay is the fake time between two reconciles, exact.
 func TestErrorsRetryWithBackoff(t *testing.T) {
-	s := newMemory(t)
-	put(t, s, "apps/a", "1")
-	inf := newInformer(t, s, "apps")
-	clock := clocktest.New(time.Unix(0, 0))
-	limiter, err := workqueue.Exponential[string](time.Second, time.Minute, workqueue.WithClock(clock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	met := controller.NewMetrics()
-	r := newRecorder(func(_ controller.Request[string], n int) (controller.Result, error) {
-		if n <= 3 {
-			return controller.Result{}, fmt.Errorf("attempt %d: dependency down", n)
+	synctest.Test(t, func(t *testing.T) {
+		s := newMemory(t)
+		put(t, s, "apps/a", "1")
+		inf := newInformer(t, s, "apps")
+		limiter, err := workqueue.Exponential[string](time.Second, time.Minute)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return controller.Result{}, nil
-	})
-	c := newController(t, controller.Config[string]{Informer: inf, Reconciler: r, Clock: clock, RateLimiter: limiter, Metrics: met})
-	background(t, "Controller.Run", c.Run, nil)
-
-	for attempt, delay := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
-		poll.Until(t, wait, fmt.Sprintf("attempt %d did not fail and arm a retry", attempt+1), func() bool {
-			return r.count("apps/a") == attempt+1 && clock.Armed() == 1
+		met := controller.NewMetrics()
+		r := newRecorder(func(_ controller.Request[string], n int) (controller.Result, error) {
+			if n <= 3 {
+				return controller.Result{}, fmt.Errorf("attempt %d: dependency down", n)
+			}
+			return controller.Result{}, nil
 		})
-		due, _ := clock.NextDue()
-		if got := due.Sub(clock.Now()); got != delay {
-			t.Errorf("retry %d after %v, want %v", attempt+1, got, delay)
+		c := newController(t, controller.Config[string]{Informer: inf, Reconciler: r, RateLimiter: limiter, Metrics: met})
+		background(t, "Controller.Run", c.Run, nil)
+
+		for attempt, delay := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
+			synctest.Wait()
+			if n := r.count("apps/a"); n != attempt+1 {
+				t.Fatalf("attempt %d did not fail and wait for a retry: %d attempts", attempt+1, n)
+			}
+			time.Sleep(delay - time.Millisecond)
+			synctest.Wait()
+			if n := r.count("apps/a"); n != attempt+1 {
+				t.Fatalf("retried before the backoff: %d attempts", n)
+			}
+			time.Sleep(time.Millisecond)
+			synctest.Wait()
+			at := r.times("apps/a")
+			if len(at) != attempt+2 {
+				t.Fatalf("retry %d did not come at its backoff: %d attempts", attempt+1, len(at))
+			}
+			if got := at[attempt+1].Sub(at[attempt]); got != delay {
+				t.Errorf("retry %d after %v, want %v", attempt+1, got, delay)
+			}
 		}
-		clock.Step(delay - time.Millisecond)
-		if n := r.count("apps/a"); n != attempt+1 {
-			t.Fatalf("retried before the backoff: %d attempts", n)
+		synctest.Wait()
+		if got := testutil.ToFloat64(met.Reconciles("test", "success")); got != 1 {
+			t.Fatalf("success reconciles = %v: the fourth attempt did not succeed", got)
 		}
-		clock.Step(time.Millisecond)
-	}
-	poll.Until(t, wait, "fourth attempt did not succeed", func() bool {
-		return testutil.ToFloat64(met.Reconciles("test", "success")) == 1
+		if got := testutil.ToFloat64(met.Reconciles("test", "error")); got != 3 {
+			t.Errorf("error reconciles = %v, want 3", got)
+		}
 	})
-	if got := testutil.ToFloat64(met.Reconciles("test", "error")); got != 3 {
-		t.Errorf("error reconciles = %v, want 3", got)
-	}
 }
 
 // TestTerminalErrorsAreNotRetried: a Terminal error is counted and the key
-// is left alone until it changes.
+// is left alone until it changes. It runs in a testing/synctest bubble: an
+// hour of fake time, beyond the default rate limiter's longest delay
+// (1000 s), passes without a retry.
 func TestTerminalErrorsAreNotRetried(t *testing.T) {
-	s := newMemory(t)
-	put(t, s, "apps/bad", "x")
-	inf := newInformer(t, s, "apps")
-	clock := clocktest.New(time.Unix(0, 0))
-	met := controller.NewMetrics()
-	r := newRecorder(func(req controller.Request[string], _ int) (controller.Result, error) {
-		if req.Object == "x" {
-			return controller.Result{}, controller.Terminal(errors.New("spec is invalid"))
-		}
-		return controller.Result{}, nil
-	})
-	c := newController(t, controller.Config[string]{Informer: inf, Reconciler: r, Clock: clock, Metrics: met})
-	background(t, "Controller.Run", c.Run, nil)
+	synctest.Test(t, func(t *testing.T) {
+		s := newMemory(t)
+		put(t, s, "apps/bad", "x")
+		inf := newInformer(t, s, "apps")
+		met := controller.NewMetrics()
+		r := newRecorder(func(req controller.Request[string], _ int) (controller.Result, error) {
+			if req.Object == "x" {
+				return controller.Result{}, controller.Terminal(errors.New("spec is invalid"))
+			}
+			return controller.Result{}, nil
+		})
+		c := newController(t, controller.Config[string]{Informer: inf, Reconciler: r, Metrics: met})
+		background(t, "Controller.Run", c.Run, nil)
 
-	poll.Until(t, wait, "terminal error not counted", func() bool {
-		return testutil.ToFloat64(met.Reconciles("test", "terminal_error")) == 1
+		synctest.Wait()
+		if got := testutil.ToFloat64(met.Reconciles("test", "terminal_error")); got != 1 {
+			t.Fatalf("terminal_error reconciles = %v, want 1", got)
+		}
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if n := r.count("apps/bad"); n != 1 {
+			t.Errorf("a retry came after a terminal error: %d reconciles in an hour, want 1", n)
+		}
+		put(t, s, "apps/bad", "fixed")
+		synctest.Wait()
+		if req, _ := r.last("apps/bad"); req.Object != "fixed" {
+			t.Fatalf("the fixed key was not reconciled: last request %+v", req)
+		}
+		if n := r.count("apps/bad"); n != 2 {
+			t.Errorf("apps/bad reconciled %d times, want 2 (terminal, then after the change)", n)
+		}
+		if !controller.IsTerminal(fmt.Errorf("wrapped: %w", controller.Terminal(errors.New("x")))) || controller.Terminal(nil) != nil {
+			t.Errorf("IsTerminal/Terminal(nil) misbehave")
+		}
 	})
-	if clock.Armed() != 0 {
-		t.Errorf("a retry was scheduled after a terminal error")
-	}
-	clock.Step(time.Hour)
-	put(t, s, "apps/bad", "fixed")
-	poll.Until(t, wait, "the fixed key was not reconciled", func() bool {
-		req, _ := r.last("apps/bad")
-		return req.Object == "fixed"
-	})
-	if n := r.count("apps/bad"); n != 2 {
-		t.Errorf("apps/bad reconciled %d times, want 2 (terminal, then after the change)", n)
-	}
-	if !controller.IsTerminal(fmt.Errorf("wrapped: %w", controller.Terminal(errors.New("x")))) || controller.Terminal(nil) != nil {
-		t.Errorf("IsTerminal/Terminal(nil) misbehave")
-	}
 }
 
 // TestPanicsAreRecovered: a panicking reconcile does not kill the worker;
-// it is counted and retried with backoff.
+// it is counted and retried with backoff. It runs in a testing/synctest
+// bubble: the retry waits for fake time to pass.
 func TestPanicsAreRecovered(t *testing.T) {
-	s := newMemory(t)
-	put(t, s, "apps/a", "1")
-	inf := newInformer(t, s, "apps")
-	clock := clocktest.New(time.Unix(0, 0))
-	met := controller.NewMetrics()
-	r := newRecorder(func(req controller.Request[string], n int) (controller.Result, error) {
-		if n == 1 {
-			panic(fmt.Sprintf("reconcile %s: boom", req.Key))
-		}
-		return controller.Result{}, nil
-	})
-	c := newController(t, controller.Config[string]{Informer: inf, Reconciler: r, Clock: clock, Metrics: met})
-	background(t, "Controller.Run", c.Run, nil)
+	synctest.Test(t, func(t *testing.T) {
+		s := newMemory(t)
+		put(t, s, "apps/a", "1")
+		inf := newInformer(t, s, "apps")
+		met := controller.NewMetrics()
+		r := newRecorder(func(req controller.Request[string], n int) (controller.Result, error) {
+			if n == 1 {
+				panic(fmt.Sprintf("reconcile %s: boom", req.Key))
+			}
+			return controller.Result{}, nil
+		})
+		c := newController(t, controller.Config[string]{Informer: inf, Reconciler: r, Metrics: met})
+		background(t, "Controller.Run", c.Run, nil)
 
-	poll.Until(t, wait, "panic not counted or retry not armed", func() bool {
-		return testutil.ToFloat64(met.Panics("test")) == 1 && clock.Armed() == 1
+		synctest.Wait()
+		if got := testutil.ToFloat64(met.Panics("test")); got != 1 {
+			t.Fatalf("panics = %v, want 1", got)
+		}
+		if n := r.count("apps/a"); n != 1 {
+			t.Fatalf("%d reconciles with no time passed, want 1: the retry after the panic must wait a backoff", n)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if got := testutil.ToFloat64(met.Reconciles("test", "success")); got != 1 {
+			t.Fatalf("success reconciles = %v: no successful retry after the panic", got)
+		}
+		if got := testutil.ToFloat64(met.Reconciles("test", "panic")); got != 1 {
+			t.Errorf("panic reconciles = %v, want 1", got)
+		}
 	})
-	clock.Step(time.Second)
-	poll.Until(t, wait, "no successful retry after the panic", func() bool {
-		return testutil.ToFloat64(met.Reconciles("test", "success")) == 1
-	})
-	if got := testutil.ToFloat64(met.Reconciles("test", "panic")); got != 1 {
-		t.Errorf("panic reconciles = %v, want 1", got)
-	}
 }
 
-// TestRequeueAfter: Result.RequeueAfter reconciles the key again after the
-// delay, with no change of the key.
-func TestRequeueAfter(t *testing.T) {
+// TestConfigClockDrivesRequeueAfter is the package's one test of the public
+// Config.Clock option with a clocktest fake, kept for users whose
+// controllers talk to real servers, out of a testing/synctest bubble's
+// reach: Result.RequeueAfter reconciles the key again after the delay on
+// the given clock, with no change of the key. Every other test of fake time
+// here runs in a bubble instead.
+func TestConfigClockDrivesRequeueAfter(t *testing.T) {
 	s := newMemory(t)
 	put(t, s, "apps/a", "1")
 	inf := newInformer(t, s, "apps")

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
-	"github.com/regentkv/regent/clock/clocktest"
 	"github.com/regentkv/regent/informer"
 	"github.com/regentkv/regent/internal/poll"
 	"github.com/regentkv/regent/kv"
@@ -17,35 +17,40 @@ import (
 
 // TestCheckReportsStaleness: Check is nil only while the informer is synced
 // and hears from the store within StaleAfter; silence makes it ErrStale, and
-// the next word from the store makes it healthy again.
+// the next word from the store makes it healthy again. It runs in a
+// testing/synctest bubble: the silence is fake time, measured exactly.
 func TestCheckReportsStaleness(t *testing.T) {
-	// No progress notices: only the test's writes make the store speak.
-	b := memory.NewBackend(memory.WithProgressInterval(time.Hour))
-	t.Cleanup(b.Close)
-	s := b.Client()
-	t.Cleanup(func() { _ = s.Close() })
-	clock := clocktest.New(time.Unix(0, 0))
-	inf, err := informer.New(s, informer.Config[int]{Prefix: "c", Decode: atoi, Clock: clock, StaleAfter: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := inf.Check(); !errors.Is(err, informer.ErrNotSynced) || !strings.Contains(err.Error(), "not running") {
-		t.Errorf("Check before Run = %v, want ErrNotSynced saying it is not running", err)
-	}
-	run(t, inf)
-	if err := inf.WaitForCacheSync(ctxFor(t, 5*time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	if err := inf.Check(); err != nil {
-		t.Errorf("Check after sync = %v, want nil", err)
-	}
-	clock.Step(11 * time.Second)
-	err = inf.Check()
-	if !errors.Is(err, informer.ErrStale) || !strings.Contains(err.Error(), "no word from the store for 11s") {
-		t.Errorf("Check after 11s of silence = %v, want ErrStale saying for how long", err)
-	}
-	put(t, s, "c/a", "1")
-	poll.Until(t, 5*time.Second, "Check still failing after a change arrived", func() bool { return inf.Check() == nil })
+	synctest.Test(t, func(t *testing.T) {
+		// No progress notices: only the test's writes make the store speak.
+		b := memory.NewBackend(memory.WithProgressInterval(time.Hour))
+		t.Cleanup(b.Close)
+		s := b.Client()
+		t.Cleanup(func() { _ = s.Close() })
+		inf, err := informer.New(s, informer.Config[int]{Prefix: "c", Decode: atoi, StaleAfter: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := inf.Check(); !errors.Is(err, informer.ErrNotSynced) || !strings.Contains(err.Error(), "not running") {
+			t.Errorf("Check before Run = %v, want ErrNotSynced saying it is not running", err)
+		}
+		run(t, inf)
+		if err := inf.WaitForCacheSync(ctxFor(t, 5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if err := inf.Check(); err != nil {
+			t.Errorf("Check after sync = %v, want nil", err)
+		}
+		time.Sleep(11 * time.Second)
+		err = inf.Check()
+		if !errors.Is(err, informer.ErrStale) || !strings.Contains(err.Error(), "no word from the store for 11s") {
+			t.Errorf("Check after 11s of silence = %v, want ErrStale saying for how long", err)
+		}
+		put(t, s, "c/a", "1")
+		synctest.Wait() // the change has reached the informer
+		if err := inf.Check(); err != nil {
+			t.Errorf("Check after a change arrived = %v, want nil", err)
+		}
+	})
 }
 
 // TestCheckReportsStreamErrors: a broken stream makes Check fail at once,

@@ -3,11 +3,12 @@ package memory_test
 import (
 	"context"
 	"errors"
-	"github.com/regentkv/regent/clock/clocktest"
 	"strconv"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/regentkv/regent/clock/clocktest"
 	"github.com/regentkv/regent/kv"
 	"github.com/regentkv/regent/kv/memory"
 )
@@ -18,7 +19,12 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-func TestTTLExactWithFakeClock(t *testing.T) {
+// TestWithClockDrivesTTLExpiry is the package's one test of the public
+// WithClock option with a clocktest fake, kept for users whose tests cannot
+// run in a testing/synctest bubble: a TTL expires exactly when the given
+// clock says so, not by the wall clock. Every other test of fake time here
+// runs in a bubble instead.
+func TestWithClockDrivesTTLExpiry(t *testing.T) {
 	clk := clocktest.New(time.Unix(1e9, 0))
 	s := memory.New(memory.WithClock(clk))
 	defer func() { _ = s.Close() }()
@@ -36,64 +42,75 @@ func TestTTLExactWithFakeClock(t *testing.T) {
 	}
 }
 
-func TestKeepAliveAndLockExpireAfterKillWithFakeClock(t *testing.T) {
-	clk := clocktest.New(time.Unix(1e9, 0))
-	b := memory.NewBackend(memory.WithClock(clk))
-	defer b.Close()
-	a, other := b.Client(), b.Client()
-	defer func() { _ = a.Close() }()
-	defer func() { _ = other.Close() }()
-	ctx := ctxT(t)
-	if err := a.Put(ctx, "svc/a", []byte("up"), &kv.WriteOptions{TTL: time.Second, KeepAlive: true}); err != nil {
-		t.Fatal(err)
-	}
-	l, err := a.NewLock(ctx, "lock", &kv.LockOptions{TTL: 2 * time.Second, RenewDeadline: 500 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lost, err := l.Lock(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk.Step(time.Hour) // a live client keeps both however long
-	if ok, _ := other.Exists(ctx, "svc/a", nil); !ok {
-		t.Fatalf("KeepAlive key of a live client expired")
-	}
-	a.Kill()
-	if _, err := a.Get(ctx, "svc/a", nil); !errors.Is(err, kv.ErrNotReachable) {
-		t.Fatalf("Get on a killed client: %v, want %v", err, kv.ErrNotReachable)
-	}
-	isClosed := func(c <-chan struct{}) bool {
-		select {
-		case <-c:
-			return true
-		default:
-			return false
+// TestKeepAliveAndLockExpireAfterKill runs in a testing/synctest bubble:
+// the backend is made inside it, so its expiry timers run on the bubble's
+// fake time. Each time.Sleep moves that time exactly, and synctest.Wait
+// lets the timers that fired finish before the next check.
+func TestKeepAliveAndLockExpireAfterKill(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := memory.NewBackend()
+		defer b.Close()
+		a, other := b.Client(), b.Client()
+		defer func() { _ = a.Close() }()
+		defer func() { _ = other.Close() }()
+		// No deadline: the test sleeps an hour of fake time, and a hang in
+		// a bubble is reported as a deadlock anyway.
+		ctx := t.Context()
+		if err := a.Put(ctx, "svc/a", []byte("up"), &kv.WriteOptions{TTL: time.Second, KeepAlive: true}); err != nil {
+			t.Fatal(err)
 		}
-	}
-	clk.Step(499 * time.Millisecond)
-	if isClosed(lost) || l.Token() == 0 {
-		t.Fatalf("holder gave up before its RenewDeadline")
-	}
-	clk.Step(time.Millisecond)
-	if !isClosed(lost) || l.Token() != 0 {
-		t.Fatalf("holder still believes it holds the lock at its RenewDeadline (token %d)", l.Token())
-	}
-	if err := l.GuardedPut(ctx, "x", []byte("v"), nil); !errors.Is(err, kv.ErrLockLost) {
-		t.Fatalf("GuardedPut after giving up: %v, want %v", err, kv.ErrLockLost)
-	}
-	clk.Step(500 * time.Millisecond)
-	if ok, _ := other.Exists(ctx, "svc/a", nil); ok {
-		t.Fatalf("KeepAlive key still there one TTL after the kill")
-	}
-	ol, _ := other.NewLock(ctx, "lock", nil)
-	if _, err := ol.TryLock(ctx); !errors.Is(err, kv.ErrLockHeld) {
-		t.Fatalf("TryLock 1s into a 2s lock TTL: %v, want %v", err, kv.ErrLockHeld)
-	}
-	clk.Step(time.Second)
-	if _, err := ol.TryLock(ctx); err != nil {
-		t.Fatalf("TryLock after the lock TTL: %v", err)
-	}
+		l, err := a.NewLock(ctx, "lock", &kv.LockOptions{TTL: 2 * time.Second, RenewDeadline: 500 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lost, err := l.Lock(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sleep := func(d time.Duration) {
+			time.Sleep(d)
+			synctest.Wait() // the expiries due by now have run
+		}
+		sleep(time.Hour) // a live client keeps both however long
+		if ok, _ := other.Exists(ctx, "svc/a", nil); !ok {
+			t.Fatalf("KeepAlive key of a live client expired")
+		}
+		a.Kill()
+		if _, err := a.Get(ctx, "svc/a", nil); !errors.Is(err, kv.ErrNotReachable) {
+			t.Fatalf("Get on a killed client: %v, want %v", err, kv.ErrNotReachable)
+		}
+		isClosed := func(c <-chan struct{}) bool {
+			select {
+			case <-c:
+				return true
+			default:
+				return false
+			}
+		}
+		sleep(499 * time.Millisecond)
+		if isClosed(lost) || l.Token() == 0 {
+			t.Fatalf("holder gave up before its RenewDeadline")
+		}
+		sleep(time.Millisecond)
+		if !isClosed(lost) || l.Token() != 0 {
+			t.Fatalf("holder still believes it holds the lock at its RenewDeadline (token %d)", l.Token())
+		}
+		if err := l.GuardedPut(ctx, "x", []byte("v"), nil); !errors.Is(err, kv.ErrLockLost) {
+			t.Fatalf("GuardedPut after giving up: %v, want %v", err, kv.ErrLockLost)
+		}
+		sleep(500 * time.Millisecond)
+		if ok, _ := other.Exists(ctx, "svc/a", nil); ok {
+			t.Fatalf("KeepAlive key still there one TTL after the kill")
+		}
+		ol, _ := other.NewLock(ctx, "lock", nil)
+		if _, err := ol.TryLock(ctx); !errors.Is(err, kv.ErrLockHeld) {
+			t.Fatalf("TryLock 1s into a 2s lock TTL: %v, want %v", err, kv.ErrLockHeld)
+		}
+		sleep(time.Second)
+		if _, err := ol.TryLock(ctx); err != nil {
+			t.Fatalf("TryLock after the lock TTL: %v", err)
+		}
+	})
 }
 
 func TestNewLockRenewDeadline(t *testing.T) {
