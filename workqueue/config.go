@@ -13,8 +13,8 @@ type Config[T comparable] struct {
 	Name string
 
 	// Clock is the source of time for delays, rate limits and metrics.
-	// Default: clock.Real(). Tests pass a clocktest.Fake, or run in a
-	// testing/synctest bubble with the default.
+	// Default: clock.Real(). Tests run in a testing/synctest bubble with
+	// the default, or pass a clocktest.Fake where a bubble cannot go.
 	Clock clock.Clock
 
 	// RateLimiter decides how long AddRateLimited waits. Default:

@@ -81,14 +81,24 @@ func (q *Queue[T]) AddAfter(item T, duration time.Duration) {
 // (5 ms and up) never produce.
 const spinWindow = 50 * time.Microsecond
 
+// maxYields bounds the yields of one wait; then the worker parks until the
+// timer. A yield takes well under a microsecond on a busy processor and
+// more on an idle one, so this covers the spin window in practice; the
+// bound is for clocks that do not move while a goroutine spins: in a
+// testing/synctest bubble, time only advances once every goroutine is
+// durably blocked, which a yielding one never is.
+const maxYields = 1 << 12
+
 // yieldLocked lets one worker with nothing runnable wait for an item due
-// within spinWindow by yielding the processor instead of parking; the
-// caller re-checks the queue when it returns true. It drops and retakes mu.
-func (q *Queue[T]) yieldLocked() bool {
+// within spinWindow by yielding the processor instead of parking, at most
+// maxYields times per wait (*yields counts them); the caller re-checks
+// the queue when it returns true. It drops and retakes mu.
+func (q *Queue[T]) yieldLocked(yields *int) bool {
 	d := &q.delay
-	if q.spinning || len(d.heap) == 0 || d.heap[0].at-q.since() > int64(spinWindow) {
+	if q.spinning || *yields >= maxYields || len(d.heap) == 0 || d.heap[0].at-q.since() > int64(spinWindow) {
 		return false
 	}
+	*yields++
 	q.spinning = true
 	q.mu.Unlock()
 	runtime.Gosched()

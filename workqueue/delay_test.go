@@ -5,44 +5,41 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/regentkv/regent/clock"
-	"github.com/regentkv/regent/clock/clocktest"
 	"github.com/regentkv/regent/workqueue"
 )
 
-func fakeQueue[T comparable]() (*workqueue.Queue[T], *clocktest.Fake) {
-	clock := clocktest.New(epoch)
-	return workqueue.New(workqueue.Config[T]{Clock: clock}), clock
-}
-
 func TestAddAfterWaitsForTheDelay(t *testing.T) {
-	q, clock := fakeQueue[string]()
-	defer q.ShutDown()
-	q.AddAfter("a", 10*time.Second)
-	if n := q.Len(); n != 0 {
-		t.Fatalf("Len right after AddAfter = %d, want 0", n)
-	}
-	clock.Step(10*time.Second - 1)
-	if n := q.Len(); n != 0 {
-		t.Fatalf("Len 1ns before due = %d, want 0", n)
-	}
-	clock.Step(1)
-	if n := q.Len(); n != 1 {
-		t.Fatalf("Len when due = %d, want 1", n)
-	}
-	if got := mustGet(t, q); got != "a" {
-		t.Fatalf("Get = %q, want a", got)
-	}
-	q.Done("a")
-	if n := clock.Armed(); n != 0 {
-		t.Fatalf("armed timers with nothing waiting = %d, want 0", n)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		q := newQueue[string]()
+		defer q.ShutDown()
+		q.AddAfter("a", 10*time.Second)
+		if n := q.Len(); n != 0 {
+			t.Fatalf("Len right after AddAfter = %d, want 0", n)
+		}
+		advance(10*time.Second - 1)
+		if n := q.Len(); n != 0 {
+			t.Fatalf("Len 1ns before due = %d, want 0", n)
+		}
+		advance(1)
+		if n := q.Len(); n != 1 {
+			t.Fatalf("Len when due = %d, want 1", n)
+		}
+		if got := mustGet(t, q); got != "a" {
+			t.Fatalf("Get = %q, want a", got)
+		}
+		q.Done("a")
+		// That no timer stays armed once nothing waits is checked in
+		// TestWithClockDrivesDelays: a bubble cannot count timers, and an
+		// idle timer run has no effect to observe.
+	})
 }
 
 func TestAddAfterNonPositiveIsImmediate(t *testing.T) {
-	q, _ := fakeQueue[string]()
+	q := newQueue[string]()
 	defer q.ShutDown()
 	q.AddAfter("zero", 0)
 	q.AddAfter("negative", -time.Second)
@@ -62,119 +59,152 @@ func TestAddAfterKeepsTheEarlierTime(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			q, clock := fakeQueue[string]()
-			defer q.ShutDown()
-			q.AddAfter("a", tc.first)
-			q.AddAfter("a", tc.again)
-			clock.Step(tc.due - 1)
-			if n := q.Len(); n != 0 {
-				t.Fatalf("Len before %v = %d, want 0", tc.due, n)
-			}
-			clock.Step(1)
-			if n := q.Len(); n != 1 {
-				t.Fatalf("Len at %v = %d, want 1", tc.due, n)
-			}
-			q.Done(mustGet(t, q))
-			clock.Step(time.Minute)
-			if n := q.Len(); n != 0 {
-				t.Fatalf("Len after the later time = %d, want 0: one AddAfter item runs once", n)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				q := newQueue[string]()
+				defer q.ShutDown()
+				q.AddAfter("a", tc.first)
+				q.AddAfter("a", tc.again)
+				advance(tc.due - 1)
+				if n := q.Len(); n != 0 {
+					t.Fatalf("Len before %v = %d, want 0", tc.due, n)
+				}
+				advance(1)
+				if n := q.Len(); n != 1 {
+					t.Fatalf("Len at %v = %d, want 1", tc.due, n)
+				}
+				q.Done(mustGet(t, q))
+				advance(time.Minute)
+				if n := q.Len(); n != 0 {
+					t.Fatalf("Len after the later time = %d, want 0: one AddAfter item runs once", n)
+				}
+			})
 		})
 	}
 }
 
 func TestAddAfterReleasesInDueOrder(t *testing.T) {
-	q, clock := fakeQueue[string]()
-	defer q.ShutDown()
-	q.AddAfter("c", 3*time.Second)
-	q.AddAfter("a", 1*time.Second)
-	q.AddAfter("b", 2*time.Second)
-	q.AddAfter("c", 500*time.Millisecond) // moves c to the front
-	clock.Step(5 * time.Second)
-	for _, want := range []string{"c", "a", "b"} {
-		if got := mustGet(t, q); got != want {
-			t.Fatalf("Get = %q, want %q", got, want)
+	synctest.Test(t, func(t *testing.T) {
+		q := newQueue[string]()
+		defer q.ShutDown()
+		q.AddAfter("c", 3*time.Second)
+		q.AddAfter("a", 1*time.Second)
+		q.AddAfter("b", 2*time.Second)
+		q.AddAfter("c", 500*time.Millisecond) // moves c to the front
+		advance(5 * time.Second)
+		for _, want := range []string{"c", "a", "b"} {
+			if got := mustGet(t, q); got != want {
+				t.Fatalf("Get = %q, want %q", got, want)
+			}
+			q.Done(want)
 		}
-		q.Done(want)
-	}
+	})
 }
 
 func TestAddAfterDuplicateOfPendingItemCollapses(t *testing.T) {
-	q, clock := fakeQueue[string]()
-	defer q.ShutDown()
-	q.Add("a")
-	q.AddAfter("a", time.Second)
-	clock.Step(time.Second)
-	if n := q.Len(); n != 1 {
-		t.Fatalf("Len = %d, want 1: a was still pending when its delay ended", n)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		q := newQueue[string]()
+		defer q.ShutDown()
+		q.Add("a")
+		q.AddAfter("a", time.Second)
+		advance(time.Second)
+		if n := q.Len(); n != 1 {
+			t.Fatalf("Len = %d, want 1: a was still pending when its delay ended", n)
+		}
+	})
 }
 
 // One timer for the whole queue, however many items wait, and no goroutine.
+// A bubble cannot count timers (TestWithClockDrivesDelays counts them on a
+// fake clock), but a timer per item would show as allocations: each item
+// here is due before those already waiting, so every AddAfter moves the
+// timer, and arming a new one allocates it where resetting the queue's one
+// timer allocates nothing.
 func TestAddAfterUsesOneTimerAndNoGoroutine(t *testing.T) {
-	q, clock := fakeQueue[int]()
-	defer q.ShutDown()
-	before := runtime.NumGoroutine()
-	const n = 10000
-	for i := range n {
-		q.AddAfter(i, time.Duration(n-i)*time.Millisecond)
-	}
-	if got := clock.Armed(); got != 1 {
-		t.Fatalf("armed timers = %d, want 1", got)
-	}
-	if after := runtime.NumGoroutine(); after > before {
-		t.Fatalf("goroutines grew from %d to %d", before, after)
-	}
-	if next, _ := clock.NextDue(); !next.Equal(epoch.Add(time.Millisecond)) {
-		t.Fatalf("timer due at %v, want %v (the earliest item)", next, epoch.Add(time.Millisecond))
-	}
-	clock.Step(n * time.Millisecond)
-	if got := q.Len(); got != n {
-		t.Fatalf("Len = %d, want %d", got, n)
-	}
-	for i := n - 1; i >= 0; i-- { // latest added was due first
-		if got := mustGet(t, q); got != i {
-			t.Fatalf("Get = %d, want %d", got, i)
+	synctest.Test(t, func(t *testing.T) {
+		q := newQueue[int]()
+		defer q.ShutDown()
+		before := runtime.NumGoroutine()
+		const n = 10000
+		i := 0
+		// AllocsPerRun makes one uncounted call first, which creates the
+		// timer; the heap and the map grow by doubling, far below one
+		// allocation per call.
+		allocs := testing.AllocsPerRun(n-1, func() {
+			q.AddAfter(i, time.Duration(n-i)*time.Millisecond)
+			i++
+		})
+		if allocs != 0 {
+			t.Fatalf("AddAfter allocates %v times per waiting item, want 0: a timer per item?", allocs)
 		}
-		q.Done(i)
-	}
+		if after := runtime.NumGoroutine(); after > before {
+			t.Fatalf("goroutines grew from %d to %d", before, after)
+		}
+		// The timer is due for the earliest item, 1ms away.
+		advance(time.Millisecond - 1)
+		if got := q.Len(); got != 0 {
+			t.Fatalf("Len 1ns before the earliest item is due = %d, want 0", got)
+		}
+		advance(1)
+		if got := q.Len(); got != 1 {
+			t.Fatalf("Len when the earliest item is due = %d, want 1: the timer must be due for it", got)
+		}
+		advance(n*time.Millisecond - time.Millisecond)
+		if got := q.Len(); got != n {
+			t.Fatalf("Len = %d, want %d", got, n)
+		}
+		for i := n - 1; i >= 0; i-- { // latest added was due first
+			if got := mustGet(t, q); got != i {
+				t.Fatalf("Get = %d, want %d", got, i)
+			}
+			q.Done(i)
+		}
+	})
 }
 
 // Lowering the due time of the same items over and over leaves outdated
 // entries behind; they must neither resurface as duplicates nor pile up.
 func TestAddAfterRepeatedLoweringStaysCorrect(t *testing.T) {
-	q, clock := fakeQueue[int]()
-	defer q.ShutDown()
-	for round := 100; round > 0; round-- {
-		for i := range 10 {
-			q.AddAfter(i, time.Duration(round)*time.Second)
+	synctest.Test(t, func(t *testing.T) {
+		q := newQueue[int]()
+		defer q.ShutDown()
+		for round := 100; round > 0; round-- {
+			for i := range 10 {
+				q.AddAfter(i, time.Duration(round)*time.Second)
+			}
 		}
-	}
-	clock.Step(time.Second)
-	if n := q.Len(); n != 10 {
-		t.Fatalf("Len = %d, want 10", n)
-	}
-	for range 10 {
-		q.Done(mustGet(t, q))
-	}
-	clock.Step(200 * time.Second)
-	if n := q.Len(); n != 0 {
-		t.Fatalf("Len after the outdated times = %d, want 0", n)
-	}
+		advance(time.Second)
+		if n := q.Len(); n != 10 {
+			t.Fatalf("Len = %d, want 10", n)
+		}
+		for range 10 {
+			q.Done(mustGet(t, q))
+		}
+		advance(200 * time.Second)
+		if n := q.Len(); n != 0 {
+			t.Fatalf("Len after the outdated times = %d, want 0", n)
+		}
+	})
 }
 
 func TestShutDownDropsDelayedItems(t *testing.T) {
-	q, clock := fakeQueue[string]()
-	q.AddAfter("a", time.Second)
-	q.ShutDown()
-	if n := clock.Armed(); n != 0 {
-		t.Fatalf("armed timers after ShutDown = %d, want 0", n)
-	}
-	q.AddAfter("b", time.Second) // ignored
-	clock.Step(time.Hour)
-	if _, shutdown := q.Get(); !shutdown {
-		t.Fatal("Get: want shutdown; delayed items are dropped, not waited for")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		q := newQueue[string]()
+		q.AddAfter("a", time.Second)
+		// ShutDown returns only once no run of the queue's timer is
+		// pending: had it left the timer armed, it would wait the second
+		// until the timer fires. (TestWithClockDrivesDelays also counts
+		// the timers armed after ShutDown on a fake clock.)
+		start := time.Now()
+		q.ShutDown()
+		if waited := time.Since(start); waited != 0 {
+			t.Fatalf("ShutDown waited %v for the dropped item's timer, want 0: the timer is still armed", waited)
+		}
+		q.AddAfter("b", time.Second) // ignored
+		advance(time.Hour)
+		if _, shutdown := q.Get(); !shutdown {
+			t.Fatal("Get: want shutdown; delayed items are dropped, not waited for")
+		}
+	})
 }
 
 func TestAddAfterRealClock(t *testing.T) {
@@ -215,23 +245,34 @@ func TestAddAfterWakesBlockedWorker(t *testing.T) {
 }
 
 // ShutDown racing with timer callbacks must neither deadlock nor leave a
-// callback running after it returns (goleak checks the real-clock case).
+// callback running after it returns (goleak checks the real-clock case; a
+// bubble fails on a goroutine left blocked, and waits for the others).
 func TestShutDownRacesTimerCallbacks(t *testing.T) {
-	t.Run("fake clock", func(t *testing.T) {
-		for range 50 {
-			q, clock := fakeQueue[int]()
-			for i := range 20 {
-				q.AddAfter(i, time.Duration(i+1)*time.Millisecond)
-			}
-			stepped := make(chan struct{})
-			go func() {
-				defer close(stepped)
-				for range 20 {
-					clock.Step(time.Millisecond)
+	t.Run("synctest", func(t *testing.T) {
+		for round := range 50 {
+			synctest.Test(t, func(t *testing.T) {
+				q := newQueue[int]()
+				for i := range 20 {
+					q.AddAfter(i, time.Duration(i+1)*time.Millisecond)
 				}
-			}()
-			q.ShutDown()
-			recv(t, stepped, "clock steps")
+				// Wake when item k-1 falls due (before the first, for k = 0,
+				// after the last, for k = 20): ShutDown then runs while that
+				// item's timer callback does, on another goroutine.
+				k := round % 21
+				time.Sleep(time.Duration(k) * time.Millisecond)
+				q.ShutDown()
+				// Whichever took the lock first, exactly the items due by
+				// then are handed out, in due order.
+				for want := range k {
+					if got, shutdown := q.Get(); shutdown || got != want {
+						t.Fatalf("shut down at %dms: Get = %d, %v; want %d, false", k, got, shutdown, want)
+					}
+					q.Done(want)
+				}
+				if got, shutdown := q.Get(); !shutdown {
+					t.Fatalf("shut down at %dms: Get = %d, want shutdown", k, got)
+				}
+			})
 		}
 	})
 	t.Run("real clock", func(t *testing.T) {
@@ -243,43 +284,6 @@ func TestShutDownRacesTimerCallbacks(t *testing.T) {
 			q.ShutDown()
 		}
 	})
-}
-
-// deafClock's timers never fire, so only Get itself can release items.
-type deafClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *deafClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *deafClock) AfterFunc(time.Duration, func()) clock.Timer { return deafTimer{} }
-
-type deafTimer struct{}
-
-func (deafTimer) Stop() bool               { return true }
-func (deafTimer) Reset(time.Duration) bool { return true }
-
-func TestGetTakesDueItemsWithoutTheTimer(t *testing.T) {
-	clock := &deafClock{now: epoch}
-	q := workqueue.New(workqueue.Config[string]{Clock: clock})
-	defer q.ShutDown()
-	q.AddAfter("b", 2*time.Second)
-	q.AddAfter("a", time.Second)
-	q.AddAfter("later", time.Hour)
-	clock.mu.Lock()
-	clock.now = clock.now.Add(2 * time.Second)
-	clock.mu.Unlock()
-	for _, want := range []string{"a", "b"} {
-		if got := mustGet(t, q); got != want {
-			t.Fatalf("Get = %q, want %q", got, want)
-		}
-		q.Done(want)
-	}
 }
 
 // lateClock's time moves only when told to, and its timers never fire: a
@@ -308,6 +312,23 @@ type lateTimer struct{}
 func (lateTimer) Stop() bool               { return true }
 func (lateTimer) Reset(time.Duration) bool { return true }
 
+// Only Get itself can release items here: lateClock's timers never fire.
+func TestGetTakesDueItemsWithoutTheTimer(t *testing.T) {
+	clock := &lateClock{now: epoch}
+	q := workqueue.New(workqueue.Config[string]{Clock: clock})
+	defer q.ShutDown()
+	q.AddAfter("b", 2*time.Second)
+	q.AddAfter("a", time.Second)
+	q.AddAfter("later", time.Hour)
+	clock.Step(2 * time.Second)
+	for _, want := range []string{"a", "b"} {
+		if got := mustGet(t, q); got != want {
+			t.Fatalf("Get = %q, want %q", got, want)
+		}
+		q.Done(want)
+	}
+}
+
 // A delayed item whose time has come by the queue's clock is due, whether
 // or not its timer has fired yet: shutting down must hand it out, and drop
 // only what is not due.
@@ -317,50 +338,85 @@ func TestShutDownKeepsDueDelayedItems(t *testing.T) {
 		drain bool
 	}{{"ShutDown", false}, {"ShutDownWithDrain", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			clock := &lateClock{now: epoch}
-			q := workqueue.New(workqueue.Config[string]{Clock: clock})
-			q.AddAfter("due", time.Millisecond)
-			q.AddAfter("later", time.Hour)
-			clock.Step(2 * time.Millisecond) // "due" is due; its timer has not fired
-			// The shutdown starts before any worker runs, so no Get can move
-			// the item to the FIFO first.
-			drained := make(chan struct{})
-			if tc.drain {
-				go func() { defer close(drained); q.ShutDownWithDrain() }()
-				deadline := time.Now().Add(10 * time.Second)
-				for !q.ShuttingDown() {
-					if time.Now().After(deadline) {
-						t.Fatal("ShutDownWithDrain did not start within 10s")
+			// In a bubble for synctest.Wait: the queue's time is still
+			// lateClock's, so that its timer stays late.
+			synctest.Test(t, func(t *testing.T) {
+				clock := &lateClock{now: epoch}
+				q := workqueue.New(workqueue.Config[string]{Clock: clock})
+				q.AddAfter("due", time.Millisecond)
+				q.AddAfter("later", time.Hour)
+				clock.Step(2 * time.Millisecond) // "due" is due; its timer has not fired
+				// The shutdown starts before any worker runs, so no Get can
+				// move the item to the FIFO first.
+				drained := make(chan struct{})
+				if tc.drain {
+					go func() { defer close(drained); q.ShutDownWithDrain() }()
+					synctest.Wait() // the drain has started and waits for the worker
+					if !q.ShuttingDown() {
+						t.Fatal("ShutDownWithDrain blocked without shutting the queue down")
 					}
-					runtime.Gosched()
+				} else {
+					q.ShutDown()
+					close(drained)
 				}
-			} else {
-				q.ShutDown()
-				close(drained)
-			}
-			var got []string
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				for {
-					item, shutdown := q.Get()
-					if shutdown {
-						return
+				var got []string
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					for {
+						item, shutdown := q.Get()
+						if shutdown {
+							return
+						}
+						got = append(got, item)
+						q.Done(item)
 					}
-					got = append(got, item)
-					q.Done(item)
+				}()
+				for _, ch := range []chan struct{}{done, drained} {
+					select {
+					case <-ch:
+					case <-time.After(10 * time.Second):
+						t.Fatal("worker or drain still running after 10s")
+					}
 				}
-			}()
-			for _, ch := range []chan struct{}{done, drained} {
-				select {
-				case <-ch:
-				case <-time.After(10 * time.Second):
-					t.Fatal("worker or drain still running after 10s")
+				if len(got) != 1 || got[0] != "due" {
+					t.Fatalf("processed %q, want [due]: a due item was dropped, or one not due was kept", got)
 				}
-			}
-			if len(got) != 1 || got[0] != "due" {
-				t.Fatalf("processed %q, want [due]: a due item was dropped, or one not due was kept", got)
-			}
+			})
+		})
+	}
+}
+
+// TestGetWaitsForANearItemInABubble: a worker waiting for an item due
+// within the spin window yields a bounded number of times, then parks, so
+// that a testing/synctest bubble (whose clock only moves when every
+// goroutine is durably blocked) reaches the due time instead of spinning
+// for ever. Both Get and GetCtx.
+func TestGetWaitsForANearItemInABubble(t *testing.T) {
+	for _, name := range []string{"Get", "GetCtx"} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				q := workqueue.New(workqueue.Config[string]{})
+				defer q.ShutDown()
+				start := time.Now()
+				q.AddAfter("a", 10*time.Microsecond)
+				var item string
+				if name == "Get" {
+					item, _ = q.Get()
+				} else {
+					var err error
+					if item, err = q.GetCtx(t.Context()); err != nil {
+						t.Fatalf("GetCtx: %v", err)
+					}
+				}
+				if item != "a" {
+					t.Fatalf("got %q, want a", item)
+				}
+				if d := time.Since(start); d != 10*time.Microsecond {
+					t.Errorf("handed out after %v of bubble time, want exactly 10µs", d)
+				}
+				q.Done(item)
+			})
 		})
 	}
 }

@@ -54,9 +54,12 @@
 // such a callback has let go of the queue. ShutDown is idempotent. GetCtx
 // and Drain take a context and return ctx.Err() when it ends first.
 //
-// Tests drive time with clock/clocktest.Fake through Config.Clock and WithClock
-// (or run in a testing/synctest bubble with the default clock):
-// delays and backoffs then elapse exactly when the test steps the clock.
+// Tests run the queue in a testing/synctest bubble with the default clock:
+// delays and backoffs then elapse exactly when the bubble's time moves (a
+// worker waiting for an item due within microseconds yields a bounded
+// number of times, then parks, so the bubble's time does move). Where a
+// bubble cannot go (a test that also talks to a real server), Config.Clock
+// and WithClock take a clock/clocktest.Fake instead.
 //
 // # Not guaranteed
 //

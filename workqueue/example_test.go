@@ -41,38 +41,51 @@ func Example() {
 	// Output: map[default/db:1 default/web:1]
 }
 
-// Retries with per-item exponential backoff, on a fake clock so the example
-// is exact.
+// Retries with per-item exponential backoff: a key whose reconcile failed
+// goes back with AddRateLimited, after a delay that doubles at each failure,
+// until Forget resets it. The queue does the waiting; the delays are the
+// limiter's When.
 func Example_rateLimited() {
-	clock := clocktest.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	limiter, err := workqueue.Exponential[string](time.Second, time.Minute, workqueue.WithClock(clock))
+	// 1ms, 2ms, 4ms... up to 1s, short enough for the example to wait
+	// them out; DefaultRateLimiter starts at 5ms.
+	limiter, err := workqueue.Exponential[string](time.Millisecond, time.Second)
 	if err != nil {
 		panic(err)
 	}
-	q := workqueue.New(workqueue.Config[string]{Clock: clock, RateLimiter: limiter})
+	q := workqueue.New(workqueue.Config[string]{RateLimiter: limiter})
 	defer q.ShutDown()
 
 	q.Add("default/web")
 	for attempt := 1; attempt <= 3; attempt++ {
-		for q.Len() == 0 {
-			clock.Step(time.Second) // time passes only when the test says so
+		key, _ := q.Get() // blocks until the key's backoff has passed
+		if attempt < 3 {
+			q.AddRateLimited(key) // the reconcile failed: retry later
+			fmt.Printf("attempt %d failed, requeues: %d\n", attempt, q.NumRequeues(key))
+		} else {
+			q.Forget(key) // it succeeded: the next failure starts at 1ms again
+			fmt.Printf("attempt %d succeeded, requeues: %d\n", attempt, q.NumRequeues(key))
 		}
-		key, _ := q.Get()
-		fmt.Printf("attempt %d at +%v\n", attempt, clock.Now().Sub(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
-		q.AddRateLimited(key) // it failed: retry after 1s, 2s, 4s...
 		q.Done(key)
 	}
-	fmt.Println("requeues:", q.NumRequeues("default/web"))
+
+	var delays []time.Duration
+	for range 4 {
+		delays = append(delays, limiter.When("default/db"))
+	}
+	fmt.Println("delays of successive failures:", delays)
 	// Output:
-	// attempt 1 at +0s
-	// attempt 2 at +1s
-	// attempt 3 at +3s
-	// requeues: 3
+	// attempt 1 failed, requeues: 1
+	// attempt 2 failed, requeues: 2
+	// attempt 3 succeeded, requeues: 0
+	// delays of successive failures: [1ms 2ms 4ms 8ms]
 }
 
 // Rate limiters return durations; the queue does the waiting. MaxOf combines
 // a per-item backoff with an overall budget, like DefaultRateLimiter.
 func ExampleMaxOf() {
+	// The bucket refills as time passes, so its delays depend on the
+	// microseconds between calls: a fake clock, passed WithClock, holds
+	// time still to print them exactly. Production code omits it.
 	clock := clocktest.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	perItem, _ := workqueue.Exponential[string](10*time.Millisecond, time.Second, workqueue.WithClock(clock))
 	overall, _ := workqueue.Bucket[string](1, 2, workqueue.WithClock(clock)) // 1 retry/s, burst 2

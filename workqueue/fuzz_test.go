@@ -3,10 +3,10 @@ package workqueue_test
 import (
 	"slices"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/regentkv/regent/clock"
-	"github.com/regentkv/regent/clock/clocktest"
 	"github.com/regentkv/regent/workqueue"
 )
 
@@ -148,12 +148,12 @@ func (m *delayModel) shutDown() {
 	clear(m.waiting)
 }
 
-// FuzzQueue drives a queue on a fake clock with an operation sequence
-// decoded from the input, two bytes per operation, and checks every Get
-// and Len against delayModel. An odd first byte runs the queue on a clock
-// whose timers never fire (timers as late as they get): delayed items are
-// then moved only by Get and ShutDown, which must still treat as due what
-// the clock says is due.
+// FuzzQueue drives a queue in a testing/synctest bubble with an operation
+// sequence decoded from the input, two bytes per operation, and checks
+// every Get and Len against delayModel. An odd first byte runs the queue on
+// a clock whose timers never fire (timers as late as they get): delayed
+// items are then moved only by Get and ShutDown, which must still treat as
+// due what the clock says is due.
 func FuzzQueue(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 0, 2, 2, 0, 2, 0, 3, 0})
 	f.Add([]byte{1, 0, 1, 0, 2, 2, 0, 2, 0, 3, 0})
@@ -177,68 +177,71 @@ func FuzzQueue(f *testing.F) {
 		}
 		late := prog[0]%2 == 1
 		prog = prog[1:]
-		fake := clocktest.New(epoch)
-		lc := &lateClock{now: epoch}
-		var clk clock.Clock = fake
-		step := fake.Step
-		if late {
-			clk, step = lc, lc.Step
-		}
-		q := workqueue.New(workqueue.Config[int]{Clock: clk})
-		defer q.ShutDown()
-		m := newDelayModel()
-		var held []int
-		for i := 0; i+1 < len(prog); i += 2 {
-			op, arg := prog[i]%6, int(prog[i+1])
-			switch op {
-			case 0:
-				q.Add(arg % keys)
-				m.add(arg % keys)
-			case 1:
-				d := time.Duration(arg/keys%4) * time.Millisecond
-				q.AddAfter(arg%keys, d)
-				m.addAfter(arg%keys, d)
-			case 2:
-				// A Get that would find nothing blocks: it is made only
-				// when the model says it finds something (after moving
-				// what is due, as Get does first).
-				if !m.runnable() {
-					if m.shut {
-						if _, shutdown := q.Get(); !shutdown {
-							t.Fatalf("op %d: Get after ShutDown with nothing queued did not report shutdown", i/2)
+		synctest.Test(t, func(t *testing.T) {
+			// By default the queue runs on the bubble's time, and the timer
+			// callbacks due by the end of a step have run when it returns.
+			var clk clock.Clock
+			step := advance
+			if late {
+				lc := &lateClock{now: epoch}
+				clk, step = lc, lc.Step
+			}
+			q := workqueue.New(workqueue.Config[int]{Clock: clk})
+			defer q.ShutDown()
+			m := newDelayModel()
+			var held []int
+			for i := 0; i+1 < len(prog); i += 2 {
+				op, arg := prog[i]%6, int(prog[i+1])
+				switch op {
+				case 0:
+					q.Add(arg % keys)
+					m.add(arg % keys)
+				case 1:
+					d := time.Duration(arg/keys%4) * time.Millisecond
+					q.AddAfter(arg%keys, d)
+					m.addAfter(arg%keys, d)
+				case 2:
+					// A Get that would find nothing blocks: it is made only
+					// when the model says it finds something (after moving
+					// what is due, as Get does first).
+					if !m.runnable() {
+						if m.shut {
+							if _, shutdown := q.Get(); !shutdown {
+								t.Fatalf("op %d: Get after ShutDown with nothing queued did not report shutdown", i/2)
+							}
 						}
+						continue
 					}
-					continue
+					m.promote()
+					got, shutdown := q.Get()
+					if shutdown || !m.get(got) {
+						t.Fatalf("op %d: Get = %d, shutdown %v; want one of %v", i/2, got, shutdown, m.fifo[0])
+					}
+					held = append(held, got)
+				case 3:
+					if len(held) == 0 {
+						continue
+					}
+					j := arg % len(held)
+					k := held[j]
+					held = append(held[:j], held[j+1:]...)
+					q.Done(k)
+					m.done(k)
+				case 4:
+					d := time.Duration(arg%5) * time.Millisecond
+					step(d)
+					m.now += d
+					if !late {
+						m.promote() // the timer's callbacks ran during the step
+					}
+				case 5:
+					q.ShutDown()
+					m.shutDown()
 				}
-				m.promote()
-				got, shutdown := q.Get()
-				if shutdown || !m.get(got) {
-					t.Fatalf("op %d: Get = %d, shutdown %v; want one of %v", i/2, got, shutdown, m.fifo[0])
+				if got, want := q.Len(), m.len(); got != want {
+					t.Fatalf("op %d (%d, %d): Len = %d, want %d (model FIFO %v, waiting %v)", i/2, op, arg, got, want, m.fifo, m.waiting)
 				}
-				held = append(held, got)
-			case 3:
-				if len(held) == 0 {
-					continue
-				}
-				j := arg % len(held)
-				k := held[j]
-				held = append(held[:j], held[j+1:]...)
-				q.Done(k)
-				m.done(k)
-			case 4:
-				d := time.Duration(arg%5) * time.Millisecond
-				step(d)
-				m.now += d
-				if !late {
-					m.promote() // the timer's callback runs during Step
-				}
-			case 5:
-				q.ShutDown()
-				m.shutDown()
 			}
-			if got, want := q.Len(), m.len(); got != want {
-				t.Fatalf("op %d (%d, %d): Len = %d, want %d (model FIFO %v, waiting %v)", i/2, op, arg, got, want, m.fifo, m.waiting)
-			}
-		}
+		})
 	})
 }

@@ -2,6 +2,7 @@ package workqueue_test
 
 import (
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -44,4 +45,15 @@ func blocked[V any](t *testing.T, ch <-chan V, what string) {
 	}
 }
 
+// advance moves the time of the calling testing/synctest bubble forward by
+// d, then returns once every other goroutine of the bubble is durably
+// blocked or gone: the timer callbacks due by then have run to completion.
+// Call it only inside a bubble.
+func advance(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
+}
+
+// epoch is the start of the injected clocks (clocktest.Fake, lateClock);
+// tests in a synctest bubble run on the bubble's own time instead.
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -3,9 +3,9 @@ package workqueue_test
 import (
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
-	"github.com/regentkv/regent/clock/clocktest"
 	"github.com/regentkv/regent/workqueue"
 )
 
@@ -31,51 +31,52 @@ func (r *recorder) Done(d time.Duration) {
 func (r *recorder) BindInFlight(f func() workqueue.InFlight) { r.inFlight = f }
 
 func TestMetricsHook(t *testing.T) {
-	clock := clocktest.New(epoch)
-	rec := &recorder{}
-	limiter, _ := workqueue.Exponential[string](time.Second, time.Minute, workqueue.WithClock(clock))
-	q := workqueue.New(workqueue.Config[string]{Clock: clock, Metrics: rec, RateLimiter: limiter})
-	defer q.ShutDown()
-	if rec.inFlight == nil {
-		t.Fatal("New did not bind InFlight to a Metrics that asks for it")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		limiter, _ := workqueue.Exponential[string](time.Second, time.Minute)
+		q := workqueue.New(workqueue.Config[string]{Metrics: rec, RateLimiter: limiter})
+		defer q.ShutDown()
+		if rec.inFlight == nil {
+			t.Fatal("New did not bind InFlight to a Metrics that asks for it")
+		}
 
-	q.Add("a")
-	q.Add("a") // duplicate: not an add
-	q.Add("b")
-	clock.Step(3 * time.Second)
-	a := mustGet(t, q) // queued 3s
-	clock.Step(2 * time.Second)
-	b := mustGet(t, q) // queued 5s
-	clock.Step(time.Second)
-	if got, want := rec.inFlight(), (workqueue.InFlight{Processing: 2, Unfinished: 4 * time.Second, Longest: 3 * time.Second}); got != want {
-		t.Fatalf("InFlight = %+v, want %+v", got, want)
-	}
-	q.Add("a") // during processing: counts, and re-queues on Done
-	q.Done(a)  // worked 3s
-	q.Done(b)  // worked 1s
-	clock.Step(time.Second)
-	q.Done(mustGet(t, q)) // a again: queued 1s (since Done), worked 0
-	q.AddRateLimited("c")
-	clock.Step(time.Second)
-	q.Done(mustGet(t, q)) // c: runnable for 0s
+		q.Add("a")
+		q.Add("a") // duplicate: not an add
+		q.Add("b")
+		time.Sleep(3 * time.Second)
+		a := mustGet(t, q) // queued 3s
+		time.Sleep(2 * time.Second)
+		b := mustGet(t, q) // queued 5s
+		time.Sleep(time.Second)
+		if got, want := rec.inFlight(), (workqueue.InFlight{Processing: 2, Unfinished: 4 * time.Second, Longest: 3 * time.Second}); got != want {
+			t.Fatalf("InFlight = %+v, want %+v", got, want)
+		}
+		q.Add("a") // during processing: counts, and re-queues on Done
+		q.Done(a)  // worked 3s
+		q.Done(b)  // worked 1s
+		time.Sleep(time.Second)
+		q.Done(mustGet(t, q)) // a again: queued 1s (since Done), worked 0
+		q.AddRateLimited("c")
+		advance(time.Second)  // c's timer fires
+		q.Done(mustGet(t, q)) // c: runnable for 0s
 
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	if rec.adds != 4 || rec.retries != 1 {
-		t.Fatalf("adds = %d, retries = %d; want 4, 1", rec.adds, rec.retries)
-	}
-	wantQueued := []time.Duration{3 * time.Second, 5 * time.Second, time.Second, 0}
-	wantWorked := []time.Duration{3 * time.Second, time.Second, 0, 0}
-	if !equalDurations(rec.queued, wantQueued) {
-		t.Fatalf("queue latencies = %v, want %v", rec.queued, wantQueued)
-	}
-	if !equalDurations(rec.worked, wantWorked) {
-		t.Fatalf("work durations = %v, want %v", rec.worked, wantWorked)
-	}
-	if got := q.InFlight(); got != (workqueue.InFlight{}) {
-		t.Fatalf("InFlight when idle = %+v, want zero", got)
-	}
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		if rec.adds != 4 || rec.retries != 1 {
+			t.Fatalf("adds = %d, retries = %d; want 4, 1", rec.adds, rec.retries)
+		}
+		wantQueued := []time.Duration{3 * time.Second, 5 * time.Second, time.Second, 0}
+		wantWorked := []time.Duration{3 * time.Second, time.Second, 0, 0}
+		if !equalDurations(rec.queued, wantQueued) {
+			t.Fatalf("queue latencies = %v, want %v", rec.queued, wantQueued)
+		}
+		if !equalDurations(rec.worked, wantWorked) {
+			t.Fatalf("work durations = %v, want %v", rec.worked, wantWorked)
+		}
+		if got := q.InFlight(); got != (workqueue.InFlight{}) {
+			t.Fatalf("InFlight when idle = %+v, want zero", got)
+		}
+	})
 }
 
 func equalDurations(a, b []time.Duration) bool {
@@ -91,13 +92,15 @@ func equalDurations(a, b []time.Duration) bool {
 }
 
 func TestInFlightWithoutMetricsCountsOnly(t *testing.T) {
-	q, clock := fakeQueue[string]()
-	defer q.ShutDown()
-	q.Add("a")
-	mustGet(t, q)
-	clock.Step(time.Second)
-	if got, want := q.InFlight(), (workqueue.InFlight{Processing: 1}); got != want {
-		t.Fatalf("InFlight = %+v, want %+v (no durations without metrics)", got, want)
-	}
-	q.Done("a")
+	synctest.Test(t, func(t *testing.T) {
+		q := newQueue[string]()
+		defer q.ShutDown()
+		q.Add("a")
+		mustGet(t, q)
+		time.Sleep(time.Second)
+		if got, want := q.InFlight(), (workqueue.InFlight{Processing: 1}); got != want {
+			t.Fatalf("InFlight = %+v, want %+v (no durations without metrics)", got, want)
+		}
+		q.Done("a")
+	})
 }

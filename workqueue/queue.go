@@ -159,6 +159,7 @@ func (q *Queue[T]) Len() int {
 // down and has nothing left to hand out: the caller should then stop.
 func (q *Queue[T]) Get() (item T, shutdown bool) {
 	q.mu.Lock()
+	var yields int
 	for {
 		if it, ok := q.tryTakeLocked(); ok {
 			q.mu.Unlock()
@@ -168,7 +169,7 @@ func (q *Queue[T]) Get() (item T, shutdown bool) {
 			q.mu.Unlock()
 			return item, true
 		}
-		if q.yieldLocked() {
+		if q.yieldLocked(&yields) {
 			continue
 		}
 		q.waitLocked()
@@ -190,6 +191,7 @@ func (q *Queue[T]) GetCtx(ctx context.Context) (T, error) {
 			stop()
 		}
 	}()
+	var yields int
 	for {
 		if it, ok := q.tryTakeLocked(); ok {
 			q.mu.Unlock()
@@ -209,7 +211,7 @@ func (q *Queue[T]) GetCtx(ctx context.Context) (T, error) {
 		if stop == nil && ctx.Done() != nil {
 			stop = context.AfterFunc(ctx, q.wakeAll)
 		}
-		if q.yieldLocked() {
+		if q.yieldLocked(&yields) {
 			continue
 		}
 		q.waitLocked()
