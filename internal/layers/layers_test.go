@@ -38,6 +38,7 @@ var allowed = []struct {
 	{"workqueue", []string{"clock"}},
 	{"workqueue/prommetrics", []string{"workqueue"}},
 	{"controller", []string{"kv", "lock", "election", "informer", "workqueue", "workqueue/prommetrics", "clock"}},
+	{"discovery", []string{"kv", "informer"}},
 	{"internal/poll", nil},
 }
 
