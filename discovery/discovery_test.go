@@ -347,3 +347,52 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("Instances = %v, want [good]", got)
 	}
 }
+
+// TestRegistrationRestoredAfterLostSession: a registrant cut off from the
+// store for longer than its TTL loses its session or lease, and with it
+// the record; once it reaches the store again, the record comes back by
+// itself, with no call to Register.
+func TestRegistrationRestoredAfterLostSession(t *testing.T) {
+	for _, b := range backends(t) {
+		if b.heal == nil {
+			continue // memory: no session to lose
+		}
+		t.Run(b.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			defer cancel()
+			service := fmt.Sprintf("restored-%d", time.Now().UnixNano())
+			registrant := b.new(t)
+			r, err := discovery.Register(ctx, registrant, service, discovery.Instance{ID: "a", Address: "127.0.0.1:1"}, &discovery.RegisterOptions{TTL: b.ttl})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = r.Deregister(context.Background()) }()
+			w, err := discovery.NewWatcher(b.new(t), service, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			runCtx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- w.Run(runCtx) }()
+			defer func() {
+				stop()
+				if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+					t.Errorf("Watcher.Run: %v", err)
+				}
+			}()
+			if err := w.WaitForSync(ctx); err != nil {
+				t.Fatal(err)
+			}
+			listed := func() bool { return len(w.Instances()) == 1 }
+			if !listed() {
+				t.Fatal("registered instance not listed")
+			}
+			b.crash(t, registrant)
+			poll.Until(t, b.ttl+b.reap+5*time.Second, "record of the cut-off registrant did not expire", func() bool { return !listed() })
+			healed := time.Now()
+			b.heal(t, registrant)
+			poll.Until(t, 20*time.Second, "record not restored after the registrant reached the store again", listed)
+			t.Logf("%s: record restored %v after the partition ended", b.name, time.Since(healed).Round(time.Millisecond))
+		})
+	}
+}

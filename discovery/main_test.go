@@ -24,8 +24,9 @@ type backend struct {
 	name  string
 	new   func(t testing.TB) kv.Store
 	crash func(t testing.TB, s kv.Store)
-	ttl   time.Duration // the registrations' TTL: the backend's minimum or near it
-	reap  time.Duration // how late after the TTL the server may remove a record
+	heal  func(t testing.TB, s kv.Store) // ends crash's partition; nil on memory, which has no session to lose
+	ttl   time.Duration                  // the registrations' TTL: the backend's minimum or near it
+	reap  time.Duration                  // how late after the TTL the server may remove a record
 }
 
 // backends are memory and, unless -short, a real etcd, ZooKeeper and Consul
@@ -69,8 +70,8 @@ func backends(t *testing.T) []backend {
 		})
 	})
 	return append(bs,
-		backend{name: "etcd", new: etcdCut.New, crash: etcdCut.Cut, ttl: 2 * time.Second, reap: time.Second},
-		backend{name: "zookeeper", new: zkCut.New, crash: zkCut.Cut, ttl: 2 * time.Second, reap: time.Second},
-		backend{name: "consul", new: consulCut.New, crash: consulCut.Cut, ttl: 2 * time.Second, reap: time.Second},
+		backend{name: "etcd", new: etcdCut.New, crash: etcdCut.Cut, heal: etcdCut.Heal, ttl: 2 * time.Second, reap: time.Second},
+		backend{name: "zookeeper", new: zkCut.New, crash: zkCut.Cut, heal: zkCut.Heal, ttl: 2 * time.Second, reap: time.Second},
+		backend{name: "consul", new: consulCut.New, crash: consulCut.Cut, heal: consulCut.Heal, ttl: 2 * time.Second, reap: time.Second},
 	)
 }

@@ -45,3 +45,14 @@ func (c *Cutter) Cut(t testing.TB, s kv.Store) {
 	}
 	p.Cut()
 }
+
+// Heal ends Cut's partition for s: it reconnects by itself.
+func (c *Cutter) Heal(t testing.TB, s kv.Store) {
+	c.mu.Lock()
+	p := c.proxies[s]
+	c.mu.Unlock()
+	if p == nil {
+		t.Fatalf("testenv: Heal of a store the Cutter did not open")
+	}
+	p.Heal()
+}

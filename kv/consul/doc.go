@@ -41,7 +41,11 @@
 //     KeepAlive the Store shares one session per TTL and renews it every
 //     t/6 until Close, which destroys it (the keys vanish at once); a
 //     client that died takes its KeepAlive keys with it at most t after
-//     its last renewal. TTLs range from 2 x Config.SessionTTLMin
+//     its last renewal. A Store that could not renew for t (cut off from
+//     Consul) loses the session and its keys; once it reaches Consul again
+//     it writes them back on a new session, each only if still absent
+//     (keys written under a lock, by GuardedPut, are not restored), as the
+//     etcd and ZooKeeper drivers do. TTLs range from 2 x Config.SessionTTLMin
 //     (Store.MinTTL: 20s on a server with Consul's default
 //     session_ttl_min of 10s) to 48h (twice Consul's 24h session
 //     maximum); outside that, a *kv.TTLError.

@@ -28,9 +28,12 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, opts *kv.Writ
 		if opts != nil && opts.TTL > 0 {
 			return tooLargeForTxn("put", k, value)
 		}
+		s.kaKeys.writes.RLock()
+		defer s.kaKeys.writes.RUnlock()
+		defer s.kaKeys.forget(ck)
 		return s.putLarge(ctx, k, ck, value)
 	}
-	_, err = s.write(ctx, "put", k, ck, value, opts, nil)
+	_, err = s.write(ctx, "put", k, ck, value, opts, nil, true)
 	var f *txnFailure
 	if errors.As(err, &f) {
 		return fmt.Errorf("consul: put %q: %w", k, f)
@@ -81,7 +84,12 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	ck := s.consulKey(k)
+	s.kaKeys.writes.RLock()
+	defer s.kaKeys.writes.RUnlock()
 	_, err = s.txn(ctx, "delete", k, api.TxnOps{kvOp(api.KVGet, ck), kvOp(api.KVDelete, ck)})
+	if err == nil || errors.Is(err, kv.ErrOutcomeUnknown) {
+		s.kaKeys.forget(ck)
+	}
 	var f *txnFailure
 	if errors.As(err, &f) {
 		if f.OpIndex == 0 {
@@ -152,9 +160,15 @@ func (s *Store) DeleteTree(ctx context.Context, prefix string) error {
 	if err != nil {
 		return err
 	}
+	s.kaKeys.writes.RLock()
+	defer s.kaKeys.writes.RUnlock()
 	tctx, st := traceWrite(ctx)
 	_, err = s.kv.DeleteTree(s.consulDir(p), s.writeOpts(tctx))
-	return s.writeErr(ctx, "delete tree", p, err, st)
+	err = s.writeErr(ctx, "delete tree", p, err, st)
+	if err == nil || errors.Is(err, kv.ErrOutcomeUnknown) {
+		s.kaKeys.forgetBelow(s.consulDir(p))
+	}
+	return err
 }
 
 // AtomicPut writes value only if key is still at previous. The conditions
@@ -172,6 +186,9 @@ func (s *Store) AtomicPut(ctx context.Context, key string, value []byte, previou
 		if opts != nil && opts.TTL > 0 {
 			return false, nil, tooLargeForTxn("atomic put", k, value)
 		}
+		s.kaKeys.writes.RLock()
+		defer s.kaKeys.writes.RUnlock()
+		defer s.kaKeys.forget(ck)
 		return s.atomicPutLarge(ctx, k, ck, value, previous)
 	}
 	var pre api.TxnOps
@@ -182,7 +199,7 @@ func (s *Store) AtomicPut(ctx context.Context, key string, value []byte, previou
 		check.KV.Index = previous.LastIndex
 		pre = api.TxnOps{kvOp(api.KVGet, ck), check}
 	}
-	res, err := s.write(ctx, "atomic put", k, ck, value, opts, pre)
+	res, err := s.write(ctx, "atomic put", k, ck, value, opts, pre, true)
 	var f *txnFailure
 	if errors.As(err, &f) {
 		return false, nil, casError("atomic put", k, previous == nil, f)
@@ -207,7 +224,12 @@ func (s *Store) AtomicDelete(ctx context.Context, key string, previous *kv.KVPai
 	ck := s.consulKey(k)
 	check := kvOp(api.KVCheckIndex, ck)
 	check.KV.Index = previous.LastIndex
+	s.kaKeys.writes.RLock()
+	defer s.kaKeys.writes.RUnlock()
 	_, err = s.txn(ctx, "atomic delete", k, api.TxnOps{kvOp(api.KVGet, ck), check, kvOp(api.KVDelete, ck)})
+	if err == nil || errors.Is(err, kv.ErrOutcomeUnknown) {
+		s.kaKeys.forget(ck)
+	}
 	var f *txnFailure
 	if errors.As(err, &f) {
 		return false, casError("atomic delete", k, false, f)
@@ -232,7 +254,9 @@ func casError(op, key string, createOnly bool, f *txnFailure) error {
 // write runs pre followed by the operations that leave ck at value with the
 // TTL of opts, and returns the written entry. A KeepAlive session that the
 // server invalidated behind our back (it missed renewals) is replaced once.
-func (s *Store) write(ctx context.Context, op, k, ck string, value []byte, opts *kv.WriteOptions, pre api.TxnOps) (*api.KVPair, error) {
+func (s *Store) write(ctx context.Context, op, k, ck string, value []byte, opts *kv.WriteOptions, pre api.TxnOps, restorable bool) (*api.KVPair, error) {
+	s.kaKeys.writes.RLock()
+	defer s.kaKeys.writes.RUnlock()
 	for attempt := 0; ; attempt++ {
 		session, done, err := s.ttlSession(ctx, opts)
 		if err != nil {
@@ -254,12 +278,17 @@ func (s *Store) write(ctx context.Context, op, k, ck string, value []byte, opts 
 			return nil, fmt.Errorf("consul: %s %q: the TTL session was invalidated: %w", op, k, f)
 		}
 		if err != nil {
+			if errors.Is(err, kv.ErrOutcomeUnknown) {
+				s.kaKeys.forget(ck) // never restore a write that may not have happened
+			}
 			return nil, err
 		}
 		p := lastKV(res)
 		if p == nil {
 			return nil, fmt.Errorf("consul: %s %q: transaction returned no entry", op, k)
 		}
+		keepAlive := opts != nil && opts.KeepAlive && opts.TTL > 0
+		s.kaKeys.note(ck, value, ttlOf(opts), restorable && keepAlive)
 		return p, nil
 	}
 }

@@ -359,7 +359,7 @@ func (l *locker) GuardedPut(ctx context.Context, key string, value []byte, opts 
 	if !fitsTxn(ck, value) {
 		return tooLargeForTxn("guarded put", k, value)
 	}
-	_, err = l.s.write(ctx, "guarded put", k, ck, value, opts, api.TxnOps{h.checkOp()})
+	_, err = l.s.write(ctx, "guarded put", k, ck, value, opts, api.TxnOps{h.checkOp()}, false)
 	return h.guardErr("guarded put", k, err)
 }
 
@@ -377,7 +377,12 @@ func (l *locker) GuardedDelete(ctx context.Context, key string) error {
 		return fmt.Errorf("consul: guarded delete %q: %w", k, kv.ErrNotLocked)
 	}
 	ck := l.s.consulKey(k)
+	l.s.kaKeys.writes.RLock()
+	defer l.s.kaKeys.writes.RUnlock()
 	_, err = l.s.txn(ctx, "guarded delete", k, api.TxnOps{h.checkOp(), kvOp(api.KVGet, ck), kvOp(api.KVDelete, ck)})
+	if err == nil || errors.Is(err, kv.ErrOutcomeUnknown) {
+		l.s.kaKeys.forget(ck)
+	}
 	var f *txnFailure
 	if errors.As(err, &f) && f.OpIndex == 1 {
 		return fmt.Errorf("consul: guarded delete %q: %w", k, kv.ErrKeyNotFound)

@@ -190,8 +190,9 @@ func (p *keepAlivePool) get(ctx context.Context, ttl time.Duration) (string, err
 		// session: from then on its keys may be gone, and the next write
 		// gets a new session rather than one that may die under it.
 		p.s.renew(rctx, id, sent, ttl, ttl, func(err error) {
-			p.s.log.Warn("consul: keep-alive session lost; its keys are gone", zap.Duration("ttl", ttl), zap.Error(err))
+			p.s.log.Warn("consul: keep-alive session lost; its keys are gone until they are restored on a new session", zap.Duration("ttl", ttl), zap.Error(err))
 			p.drop(ttl, id)
+			_ = p.s.spawn(func() { p.restore(ttl, id) }) // fails only once the Store is closing
 		})
 	})
 	if err != nil {

@@ -41,6 +41,7 @@ type Store struct {
 	killed    atomic.Bool
 
 	sessions  *keepAlivePool
+	kaKeys    kaKeys // the KeepAlive keys to restore after a session loss
 	baselines *baselineCache
 
 	mu    sync.Mutex

@@ -1,0 +1,206 @@
+package consul
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/hashicorp/consul/api"
+	"go.uber.org/zap"
+
+	"github.com/regentkv/regent/kv"
+)
+
+// kaKeys is the bookkeeping behind restoring KeepAlive keys, as the etcd
+// and ZooKeeper drivers do: when a KeepAlive session is lost (no renewal
+// went through for its TTL, so the server invalidated it and deleted its
+// keys), the Store makes a new session and writes each of its keys back,
+// only if still absent (a key someone else wrote meanwhile is theirs). A
+// key written under a lock (GuardedPut) is never restored: the lock may
+// have passed on. The kv contract: a KeepAlive key lives while its Store is
+// open and reachable.
+type kaKeys struct {
+	// writes is held shared by every write that changes the bookkeeping,
+	// across its transaction and its note, and exclusively by a restore
+	// across each key's transaction: a Delete can then never be undone by
+	// a restore that read the key before it.
+	writes sync.RWMutex
+
+	mu   sync.Mutex
+	keys map[string]kaKey // Consul key -> last KeepAlive write
+	gen  uint64
+}
+
+type kaKey struct {
+	value []byte
+	ttl   time.Duration
+	gen   uint64 // which write: a restore forgets only what it tried
+}
+
+// note records the outcome of a successful write of ck: restored after a
+// session loss if it was a plain KeepAlive write, forgotten otherwise.
+func (k *kaKeys) note(ck string, value []byte, ttl time.Duration, keepAlive bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !keepAlive {
+		delete(k.keys, ck)
+		return
+	}
+	if k.keys == nil {
+		k.keys = map[string]kaKey{}
+	}
+	k.gen++
+	k.keys[ck] = kaKey{value: value, ttl: ttl, gen: k.gen}
+}
+
+// forget drops ck (deleted, or rewritten without KeepAlive or under a lock).
+func (k *kaKeys) forget(ck string) { k.note(ck, nil, 0, false) }
+
+// forgetBelow drops every key below the Consul directory dir.
+func (k *kaKeys) forgetBelow(dir string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for ck := range k.keys {
+		if strings.HasPrefix(ck, dir) {
+			delete(k.keys, ck)
+		}
+	}
+}
+
+// of returns a copy of the keys on sessions of ttl.
+func (k *kaKeys) of(ttl time.Duration) map[string]kaKey {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := map[string]kaKey{}
+	for ck, e := range k.keys {
+		if e.ttl == ttl {
+			out[ck] = e
+		}
+	}
+	return out
+}
+
+// forgetIf drops ck if it is still the write gen.
+func (k *kaKeys) forgetIf(ck string, gen uint64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if e, ok := k.keys[ck]; ok && e.gen == gen {
+		delete(k.keys, ck)
+	}
+}
+
+// restore runs after the KeepAlive session old of ttl was lost: it destroys
+// old (so that no key stays on a session nobody renews), then writes every
+// key of ttl back on a new session, retrying until done or the Store
+// closes.
+func (p *keepAlivePool) restore(ttl time.Duration, old string) {
+	s := p.s
+	bo := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(2*time.Second),
+		backoff.WithMaxElapsedTime(0))
+	wait := func() bool {
+		t := time.NewTimer(bo.NextBackOff())
+		defer t.Stop()
+		select {
+		case <-s.ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+	call := func(f func(ctx context.Context) error) error {
+		ctx, cancel := kv.BoundRequest(s.ctx, s.cfg.RequestTimeout)
+		defer cancel()
+		return f(ctx)
+	}
+	for {
+		err := call(func(ctx context.Context) error { return s.destroySession(ctx, old) })
+		if err == nil {
+			break
+		}
+		s.log.Debug("consul: destroying the lost keep-alive session failed; retrying", zap.String("session", old), zap.Error(err))
+		if !wait() {
+			return
+		}
+	}
+	bo.Reset()
+	restored := 0
+	for {
+		keys := s.kaKeys.of(ttl)
+		if len(keys) == 0 {
+			if restored > 0 {
+				s.log.Info("consul: keep-alive keys restored on a new session", zap.Duration("ttl", ttl), zap.Int("keys", restored))
+			}
+			return
+		}
+		var id string
+		err := call(func(ctx context.Context) error {
+			var err error
+			id, err = p.get(ctx, ttl)
+			return err
+		})
+		for ck, e := range keys {
+			if err != nil {
+				break
+			}
+			var done bool
+			err = call(func(ctx context.Context) error {
+				var err error
+				done, err = p.restoreKey(ctx, ck, e, id)
+				return err
+			})
+			var f *txnFailure
+			switch {
+			case errors.As(err, &f) && f.OpIndex == 0:
+				s.kaKeys.forgetIf(ck, e.gen) // written by someone else meanwhile: theirs now
+				err = nil
+			case errors.As(err, &f):
+				p.drop(ttl, id) // the new session is gone too
+			case err == nil && done:
+				restored++
+			}
+		}
+		if err == nil {
+			// Keys written or lost meanwhile are handled by their own
+			// writes and losses; one pass over the set taken is enough.
+			if restored > 0 {
+				s.log.Info("consul: keep-alive keys restored on a new session", zap.Duration("ttl", ttl), zap.Int("keys", restored))
+			}
+			return
+		}
+		s.log.Warn("consul: restoring keep-alive keys failed; retrying", zap.Duration("ttl", ttl), zap.Error(err))
+		if !wait() {
+			return
+		}
+	}
+}
+
+// restoreKey writes e back at ck on session id, only if ck is absent, and
+// only while no write of ck is in flight; false when ck was deleted or
+// rewritten since the loss (nothing to do).
+func (p *keepAlivePool) restoreKey(ctx context.Context, ck string, e kaKey, id string) (bool, error) {
+	k := &p.s.kaKeys
+	k.writes.Lock()
+	defer k.writes.Unlock()
+	k.mu.Lock()
+	cur, ok := k.keys[ck]
+	k.mu.Unlock()
+	if !ok || cur.gen != e.gen {
+		return false, nil
+	}
+	lock := &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVLock, Key: ck, Value: e.value, Session: id}}
+	_, err := p.s.txn(ctx, "restore keep-alive key", ck, api.TxnOps{kvOp(api.KVCheckNotExists, ck), lock})
+	return err == nil, err
+}
+
+// ttlOf is the TTL of a write with opts (0 for none).
+func ttlOf(opts *kv.WriteOptions) time.Duration {
+	if opts == nil {
+		return 0
+	}
+	return opts.TTL
+}
