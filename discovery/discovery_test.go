@@ -38,6 +38,24 @@ func server(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// runSynced runs w until the test ends (checking that Run then returns
+// cleanly) and waits for its first sync.
+func runSynced(t *testing.T, ctx context.Context, w *discovery.Watcher) {
+	t.Helper()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(runCtx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("Watcher.Run: %v", err)
+		}
+	})
+	if err := w.WaitForSync(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func ids(is []discovery.Instance) []string {
 	out := make([]string, 0, len(is))
 	for _, i := range is {
@@ -86,24 +104,8 @@ func TestRegisterWatchResolve(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			runCtx, stop := context.WithCancel(ctx)
-			done := make(chan error, 2)
-			go func() { done <- w.Run(runCtx) }()
-			go func() { done <- z1.Run(runCtx) }()
-			defer func() {
-				stop()
-				for range 2 {
-					if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-						t.Errorf("Watcher.Run: %v", err)
-					}
-				}
-			}()
-			if err := w.WaitForSync(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if err := z1.WaitForSync(ctx); err != nil {
-				t.Fatal(err)
-			}
+			runSynced(t, ctx, w)
+			runSynced(t, ctx, z1)
 			if got := ids(w.Instances()); !slices.Equal(got, []string{"a", "b", "c"}) {
 				t.Fatalf("Instances = %v, want [a b c]", got)
 			}
@@ -289,7 +291,7 @@ func TestUnhealthyAtRegisterIsNotPublished(t *testing.T) {
 // unreadable records are ignored by watchers rather than crashing them.
 func TestBadInput(t *testing.T) {
 	s := memory.New()
-	defer func() { _ = s.Close() }()
+	t.Cleanup(func() { _ = s.Close() }) // after the watcher's cleanup
 	ctx := t.Context()
 	for name, c := range map[string]struct {
 		service string
@@ -331,18 +333,7 @@ func TestBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- w.Run(runCtx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("Watcher.Run: %v", err)
-		}
-	}()
-	if err := w.WaitForSync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	runSynced(t, ctx, w)
 	if got := ids(w.Instances()); !slices.Equal(got, []string{"good"}) {
 		t.Fatalf("Instances = %v, want [good]", got)
 	}
@@ -371,18 +362,7 @@ func TestRegistrationRestoredAfterLostSession(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			runCtx, stop := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- w.Run(runCtx) }()
-			defer func() {
-				stop()
-				if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-					t.Errorf("Watcher.Run: %v", err)
-				}
-			}()
-			if err := w.WaitForSync(ctx); err != nil {
-				t.Fatal(err)
-			}
+			runSynced(t, ctx, w)
 			listed := func() bool { return len(w.Instances()) == 1 }
 			if !listed() {
 				t.Fatal("registered instance not listed")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -49,7 +50,7 @@ func run(ctx context.Context, out io.Writer, cluster *backend.Cluster) (summary,
 	sum := summary{TTL: ttl}
 	start := time.Now()
 	say := func(format string, args ...any) {
-		fmt.Fprintf(out, "%6.2fs  %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+		_, _ = fmt.Fprintf(out, "%6.2fs  %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 	}
 	say("%s; records live under %s/%s/, TTL %v", cluster.Describe(), prefix, service, ttl)
 
@@ -130,7 +131,12 @@ func run(ctx context.Context, out io.Writer, cluster *backend.Cluster) (summary,
 	wctx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan error, 1)
 	go func() { watched <- watcher.Run(wctx) }()
-	defer func() { stopWatch(); <-watched }()
+	defer func() {
+		stopWatch()
+		if err := <-watched; err != nil && !errors.Is(err, context.Canceled) {
+			say("watcher: %v", err)
+		}
+	}()
 	if err := watcher.WaitForSync(ctx); err != nil {
 		return sum, err
 	}
