@@ -215,9 +215,11 @@ func (r *Registration) watchHealth(ctx context.Context) {
 			failures, successes = 0, successes+1
 		}
 		r.mu.Lock()
+		var werr error
 		switch {
 		case !r.withdrawn && failures >= r.opts.FailureThreshold:
 			if derr := r.store.Delete(ctx, r.key); derr != nil && !errors.Is(derr, kv.ErrKeyNotFound) {
+				werr = derr
 				r.log.Warn("discovery: withdrawing the unhealthy instance failed; retrying at the next check", zap.Error(derr))
 			} else {
 				r.withdrawn = true
@@ -225,6 +227,7 @@ func (r *Registration) watchHealth(ctx context.Context) {
 			}
 		case r.withdrawn && successes >= r.opts.SuccessThreshold:
 			if perr := r.publish(ctx); perr != nil {
+				werr = perr
 				r.log.Warn("discovery: publishing the recovered instance failed; retrying at the next check", zap.Error(perr))
 			} else {
 				r.withdrawn = false
@@ -232,5 +235,10 @@ func (r *Registration) watchHealth(ctx context.Context) {
 			}
 		}
 		r.mu.Unlock()
+		if errors.Is(werr, kv.ErrClosed) {
+			// The store is closed: the record is gone with it, and
+			// nothing of this Registration can write again.
+			return
+		}
 	}
 }

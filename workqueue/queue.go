@@ -173,6 +173,7 @@ func (q *Queue[T]) Get() (item T, shutdown bool) {
 			continue
 		}
 		q.waitLocked()
+		yields = 0 // a new wait
 	}
 }
 
@@ -215,6 +216,7 @@ func (q *Queue[T]) GetCtx(ctx context.Context) (T, error) {
 			continue
 		}
 		q.waitLocked()
+		yields = 0 // a new wait
 	}
 }
 

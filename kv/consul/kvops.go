@@ -87,10 +87,12 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	s.kaKeys.writes.RLock()
 	defer s.kaKeys.writes.RUnlock()
 	_, err = s.txn(ctx, "delete", k, api.TxnOps{kvOp(api.KVGet, ck), kvOp(api.KVDelete, ck)})
-	if err == nil || errors.Is(err, kv.ErrOutcomeUnknown) {
+	var f *txnFailure
+	if err == nil || errors.Is(err, kv.ErrOutcomeUnknown) || (errors.As(err, &f) && f.OpIndex == 0) {
+		// Also when the key is already gone (its session lost, say): the
+		// caller wants it deleted, so a restore must not bring it back.
 		s.kaKeys.forget(ck)
 	}
-	var f *txnFailure
 	if errors.As(err, &f) {
 		if f.OpIndex == 0 {
 			return fmt.Errorf("consul: delete %q: %w", k, kv.ErrKeyNotFound)
@@ -227,10 +229,10 @@ func (s *Store) AtomicDelete(ctx context.Context, key string, previous *kv.KVPai
 	s.kaKeys.writes.RLock()
 	defer s.kaKeys.writes.RUnlock()
 	_, err = s.txn(ctx, "atomic delete", k, api.TxnOps{kvOp(api.KVGet, ck), check, kvOp(api.KVDelete, ck)})
-	if err == nil || errors.Is(err, kv.ErrOutcomeUnknown) {
-		s.kaKeys.forget(ck)
-	}
 	var f *txnFailure
+	if err == nil || errors.Is(err, kv.ErrOutcomeUnknown) || (errors.As(err, &f) && f.OpIndex == 0) {
+		s.kaKeys.forget(ck) // deleted, or already gone
+	}
 	if errors.As(err, &f) {
 		return false, casError("atomic delete", k, false, f)
 	}
