@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 
 	"go.uber.org/zap"
@@ -144,13 +145,7 @@ func (w *Watcher) notify() {
 }
 
 func sameInstances(a, b []Instance) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].ID != b[i].ID || a[i].Address != b[i].Address || !maps.Equal(a[i].Metadata, b[i].Metadata) {
-			return false
-		}
-	}
-	return true
+	return slices.EqualFunc(a, b, func(x, y Instance) bool {
+		return x.ID == y.ID && x.Address == y.Address && maps.Equal(x.Metadata, y.Metadata)
+	})
 }

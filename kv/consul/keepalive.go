@@ -129,12 +129,14 @@ func (p *keepAlivePool) restore(ttl time.Duration, old string) {
 	}
 	bo.Reset()
 	restored := 0
+	defer func() {
+		if restored > 0 {
+			s.log.Info("consul: keep-alive keys restored on a new session", zap.Duration("ttl", ttl), zap.Int("keys", restored))
+		}
+	}()
 	for {
 		keys := s.kaKeys.of(ttl)
 		if len(keys) == 0 {
-			if restored > 0 {
-				s.log.Info("consul: keep-alive keys restored on a new session", zap.Duration("ttl", ttl), zap.Int("keys", restored))
-			}
 			return
 		}
 		var id string
@@ -167,9 +169,6 @@ func (p *keepAlivePool) restore(ttl time.Duration, old string) {
 		if err == nil {
 			// Keys written or lost meanwhile are handled by their own
 			// writes and losses; one pass over the set taken is enough.
-			if restored > 0 {
-				s.log.Info("consul: keep-alive keys restored on a new session", zap.Duration("ttl", ttl), zap.Int("keys", restored))
-			}
 			return
 		}
 		s.log.Warn("consul: restoring keep-alive keys failed; retrying", zap.Duration("ttl", ttl), zap.Error(err))
