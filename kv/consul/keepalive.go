@@ -3,6 +3,7 @@ package consul
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -35,14 +36,15 @@ type kaKeys struct {
 }
 
 type kaKey struct {
-	value []byte
-	ttl   time.Duration
-	gen   uint64 // which write: a restore forgets only what it tried
+	value   []byte
+	ttl     time.Duration
+	session string // the session the key is locked by: only its loss takes the key
+	gen     uint64 // which write: a restore forgets only what it tried
 }
 
-// note records the outcome of a successful write of ck: restored after a
-// session loss if it was a plain KeepAlive write, forgotten otherwise.
-func (k *kaKeys) note(ck string, value []byte, ttl time.Duration, keepAlive bool) {
+// note records the outcome of a successful write of ck: restored after the
+// loss of session if it was a plain KeepAlive write, forgotten otherwise.
+func (k *kaKeys) note(ck string, value []byte, ttl time.Duration, session string, keepAlive bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if !keepAlive {
@@ -53,11 +55,20 @@ func (k *kaKeys) note(ck string, value []byte, ttl time.Duration, keepAlive bool
 		k.keys = map[string]kaKey{}
 	}
 	k.gen++
-	k.keys[ck] = kaKey{value: value, ttl: ttl, gen: k.gen}
+	k.keys[ck] = kaKey{value: value, ttl: ttl, session: session, gen: k.gen}
 }
 
 // forget drops ck (deleted, or rewritten without KeepAlive or under a lock).
-func (k *kaKeys) forget(ck string) { k.note(ck, nil, 0, false) }
+func (k *kaKeys) forget(ck string) { k.note(ck, nil, 0, "", false) }
+
+// forgetUnlessRefused forgets ck after a write of it that did not use the
+// bookkeeping (a value too large for a transaction), unless the write was
+// refused: then the key is as it was, and so is its entry.
+func (k *kaKeys) forgetUnlessRefused(ck string, err error) {
+	if err == nil || errors.Is(err, kv.ErrOutcomeUnknown) {
+		k.forget(ck)
+	}
+}
 
 // forgetBelow drops every key below the Consul directory dir.
 func (k *kaKeys) forgetBelow(dir string) {
@@ -70,13 +81,13 @@ func (k *kaKeys) forgetBelow(dir string) {
 	}
 }
 
-// of returns a copy of the keys on sessions of ttl.
-func (k *kaKeys) of(ttl time.Duration) map[string]kaKey {
+// on returns a copy of the keys locked by session id.
+func (k *kaKeys) on(id string) map[string]kaKey {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	out := map[string]kaKey{}
 	for ck, e := range k.keys {
-		if e.ttl == ttl {
+		if e.session == id {
 			out[ck] = e
 		}
 	}
@@ -92,10 +103,22 @@ func (k *kaKeys) forgetIf(ck string, gen uint64) {
 	}
 }
 
+// lose handles the loss of KeepAlive session id of ttl, found by its
+// renewer or by a write the server refused for it: the first to report it
+// (while id is still the pool's session of ttl) stops the renewer and
+// starts the restore of its keys; later reports do nothing.
+func (p *keepAlivePool) lose(ttl time.Duration, id string, why error) {
+	if !p.drop(ttl, id) {
+		return
+	}
+	p.s.log.Warn("consul: keep-alive session lost; its keys are gone until they are restored on a new session", zap.Duration("ttl", ttl), zap.Error(why))
+	_ = p.s.spawn(func() { p.restore(ttl, id) }) // fails only once the Store is closing
+}
+
 // restore runs after the KeepAlive session old of ttl was lost: it destroys
 // old (so that no key stays on a session nobody renews), then writes every
-// key of ttl back on a new session, retrying until done or the Store
-// closes.
+// key that was on old back on a new session, retrying until done or the
+// Store closes.
 func (p *keepAlivePool) restore(ttl time.Duration, old string) {
 	s := p.s
 	bo := backoff.NewExponentialBackOff(
@@ -127,6 +150,11 @@ func (p *keepAlivePool) restore(ttl time.Duration, old string) {
 			return
 		}
 	}
+	// A write on old that landed before the destroy may not have noted its
+	// key yet: wait for every write in flight. Writes after this point see
+	// old refused and move to a new session.
+	s.kaKeys.writes.Lock()
+	s.kaKeys.writes.Unlock() //nolint:staticcheck // an empty critical section is the point: a barrier
 	bo.Reset()
 	restored := 0
 	defer func() {
@@ -135,7 +163,7 @@ func (p *keepAlivePool) restore(ttl time.Duration, old string) {
 		}
 	}()
 	for {
-		keys := s.kaKeys.of(ttl)
+		keys := s.kaKeys.on(old)
 		if len(keys) == 0 {
 			return
 		}
@@ -161,14 +189,14 @@ func (p *keepAlivePool) restore(ttl time.Duration, old string) {
 				s.kaKeys.forgetIf(ck, e.gen) // written by someone else meanwhile: theirs now
 				err = nil
 			case errors.As(err, &f):
-				p.drop(ttl, id) // the new session is gone too
+				err = call(func(ctx context.Context) error { return s.lockRefused(ctx, ttl, id, f) })
 			case err == nil && done:
 				restored++
 			}
 		}
 		if err == nil {
-			// Keys written or lost meanwhile are handled by their own
-			// writes and losses; one pass over the set taken is enough.
+			// Every key taken was restored, forgotten, or rewritten by its
+			// own write since (and so no longer on old).
 			return
 		}
 		s.log.Warn("consul: restoring keep-alive keys failed; retrying", zap.Duration("ttl", ttl), zap.Error(err))
@@ -180,7 +208,7 @@ func (p *keepAlivePool) restore(ttl time.Duration, old string) {
 
 // restoreKey writes e back at ck on session id, only if ck is absent, and
 // only while no write of ck is in flight; false when ck was deleted or
-// rewritten since the loss (nothing to do).
+// rewritten since the loss (nothing to do). The key is then on id.
 func (p *keepAlivePool) restoreKey(ctx context.Context, ck string, e kaKey, id string) (bool, error) {
 	k := &p.s.kaKeys
 	k.writes.Lock()
@@ -193,7 +221,38 @@ func (p *keepAlivePool) restoreKey(ctx context.Context, ck string, e kaKey, id s
 	}
 	lock := &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVLock, Key: ck, Value: e.value, Session: id}}
 	_, err := p.s.txn(ctx, "restore keep-alive key", ck, api.TxnOps{kvOp(api.KVCheckNotExists, ck), lock})
-	return err == nil, err
+	if err != nil {
+		return false, err
+	}
+	k.mu.Lock()
+	if cur, ok := k.keys[ck]; ok && cur.gen == e.gen {
+		cur.session = id
+		k.keys[ck] = cur
+	}
+	k.mu.Unlock()
+	return true, nil
+}
+
+// lockRefused explains a lock operation of session id that the server
+// refused: if the session is gone (invalidated behind the renewer's back,
+// or just before it noticed), that is a loss of a KeepAlive session of ttl
+// (0 for none) and the error wraps errSessionGone; otherwise the key is in
+// the lock-delay of another client's Consul lock, and the error wraps
+// kv.ErrLockHeld. f is kept as text only, so that callers mapping a
+// *txnFailure by its operation index do not take this one for theirs.
+func (s *Store) lockRefused(ctx context.Context, ttl time.Duration, id string, f *txnFailure) error {
+	entry, _, err := s.client.Session().Info(id, s.queryOpts(ctx, true))
+	switch {
+	case err != nil:
+		return fmt.Errorf("the TTL session could not lock the key (%s), and reading the session failed: %w", f.Error(), s.translate(ctx, "read session", id, err))
+	case entry == nil:
+		if ttl > 0 {
+			s.sessions.lose(ttl, id, fmt.Errorf("%w: session %s, found by a write", errSessionGone, id))
+		}
+		return fmt.Errorf("%w: %s", errSessionGone, f.Error())
+	default:
+		return fmt.Errorf("%w: the key is in the lock-delay of a Consul lock that held it (%s)", kv.ErrLockHeld, f.Error())
+	}
 }
 
 // ttlOf is the TTL of a write with opts (0 for none).

@@ -3,8 +3,12 @@ package consul
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/consul/api"
 
 	"github.com/regentkv/regent/internal/poll"
 	"github.com/regentkv/regent/internal/testenv"
@@ -78,4 +82,120 @@ func TestKeepAliveRestoredAfterSessionLoss(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	poll.Until(t, 2*testMinTTL, "restored key outlived its Store", func() bool { return !exists("ka/mine") })
+}
+
+// TestKeepAliveRestoreLeavesKeysOfTheNewSession: a restore after the loss
+// of session S1 must touch only the keys that were on S1. A key this Store
+// wrote on the session that replaced it (S2) exists and is ours: the
+// restore must not read its presence as "someone else's" and forget it,
+// or a later loss of S2 would not bring it back.
+func TestKeepAliveRestoreLeavesKeysOfTheNewSession(t *testing.T) {
+	srv := agent(t)
+	s := openStore(t, testConfig(srv.Addr))
+	defer func() { _ = s.Close() }()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	ka := &kv.WriteOptions{TTL: testMinTTL, KeepAlive: true}
+	if err := s.Put(ctx, "ka2/old", []byte("o"), ka); err != nil {
+		t.Fatal(err)
+	}
+	s1, err := s.sessions.get(ctx, testMinTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// S1 is lost as far as the Store knows (no restore started yet), and
+	// the next KeepAlive write gets S2.
+	s.sessions.drop(testMinTTL, s1)
+	if err := s.Put(ctx, "ka2/new", []byte("n"), ka); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := s.sessions.get(ctx, testMinTTL)
+	if err != nil || s2 == s1 {
+		t.Fatalf("second session %q, %v; want a new one", s2, err)
+	}
+	s.sessions.restore(testMinTTL, s1)
+	// Now S2 is lost as well: both keys must come back on S3.
+	s.sessions.drop(testMinTTL, s2)
+	s.sessions.restore(testMinTTL, s2)
+	for _, k := range []string{"ka2/old", "ka2/new"} {
+		if ok, err := s.Exists(ctx, k, nil); err != nil || !ok {
+			t.Errorf("%s after the loss of both sessions: exists %v, %v; want restored", k, ok, err)
+		}
+	}
+}
+
+// TestKeepAliveRestoredAfterLossFoundByAWrite: when a KeepAlive write is
+// the first to find its session gone (the server invalidated it), the
+// other keys of that session are restored too, as when the renewer finds
+// the loss.
+func TestKeepAliveRestoredAfterLossFoundByAWrite(t *testing.T) {
+	srv := agent(t)
+	s := openStore(t, testConfig(srv.Addr))
+	defer func() { _ = s.Close() }()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	ka := &kv.WriteOptions{TTL: testMinTTL, KeepAlive: true}
+	if err := s.Put(ctx, "ka3/a", []byte("a"), ka); err != nil {
+		t.Fatal(err)
+	}
+	s1, err := s.sessions.get(ctx, testMinTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Invalidate S1 on the server behind the renewer's back, then write
+	// before the renewer's next round (a sixth of the TTL away).
+	if _, err := s.client.Session().Destroy(s1, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, "ka3/b", []byte("b"), ka); err != nil {
+		t.Fatalf("Put after the session was invalidated: %v", err)
+	}
+	poll.Until(t, 10*time.Second, "ka3/a not restored after its session was lost", func() bool {
+		ok, err := s.Exists(ctx, "ka3/a", nil)
+		return err == nil && ok
+	})
+}
+
+// TestTTLWriteOntoAKeyInLockDelay: a TTL write refused because the key is
+// in another session's lock-delay says so, and does not take the Store's
+// own KeepAlive session for lost (which would drop its other keys).
+func TestTTLWriteOntoAKeyInLockDelay(t *testing.T) {
+	srv := agent(t)
+	s := openStore(t, testConfig(srv.Addr))
+	defer func() { _ = s.Close() }()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	ka := &kv.WriteOptions{TTL: testMinTTL, KeepAlive: true}
+	if err := s.Put(ctx, "ka4/mine", []byte("m"), ka); err != nil {
+		t.Fatal(err)
+	}
+	s1, err := s.sessions.get(ctx, testMinTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another client locks ka4/delayed with a session of lock-delay 30 s
+	// and destroys it: the key is then in lock-delay for 30 s.
+	other, _, err := s.client.Session().CreateNoChecks(&api.SessionEntry{LockDelay: 30 * time.Second, TTL: "10s"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A key of its own per run: the lock-delay outlasts the test.
+	delayed := fmt.Sprintf("ka4/delayed-%d", time.Now().UnixNano())
+	ck := s.consulKey(delayed)
+	if ok, _, err := s.client.KV().Acquire(&api.KVPair{Key: ck, Session: other}, nil); err != nil || !ok {
+		t.Fatalf("acquire: %v, %v", ok, err)
+	}
+	if _, err := s.client.Session().Destroy(other, nil); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Put(ctx, delayed, []byte("x"), ka)
+	if !errors.Is(err, kv.ErrLockHeld) || !strings.Contains(err.Error(), "lock-delay") {
+		t.Fatalf("Put onto a key in lock-delay: %v; want kv.ErrLockHeld saying so", err)
+	}
+	if s2, err := s.sessions.get(ctx, testMinTTL); err != nil || s2 != s1 {
+		t.Errorf("KeepAlive session after the refused write: %q, %v; want %q kept", s2, err, s1)
+	}
+	if ok, err := s.Exists(ctx, "ka4/mine", nil); err != nil || !ok {
+		t.Errorf("ka4/mine after the refused write: %v, %v; want kept", ok, err)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/consul/api"
 
@@ -30,8 +31,9 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, opts *kv.Writ
 		}
 		s.kaKeys.writes.RLock()
 		defer s.kaKeys.writes.RUnlock()
-		defer s.kaKeys.forget(ck)
-		return s.putLarge(ctx, k, ck, value)
+		err := s.putLarge(ctx, k, ck, value)
+		s.kaKeys.forgetUnlessRefused(ck, err)
+		return err
 	}
 	_, err = s.write(ctx, "put", k, ck, value, opts, nil, true)
 	var f *txnFailure
@@ -190,8 +192,11 @@ func (s *Store) AtomicPut(ctx context.Context, key string, value []byte, previou
 		}
 		s.kaKeys.writes.RLock()
 		defer s.kaKeys.writes.RUnlock()
-		defer s.kaKeys.forget(ck)
-		return s.atomicPutLarge(ctx, k, ck, value, previous)
+		ok, pair, err := s.atomicPutLarge(ctx, k, ck, value, previous)
+		if ok || errors.Is(err, kv.ErrOutcomeUnknown) {
+			s.kaKeys.forget(ck)
+		}
+		return ok, pair, err
 	}
 	var pre api.TxnOps
 	if previous == nil {
@@ -266,19 +271,27 @@ func (s *Store) write(ctx context.Context, op, k, ck string, value []byte, opts 
 		}
 		ops := append(slices.Clone(pre), writeOps(ck, value, session)...)
 		res, err := s.txn(ctx, op, k, ops)
+		var f *txnFailure
+		if errors.As(err, &f) && session != "" && f.OpIndex == len(ops)-1 {
+			// The lock was refused: the session is gone (a KeepAlive
+			// session lost behind the renewer's back: its other keys are
+			// restored, and this write moves to a new session), or the key
+			// is in someone's lock-delay. Asked before done destroys the
+			// session of a plain TTL write.
+			var keepAliveTTL time.Duration
+			if opts.KeepAlive {
+				keepAliveTTL = opts.TTL
+			}
+			why := s.lockRefused(ctx, keepAliveTTL, session, f)
+			done(false)
+			if opts.KeepAlive && errors.Is(why, errSessionGone) && attempt == 0 {
+				continue
+			}
+			return nil, fmt.Errorf("consul: %s %q: %w", op, k, why)
+		}
 		// A session whose write may have landed is left to its TTL:
 		// destroying it would delete the key it may hold.
 		done(err == nil || errors.Is(err, kv.ErrOutcomeUnknown))
-		var f *txnFailure
-		if errors.As(err, &f) && session != "" && f.OpIndex == len(ops)-1 {
-			if opts.KeepAlive {
-				s.sessions.drop(opts.TTL, session)
-				if attempt == 0 {
-					continue
-				}
-			}
-			return nil, fmt.Errorf("consul: %s %q: the TTL session was invalidated: %w", op, k, f)
-		}
 		if err != nil {
 			if errors.Is(err, kv.ErrOutcomeUnknown) {
 				s.kaKeys.forget(ck) // never restore a write that may not have happened
@@ -290,7 +303,7 @@ func (s *Store) write(ctx context.Context, op, k, ck string, value []byte, opts 
 			return nil, fmt.Errorf("consul: %s %q: transaction returned no entry", op, k)
 		}
 		keepAlive := opts != nil && opts.KeepAlive && opts.TTL > 0
-		s.kaKeys.note(ck, value, ttlOf(opts), restorable && keepAlive)
+		s.kaKeys.note(ck, value, ttlOf(opts), session, restorable && keepAlive)
 		return p, nil
 	}
 }

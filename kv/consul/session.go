@@ -189,11 +189,7 @@ func (p *keepAlivePool) get(ctx context.Context, ttl time.Duration) (string, err
 		// TTL without a renewal is when the server may invalidate the
 		// session: from then on its keys may be gone, and the next write
 		// gets a new session rather than one that may die under it.
-		p.s.renew(rctx, id, sent, ttl, ttl, func(err error) {
-			p.s.log.Warn("consul: keep-alive session lost; its keys are gone until they are restored on a new session", zap.Duration("ttl", ttl), zap.Error(err))
-			p.drop(ttl, id)
-			_ = p.s.spawn(func() { p.restore(ttl, id) }) // fails only once the Store is closing
-		})
+		p.s.renew(rctx, id, sent, ttl, ttl, func(err error) { p.lose(ttl, id, err) })
 	})
 	if err != nil {
 		cancel()
@@ -204,14 +200,17 @@ func (p *keepAlivePool) get(ctx context.Context, ttl time.Duration) (string, err
 	return id, nil
 }
 
-// drop forgets session id of ttl (if still current) and stops its renewer.
-func (p *keepAlivePool) drop(ttl time.Duration, id string) {
+// drop forgets session id of ttl and stops its renewer; false if id was
+// not (or no longer) the pool's session of ttl.
+func (p *keepAlivePool) drop(ttl time.Duration, id string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if ks, ok := p.m[ttl]; ok && ks.id == id {
 		ks.cancel()
 		delete(p.m, ttl)
+		return true
 	}
+	return false
 }
 
 // destroyAll destroys every session of the pool, removing their keys at
