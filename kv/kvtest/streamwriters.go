@@ -27,7 +27,9 @@ const (
 // ends in the store's final state at a batch revision at least the
 // store's revision after the last write. A batch at revision R promises
 // every change up to R: an event below R arriving after it is one the
-// stream had claimed to have delivered.
+// stream had claimed to have delivered, and so is a put at or below R
+// (puts are compare-and-swaps here, which return their revision) newer
+// than the last event of its key by then.
 func testEventsConcurrentWriters(e *env) {
 	_, st := e.streamer()
 	p := e.key("p")
@@ -52,6 +54,7 @@ func testEventsConcurrentWriters(e *env) {
 	for i := range writers {
 		writers[i] = e.store()
 	}
+	puts := &writeLog{}
 	errs := make(chan error, streamWriters)
 	var wg sync.WaitGroup
 	for w, s := range writers {
@@ -61,11 +64,13 @@ func testEventsConcurrentWriters(e *env) {
 				k := keys[rng.IntN(len(keys))]
 				var err error
 				if rng.IntN(3) == 0 {
-					if err = s.Delete(e.ctx, k); errorsIs(err, kv.ErrKeyNotFound) {
+					if err = s.Delete(e.ctx, k); err == nil {
+						puts.deleted(w, k)
+					} else if errorsIs(err, kv.ErrKeyNotFound) {
 						err = nil
 					}
 				} else {
-					err = s.Put(e.ctx, k, fmt.Appendf(nil, "w%d-%d", w, i), nil)
+					err = casPut(e, s, w, k, fmt.Appendf(nil, "w%d-%d", w, i), puts)
 				}
 				if err != nil {
 					errs <- fmt.Errorf("writer %d op %d on %q: %w", w, i, k, err)
@@ -76,6 +81,14 @@ func testEventsConcurrentWriters(e *env) {
 	}
 	var lastBatch, lastEv uint64
 	state := map[string]string{}
+	// seen[k] is the revision of the last event of k; claims keeps it for
+	// every batch, checked against the writers' puts at the end.
+	seen := map[string]uint64{}
+	type claim struct {
+		rev  uint64
+		seen map[string]uint64
+	}
+	var claims []claim
 	apply := func(b kv.EventBatch) {
 		e.Helper()
 		if b.Err != nil {
@@ -99,6 +112,7 @@ func testEventsConcurrentWriters(e *env) {
 					ev.Type, k, ev.Pair.Revision, lastEv, claimed, b.Revision, seed)
 			}
 			lastEv = ev.Pair.Revision
+			seen[k] = ev.Pair.Revision
 			switch ev.Type {
 			case kv.EventPut:
 				state[k] = string(ev.Pair.Value)
@@ -106,6 +120,7 @@ func testEventsConcurrentWriters(e *env) {
 				delete(state, k)
 			}
 		}
+		claims = append(claims, claim{rev: b.Revision, seen: maps.Clone(seen)})
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -147,5 +162,102 @@ func testEventsConcurrentWriters(e *env) {
 			e.Fatalf("Events: after the writers, state %v at batch revision %d; want %v at %d or later", state, lastBatch, want, final)
 		}
 		apply(next(e, ch, updateWait, "Events"))
+	}
+	// A batch at R claims every change up to R: the latest put of k at or
+	// below R must have been delivered by then, unless a delete of k
+	// after it may be at or below R too (a delete returns no revision: it
+	// lies between its writer's puts before and after it).
+	for _, c := range claims {
+		for k, r := range puts.latest(c.rev) {
+			if c.seen[k] < r && !puts.mayBeDeleted(k, r, c.rev) {
+				e.Fatalf("Events: a batch at revision %d claimed every change up to it, but the put of %q at %d was not delivered (last event of it: %d; seed %d)",
+					c.rev, k, r, c.seen[k], seed)
+			}
+		}
+	}
+}
+
+// writeLog is what the writers did, per writer in order: puts with their
+// revisions, and deletes (without: a delete returns none).
+type writeLog struct {
+	mu  sync.Mutex
+	ops [streamWriters][]loggedWrite
+}
+
+type loggedWrite struct {
+	key string
+	rev uint64 // 0 for a delete
+}
+
+func (l *writeLog) put(w int, k string, rev uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ops[w] = append(l.ops[w], loggedWrite{key: k, rev: rev})
+}
+
+func (l *writeLog) deleted(w int, k string) { l.put(w, k, 0) }
+
+// latest returns, per key, the revision of its latest put at or below rev.
+func (l *writeLog) latest(rev uint64) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, ops := range l.ops {
+		for _, o := range ops {
+			if o.rev != 0 && o.rev <= rev && o.rev > out[o.key] {
+				out[o.key] = o.rev
+			}
+		}
+	}
+	return out
+}
+
+// mayBeDeleted reports whether a delete of k may lie after revision after
+// and at or below upTo: its bounds are its writer's puts around it.
+func (l *writeLog) mayBeDeleted(k string, after, upTo uint64) bool {
+	for _, ops := range l.ops {
+		for i, o := range ops {
+			if o.rev != 0 || o.key != k {
+				continue
+			}
+			lo, hi := uint64(0), ^uint64(0)
+			for j := i - 1; j >= 0 && lo == 0; j-- {
+				lo = ops[j].rev
+			}
+			for j := i + 1; j < len(ops) && hi == ^uint64(0); j++ {
+				if ops[j].rev != 0 {
+					hi = ops[j].rev
+				}
+			}
+			// The delete is in (lo, hi): it may be in (after, upTo] unless
+			// it is surely at or before after, or surely past upTo.
+			if hi > after+1 && lo < upTo {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// casPut writes value at k with a compare-and-swap, which returns the
+// revision of the write (Put does not), and logs it as writer w's.
+func casPut(e *env, s kv.Store, w int, k string, value []byte, log *writeLog) error {
+	for {
+		cur, err := s.Get(e.ctx, k, nil)
+		if errorsIs(err, kv.ErrKeyNotFound) {
+			cur, err = nil, nil
+		}
+		if err != nil {
+			return err
+		}
+		ok, pair, err := s.AtomicPut(e.ctx, k, value, cur, nil)
+		switch {
+		case errorsIs(err, kv.ErrKeyModified), errorsIs(err, kv.ErrKeyExists), errorsIs(err, kv.ErrKeyNotFound):
+			continue // another writer came between
+		case err != nil:
+			return err
+		case !ok || pair == nil || pair.Revision == 0:
+			return fmt.Errorf("AtomicPut of %q: %v, %+v; want true and the written pair's revision", k, ok, pair)
+		}
+		log.put(w, k, pair.Revision)
+		return nil
 	}
 }

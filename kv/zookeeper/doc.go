@@ -101,6 +101,15 @@
 // trees are read again and compared with their copies, because
 // go-zookeeper re-arms watches on a best-effort basis.
 //
+// A batch's Revision R claims every key as it was at R. Where a read
+// merged writes it cannot date (a version jump; children that came and
+// went between two child lists; a listed child gone before it was read;
+// a directory znode written since it was last seen, i.e. a key put and
+// deleted unseen), the batch claims no revision inside that unknown span
+// and holds the changes past it for a later step, so R lags a little
+// behind the writes under contention. kvtest's concurrent-writers case
+// checks it against the revisions of every put.
+//
 // # Memory
 //
 // A watched tree costs, per znode, its path and a 56-byte copy of the

@@ -192,7 +192,7 @@ func (t *tree) replaySince(loaded []change, after, floor uint64) ([]change, erro
 				return nil, gap(st.Mzxid)
 			}
 			if n.isKey && t.reportsAsKey(p) {
-				out = append(out, change{key: t.s.key(p), pair: read[t.s.key(p)], rev: uint64(st.Mzxid)})
+				out = append(out, change{key: t.s.key(p), pair: read[t.s.key(p)], rev: uint64(st.Mzxid), since: uint64(st.Mzxid)})
 			}
 		case uint64(st.Mzxid) > after && p != t.base():
 			return nil, gap(st.Mzxid)
@@ -261,9 +261,14 @@ func (s *Store) stream(ctx context.Context, t *tree, pos uint64, replay []change
 		if !t.in.pending() {
 			claim = t.rev
 		}
+		if err != nil {
+			// The claim covers notifications taken but not handled: no
+			// batch may claim it. What was handled goes with the end.
+			held = nil
+		}
 		var ready []change
-		ready, held = settle(append(held, chs...), claim)
-		if len(ready) > 0 || progress {
+		ready, held, claim = settle(append(held, chs...), claim, pos)
+		if err == nil && (len(ready) > 0 || progress) {
 			if !send(batchOf(ready, &pos, claim)) {
 				return
 			}
@@ -293,36 +298,66 @@ func (s *Store) stream(ctx context.Context, t *tree, pos uint64, replay []change
 	}
 }
 
-// settle splits changes, in handling order, into those a batch caught up
-// to claim can carry, sorted by revision, and those read past claim, in
-// handling order. A change past claim cannot be sent yet: a notification
-// still queued may be of a change to another key below its revision, and
-// that change would then arrive after the batch that claimed it (a read
-// of one key can see a zxid before the stream has handled everything up
-// to it). Each key sends its latest state at or below claim; when its
-// latest state is held, an earlier one at or below claim is still sent,
-// so that a key written faster than the stream catches up is not starved.
-// Everything held was seen by the step that held it, so the next step's
-// claim covers it: held changes wait one step at most.
-func settle(chs []change, claim uint64) (ready, held []change) {
-	last := make(map[string]int, len(chs))   // latest change per key
-	caught := make(map[string]int, len(chs)) // latest at or below claim
-	for i, c := range chs {
-		last[c.key] = i
-		if c.rev <= claim {
-			caught[c.key] = i
+// settle splits changes, in handling order, into those a batch can carry,
+// sorted by revision, and those it must hold for a later step, in handling
+// order, and returns the revision the batch may claim: at most claim (the
+// revision the stream has caught up to), at least pos (the last batch's).
+//
+// A change past claim cannot be sent yet: a notification still queued may
+// be of a change to another key below its revision, and that change would
+// then arrive after the batch that claimed it (a read of one key can see a
+// zxid before the stream has handled everything up to it). A held change
+// also bounds the claim: the batch leaves its key as the reader last saw
+// it, which is the key's state only below the change's since (a read that
+// merged unseen writes into one change does not know when they were).
+// So the claim is lowered below the since of every key's first held
+// change, holding what is then past it, until it settles. Each key sends
+// its latest state at or below the claim, so that a key written faster
+// than the stream catches up still gets its earlier states out. Everything
+// held was seen by the step that held it, so the next step's claim covers
+// it.
+func settle(chs []change, claim, pos uint64) (ready, held []change, claimed uint64) {
+	claimed = max(claim, pos)
+	for lowered := true; lowered; {
+		lowered = false
+		first := map[string]bool{} // keys whose first held change was met
+		for _, c := range chs {
+			if c.rev <= claimed || first[c.key] {
+				continue
+			}
+			first[c.key] = true
+			// The previous batch (at pos) had every key right, so a key
+			// differs no earlier than pos+1 whatever its since says.
+			if since := max(c.since, pos+1); claimed >= since {
+				claimed, lowered = since-1, true
+			}
 		}
 	}
+	// Per key: its latest change at or below the claim before its first
+	// held one is sent; that held change and all after it are held.
+	caught := make(map[string]int, len(chs))
+	heldFrom := map[string]bool{}
+	for i, c := range chs {
+		if heldFrom[c.key] || c.rev > claimed {
+			heldFrom[c.key] = true
+			continue
+		}
+		caught[c.key] = i
+	}
+	clear(heldFrom)
 	for i, c := range chs {
 		switch {
-		case last[c.key] == i && c.rev > claim:
+		case heldFrom[c.key] || c.rev > claimed:
+			heldFrom[c.key] = true
 			held = append(held, c)
-		case c.rev <= claim && caught[c.key] == i:
-			ready = append(ready, c)
+		case !c.gap:
+			if j, ok := caught[c.key]; ok && j == i {
+				ready = append(ready, c)
+			}
 		}
 	}
 	sortByRevision(ready)
-	return ready, held
+	return ready, held, claimed
 }
 
 // batchOf makes the batch of chs, caught up to claim, and at least to

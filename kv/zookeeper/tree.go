@@ -74,7 +74,29 @@ type change struct {
 	key  string
 	pair *kv.KVPair
 	rev  uint64
+	// since is the first revision at which the key may differ from its
+	// state before this change: rev when the stats show this change was
+	// the only one since the state the tree had (exact), lower when the
+	// read may have merged earlier, unseen changes into this one. A
+	// stream that holds this change back may claim revisions below since
+	// only (see settle). 0: unknown.
+	since uint64
+	// gap marks no change of a key but changes the stats show and no read
+	// saw (children created and deleted between two child lists): the
+	// subtree's state in [since, rev) is unknown, so no batch may claim a
+	// revision in it. key names the znode, so that settle keeps one gap
+	// per znode apart from keys. Never sent.
+	gap bool
 }
+
+// gapOf is the gap of znode p whose children changed unseen after from
+// and before to.
+func gapOf(p string, from, to int64) change {
+	return change{key: gapKey(p), rev: uint64(to), since: uint64(from) + 1, gap: true}
+}
+
+// gapKey is the change key of a gap at znode p: no key starts with NUL.
+func gapKey(p string) string { return "\x00" + p }
 
 // errReconnected says the connection came back on the same session:
 // go-zookeeper re-arms the watches, but only on a best-effort basis (a
@@ -166,7 +188,10 @@ func (t *tree) readSubtree(p string) ([]change, error) {
 			return nil, err
 		}
 	}
-	var out []change
+	out, err := t.vanishedInWalk(p, nodes)
+	if err != nil {
+		return nil, err
+	}
 	// One slab for the nodes: a big tree is read once and its nodes live
 	// as long as it does.
 	slab := make([]tnode, len(nodes))
@@ -188,11 +213,67 @@ func (t *tree) readSubtree(p string) ([]change, error) {
 		}
 		t.noteZxid(n.stat.Mzxid)
 		t.noteZxid(n.stat.Pzxid)
+		if !t.in.single && n.stat.Cversion != n.stat.NumChildren {
+			// Children of this new znode came and went before this first
+			// read: what was below it in between is unknown.
+			out = append(out, gapOf(n.path, n.stat.Czxid-1, n.stat.Pzxid))
+		}
+		if !n.isKey && n.stat.Version > 0 && t.reportsAsKey(n.path) {
+			// A directory written since its creation was a key for a
+			// while (Delete leaves the znode): put and deleted unseen.
+			out = append(out, gapOf(n.path, n.stat.Czxid-1, n.stat.Mzxid))
+		}
 		if n.isKey && t.reportsAsKey(n.path) {
 			// The key shares the path's bytes (a substring unless
 			// escaped), which the node map keeps anyway.
-			out = append(out, change{key: t.s.key(n.path), pair: pairOf(t.s.key(n.path), n.value, &n.stat), rev: uint64(n.stat.Mzxid)})
+			// Absent before its creation; exact when never written since.
+			out = append(out, change{key: t.s.key(n.path), pair: pairOf(t.s.key(n.path), n.value, &n.stat),
+				rev: uint64(n.stat.Mzxid), since: uint64(n.stat.Czxid)})
 		}
+	}
+	return out, nil
+}
+
+// vanishedInWalk returns a gap for every znode a walk of p listed (or was
+// asked to read: p itself) but found deleted when it came to read it: it
+// existed, unread, for a while nobody knows, so its parent's subtree is
+// unknown from the last batch until the delete. The delete's zxid is at
+// most its parent's pzxid, read now.
+func (t *tree) vanishedInWalk(p string, nodes []*walked) ([]change, error) {
+	if t.in.single {
+		return nil, nil
+	}
+	read := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		read[n.path] = true
+	}
+	var gone []string
+	if !read[p] && p != t.base() {
+		gone = append(gone, p)
+	}
+	for _, n := range nodes {
+		for _, c := range n.children {
+			if n.path == t.s.root && isReserved(c) {
+				continue
+			}
+			if q := n.path + "/" + c; !read[q] {
+				gone = append(gone, q)
+			}
+		}
+	}
+	var out []change
+	for _, q := range gone {
+		ok, st, err := t.s.conn.Exists(parent(q))
+		if err != nil {
+			return nil, err
+		}
+		rev := t.rev
+		if ok {
+			rev = max(rev, uint64(st.Pzxid))
+		}
+		g := gapOf(q, 0, int64(rev))
+		g.since = 0 // unknown: from the last batch on
+		out = append(out, g)
 	}
 	return out, nil
 }
@@ -207,7 +288,8 @@ func (t *tree) drop(p string, rev uint64) []change {
 		delete(t.nodes, q)
 		delete(t.values, q)
 		if n.isKey && t.reportsAsKey(q) {
-			out = append(out, change{key: t.s.key(q), rev: rev})
+			// Unseen writes may have come before the delete.
+			out = append(out, change{key: t.s.key(q), rev: rev, since: uint64(n.stat.Mzxid) + 1})
 		}
 	}
 	if par, ok := t.nodes[parent(p)]; ok {
@@ -280,6 +362,7 @@ func (t *tree) handle(ev zk.Event) ([]change, error) {
 		}
 		if st.Cversion-n.stat.Cversion != accounted {
 			t.lost = true // children created and deleted unseen
+			out = append(out, gapOf(ev.Path, n.stat.Pzxid, st.Pzxid))
 		}
 		n.gone, n.stat.Cversion, n.stat.Pzxid = 0, st.Cversion, st.Pzxid
 		for _, c := range added {
@@ -290,6 +373,9 @@ func (t *tree) handle(ev zk.Event) ([]change, error) {
 			}
 			for _, ch := range more {
 				// A new key already rewritten: its first values are lost.
+				if ch.gap {
+					continue
+				}
 				if nd := t.nodes[t.s.path(ch.key)]; nd != nil && nd.stat.Mzxid != nd.stat.Czxid {
 					t.lost = true
 				}
@@ -325,8 +411,10 @@ func (t *tree) refresh(p string) ([]change, error) {
 	if st.Mzxid == old.stat.Mzxid {
 		return nil, nil // already seen
 	}
+	since := uint64(st.Mzxid) // one write since the cached state: exact
 	if st.Version != old.stat.Version+1 {
 		t.lost = true
+		since = uint64(old.stat.Mzxid) + 1
 	}
 	t.noteZxid(st.Mzxid)
 	v, isKey := decode(data)
@@ -346,9 +434,13 @@ func (t *tree) refresh(p string) ([]change, error) {
 	}
 	switch {
 	case isKey:
-		return []change{{key: t.s.key(p), pair: pairOf(t.s.key(p), v, st), rev: uint64(st.Mzxid)}}, nil
+		return []change{{key: t.s.key(p), pair: pairOf(t.s.key(p), v, st), rev: uint64(st.Mzxid), since: since}}, nil
 	case wasKey:
-		return []change{{key: t.s.key(p), rev: uint64(st.Mzxid)}}, nil
+		return []change{{key: t.s.key(p), rev: uint64(st.Mzxid), since: since}}, nil
+	case since < uint64(st.Mzxid):
+		// Not a key before nor now, but written more than once since: it
+		// may have been one in between (put, then deleted).
+		return []change{{key: gapKey(p), rev: uint64(st.Mzxid), since: since, gap: true}}, nil
 	}
 	return nil, nil
 }
@@ -542,7 +634,18 @@ func (t *tree) reconcile() ([]change, error) {
 			}
 			if p != t.s.root && n.stat.Cversion-o.stat.Cversion != diff {
 				t.lost = true
+				out = append(out, gapOf(p, o.stat.Pzxid, n.stat.Pzxid))
 			}
+		}
+		// Exact when the stats show one write since the cached state.
+		since := uint64(n.stat.Czxid)
+		switch {
+		case had && o.stat.Czxid != n.stat.Czxid:
+			since = uint64(o.stat.Mzxid) + 1
+		case had && n.stat.Version == o.stat.Version+1:
+			since = uint64(n.stat.Mzxid)
+		case had:
+			since = uint64(o.stat.Mzxid) + 1
 		}
 		switch {
 		case !counts:
@@ -550,20 +653,32 @@ func (t *tree) reconcile() ([]change, error) {
 			if (had && n.stat.Version != o.stat.Version+1) || (!had && n.stat.Mzxid != n.stat.Czxid) {
 				t.lost = true
 			}
-			out = append(out, change{key: t.s.key(p), pair: read[t.s.key(p)], rev: uint64(n.stat.Mzxid)})
+			out = append(out, change{key: t.s.key(p), pair: read[t.s.key(p)], rev: uint64(n.stat.Mzxid), since: since})
 		case !n.isKey && had && o.isKey:
-			out = append(out, change{key: t.s.key(p), rev: uint64(n.stat.Mzxid)})
+			out = append(out, change{key: t.s.key(p), rev: uint64(n.stat.Mzxid), since: since})
+		case !n.isKey && since < uint64(n.stat.Mzxid):
+			// Not a key before nor now, but written unseen: it may have
+			// been one in between.
+			out = append(out, change{key: gapKey(p), rev: uint64(n.stat.Mzxid), since: since, gap: true})
 		}
 	}
 	for p, o := range old {
 		if _, ok := t.nodes[p]; ok || !o.isKey || !t.reportsAsKey(p) {
 			continue
 		}
+		// The delete's zxid is at most the pzxid of the nearest ancestor
+		// still there (as in vanished); t.rev when the base is gone too.
 		rev := t.rev
-		if par, ok := t.nodes[parent(p)]; ok {
-			rev = uint64(par.stat.Pzxid)
+		for a := parent(p); ; a = parent(a) {
+			if anc, ok := t.nodes[a]; ok {
+				rev = uint64(anc.stat.Pzxid)
+				break
+			}
+			if a == t.base() || a == "/" {
+				break
+			}
 		}
-		out = append(out, change{key: t.s.key(p), rev: rev})
+		out = append(out, change{key: t.s.key(p), rev: rev, since: uint64(o.stat.Mzxid) + 1})
 	}
 	return out, nil
 }
