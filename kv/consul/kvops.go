@@ -462,3 +462,13 @@ func (s *Store) checkTTL(opts *kv.WriteOptions) error {
 	}
 	return nil
 }
+
+// CheckWriteOptions implements kv.OptionsChecker.
+func (s *Store) CheckWriteOptions(opts *kv.WriteOptions) error {
+	if err := s.checkTTL(opts); err != nil {
+		return fmt.Errorf("consul: %w", err)
+	}
+	return nil
+}
+
+var _ kv.OptionsChecker = (*Store)(nil)

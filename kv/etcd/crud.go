@@ -280,3 +280,13 @@ func (s *Store) checkTTL(opts *kv.WriteOptions) error {
 	}
 	return err
 }
+
+// CheckWriteOptions implements kv.OptionsChecker.
+func (s *Store) CheckWriteOptions(opts *kv.WriteOptions) error {
+	if err := s.checkTTL(opts); err != nil {
+		return fmt.Errorf("etcd: %w", err)
+	}
+	return nil
+}
+
+var _ kv.OptionsChecker = (*Store)(nil)

@@ -2,6 +2,7 @@ package kvtest
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/regentkv/regent/kv"
@@ -145,7 +146,10 @@ func testTTLBelowMin(e *env) {
 			e.Fatalf("TTLError.Min = %v, want the harness MinTTL %v", te.Min, min)
 		}
 		e.wantMissing(s, k)
+		wantOptionsChecked(e, s, &kv.WriteOptions{TTL: min - time.Nanosecond}, min)
 	}
+	wantOptionsChecked(e, s, &kv.WriteOptions{TTL: max(e.h.MinTTL, time.Millisecond)}, 0)
+	wantOptionsChecked(e, s, &kv.WriteOptions{TTL: -time.Second}, -1)
 	at := max(e.h.MinTTL, time.Millisecond)
 	e.mustPut(s, k, "v", &kv.WriteOptions{TTL: at})
 	e.wantGone(s, k, at+e.h.TTLSlack+2*time.Second)
@@ -171,6 +175,8 @@ func testKeepAliveTTLBelowMin(e *env) {
 		}
 	}
 	wantMin("Put(KeepAlive, TTL below the minimum)", s.Put(e.ctx, k, []byte("v"), &kv.WriteOptions{TTL: below, KeepAlive: true}))
+	wantOptionsChecked(e, s, &kv.WriteOptions{TTL: below, KeepAlive: true}, m)
+	wantOptionsChecked(e, s, &kv.WriteOptions{TTL: m, KeepAlive: true}, 0)
 	_, _, err := s.AtomicPut(e.ctx, k, []byte("v"), nil, &kv.WriteOptions{TTL: below, KeepAlive: true})
 	wantMin("AtomicPut(KeepAlive, TTL below the minimum)", err)
 	l, err := s.NewLock(e.ctx, e.key("lock"), &kv.LockOptions{TTL: below})
@@ -270,4 +276,27 @@ func testBelowDeletedKeepAlive(e *env) {
 		}
 	}
 	e.wantValue(s, k+"/child", "below")
+}
+
+// wantOptionsChecked: a store's kv.OptionsChecker (every regent driver has
+// one) agrees with its writes: opts is refused with a *TTLError whose Min
+// is min (min < 0: any Min), or accepted when min is 0.
+func wantOptionsChecked(e *env, s kv.Store, opts *kv.WriteOptions, min time.Duration) {
+	e.Helper()
+	c, ok := s.(kv.OptionsChecker)
+	if !ok {
+		e.Fatalf("%T does not implement kv.OptionsChecker", s)
+	}
+	err := c.CheckWriteOptions(opts)
+	if min == 0 {
+		if err != nil {
+			e.Fatalf("CheckWriteOptions(%+v) = %v; want nil, as a write takes it", *opts, err)
+		}
+		return
+	}
+	wantTTLError(e, fmt.Sprintf("CheckWriteOptions(%+v)", *opts), err)
+	var te *kv.TTLError
+	if errors.As(err, &te); min > 0 && te.Min != min {
+		e.Fatalf("CheckWriteOptions(%+v): TTLError.Min = %v; want %v, as a write says", *opts, te.Min, min)
+	}
 }

@@ -302,3 +302,13 @@ func (s *Store) endErr() error {
 	}
 	return fmt.Errorf("memory: %w", kv.ErrClosed)
 }
+
+// CheckWriteOptions implements kv.OptionsChecker.
+func (s *Store) CheckWriteOptions(opts *kv.WriteOptions) error {
+	if err := kv.CheckWriteOptions(opts, MinTTL); err != nil {
+		return fmt.Errorf("memory: %w", err)
+	}
+	return nil
+}
+
+var _ kv.OptionsChecker = (*Store)(nil)

@@ -23,15 +23,22 @@ func (s *Store) checkWrite(op, key string, value []byte, opts *kv.WriteOptions) 
 	if err := kv.CheckValue(value); err != nil {
 		return "", fmt.Errorf("zookeeper: %s %q: %w", op, k, err)
 	}
-	if err := kv.CheckWriteOptions(opts, MinTTL); err != nil {
+	if err := s.checkOptions(opts); err != nil {
 		return "", fmt.Errorf("zookeeper: %s %q: %w", op, k, err)
 	}
-	if opts != nil && opts.KeepAlive {
-		if err := s.checkSessionTTL(opts.TTL); err != nil {
-			return "", fmt.Errorf("zookeeper: %s %q: %w", op, k, err)
-		}
-	}
 	return k, nil
+}
+
+// checkOptions is kv.CheckWriteOptions with the ZooKeeper minimum, and the
+// session timeout as the minimum of a KeepAlive TTL.
+func (s *Store) checkOptions(opts *kv.WriteOptions) error {
+	if err := kv.CheckWriteOptions(opts, MinTTL); err != nil {
+		return err
+	}
+	if opts != nil && opts.KeepAlive {
+		return s.checkSessionTTL(opts.TTL)
+	}
+	return nil
 }
 
 // checkSessionTTL refuses a TTL for something that lives as long as the
@@ -542,3 +549,13 @@ func (s *mutation) deleteBelow(ctx context.Context, p string) error {
 	}
 	return nil
 }
+
+// CheckWriteOptions implements kv.OptionsChecker.
+func (s *Store) CheckWriteOptions(opts *kv.WriteOptions) error {
+	if err := s.checkOptions(opts); err != nil {
+		return fmt.Errorf("zookeeper: %w", err)
+	}
+	return nil
+}
+
+var _ kv.OptionsChecker = (*Store)(nil)
