@@ -29,7 +29,12 @@
 //     to 0.2 s) after the process dies or loses the store, and is restored
 //     by the store itself after it lost and regained its session or lease.
 //     Deregister deletes it at once and nothing of the Registration
-//     writes again.
+//     writes again; a health-loop write in flight is waited for, never
+//     cancelled (a cancelled write can still land after the delete). A
+//     Deregister whose delete failed can be called again.
+//   - The health loop ends with Deregister or when the store is closed
+//     (a watch of the record tells it, as a healthy instance writes
+//     nothing).
 //   - With a Health check, the record is withdrawn only after
 //     FailureThreshold failed checks in a row and published again only
 //     after SuccessThreshold passed checks in a row: one blip does not make
@@ -43,7 +48,9 @@
 //     empty set (so that balancers drop instances that are gone, rather
 //     than keep them as they do on a resolver error).
 //   - Bad names, addresses and options fail with ErrInvalidInstance; a TTL
-//     the backend cannot honour with its *kv.TTLError.
+//     the backend cannot honour with its *kv.TTLError, from Register
+//     itself (kv.OptionsChecker), also when the first health check fails
+//     and nothing is written yet.
 //
 // # Not guaranteed
 //

@@ -89,12 +89,13 @@ type Registration struct {
 	opts  RegisterOptions
 	log   *zap.Logger
 
-	cancel context.CancelFunc
-	done   chan struct{} // closed when the health loop has returned
+	cancel context.CancelFunc // stops the health loop (not a write in flight)
+	done   chan struct{}      // closed when the health loop has returned
 
 	mu        sync.Mutex // serialises the record's writes with Deregister
 	withdrawn bool
-	ended     bool
+	stopped   bool // Deregister was called: nothing publishes again
+	deleted   bool // Deregister's delete succeeded
 }
 
 // Register publishes inst as an instance of service in s, under
@@ -118,6 +119,11 @@ func Register(ctx context.Context, s kv.Store, service string, inst Instance, op
 	value, err := encode(inst)
 	if err != nil {
 		return nil, err
+	}
+	// Checked before the health check: an instance unhealthy at first
+	// writes nothing yet, so no write would say it.
+	if err := kv.CheckStoreWriteOptions(s, &kv.WriteOptions{TTL: o.TTL, KeepAlive: true}); err != nil {
+		return nil, fmt.Errorf("discovery: register %q: %w", dir+"/"+inst.ID, err)
 	}
 	r := &Registration{
 		store: s, key: dir + "/" + inst.ID, value: value, opts: o,
@@ -147,6 +153,14 @@ func Register(ctx context.Context, s kv.Store, service string, inst Instance, op
 	return r, nil
 }
 
+// writeContext bounds one write of the health loop. It is not derived
+// from the loop's ctx: Deregister must not cancel a write in flight,
+// which could then still land on the server after its delete; it waits
+// for it instead. A write that takes longer than the TTL is pointless.
+func (r *Registration) writeContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), r.opts.TTL)
+}
+
 // Key is the record's key in the store.
 func (r *Registration) Key() string { return r.key }
 
@@ -155,25 +169,33 @@ func (r *Registration) Key() string { return r.key }
 func (r *Registration) Withdrawn() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.withdrawn || r.ended
+	return r.withdrawn || r.stopped
 }
 
-// Deregister stops the health checks and deletes the record at once.
-// It is idempotent; after it, nothing of the Registration writes again.
-// If the delete fails (ctx ended, store unreachable), the error says so
-// and the record still goes within TTL once the store is closed.
+// Deregister stops the health checks and deletes the record at once. A
+// health-loop write in flight is waited for (within ctx), not cancelled:
+// cancelled, it might still land after the delete. After Deregister
+// returns, nothing of the Registration writes again. If the delete fails
+// (ctx ended, store unreachable), the error says so, a later Deregister
+// tries again, and the record goes within TTL once the store is closed.
+// Once the delete succeeded, Deregister returns nil.
 func (r *Registration) Deregister(ctx context.Context) error {
 	r.cancel()
-	<-r.done
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return fmt.Errorf("discovery: deregister %q: waiting for the health loop's write in flight: %w", r.key, ctx.Err())
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.ended {
+	r.stopped = true
+	if r.deleted {
 		return nil
 	}
-	r.ended = true
 	if err := r.store.Delete(ctx, r.key); err != nil && !errors.Is(err, kv.ErrKeyNotFound) {
 		return fmt.Errorf("discovery: deregister %q: %w", r.key, err)
 	}
+	r.deleted = true
 	return nil
 }
 
@@ -192,18 +214,54 @@ func (r *Registration) check(ctx context.Context) (err error) {
 	return r.opts.Health(ctx)
 }
 
-// watchHealth runs the health checks until ctx ends, withdrawing and
-// publishing the record as the thresholds say.
+// watchHealth runs the health checks until ctx ends or the store is
+// closed, withdrawing and publishing the record as the thresholds say. A
+// watch of the record tells it that the store closed: a healthy instance
+// writes nothing, so no write would.
 func (r *Registration) watchHealth(ctx context.Context) {
 	defer close(r.done)
 	t := time.NewTicker(r.opts.HealthInterval)
 	defer t.Stop()
+	var closed <-chan kv.KeyUpdate
+	watch := func() bool {
+		ch, err := r.store.Watch(ctx, r.key, nil)
+		switch {
+		case errors.Is(err, kv.ErrClosed):
+			return false
+		case err != nil:
+			closed = nil // tried again at the next check
+			r.log.Debug("discovery: watching the record failed; retrying at the next check", zap.Error(err))
+		default:
+			closed = ch
+		}
+		return true
+	}
+	if !watch() {
+		return
+	}
 	var failures, successes int
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case u, ok := <-closed:
+			switch {
+			case ctx.Err() != nil:
+				return
+			case !ok || errors.Is(u.Err, kv.ErrClosed):
+				if !ok && !r.storeClosed(ctx) {
+					closed = nil
+					continue
+				}
+				return // the record went with the store
+			case u.Err != nil:
+				closed = nil
+			}
+			continue
 		case <-t.C:
+		}
+		if closed == nil && !watch() {
+			return
 		}
 		err := r.check(ctx)
 		if ctx.Err() != nil {
@@ -214,31 +272,44 @@ func (r *Registration) watchHealth(ctx context.Context) {
 		} else {
 			failures, successes = 0, successes+1
 		}
-		r.mu.Lock()
-		var werr error
-		switch {
-		case !r.withdrawn && failures >= r.opts.FailureThreshold:
-			if derr := r.store.Delete(ctx, r.key); derr != nil && !errors.Is(derr, kv.ErrKeyNotFound) {
-				werr = derr
-				r.log.Warn("discovery: withdrawing the unhealthy instance failed; retrying at the next check", zap.Error(derr))
-			} else {
-				r.withdrawn = true
-				r.log.Warn("discovery: instance withdrawn: health check failing", zap.Int("failures", failures), zap.Error(err))
-			}
-		case r.withdrawn && successes >= r.opts.SuccessThreshold:
-			if perr := r.publish(ctx); perr != nil {
-				werr = perr
-				r.log.Warn("discovery: publishing the recovered instance failed; retrying at the next check", zap.Error(perr))
-			} else {
-				r.withdrawn = false
-				r.log.Info("discovery: instance published again: health check passing", zap.Int("successes", successes))
-			}
-		}
-		r.mu.Unlock()
-		if errors.Is(werr, kv.ErrClosed) {
-			// The store is closed: the record is gone with it, and
-			// nothing of this Registration can write again.
-			return
+		if werr := r.act(failures, successes, err); errors.Is(werr, kv.ErrClosed) {
+			return // the record went with the store
 		}
 	}
+}
+
+// storeClosed reports whether the store is closed, after a watch of the
+// record ended without saying why.
+func (r *Registration) storeClosed(ctx context.Context) bool {
+	_, err := r.store.Exists(ctx, r.key, nil)
+	return errors.Is(err, kv.ErrClosed)
+}
+
+// act withdraws or publishes the record after a check, as the thresholds
+// say, and returns the write's error if one failed.
+func (r *Registration) act(failures, successes int, checkErr error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return nil
+	}
+	wctx, cancel := r.writeContext()
+	defer cancel()
+	switch {
+	case !r.withdrawn && failures >= r.opts.FailureThreshold:
+		if err := r.store.Delete(wctx, r.key); err != nil && !errors.Is(err, kv.ErrKeyNotFound) {
+			r.log.Warn("discovery: withdrawing the unhealthy instance failed; retrying at the next check", zap.Error(err))
+			return err
+		}
+		r.withdrawn = true
+		r.log.Warn("discovery: instance withdrawn: health check failing", zap.Int("failures", failures), zap.Error(checkErr))
+	case r.withdrawn && successes >= r.opts.SuccessThreshold:
+		if err := r.publish(wctx); err != nil {
+			r.log.Warn("discovery: publishing the recovered instance failed; retrying at the next check", zap.Error(err))
+			return err
+		}
+		r.withdrawn = false
+		r.log.Info("discovery: instance published again: health check passing", zap.Int("successes", successes))
+	}
+	return nil
 }
