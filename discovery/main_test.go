@@ -35,8 +35,12 @@ func backends(t *testing.T) []backend {
 	mem := memory.NewBackend()
 	t.Cleanup(mem.Close)
 	bs := []backend{{
-		name:  "memory",
-		new:   func(testing.TB) kv.Store { return mem.Client() },
+		name: "memory",
+		new: func(t testing.TB) kv.Store {
+			s := mem.Client()
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		},
 		crash: func(_ testing.TB, s kv.Store) { s.(*memory.Store).Kill() },
 		ttl:   time.Second,
 		reap:  100 * time.Millisecond,

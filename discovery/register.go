@@ -47,6 +47,9 @@ type RegisterOptions struct {
 	SuccessThreshold int
 	// Logger defaults to zap.NewNop().
 	Logger *zap.Logger
+	// Metrics, optional, records whether the record is published, its
+	// withdrawals, and its losses and restores (see NewMetrics).
+	Metrics *Metrics
 }
 
 func (o *RegisterOptions) withDefaults() (RegisterOptions, error) {
@@ -83,11 +86,12 @@ func (o *RegisterOptions) withDefaults() (RegisterOptions, error) {
 // Registration is one instance registered by Register. Its methods are safe
 // for concurrent use.
 type Registration struct {
-	store kv.Store
-	key   string
-	value []byte
-	opts  RegisterOptions
-	log   *zap.Logger
+	store   kv.Store
+	key     string
+	value   []byte
+	opts    RegisterOptions
+	log     *zap.Logger
+	metrics *registrationMetrics // nil without RegisterOptions.Metrics
 
 	cancel context.CancelFunc // stops the health loop (not a write in flight)
 	done   chan struct{}      // closed when the health loop has returned
@@ -96,6 +100,7 @@ type Registration struct {
 	withdrawn bool
 	stopped   bool // Deregister was called: nothing publishes again
 	deleted   bool // Deregister's delete succeeded
+	lost      bool // the record went while published; the store restores it
 }
 
 // Register publishes inst as an instance of service in s, under
@@ -130,6 +135,9 @@ func Register(ctx context.Context, s kv.Store, service string, inst Instance, op
 		log:  o.Logger.With(zap.String("service", service), zap.String("instance", inst.ID)),
 		done: make(chan struct{}),
 	}
+	if o.Metrics != nil {
+		r.metrics = &registrationMetrics{m: o.Metrics, service: service, instance: inst.ID}
+	}
 	healthy := true
 	if o.Health != nil {
 		healthy = r.check(ctx) == nil
@@ -142,14 +150,10 @@ func Register(ctx context.Context, s kv.Store, service string, inst Instance, op
 		r.withdrawn = true
 		r.log.Warn("discovery: instance unhealthy at registration: not published until its health check passes")
 	}
-	if o.Health == nil {
-		close(r.done)
-		r.cancel = func() {}
-		return r, nil
-	}
+	r.metrics.setPublished(healthy)
 	lctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	go r.watchHealth(lctx)
+	go r.run(lctx)
 	return r, nil
 }
 
@@ -196,6 +200,7 @@ func (r *Registration) Deregister(ctx context.Context) error {
 		return fmt.Errorf("discovery: deregister %q: %w", r.key, err)
 	}
 	r.deleted = true
+	r.metrics.deregistered()
 	return nil
 }
 
@@ -214,25 +219,36 @@ func (r *Registration) check(ctx context.Context) (err error) {
 	return r.opts.Health(ctx)
 }
 
-// watchHealth runs the health checks until ctx ends or the store is
-// closed, withdrawing and publishing the record as the thresholds say. A
-// watch of the record tells it that the store closed: a healthy instance
-// writes nothing, so no write would.
-func (r *Registration) watchHealth(ctx context.Context) {
+// run follows the record until ctx ends or the store is closed, and runs
+// the health checks if there are any, withdrawing and publishing the
+// record as the thresholds say. A watch of the record tells it that the
+// record was lost (and restored, by the store) and that the store closed:
+// a healthy instance writes nothing, so no write would.
+func (r *Registration) run(ctx context.Context) {
 	defer close(r.done)
-	t := time.NewTicker(r.opts.HealthInterval)
-	defer t.Stop()
-	var closed <-chan kv.KeyUpdate
+	var tick <-chan time.Time
+	if r.opts.Health != nil {
+		t := time.NewTicker(r.opts.HealthInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	// Without health checks nothing ticks: a failed watch is opened again
+	// after retryWatch.
+	retry := time.NewTimer(retryWatch)
+	retry.Stop()
+	defer retry.Stop()
+	var updates <-chan kv.KeyUpdate
 	watch := func() bool {
 		ch, err := r.store.Watch(ctx, r.key, nil)
 		switch {
 		case errors.Is(err, kv.ErrClosed):
 			return false
 		case err != nil:
-			closed = nil // tried again at the next check
-			r.log.Debug("discovery: watching the record failed; retrying at the next check", zap.Error(err))
+			updates = nil
+			retry.Reset(retryWatch)
+			r.log.Debug("discovery: watching the record failed; retrying", zap.Error(err))
 		default:
-			closed = ch
+			updates = ch
 		}
 		return true
 	}
@@ -244,23 +260,31 @@ func (r *Registration) watchHealth(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case u, ok := <-closed:
+		case <-retry.C:
+			if updates == nil && !watch() {
+				return
+			}
+			continue
+		case u, ok := <-updates:
 			switch {
 			case ctx.Err() != nil:
 				return
 			case !ok || errors.Is(u.Err, kv.ErrClosed):
-				if !ok && !r.storeClosed(ctx) {
-					closed = nil
-					continue
+				if ok || r.storeClosed(ctx) {
+					return // the record went with the store
 				}
-				return // the record went with the store
+				updates = nil
+				retry.Reset(retryWatch)
 			case u.Err != nil:
-				closed = nil
+				updates = nil
+				retry.Reset(retryWatch)
+			default:
+				r.observe(u.Pair != nil)
 			}
 			continue
-		case <-t.C:
+		case <-tick:
 		}
-		if closed == nil && !watch() {
+		if updates == nil && !watch() {
 			return
 		}
 		err := r.check(ctx)
@@ -275,6 +299,29 @@ func (r *Registration) watchHealth(ctx context.Context) {
 		if werr := r.act(failures, successes, err); errors.Is(werr, kv.ErrClosed) {
 			return // the record went with the store
 		}
+	}
+}
+
+// retryWatch is how long a failed watch of the record waits to be opened
+// again.
+const retryWatch = time.Second
+
+// observe notes what the watch of the record saw: gone while published
+// (lost with the store's session or lease, or deleted by someone else),
+// or back after that.
+func (r *Registration) observe(present bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.stopped:
+	case !present && !r.withdrawn && !r.lost:
+		r.lost = true
+		r.metrics.recordLost()
+		r.log.Warn("discovery: record gone from the store while registered (its session or lease was lost, or someone deleted it); the store restores a lost one")
+	case present && r.lost:
+		r.lost = false
+		r.metrics.recordRestored()
+		r.log.Info("discovery: record back in the store")
 	}
 }
 
@@ -301,7 +348,8 @@ func (r *Registration) act(failures, successes int, checkErr error) error {
 			r.log.Warn("discovery: withdrawing the unhealthy instance failed; retrying at the next check", zap.Error(err))
 			return err
 		}
-		r.withdrawn = true
+		r.withdrawn, r.lost = true, false
+		r.metrics.withdrawn()
 		r.log.Warn("discovery: instance withdrawn: health check failing", zap.Int("failures", failures), zap.Error(checkErr))
 	case r.withdrawn && successes >= r.opts.SuccessThreshold:
 		if err := r.publish(wctx); err != nil {
@@ -309,6 +357,7 @@ func (r *Registration) act(failures, successes int, checkErr error) error {
 			return err
 		}
 		r.withdrawn = false
+		r.metrics.setPublished(true)
 		r.log.Info("discovery: instance published again: health check passing", zap.Int("successes", successes))
 	}
 	return nil

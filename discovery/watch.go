@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/regentkv/regent/informer"
@@ -26,8 +27,10 @@ type WatchOptions struct {
 	OnChange func(instances []Instance)
 	// Logger defaults to zap.NewNop().
 	Logger *zap.Logger
-	// Metrics, when set, is updated by the watcher's informer.
-	Metrics *informer.Metrics
+	// Metrics, optional, has the number of instances the watcher holds.
+	Metrics *Metrics
+	// InformerMetrics, optional, is updated by the watcher's informer.
+	InformerMetrics *informer.Metrics
 }
 
 // Watcher is an always-current set of one service's instances, cached by an
@@ -37,7 +40,8 @@ type Watcher struct {
 	inf      *informer.Informer[Instance]
 	match    map[string]string
 	onChange func([]Instance)
-	reg      informer.Registration // of the OnChange handler; nil without
+	count    prometheus.Gauge      // instances held; nil without Metrics
+	reg      informer.Registration // of the change handler; nil without OnChange and Metrics
 
 	mu   sync.Mutex // serialises OnChange calls and their dedup
 	last []Instance
@@ -59,7 +63,7 @@ func NewWatcher(s kv.Store, service string, opts *WatchOptions) (*Watcher, error
 		Prefix:  dir,
 		Decode:  decode,
 		Logger:  o.Logger,
-		Metrics: o.Metrics,
+		Metrics: o.InformerMetrics,
 		OnError: func(key string, err error) {
 			if o.Logger != nil {
 				o.Logger.Warn("discovery: unreadable instance record ignored", zap.String("key", key), zap.Error(err))
@@ -70,7 +74,10 @@ func NewWatcher(s kv.Store, service string, opts *WatchOptions) (*Watcher, error
 		return nil, fmt.Errorf("discovery: watch %q: %w", service, err)
 	}
 	w := &Watcher{inf: inf, match: o.Match, onChange: o.OnChange}
-	if w.onChange != nil {
+	if o.Metrics != nil {
+		w.count = o.Metrics.instances.WithLabelValues(service)
+	}
+	if w.onChange != nil || w.count != nil {
 		changed := func() { w.notify() }
 		reg, err := inf.AddEventHandler(informer.Handler[Instance]{
 			Name:     "discovery",
@@ -128,8 +135,9 @@ func (w *Watcher) Instances() []Instance {
 // nil when it is, an error saying why not otherwise.
 func (w *Watcher) Check() error { return w.inf.Check() }
 
-// notify calls OnChange with the current set when it differs from the last
-// one sent (a change to an instance outside Match changes nothing).
+// notify counts the current set and calls OnChange with it when it
+// differs from the last one sent (a change to an instance outside Match
+// changes nothing).
 func (w *Watcher) notify() {
 	if !w.inf.HasSynced() {
 		return
@@ -137,7 +145,10 @@ func (w *Watcher) notify() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	now := w.Instances()
-	if w.sent && sameInstances(w.last, now) {
+	if w.count != nil {
+		w.count.Set(float64(len(now)))
+	}
+	if w.onChange == nil || (w.sent && sameInstances(w.last, now)) {
 		return
 	}
 	w.last, w.sent = now, true
