@@ -34,7 +34,12 @@ func TestMetrics(t *testing.T) {
 		runCtx, stop := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- w.Run(runCtx) }()
-		defer func() { stop(); _ = <-done }()
+		defer func() {
+			stop()
+			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("Watcher.Run: %v", err)
+			}
+		}()
 		if err := w.WaitForSync(ctx); err != nil {
 			t.Fatal(err)
 		}
