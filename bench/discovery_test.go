@@ -30,9 +30,11 @@ const discoveryTTL = 2 * time.Second
 //
 //   - register-to-seen: from the call to Register to a Watcher on another
 //     Store listing the instance (regent), next to a raw client's write
-//     to its own watch's event for it (raw: etcd clientv3 Watch, Consul
-//     blocking List, ZooKeeper ChildrenW), the floor any registry on that
-//     backend has;
+//     with a TTL (etcd: on a lease; Consul: acquired by a delete-behaviour
+//     session; ZooKeeper: an ephemeral znode) to its own watch delivering
+//     the record (etcd clientv3 Watch, Consul blocking List, ZooKeeper
+//     ChildrenW then a re-list and a read of the new znode, as its events
+//     carry no data), the floor any registry on that backend has;
 //   - crash-to-removal: from the registrant's connection being cut (its
 //     machine gone: no Deregister) to the Watcher dropping the instance,
 //     with a TTL of discoveryTTL: what it costs over the TTL.
@@ -180,22 +182,33 @@ func benchCrashToRemoval(b *testing.B, ctx context.Context, be electionBackend) 
 }
 
 func rawEtcdSeen(b *testing.B, addr string) {
-	cl, err := clientv3.New(clientv3.Config{Endpoints: []string{addr}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	dial := func() *clientv3.Client {
+		cl, err := clientv3.New(clientv3.Config{Endpoints: []string{addr}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return cl
+	}
+	// The registrant and the watcher are two processes: two clients.
+	cl, watcher := dial(), dial()
+	defer func() { _ = cl.Close() }()
+	defer func() { _ = watcher.Close() }()
+	// A registration needs a TTL: the record is on a lease, as regent's.
+	lease, err := cl.Grant(context.Background(), int64(discoveryTTL/time.Second))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer func() { _ = cl.Close() }()
 	prefix := fmt.Sprintf("/bench/raw-seen-%d/", time.Now().UnixNano())
 	wctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	wch := cl.Watch(clientv3.WithRequireLeader(wctx), prefix, clientv3.WithPrefix(), clientv3.WithCreatedNotify())
+	wch := watcher.Watch(clientv3.WithRequireLeader(wctx), prefix, clientv3.WithPrefix(), clientv3.WithCreatedNotify())
 	<-wch // created
 	var samples []time.Duration
 	b.ResetTimer()
 	for i := range b.N {
 		key := fmt.Sprintf("%si%d", prefix, i)
 		t0 := time.Now()
-		if _, err := cl.Put(context.Background(), key, "127.0.0.1:1"); err != nil {
+		if _, err := cl.Put(context.Background(), key, "127.0.0.1:1", clientv3.WithLease(lease.ID)); err != nil {
 			b.Fatal(err)
 		}
 		for seen := false; !seen; {
@@ -210,12 +223,24 @@ func rawEtcdSeen(b *testing.B, addr string) {
 }
 
 func rawConsulSeen(b *testing.B, addr string) {
-	cl, err := api.NewClient(&api.Config{Address: addr})
+	dial := func() *api.Client {
+		cl, err := api.NewClient(&api.Config{Address: addr})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return cl
+	}
+	// The registrant and the watcher are two processes: two clients.
+	cl, watcher := dial(), dial()
+	// A registration needs a TTL: on Consul a session that deletes the key
+	// with it, as regent's.
+	session, _, err := cl.Session().CreateNoChecks(&api.SessionEntry{TTL: "10s", Behavior: api.SessionBehaviorDelete, LockDelay: time.Microsecond}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer func() { _, _ = cl.Session().Destroy(session, nil) }()
 	prefix := fmt.Sprintf("bench/raw-seen-%d/", time.Now().UnixNano())
-	_, meta, err := cl.KV().List(prefix, nil)
+	_, meta, err := watcher.KV().List(prefix, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -227,7 +252,7 @@ func rawConsulSeen(b *testing.B, addr string) {
 		got := make(chan error, 1)
 		go func(after uint64) {
 			for {
-				pairs, meta, err := cl.KV().List(prefix, &api.QueryOptions{WaitIndex: after})
+				pairs, meta, err := watcher.KV().List(prefix, &api.QueryOptions{WaitIndex: after})
 				if err != nil {
 					got <- err
 					return
@@ -241,8 +266,8 @@ func rawConsulSeen(b *testing.B, addr string) {
 			}
 		}(index)
 		t0 := time.Now()
-		if _, err := cl.KV().Put(&api.KVPair{Key: key, Value: []byte("127.0.0.1:1")}, nil); err != nil {
-			b.Fatal(err)
+		if ok, _, err := cl.KV().Acquire(&api.KVPair{Key: key, Value: []byte("127.0.0.1:1"), Session: session}, nil); err != nil || !ok {
+			b.Fatal(ok, err)
 		}
 		if err := <-got; err != nil {
 			b.Fatal(err)
@@ -253,11 +278,18 @@ func rawConsulSeen(b *testing.B, addr string) {
 }
 
 func rawZooKeeperSeen(b *testing.B, addr string) {
-	conn, _, err := zk.Connect([]string{addr}, discoveryTTL, zk.WithLogInfo(false))
-	if err != nil {
-		b.Fatal(err)
+	dial := func() *zk.Conn {
+		conn, _, err := zk.Connect([]string{addr}, discoveryTTL, zk.WithLogInfo(false))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return conn
 	}
+	// The registrant and the watcher are two processes: two sessions. (On
+	// one session the reads after the create return sooner.)
+	conn, watcher := dial(), dial()
 	defer conn.Close()
+	defer watcher.Close()
 	dir := fmt.Sprintf("/bench-raw-seen-%d", time.Now().UnixNano())
 	if _, err := conn.Create(dir, nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
 		b.Fatal(err)
@@ -265,7 +297,7 @@ func rawZooKeeperSeen(b *testing.B, addr string) {
 	var samples []time.Duration
 	b.ResetTimer()
 	for i := range b.N {
-		_, _, ev, err := conn.ChildrenW(dir)
+		_, _, ev, err := watcher.ChildrenW(dir)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -275,6 +307,16 @@ func rawZooKeeperSeen(b *testing.B, addr string) {
 		}
 		if e := <-ev; e.Type != zk.EventNodeChildrenChanged {
 			b.Fatalf("watch event %v", e)
+		}
+		// The event carries no data: list the children again (re-arming
+		// the watch, as a running watcher must) and read the new one's
+		// record, which is what a registry on ZooKeeper (Curator's
+		// PathChildrenCache, say) does at the least.
+		if _, _, _, err := watcher.ChildrenW(dir); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, _, err := watcher.GetW(fmt.Sprintf("%s/i%d", dir, i)); err != nil {
+			b.Fatal(err)
 		}
 		samples = append(samples, time.Since(t0))
 	}

@@ -165,37 +165,44 @@ func (s *Store) walk(ctx context.Context, root string, watch bool) ([]*walked, e
 }
 
 // readNode reads a znode's data and, when it has children (or is watched,
-// so that future children are seen), its child list.
+// so that future children are seen), its child list. Watched, the two
+// reads go out together: a new znode costs one round trip, not two.
 func (s *Store) readNode(p string, watch bool) (*walked, error) {
 	n := &walked{path: p}
-	var data []byte
-	var st *zk.Stat
-	var err error
-	if watch {
-		data, st, _, err = s.conn.GetW(p)
-	} else {
-		data, st, err = s.conn.Get(p)
-	}
-	if err != nil {
-		return nil, err
-	}
-	n.stat = *st
-	n.value, n.isKey = decode(data)
-	if !watch && st.NumChildren == 0 {
-		return n, nil
-	}
 	if watch {
 		var cst *zk.Stat
-		n.children, cst, _, err = s.conn.ChildrenW(p)
+		var cerr error
+		listed := make(chan struct{})
+		go func() {
+			defer close(listed)
+			n.children, cst, _, cerr = s.conn.ChildrenW(p)
+		}()
+		data, st, _, err := s.conn.GetW(p)
+		<-listed
 		if err == nil {
-			// Newer than the GetW's: the child count to follow from.
-			n.stat.Cversion, n.stat.Pzxid, n.stat.NumChildren = cst.Cversion, cst.Pzxid, cst.NumChildren
+			err = cerr
 		}
+		if err != nil {
+			return nil, err
+		}
+		n.stat = *st
+		n.value, n.isKey = decode(data)
+		// The child fields come with the child list and its watch: the
+		// count to follow from.
+		n.stat.Cversion, n.stat.Pzxid, n.stat.NumChildren = cst.Cversion, cst.Pzxid, cst.NumChildren
 	} else {
-		n.children, _, err = s.conn.Children(p)
-	}
-	if err != nil {
-		return nil, err
+		data, st, err := s.conn.Get(p)
+		if err != nil {
+			return nil, err
+		}
+		n.stat = *st
+		n.value, n.isKey = decode(data)
+		if st.NumChildren == 0 {
+			return n, nil
+		}
+		if n.children, _, err = s.conn.Children(p); err != nil {
+			return nil, err
+		}
 	}
 	if n.children == nil {
 		n.children = []string{}

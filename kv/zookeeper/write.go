@@ -110,6 +110,19 @@ func (s *mutation) put(p string, data []byte, m mode) error {
 // cannot become ephemeral) is refused before anything is written, and
 // because whether a znode already has this TTL is in its data.
 func (s *mutation) putRead(p string, data []byte, m mode) error {
+	if m.kind == kindEphemeral {
+		// A KeepAlive key is mostly written once (a registration, a
+		// leader record): the create goes first, one round trip; a key
+		// that exists takes the read below.
+		err := s.create(p, data, m)
+		if err == nil {
+			s.record(p, data, m, false)
+			return nil
+		}
+		if !errors.Is(err, zk.ErrNodeExists) {
+			return err
+		}
+	}
 	for range maxRaces {
 		cur, st, err := s.conn.Get(p)
 		switch {
