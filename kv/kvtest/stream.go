@@ -27,6 +27,7 @@ func streamCases(h Harness) []testCase {
 		{name: "StreamInvalidPrefix", run: testStreamInvalidPrefix},
 		{name: "StreamRevisionMonotonic", run: testRevisionMonotonic},
 		{name: "StreamEventsConcurrentWriters", run: testEventsConcurrentWriters},
+		{name: "StreamEventsProgressUnderSteadyWrites", run: testEventsProgressUnderSteadyWrites},
 	}
 	if h.StreamNoHistory {
 		cs = append(cs, testCase{name: "StreamEventsBurst", run: testEventsBurstMerged})

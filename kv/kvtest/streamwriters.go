@@ -261,3 +261,85 @@ func casPut(e *env, s kv.Store, w int, k string, value []byte, log *writeLog) er
 		return nil
 	}
 }
+
+// testEventsProgressUnderSteadyWrites writes for steadyWritesFor with
+// steadyWritersPerKey writers per key, each writing every steadyWriteEvery.
+const (
+	steadyWritesFor     = 3 * time.Second
+	steadyWritersPerKey = 3
+	steadyWriteEvery    = 500 * time.Microsecond
+)
+
+// testEventsProgressUnderSteadyWrites: while two clients rewrite two keys
+// as fast as they can, without a pause, the stream keeps delivering
+// batches with a rising revision and both keys' recent values. A store
+// that holds changes back until it can vouch for a revision must not hold
+// them for ever when writes never stop.
+func testEventsProgressUnderSteadyWrites(e *env) {
+	_, st := e.streamer()
+	p := e.key("p")
+	keys := []string{p + "/a", p + "/b"}
+	snap, err := st.Snapshot(e.ctx, p)
+	if err != nil {
+		e.Fatalf("Snapshot: %v", err)
+	}
+	ch, err := st.Events(e.ctx, p, snap.Revision)
+	if err != nil {
+		e.Fatalf("Events: %v", err)
+	}
+	stop := make(chan struct{})
+	errs := make(chan error, steadyWritersPerKey*len(keys))
+	var wg sync.WaitGroup
+	for i := range steadyWritersPerKey * len(keys) {
+		k, s := keys[i%len(keys)], e.store()
+		wg.Go(func() {
+			// Paced, so that a store with a bounded history (memory) is
+			// not written past what the stream may lag; still several
+			// writes of each key per round trip of a networked store.
+			tick := time.NewTicker(steadyWriteEvery)
+			defer tick.Stop()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				if err := s.Put(e.ctx, k, fmt.Appendf(nil, "w%d-%d", i, n), nil); err != nil {
+					errs <- fmt.Errorf("writer of %q: %w", k, err)
+					return
+				}
+			}
+		})
+	}
+	defer func() { close(stop); wg.Wait() }()
+	// Every window of the writes must bring a batch with a higher revision
+	// and events of both keys.
+	const window = time.Second
+	var last uint64
+	deadline := time.Now().Add(steadyWritesFor)
+	for time.Now().Before(deadline) {
+		seen := map[string]bool{}
+		end := time.NewTimer(window)
+		for advanced := false; !advanced || len(seen) < len(keys); {
+			select {
+			case b, ok := <-ch:
+				if !ok || b.Err != nil {
+					end.Stop()
+					e.Fatalf("Events ended while writing: %v", b.Err)
+				}
+				for _, ev := range b.Events {
+					seen[ev.Pair.Key] = true
+				}
+				if b.Revision > last {
+					last, advanced = b.Revision, true
+				}
+			case err := <-errs:
+				end.Stop()
+				e.Fatalf("%v", err)
+			case <-end.C:
+				e.Fatalf("Events: no batch past revision %d with both keys within %v while two writers kept writing (keys seen: %v)", last, window, seen)
+			}
+		}
+		end.Stop()
+	}
+}

@@ -170,20 +170,28 @@ func (s *Store) walk(ctx context.Context, root string, watch bool) ([]*walked, e
 func (s *Store) readNode(p string, watch bool) (*walked, error) {
 	n := &walked{path: p}
 	if watch {
-		var cst *zk.Stat
-		var cerr error
-		listed := make(chan struct{})
-		go func() {
-			defer close(listed)
-			n.children, cst, _, cerr = s.conn.ChildrenW(p)
-		}()
-		data, st, _, err := s.conn.GetW(p)
-		<-listed
-		if err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return nil, err
+		var data []byte
+		var st, cst *zk.Stat
+		for {
+			var err, cerr error
+			listed := make(chan struct{})
+			go func() {
+				defer close(listed)
+				n.children, cst, _, cerr = s.conn.ChildrenW(p)
+			}()
+			data, st, _, err = s.conn.GetW(p)
+			<-listed
+			if err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return nil, err
+			}
+			if st.Czxid == cst.Czxid {
+				break
+			}
+			// Deleted and created again between the two reads: they saw
+			// two znodes. Read the new one again, both watches on it.
 		}
 		n.stat = *st
 		n.value, n.isKey = decode(data)

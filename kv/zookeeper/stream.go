@@ -222,10 +222,10 @@ func (s *Store) stream(ctx context.Context, t *tree, pos uint64, replay []change
 	// held are changes read past what the stream has caught up to: sent
 	// with the step that catches up (the next one, see settle). The replay
 	// starts there, so that the first step runs at once and sends it.
-	held := replay
+	st := &settler{held: replay}
 	for {
 		progress := false
-		if len(held) == 0 {
+		if len(st.held) == 0 {
 			select {
 			case <-ctx.Done():
 				return
@@ -264,10 +264,10 @@ func (s *Store) stream(ctx context.Context, t *tree, pos uint64, replay []change
 		if err != nil {
 			// The claim covers notifications taken but not handled: no
 			// batch may claim it. What was handled goes with the end.
-			held = nil
+			st.held = nil
 		}
 		var ready []change
-		ready, held, claim = settle(append(held, chs...), claim, pos)
+		ready, claim = st.step(chs, claim, pos)
 		if err == nil && (len(ready) > 0 || progress) {
 			if !send(batchOf(ready, &pos, claim)) {
 				return
@@ -310,22 +310,30 @@ func (s *Store) stream(ctx context.Context, t *tree, pos uint64, replay []change
 // also bounds the claim: the batch leaves its key as the reader last saw
 // it, which is the key's state only below the change's since (a read that
 // merged unseen writes into one change does not know when they were).
-// So the claim is lowered below the since of every key's first held
-// change, holding what is then past it, until it settles. Each key sends
+// So the claim is lowered below the since of every held change, holding
+// what is then past it, until it settles. Each key sends
 // its latest state at or below the claim, so that a key written faster
 // than the stream catches up still gets its earlier states out. Everything
 // held was seen by the step that held it, so the next step's claim covers
 // it.
-func settle(chs []change, claim, pos uint64) (ready, held []change, claimed uint64) {
+//
+// Under writes that never pause, faster than the stream's reads, every read
+// may merge and the lowering can fall back to pos step after step: the
+// stream would hold everything for ever. So a stream whose claim stalled
+// for maxStalledSteps steps in a row calls settle with strict false once:
+// it claims what it has caught up to without lowering, merging the
+// undatable writes into the later changes it sends, as kv.Streamer allows
+// for stores without history.
+func settle(chs []change, claim, pos uint64, strict bool) (ready, held []change, claimed uint64) {
 	claimed = max(claim, pos)
-	for lowered := true; lowered; {
+	for lowered := strict; lowered; {
 		lowered = false
-		first := map[string]bool{} // keys whose first held change was met
+		// Every held change counts, not only each key's first: gaps of
+		// one znode need not come in order of since.
 		for _, c := range chs {
-			if c.rev <= claimed || first[c.key] {
+			if c.rev <= claimed {
 				continue
 			}
-			first[c.key] = true
 			// The previous batch (at pos) had every key right, so a key
 			// differs no earlier than pos+1 whatever its since says.
 			if since := max(c.since, pos+1); claimed >= since {
@@ -359,6 +367,32 @@ func settle(chs []change, claim, pos uint64) (ready, held []change, claimed uint
 	sortByRevision(ready)
 	return ready, held, claimed
 }
+
+// settler carries what settle holds from one step of a stream to the next,
+// and how many steps in a row it could claim nothing new.
+type settler struct {
+	held    []change
+	stalled int
+}
+
+// step settles the changes of one step (after those held) against claim,
+// the revision the stream has caught up to, and pos, the last batch's: it
+// returns the changes to send and the revision to claim.
+func (st *settler) step(chs []change, claim, pos uint64) ([]change, uint64) {
+	ready, held, claimed := settle(append(st.held, chs...), claim, pos, st.stalled < maxStalledSteps)
+	st.held = held
+	if claimed == pos && claim > pos && len(held) > 0 {
+		st.stalled++
+	} else {
+		st.stalled = 0
+	}
+	return ready, claimed
+}
+
+// maxStalledSteps is how many steps in a row a stream lets settle hold
+// everything back (see settle) before it claims its caught-up revision
+// anyway.
+const maxStalledSteps = 4
 
 // batchOf makes the batch of chs, caught up to claim, and at least to
 // its own changes as the contract wants.

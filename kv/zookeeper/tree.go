@@ -610,10 +610,14 @@ func (t *tree) reconcile() ([]change, error) {
 		return nil, err
 	}
 	read := make(map[string]*kv.KVPair, len(loaded))
+	var out []change
 	for _, c := range loaded {
+		if c.gap {
+			out = append(out, c) // spans the new read could not date
+			continue
+		}
 		read[c.key] = c.pair
 	}
-	var out []change
 	for p, n := range t.nodes {
 		o, had := old[p]
 		counts := t.reportsAsKey(p)

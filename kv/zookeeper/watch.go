@@ -57,7 +57,7 @@ func (s *Store) Watch(ctx context.Context, key string, opts *kv.ReadOptions) (<-
 			case <-t.in.wake:
 			}
 			chs, err := t.applyQueued()
-			for _, c := range latestPerKey(chs) {
+			for _, c := range latestPerKey(withoutGaps(chs)) {
 				last = c.pair
 				if !send(kv.KeyUpdate{Key: k, Pair: c.pair}) {
 					return
@@ -129,6 +129,7 @@ func (s *Store) WatchTree(ctx context.Context, prefix string, opts *kv.ReadOptio
 			// only once no notification waits.
 			claim := t.rev
 			chs, err := t.applyQueued()
+			chs = withoutGaps(chs) // a WatchTree update is a whole state: a gap changes none
 			if errors.Is(err, errResync) {
 				if err = t.reload(); err == nil {
 					chs = append(chs, change{}) // always send the re-read state
@@ -212,4 +213,16 @@ func samePair(a, b *kv.KVPair) bool {
 		return a == b
 	}
 	return a.LastIndex == b.LastIndex && a.Key == b.Key
+}
+
+// withoutGaps drops the gap records of chs (see change.gap): only Events
+// claims revisions that a gap bounds.
+func withoutGaps(chs []change) []change {
+	out := chs[:0:0]
+	for _, c := range chs {
+		if !c.gap {
+			out = append(out, c)
+		}
+	}
+	return out
 }
