@@ -60,4 +60,9 @@
 //     is reachable through the store, not who is up.
 //   - Two processes registering the same ID overwrite each other's record:
 //     IDs must be unique per service.
+//   - Each Registration costs a goroutine and a watch of its record on the
+//     store (on Consul one blocking query) until Deregister or the store's
+//     Close; one that gets neither lives as long as the process.
+//   - The instances gauge of a Watcher is per service: two Watchers of one
+//     service on one Metrics overwrite each other's figure.
 package discovery

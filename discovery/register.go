@@ -226,6 +226,12 @@ func (r *Registration) check(ctx context.Context) (err error) {
 // a healthy instance writes nothing, so no write would.
 func (r *Registration) run(ctx context.Context) {
 	defer close(r.done)
+	closed := false // the store closed: the record went with it
+	defer func() {
+		if closed {
+			r.metrics.deregistered()
+		}
+	}()
 	var tick <-chan time.Time
 	if r.opts.Health != nil {
 		t := time.NewTicker(r.opts.HealthInterval)
@@ -242,6 +248,7 @@ func (r *Registration) run(ctx context.Context) {
 		ch, err := r.store.Watch(ctx, r.key, nil)
 		switch {
 		case errors.Is(err, kv.ErrClosed):
+			closed = true
 			return false
 		case err != nil:
 			updates = nil
@@ -271,6 +278,7 @@ func (r *Registration) run(ctx context.Context) {
 				return
 			case !ok || errors.Is(u.Err, kv.ErrClosed):
 				if ok || r.storeClosed(ctx) {
+					closed = true
 					return // the record went with the store
 				}
 				updates = nil
@@ -297,6 +305,7 @@ func (r *Registration) run(ctx context.Context) {
 			failures, successes = 0, successes+1
 		}
 		if werr := r.act(failures, successes, err); errors.Is(werr, kv.ErrClosed) {
+			closed = true
 			return // the record went with the store
 		}
 	}

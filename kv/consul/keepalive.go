@@ -189,7 +189,7 @@ func (p *keepAlivePool) restore(ttl time.Duration, old string) {
 				s.kaKeys.forgetIf(ck, e.gen) // written by someone else meanwhile: theirs now
 				err = nil
 			case errors.As(err, &f):
-				err = call(func(ctx context.Context) error { return s.lockRefused(ctx, ttl, id, f) })
+				err = s.lockRefused(ttl, id, f)
 			case err == nil && done:
 				restored++
 			}
@@ -240,7 +240,11 @@ func (p *keepAlivePool) restoreKey(ctx context.Context, ck string, e kaKey, id s
 // the lock-delay of another client's Consul lock, and the error wraps
 // kv.ErrLockHeld. f is kept as text only, so that callers mapping a
 // *txnFailure by its operation index do not take this one for theirs.
-func (s *Store) lockRefused(ctx context.Context, ttl time.Duration, id string, f *txnFailure) error {
+func (s *Store) lockRefused(ttl time.Duration, id string, f *txnFailure) error {
+	// A request of its own: the write's ctx may be nearly spent, and a
+	// loss left unreported would wait for the renewer to notice.
+	ctx, cancel := kv.BoundRequest(s.ctx, s.cfg.RequestTimeout)
+	defer cancel()
 	entry, _, err := s.client.Session().Info(id, s.queryOpts(ctx, true))
 	switch {
 	case err != nil:

@@ -282,7 +282,7 @@ func (s *Store) write(ctx context.Context, op, k, ck string, value []byte, opts 
 			if opts.KeepAlive {
 				keepAliveTTL = opts.TTL
 			}
-			why := s.lockRefused(ctx, keepAliveTTL, session, f)
+			why := s.lockRefused(keepAliveTTL, session, f)
 			done(false)
 			if opts.KeepAlive && errors.Is(why, errSessionGone) && attempt == 0 {
 				continue
