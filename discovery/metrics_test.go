@@ -43,7 +43,7 @@ func TestMetrics(t *testing.T) {
 		if err := w.WaitForSync(ctx); err != nil {
 			t.Fatal(err)
 		}
-		settle := func() { time.Sleep(10 * time.Millisecond); synctest.Wait() }
+		settle := synctest.Wait
 		settle()
 		instances := func() float64 { return testutil.ToFloat64(m.Collectors().Instances.WithLabelValues("api")) }
 		if n := instances(); n != 0 {

@@ -238,12 +238,12 @@ func (r *Registration) run(ctx context.Context) {
 		defer t.Stop()
 		tick = t.C
 	}
-	// Without health checks nothing ticks: a failed watch is opened again
-	// after retryWatch.
+	// A failed or broken watch is opened again after retryWatch.
 	retry := time.NewTimer(retryWatch)
 	retry.Stop()
 	defer retry.Stop()
 	var updates <-chan kv.KeyUpdate
+	later := func() { updates = nil; retry.Reset(retryWatch) } // watch again after retryWatch
 	watch := func() bool {
 		ch, err := r.store.Watch(ctx, r.key, nil)
 		switch {
@@ -251,8 +251,7 @@ func (r *Registration) run(ctx context.Context) {
 			closed = true
 			return false
 		case err != nil:
-			updates = nil
-			retry.Reset(retryWatch)
+			later()
 			r.log.Debug("discovery: watching the record failed; retrying", zap.Error(err))
 		default:
 			updates = ch
@@ -268,7 +267,7 @@ func (r *Registration) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-retry.C:
-			if updates == nil && !watch() {
+			if !watch() {
 				return
 			}
 			continue
@@ -281,19 +280,14 @@ func (r *Registration) run(ctx context.Context) {
 					closed = true
 					return // the record went with the store
 				}
-				updates = nil
-				retry.Reset(retryWatch)
+				later()
 			case u.Err != nil:
-				updates = nil
-				retry.Reset(retryWatch)
+				later()
 			default:
 				r.observe(u.Pair != nil)
 			}
 			continue
 		case <-tick:
-		}
-		if updates == nil && !watch() {
-			return
 		}
 		err := r.check(ctx)
 		if ctx.Err() != nil {

@@ -37,14 +37,13 @@ type kaKeys struct {
 
 type kaKey struct {
 	value   []byte
-	ttl     time.Duration
 	session string // the session the key is locked by: only its loss takes the key
 	gen     uint64 // which write: a restore forgets only what it tried
 }
 
 // note records the outcome of a successful write of ck: restored after the
 // loss of session if it was a plain KeepAlive write, forgotten otherwise.
-func (k *kaKeys) note(ck string, value []byte, ttl time.Duration, session string, keepAlive bool) {
+func (k *kaKeys) note(ck string, value []byte, session string, keepAlive bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if !keepAlive {
@@ -55,11 +54,11 @@ func (k *kaKeys) note(ck string, value []byte, ttl time.Duration, session string
 		k.keys = map[string]kaKey{}
 	}
 	k.gen++
-	k.keys[ck] = kaKey{value: value, ttl: ttl, session: session, gen: k.gen}
+	k.keys[ck] = kaKey{value: value, session: session, gen: k.gen}
 }
 
 // forget drops ck (deleted, or rewritten without KeepAlive or under a lock).
-func (k *kaKeys) forget(ck string) { k.note(ck, nil, 0, "", false) }
+func (k *kaKeys) forget(ck string) { k.note(ck, nil, "", false) }
 
 // forgetUnlessRefused forgets ck after a write of it that did not use the
 // bookkeeping (a value too large for a transaction), unless the write was
@@ -257,12 +256,4 @@ func (s *Store) lockRefused(ttl time.Duration, id string, f *txnFailure) error {
 	default:
 		return fmt.Errorf("%w: the key is in the lock-delay of a Consul lock that held it (%s)", kv.ErrLockHeld, f.Error())
 	}
-}
-
-// ttlOf is the TTL of a write with opts (0 for none).
-func ttlOf(opts *kv.WriteOptions) time.Duration {
-	if opts == nil {
-		return 0
-	}
-	return opts.TTL
 }

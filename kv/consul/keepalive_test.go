@@ -90,19 +90,7 @@ func TestKeepAliveRestoredAfterSessionLoss(t *testing.T) {
 // restore must not read its presence as "someone else's" and forget it,
 // or a later loss of S2 would not bring it back.
 func TestKeepAliveRestoreLeavesKeysOfTheNewSession(t *testing.T) {
-	srv := agent(t)
-	s := openStore(t, testConfig(srv.Addr))
-	defer func() { _ = s.Close() }()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	ka := &kv.WriteOptions{TTL: testMinTTL, KeepAlive: true}
-	if err := s.Put(ctx, "ka2/old", []byte("o"), ka); err != nil {
-		t.Fatal(err)
-	}
-	s1, err := s.sessions.get(ctx, testMinTTL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, ctx, ka, s1 := storeWithKeepAliveKey(t, "ka2/old", "o")
 	// S1 is lost as far as the Store knows (no restore started yet), and
 	// the next KeepAlive write gets S2.
 	s.sessions.drop(testMinTTL, s1)
@@ -129,19 +117,7 @@ func TestKeepAliveRestoreLeavesKeysOfTheNewSession(t *testing.T) {
 // other keys of that session are restored too, as when the renewer finds
 // the loss.
 func TestKeepAliveRestoredAfterLossFoundByAWrite(t *testing.T) {
-	srv := agent(t)
-	s := openStore(t, testConfig(srv.Addr))
-	defer func() { _ = s.Close() }()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	ka := &kv.WriteOptions{TTL: testMinTTL, KeepAlive: true}
-	if err := s.Put(ctx, "ka3/a", []byte("a"), ka); err != nil {
-		t.Fatal(err)
-	}
-	s1, err := s.sessions.get(ctx, testMinTTL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, ctx, ka, s1 := storeWithKeepAliveKey(t, "ka3/a", "a")
 	// Invalidate S1 on the server behind the renewer's back, then write
 	// before the renewer's next round (a sixth of the TTL away).
 	if _, err := s.client.Session().Destroy(s1, nil); err != nil {
@@ -160,19 +136,7 @@ func TestKeepAliveRestoredAfterLossFoundByAWrite(t *testing.T) {
 // in another session's lock-delay says so, and does not take the Store's
 // own KeepAlive session for lost (which would drop its other keys).
 func TestTTLWriteOntoAKeyInLockDelay(t *testing.T) {
-	srv := agent(t)
-	s := openStore(t, testConfig(srv.Addr))
-	defer func() { _ = s.Close() }()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	ka := &kv.WriteOptions{TTL: testMinTTL, KeepAlive: true}
-	if err := s.Put(ctx, "ka4/mine", []byte("m"), ka); err != nil {
-		t.Fatal(err)
-	}
-	s1, err := s.sessions.get(ctx, testMinTTL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, ctx, ka, s1 := storeWithKeepAliveKey(t, "ka4/mine", "m")
 	// Another client locks ka4/delayed with a session of lock-delay 30 s
 	// and destroys it: the key is then in lock-delay for 30 s.
 	other, _, err := s.client.Session().CreateNoChecks(&api.SessionEntry{LockDelay: 30 * time.Second, TTL: "10s"}, nil)
@@ -198,4 +162,24 @@ func TestTTLWriteOntoAKeyInLockDelay(t *testing.T) {
 	if ok, err := s.Exists(ctx, "ka4/mine", nil); err != nil || !ok {
 		t.Errorf("ka4/mine after the refused write: %v, %v; want kept", ok, err)
 	}
+}
+
+// storeWithKeepAliveKey opens a Store on the shared agent that holds key
+// (value v) with KeepAlive and the test TTL, and returns it with a ctx for
+// the test, those write options, and the KeepAlive session of that TTL.
+func storeWithKeepAliveKey(t *testing.T, key, v string) (*Store, context.Context, *kv.WriteOptions, string) {
+	t.Helper()
+	s := openStore(t, testConfig(agent(t).Addr))
+	t.Cleanup(func() { _ = s.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	t.Cleanup(cancel)
+	ka := &kv.WriteOptions{TTL: testMinTTL, KeepAlive: true}
+	if err := s.Put(ctx, key, []byte(v), ka); err != nil {
+		t.Fatal(err)
+	}
+	s1, err := s.sessions.get(ctx, testMinTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, ctx, ka, s1
 }

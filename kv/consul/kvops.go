@@ -193,9 +193,7 @@ func (s *Store) AtomicPut(ctx context.Context, key string, value []byte, previou
 		s.kaKeys.writes.RLock()
 		defer s.kaKeys.writes.RUnlock()
 		ok, pair, err := s.atomicPutLarge(ctx, k, ck, value, previous)
-		if ok || errors.Is(err, kv.ErrOutcomeUnknown) {
-			s.kaKeys.forget(ck)
-		}
+		s.kaKeys.forgetUnlessRefused(ck, err)
 		return ok, pair, err
 	}
 	var pre api.TxnOps
@@ -303,7 +301,7 @@ func (s *Store) write(ctx context.Context, op, k, ck string, value []byte, opts 
 			return nil, fmt.Errorf("consul: %s %q: transaction returned no entry", op, k)
 		}
 		keepAlive := opts != nil && opts.KeepAlive && opts.TTL > 0
-		s.kaKeys.note(ck, value, ttlOf(opts), session, restorable && keepAlive)
+		s.kaKeys.note(ck, value, session, restorable && keepAlive)
 		return p, nil
 	}
 }

@@ -271,9 +271,8 @@ func (t *tree) vanishedInWalk(p string, nodes []*walked) ([]change, error) {
 		if ok {
 			rev = max(rev, uint64(st.Pzxid))
 		}
-		g := gapOf(q, 0, int64(rev))
-		g.since = 0 // unknown: from the last batch on
-		out = append(out, g)
+		// since 0: unknown, from the last batch on.
+		out = append(out, change{key: gapKey(q), rev: rev, gap: true})
 	}
 	return out, nil
 }
