@@ -32,9 +32,9 @@
 //     writes again; a health-loop write in flight is waited for, never
 //     cancelled (a cancelled write can still land after the delete). A
 //     Deregister whose delete failed can be called again.
-//   - The health loop ends with Deregister or when the store is closed
-//     (a watch of the record tells it, as a healthy instance writes
-//     nothing).
+//   - The health loop (run only with a Health check or Metrics) ends with
+//     Deregister or when the store is closed (a watch of the record tells
+//     it, as a healthy instance writes nothing).
 //   - With a Health check, the record is withdrawn only after
 //     FailureThreshold failed checks in a row and published again only
 //     after SuccessThreshold passed checks in a row: one blip does not make
@@ -60,9 +60,11 @@
 //     is reachable through the store, not who is up.
 //   - Two processes registering the same ID overwrite each other's record:
 //     IDs must be unique per service.
-//   - Each Registration costs a goroutine and a watch of its record on the
-//     store (on Consul one blocking query) until Deregister or the store's
-//     Close; one that gets neither lives as long as the process.
+//   - A Registration with a Health check or Metrics costs a goroutine and
+//     a watch of its record on the store (on Consul one blocking query)
+//     until Deregister or the store's Close; one that gets neither lives
+//     as long as the process. Without either it costs nothing but the
+//     store's KeepAlive key: no goroutine, no watch.
 //   - The instances gauge of a Watcher is per service: two Watchers of one
 //     service on one Metrics overwrite each other's figure.
 package discovery

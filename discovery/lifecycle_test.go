@@ -167,3 +167,50 @@ func TestTTLCheckedAtRegister(t *testing.T) {
 		t.Fatalf("Register with a TTL below the store's minimum and a failing check: %v; want a *kv.TTLError naming %v", err, memory.MinTTL)
 	}
 }
+
+// watchCountingStore counts the watches opened on it.
+type watchCountingStore struct {
+	kv.Store
+	watches atomic.Int32
+}
+
+func (w *watchCountingStore) Watch(ctx context.Context, key string, opts *kv.ReadOptions) (<-chan kv.KeyUpdate, error) {
+	w.watches.Add(1)
+	return w.Store.Watch(ctx, key, opts)
+}
+
+// TestRegistrationWatchesOnlyWhenItHasAUse: a Registration with neither a
+// Health check nor Metrics opens no watch of its record (nothing would read
+// what it sees); one with Metrics opens one, and both deregister.
+func TestRegistrationWatchesOnlyWhenItHasAUse(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := memory.New()
+		defer func() { _ = mem.Close() }()
+		ctx := context.Background()
+		for _, c := range []struct {
+			name    string
+			opts    *discovery.RegisterOptions
+			watches int32
+		}{
+			{"plain", nil, 0},
+			{"metrics", &discovery.RegisterOptions{Metrics: discovery.NewMetrics()}, 1},
+			{"health", &discovery.RegisterOptions{Health: func(context.Context) error { return nil }}, 1},
+		} {
+			s := &watchCountingStore{Store: mem}
+			r, err := discovery.Register(ctx, s, "svc", discovery.Instance{ID: c.name, Address: "127.0.0.1:1"}, c.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+			if got := s.watches.Load(); got != c.watches {
+				t.Errorf("%s: %d watches of the record, want %d", c.name, got, c.watches)
+			}
+			if err := r.Deregister(ctx); err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			if ok, err := mem.Exists(ctx, r.Key(), nil); err != nil || ok {
+				t.Fatalf("%s: record still there after Deregister (%v, %v)", c.name, ok, err)
+			}
+		}
+	})
+}
