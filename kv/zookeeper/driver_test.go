@@ -416,3 +416,60 @@ func TestNewSaysWhatIsWrong(t *testing.T) {
 		})
 	}
 }
+
+// TestTreeWatchFollowsANewKeyOfEitherKind: a watched directory whose last
+// new child was a KeepAlive (ephemeral) key reads the next one as
+// ephemeral too, without a child list; when it is persistent after all,
+// the watcher must still list it and arm its child watch, or keys later
+// created below it would never be seen.
+func TestTreeWatchFollowsANewKeyOfEitherKind(t *testing.T) {
+	srv := testenv.ZooKeeper(t)
+	ctx := t.Context()
+	watcher, writer := open(t, config(srv.Servers(), "/kinds")), open(t, config(srv.Servers(), "/kinds"))
+	if err := writer.Put(ctx, "svc/seed", []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := watcher.WatchTree(ctx, "svc", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keepAlive := &kv.WriteOptions{TTL: 2 * time.Second, KeepAlive: true}
+	steps := []struct {
+		key  string
+		opts *kv.WriteOptions
+	}{
+		{"svc/a", keepAlive}, // ephemeral: the next child is guessed ephemeral
+		{"svc/b", nil},       // persistent: the guess is wrong
+		{"svc/b/c", nil},     // seen only if b's child watch was armed
+		{"svc/d", keepAlive}, // guessed persistent again: both reads
+		{"svc/e", keepAlive}, // guessed ephemeral, right
+		{"svc/e2", nil},
+		{"svc/e2/f", nil},
+	}
+	want := map[string]bool{"svc/seed": true}
+	for _, st := range steps {
+		if err := writer.Put(ctx, st.key, []byte(st.key), st.opts); err != nil {
+			t.Fatal(err)
+		}
+		want[st.key] = true
+		deadline := time.After(10 * time.Second)
+		for seen := false; !seen; {
+			select {
+			case u := <-ch:
+				if u.Err != nil {
+					t.Fatalf("watch ended: %v", u.Err)
+				}
+				got := map[string]bool{}
+				for _, p := range u.Pairs {
+					got[p.Key] = true
+				}
+				seen = len(got) == len(want)
+				for k := range want {
+					seen = seen && got[k]
+				}
+			case <-deadline:
+				t.Fatalf("after putting %s: the watch never listed %v", st.key, want)
+			}
+		}
+	}
+}

@@ -93,7 +93,7 @@ func (s *Store) List(ctx context.Context, prefix string, opts *kv.ReadOptions) (
 				return err
 			}
 		}
-		nodes, err := s.walk(ctx, p, false)
+		nodes, err := s.walk(ctx, p, false, false)
 		if err == nil && opts != nil && opts.Consistent {
 			err = s.sameSession(sid)
 		}
@@ -130,15 +130,16 @@ const pipeline = 64
 
 // walk reads the znode at root and everything below it, skipping reserved
 // names. With watch, every read leaves a data or child watch behind (the
-// tree watcher's view). A missing root yields nothing.
-func (s *Store) walk(ctx context.Context, root string, watch bool) ([]*walked, error) {
+// tree watcher's view). A missing root yields nothing. rootEphemeral says
+// the root is probably an ephemeral znode (see readNode).
+func (s *Store) walk(ctx context.Context, root string, watch, rootEphemeral bool) ([]*walked, error) {
 	var out []*walked
 	level := []string{root}
 	for len(level) > 0 {
 		nodes := make([]*walked, len(level))
 		errs := make([]error, len(level))
 		s.parallel(len(level), func(i int) {
-			nodes[i], errs[i] = s.readNode(level[i], watch)
+			nodes[i], errs[i] = s.readNode(level[i], watch, rootEphemeral && level[i] == root)
 		})
 		var next []string
 		for i, n := range nodes {
@@ -167,8 +168,26 @@ func (s *Store) walk(ctx context.Context, root string, watch bool) ([]*walked, e
 // readNode reads a znode's data and, when it has children (or is watched,
 // so that future children are seen), its child list. Watched, the two
 // reads go out together: a new znode costs one round trip, not two.
-func (s *Store) readNode(p string, watch bool) (*walked, error) {
+// Unless it is probably ephemeral (the caller's guess): then the data read
+// goes alone, as an ephemeral znode can have no children and needs no
+// child list nor child watch; a wrong guess costs the child list's round
+// trip after it.
+func (s *Store) readNode(p string, watch, ephemeral bool) (*walked, error) {
 	n := &walked{path: p}
+	if watch && ephemeral {
+		data, st, _, err := s.conn.GetW(p)
+		if err != nil {
+			return nil, err
+		}
+		if st.EphemeralOwner != 0 {
+			n.stat = *st
+			n.value, n.isKey = decode(data)
+			n.children = []string{}
+			return n, nil
+		}
+		// A persistent znode after all: read it as one, both watches
+		// (the data watch armed again here still fires once).
+	}
 	if watch {
 		var data []byte
 		var st, cst *zk.Stat

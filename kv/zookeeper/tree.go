@@ -12,10 +12,12 @@ import (
 )
 
 // tree is a watched copy of a subtree (or of one key), kept current with
-// one-shot data and child watches on every znode. A change costs O(1)
-// round trips: a data change one GetW, a created key a ChildrenW of its
-// parent plus a GetW and a ChildrenW of the new znode, a deleted key a
-// ChildrenW of its parent. (The child list itself is O(siblings) bytes;
+// one-shot data and child watches on every znode (data watches alone on
+// ephemeral ones, which can have no children). A change costs O(1) round
+// trips: a data change one GetW, a created key a ChildrenW of its parent
+// plus a GetW and a ChildrenW of the new znode sent together (a GetW
+// alone when its siblings' kind says ephemeral, see readNode), a deleted
+// key a ChildrenW of its parent. (The child list itself is O(siblings) bytes;
 // go-zookeeper v1.0.4 has no persistent recursive watches to avoid it.)
 //
 // Telling a change apart needs only the stats, so the tree keeps values
@@ -42,6 +44,12 @@ type tnode struct {
 	// last child read: Cversion changes they account for.
 	gone  int32
 	isKey bool
+	// ephemeralKids: the last child read under this znode was ephemeral,
+	// so the next new one is read as one (see readNode): a directory's
+	// children tend to be of one kind, as a service's registrations are.
+	// ephemeral: the znode is ephemeral (a KeepAlive key). Both bools
+	// fit in the padding after isKey: tnode stays 56 bytes.
+	ephemeralKids, ephemeral bool
 	// children of the znode; nil for none (allocated on the first child,
 	// as most znodes of a big tree are leaves) and for the single-key
 	// watch, which arms no child watch.
@@ -148,7 +156,7 @@ func (t *tree) load() ([]change, error) {
 		t.values = make(map[string][]byte)
 	}
 	for {
-		chs, err := t.readSubtree(t.base())
+		chs, err := t.readSubtree(t.base(), false)
 		if err != nil {
 			return nil, err
 		}
@@ -168,7 +176,7 @@ func (t *tree) load() ([]change, error) {
 
 // readSubtree reads the znode p and below (just p for a single-key watch)
 // into the cache and returns the keys found as puts.
-func (t *tree) readSubtree(p string) ([]change, error) {
+func (t *tree) readSubtree(p string, ephemeral bool) ([]change, error) {
 	var nodes []*walked
 	if t.in.single {
 		data, st, _, err := t.s.conn.GetW(p)
@@ -183,7 +191,7 @@ func (t *tree) readSubtree(p string) ([]change, error) {
 		nodes = []*walked{n}
 	} else {
 		var err error
-		nodes, err = t.s.walk(t.s.ctx, p, true)
+		nodes, err = t.s.walk(t.s.ctx, p, true, ephemeral)
 		if err != nil {
 			return nil, err
 		}
@@ -197,7 +205,7 @@ func (t *tree) readSubtree(p string) ([]change, error) {
 	slab := make([]tnode, len(nodes))
 	for i, n := range nodes {
 		tn := &slab[i]
-		tn.isKey, tn.stat = n.isKey, compactStat(&n.stat)
+		tn.isKey, tn.stat, tn.ephemeral = n.isKey, compactStat(&n.stat), n.stat.EphemeralOwner != 0
 		if !t.in.single && len(n.children) > 0 {
 			tn.children = make(map[string]struct{}, len(n.children))
 			for _, c := range n.children {
@@ -366,9 +374,12 @@ func (t *tree) handle(ev zk.Event) ([]change, error) {
 		n.gone, n.stat.Cversion, n.stat.Pzxid = 0, st.Cversion, st.Pzxid
 		for _, c := range added {
 			n.addChild(c)
-			more, err := t.readSubtree(ev.Path + "/" + c)
+			more, err := t.readSubtree(ev.Path+"/"+c, n.ephemeralKids)
 			if err != nil {
 				return out, err
+			}
+			if nd := t.nodes[ev.Path+"/"+c]; nd != nil {
+				n.ephemeralKids = nd.ephemeral
 			}
 			for _, ch := range more {
 				// A new key already rewritten: its first values are lost.
@@ -494,7 +505,7 @@ func (t *tree) recreated(p string, czxid int64) ([]change, error) {
 	if par, ok := t.nodes[parent(p)]; ok && !t.in.single {
 		par.addChild(p[strings.LastIndexByte(p, '/')+1:])
 	}
-	more, err := t.readSubtree(p)
+	more, err := t.readSubtree(p, false)
 	return append(out, more...), err
 }
 
