@@ -21,6 +21,10 @@ import (
 type delayState[T comparable] struct {
 	heap    []waitEntry[T]
 	waiting map[T]int64 // item -> earliest due time
+	// prio holds the priority of waiting items added at one other than 0
+	// (AddWithOpts): nil until then, so delays at the default priority
+	// cost what they did before priorities.
+	prio map[T]int
 
 	timer   clock.Timer
 	armed   bool  // timer believed pending
@@ -43,9 +47,13 @@ func (d *delayState[T]) pending() bool { return len(d.heap) > 0 }
 // AddAfter adds item once duration has passed; a duration <= 0 adds it now.
 // If item is already waiting, the earlier due time wins. After ShutDown it
 // does nothing.
-func (q *Queue[T]) AddAfter(item T, duration time.Duration) {
+func (q *Queue[T]) AddAfter(item T, duration time.Duration) { q.addAfter(item, duration, 0) }
+
+// addAfter is AddAfter at priority prio. An item already waiting keeps the
+// earlier due time and the higher priority.
+func (q *Queue[T]) addAfter(item T, duration time.Duration, prio int) {
 	if duration <= 0 {
-		q.Add(item)
+		q.add(item, prio)
 		return
 	}
 	q.mu.Lock()
@@ -59,7 +67,16 @@ func (q *Queue[T]) AddAfter(item T, duration time.Duration) {
 		at = math.MaxInt64
 	}
 	d := &q.delay
-	if prev, ok := d.waiting[item]; ok && prev <= at {
+	prev, waiting := d.waiting[item]
+	if prio > d.prio[item] || (!waiting && prio != 0) {
+		// Waiting at a lower priority (absent: 0), or new at another
+		// than 0.
+		if d.prio == nil {
+			d.prio = make(map[T]int)
+		}
+		d.prio[item] = prio
+	}
+	if waiting && prev <= at {
 		q.mu.Unlock()
 		return
 	}
@@ -120,7 +137,12 @@ func (q *Queue[T]) promoteLocked(now int64) {
 		if q.metrics != nil {
 			stamp = now
 		}
-		q.addLocked(e.item, stamp)
+		prio := 0
+		if len(d.prio) > 0 {
+			prio = d.prio[e.item]
+			delete(d.prio, e.item)
+		}
+		q.addLocked(e.item, stamp, prio)
 	}
 	if len(d.heap) > 0 {
 		return
@@ -135,7 +157,7 @@ func (q *Queue[T]) promoteLocked(now int64) {
 	}
 	if cap(d.heap) > trimAbove {
 		// Give a burst's memory back (maps never shrink; reallocate).
-		d.heap, d.waiting = nil, make(map[T]int64)
+		d.heap, d.waiting, d.prio = nil, make(map[T]int64), nil
 	}
 }
 
@@ -184,6 +206,7 @@ func (q *Queue[T]) dropDelayedLocked() {
 	clear(d.heap)
 	d.heap = d.heap[:0]
 	clear(d.waiting)
+	clear(d.prio)
 	if d.timer != nil && d.timer.Stop() {
 		d.fires--
 	}

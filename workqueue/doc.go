@@ -28,7 +28,19 @@
 //   - Not lost: an Add while the item is being processed queues it again,
 //     and it is handed out after Done.
 //   - Fair: distinct runnable items are handed out in the order they became
-//     runnable (first Add, Done of a re-added item, or end of a delay).
+//     runnable (first Add, Done of a re-added item, or end of a delay),
+//     within one priority.
+//   - Prioritised: AddWithOpts takes a priority (Add, AddAfter and
+//     AddRateLimited use 0); Get hands out the highest priority's items
+//     first. An item pending at one priority and added at a higher one is
+//     raised (to the back of that priority's FIFO), never lowered; one
+//     added while processing, or while delayed, keeps the highest priority
+//     it was added at. Every guarantee above holds across priorities. A
+//     queue used at one priority pays for no other (one FIFO, no lookups);
+//     a raised item leaves a slot behind that Get skips. Up to 255
+//     distinct priorities get a FIFO each; beyond, a new priority shares
+//     the nearest one's. The controller package queues a new term's first
+//     pass over the cache and resyncs at LowPriority.
 //   - AddAfter keeps the earliest due time when an item is added again.
 //     Delays cost no goroutine per item: one heap and one timer per queue,
 //     and no goroutine at all while nothing waits. A worker asking after the

@@ -17,8 +17,8 @@ func TestPendingBookkeepingStaysBounded(t *testing.T) {
 			t.Fatalf("Get = %d, want %d", item, i-1)
 		}
 		q.Done(item)
-		if n, limit := len(q.pending), trimAbove+2*q.fifo.len()+1; n > limit {
-			t.Fatalf("after %d items: %d pending entries for %d queued, want <= %d", i, n, q.fifo.len(), limit)
+		if n, limit := len(q.pending), trimAbove+2*q.queued+1; n > limit {
+			t.Fatalf("after %d items: %d pending entries for %d queued, want <= %d", i, n, q.queued, limit)
 		}
 	}
 	item, _ := q.Get()
@@ -43,8 +43,8 @@ func TestPendingBookkeepingStaysBounded(t *testing.T) {
 	}
 	// ...and given back after a much smaller busy period.
 	burst(3)
-	if q.highWater != 3 || len(q.fifo.buf) > minRing {
-		t.Fatalf("after a small cycle: highWater = %d, ring capacity %d; want 3, <= %d", q.highWater, len(q.fifo.buf), minRing)
+	if q.highWater != 3 || len(q.levels[0].fifo.buf) > minRing {
+		t.Fatalf("after a small cycle: highWater = %d, ring capacity %d; want 3, <= %d", q.highWater, len(q.levels[0].fifo.buf), minRing)
 	}
 	// A few stale entries wait for enough company to be worth a clear.
 	for range minStale - 1 {

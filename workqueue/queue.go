@@ -31,21 +31,26 @@ type Queue[T comparable] struct {
 	// outnumber live ones.
 	// processing and redo stay as small as the number of workers;
 	// processing is not even hashed (see inFlight).
-	fifo       ring[T]
-	pending    map[T]uint64   // item -> ticket; live iff not yet popped
-	pushed     uint64         // tickets handed out
-	stalePops  int            // pops since pending was last cleaned
-	tablePeak  int            // largest len(pending) since its allocation
-	processing inFlight[T]    // held by a worker, with start time (0 without metrics)
-	redo       map[T]struct{} // processing items added again meanwhile
+	//
+	// Each priority has its own FIFO (a level, priority.go); a queue used
+	// at one priority has one level and pays for no other.
+	levels     []level[T]   // levels[0] is priority 0; ids are in tickets
+	byPrio     []int        // level ids, highest priority first
+	queued     int          // slots in all FIFOs, moved ones included
+	moved      int          // of those, items since moved to a higher level
+	pending    map[T]uint64 // item -> ticket; live iff not yet popped
+	stalePops  int          // pops since pending was last cleaned
+	tablePeak  int          // largest len(pending) since its allocation
+	processing inFlight[T]  // held by a worker, with start time (0 without metrics)
+	redo       map[T]int    // processing items added again meanwhile, at this priority
 
-	// Go maps never shrink, and the ring only grows. After a burst both are
-	// reallocated, when the queue empties out after a busy period much
+	// Go maps never shrink, and the rings only grow. After a burst both
+	// are reallocated, when the queue empties out after a busy period much
 	// smaller than the burst: a queue that once held a million items does
 	// not keep their tables forever, and one that oscillates between empty
 	// and full does not reallocate at every cycle.
-	cyclePeak int // largest FIFO length since the FIFO was last empty
-	highWater int // largest FIFO length the current tables have held
+	cyclePeak int // largest number queued since the FIFOs were last empty
+	highWater int // largest number queued the current tables have held
 
 	spinning bool // a worker is yielding for an item due very soon
 	waiters  int  // workers blocked in Get
@@ -70,8 +75,10 @@ type Queue[T comparable] struct {
 // that runs only while something is waiting.
 func New[T comparable](cfg Config[T]) *Queue[T] {
 	q := &Queue[T]{
+		levels:  []level[T]{{}},
+		byPrio:  []int{0},
 		pending: make(map[T]uint64, 64),
-		redo:    make(map[T]struct{}),
+		redo:    make(map[T]int),
 		clock:   cfg.Clock,
 		limiter: cfg.RateLimiter,
 		metrics: cfg.Metrics,
@@ -92,7 +99,7 @@ func New[T comparable](cfg Config[T]) *Queue[T] {
 		q.logger = zap.NewNop()
 	}
 	if q.metrics != nil {
-		q.fifo.timed = true
+		q.levels[0].fifo.timed = true
 		if b, ok := q.metrics.(InFlightBinder); ok {
 			b.BindInFlight(q.InFlight)
 		}
@@ -117,29 +124,37 @@ func (q *Queue[T]) stamp() int64 {
 // call is a no-op; if a worker holds it, it is queued again when the worker
 // calls Done. After ShutDown, Add does nothing: a closing queue accepts no
 // new work (ShuttingDown tells producers).
-func (q *Queue[T]) Add(item T) {
+func (q *Queue[T]) Add(item T) { q.add(item, 0) }
+
+func (q *Queue[T]) add(item T, prio int) {
 	q.mu.Lock()
 	if !q.shuttingDown {
-		q.addLocked(item, q.stamp())
+		q.addLocked(item, q.stamp(), prio)
 	}
 	q.mu.Unlock()
 }
 
-func (q *Queue[T]) addLocked(item T, at int64) {
+func (q *Queue[T]) addLocked(item T, at int64, prio int) {
 	if q.processing.len() > 0 {
 		if q.processing.find(item) >= 0 {
-			n := len(q.redo)
-			q.redo[item] = struct{}{}
-			if len(q.redo) != n && q.metrics != nil {
+			p, again := q.redo[item]
+			if !again || prio > p {
+				q.redo[item] = prio
+			}
+			if !again && q.metrics != nil {
 				q.metrics.Add()
 			}
 			return
 		}
 	}
 	if t, ok := q.pending[item]; ok && q.liveLocked(t) {
-		return // already pending: collapse
+		// Already pending: collapse, at the higher priority.
+		if prio != 0 || t>>levelShift != 0 {
+			q.raiseLocked(item, t, prio)
+		}
+		return
 	}
-	q.pushLocked(item, at)
+	q.pushLocked(item, at, q.levelFor(prio))
 	if q.metrics != nil {
 		q.metrics.Add()
 	}
@@ -149,7 +164,7 @@ func (q *Queue[T]) addLocked(item T, at int64) {
 // not waiting for a delay. It is informational; do not gate Get on it.
 func (q *Queue[T]) Len() int {
 	q.mu.Lock()
-	n := q.fifo.len()
+	n := q.runnableLocked()
 	q.mu.Unlock()
 	return n
 }
@@ -161,7 +176,7 @@ func (q *Queue[T]) Get() (item T, shutdown bool) {
 	q.mu.Lock()
 	var yields int
 	for {
-		if it, ok := q.tryTakeLocked(); ok {
+		if it, _, ok := q.tryTakeLocked(); ok {
 			q.mu.Unlock()
 			return it, false
 		}
@@ -194,7 +209,7 @@ func (q *Queue[T]) GetCtx(ctx context.Context) (T, error) {
 	}()
 	var yields int
 	for {
-		if it, ok := q.tryTakeLocked(); ok {
+		if it, _, ok := q.tryTakeLocked(); ok {
 			q.mu.Unlock()
 			return it, nil
 		}
@@ -228,7 +243,7 @@ func (q *Queue[T]) GetCtx(ctx context.Context) (T, error) {
 // (after a Broadcast) only costs an extra wake-up, and every woken worker
 // re-checks the FIFO before sleeping again, so no item is stranded.
 func (q *Queue[T]) wakeOneLocked() {
-	if q.waiters > q.woken && q.woken < q.fifo.len() {
+	if q.waiters > q.woken && q.woken < q.runnableLocked() {
 		q.woken++
 		q.cond.Signal()
 	}
@@ -250,23 +265,24 @@ func (q *Queue[T]) wakeAll() {
 	q.mu.Unlock()
 }
 
-// tryTakeLocked moves due delayed items to the FIFO, then takes its head.
-func (q *Queue[T]) tryTakeLocked() (T, bool) {
+// tryTakeLocked moves due delayed items to their FIFOs, then takes the
+// head of the highest priority's.
+func (q *Queue[T]) tryTakeLocked() (T, int, bool) {
 	if q.delay.pending() {
 		q.promoteLocked(q.since())
 	}
-	if q.fifo.len() == 0 {
+	if q.runnableLocked() == 0 {
 		var zero T
-		return zero, false
+		return zero, 0, false
 	}
-	item, at := q.popLocked()
+	item, at, prio, _ := q.popLocked()
 	var now int64
 	if q.metrics != nil {
 		now = q.since()
 		q.metrics.Get(time.Duration(now - at))
 	}
 	q.processing.add(item, now)
-	return item, true
+	return item, prio, true
 }
 
 // finishedLocked reports whether Get should report shutdown: the queue is
@@ -278,7 +294,7 @@ func (q *Queue[T]) finishedLocked() bool {
 
 // emptyLocked: nothing is queued or being processed.
 func (q *Queue[T]) emptyLocked() bool {
-	return q.fifo.len() == 0 && q.processing.len() == 0
+	return q.runnableLocked() == 0 && q.processing.len() == 0
 }
 
 // Done marks item as processed. If it was added while being processed, it
@@ -300,9 +316,9 @@ func (q *Queue[T]) Done(item T) {
 		q.metrics.Done(time.Duration(now - start))
 	}
 	if len(q.redo) > 0 {
-		if _, ok := q.redo[item]; ok {
+		if prio, ok := q.redo[item]; ok {
 			delete(q.redo, item)
-			q.pushLocked(item, now)
+			q.pushLocked(item, now, q.levelFor(prio))
 		}
 	}
 	if q.shuttingDown && q.emptyLocked() {

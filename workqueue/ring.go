@@ -45,6 +45,14 @@ func (r *ring[T]) pop() (item T, at int64) {
 	return item, at
 }
 
+// timeAt is when the i-th item from the head became runnable (0 untimed).
+func (r *ring[T]) timeAt(i int) int64 {
+	if !r.timed {
+		return 0
+	}
+	return r.times[(r.head+i)&(len(r.buf)-1)]
+}
+
 // release drops the backing arrays of an empty ring, after a burst.
 func (r *ring[T]) release() {
 	r.buf, r.times, r.head = nil, nil, 0
