@@ -116,7 +116,7 @@ type Controller[T any] struct {
 
 // source is an informer whose changes map to requests of the controller.
 type source interface {
-	register(q informer.KeyAdder, log *zap.Logger) (informer.Registration, error)
+	register(q keyQueue, log *zap.Logger) (informer.Registration, error)
 	WaitForCacheSync(ctx context.Context) error
 }
 
@@ -226,7 +226,7 @@ func (c *Controller[T]) Run(ctx context.Context) error {
 
 // processNext reconciles one request; false once the queue is shut down.
 func (c *Controller[T]) processNext(ctx context.Context, q *workqueue.Queue[string]) bool {
-	key, shutdown := q.Get()
+	key, prio, shutdown := q.GetWithPriority()
 	if shutdown {
 		return false
 	}
@@ -255,7 +255,9 @@ func (c *Controller[T]) processNext(ctx context.Context, q *workqueue.Queue[stri
 	case err == nil && res.RequeueAfter > 0:
 		result = resultRequeueAfter
 		q.Forget(key)
-		q.AddAfter(key, res.RequeueAfter)
+		// At the priority it ran at: a fill key's requeue does not
+		// overtake live changes (a live change to it still raises it).
+		q.AddWithOpts(workqueue.AddOpts{After: res.RequeueAfter, Priority: prio}, key)
 	case err == nil:
 		result = resultSuccess
 		q.Forget(key)
@@ -280,7 +282,7 @@ func (c *Controller[T]) processNext(ctx context.Context, q *workqueue.Queue[stri
 		if errors.Is(err, ErrPanic) {
 			result = resultPanic
 		}
-		q.AddRateLimited(key)
+		q.AddWithOpts(workqueue.AddOpts{RateLimited: true, Priority: prio}, key)
 		log.Error("reconcile failed; retrying with backoff", zap.Error(err), zap.Int("retries", q.NumRequeues(key)))
 	}
 	c.met.done(result, took)
@@ -304,14 +306,34 @@ type primary[T any] struct {
 	name string
 }
 
-func (p primary[T]) register(q informer.KeyAdder, _ *zap.Logger) (informer.Registration, error) {
+// keyQueue is what a source feeds: the controller's work queue.
+type keyQueue interface {
+	Add(key string)
+	AddWithOpts(o workqueue.AddOpts, keys ...string)
+}
+
+// lowPriority is how sources queue work nobody waits for: a term's first
+// pass over the cache (initial adds) and resyncs. Live changes, queued at
+// the default priority, go before it, so that after a failover with a big
+// cache a change made now is reconciled now, not after the whole fill
+// (controller-runtime's priority queue does the same).
+var lowPriority = workqueue.AddOpts{Priority: workqueue.LowPriority}
+
+func (p primary[T]) register(q keyQueue, _ *zap.Logger) (informer.Registration, error) {
 	// Not informer.EnqueueKeys: its handlers all have one name, and the
 	// informer's per-handler metrics of controllers sharing it would mix
 	// (and vanish for all when one of them stops).
 	return p.inf.AddEventHandler(informer.Handler[T]{
-		Name:     "controller-" + p.name,
-		OnAdd:    func(key string, _ T, _ bool) { q.Add(key) },
+		Name: "controller-" + p.name,
+		OnAdd: func(key string, _ T, initial bool) {
+			if initial {
+				q.AddWithOpts(lowPriority, key)
+				return
+			}
+			q.Add(key)
+		},
 		OnUpdate: func(key string, _, _ T) { q.Add(key) },
+		OnResync: func(key string, _ T) { q.AddWithOpts(lowPriority, key) },
 		OnDelete: func(key string, _ T, _ bool) { q.Add(key) },
 	})
 }

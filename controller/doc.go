@@ -32,6 +32,13 @@
 //     counted, and retried like an error.
 //   - Every term starts from the whole cache: a new leader reconciles every
 //     key once, so nothing queued on the old leader is lost with it.
+//   - Live changes first: that first pass and every resync are queued at
+//     workqueue.LowPriority, live changes (adds, updates, deletes, the
+//     keys a Watch maps them to) at the default priority, so a change made
+//     during a long fill is reconciled next rather than after the whole
+//     cache; a key waiting in the fill that changes is raised, not queued
+//     twice. Retries and RequeueAfter requeue a key at the priority it ran
+//     at.
 //   - Warm standby: informers added to a Manager run on every replica, so a
 //     new leader starts reconciling at once instead of after a full list.
 //   - Graceful shutdown: when Run's ctx ends, the controllers stop taking

@@ -41,8 +41,8 @@ type mapped[U any] struct {
 	handler string
 }
 
-func (m mapped[U]) register(q informer.KeyAdder, log *zap.Logger) (informer.Registration, error) {
-	add := func(key string, obj U) {
+func (m mapped[U]) register(q keyQueue, log *zap.Logger) (informer.Registration, error) {
+	add := func(key string, obj U, low bool) {
 		for _, k := range m.mapFn(key, obj) {
 			// A key in another form than the informer's would find no
 			// cached object and look deleted: the reconciler would clean
@@ -53,14 +53,19 @@ func (m mapped[U]) register(q informer.KeyAdder, log *zap.Logger) (informer.Regi
 					zap.String("from", key), zap.Error(err))
 				continue
 			}
-			q.Add(nk)
+			if low {
+				q.AddWithOpts(lowPriority, nk)
+			} else {
+				q.Add(nk)
+			}
 		}
 	}
 	return m.inf.AddEventHandler(informer.Handler[U]{
 		Name:     m.handler,
-		OnAdd:    func(key string, obj U, _ bool) { add(key, obj) },
-		OnUpdate: func(key string, old, obj U) { add(key, old); add(key, obj) },
-		OnDelete: func(key string, last U, _ bool) { add(key, last) },
+		OnAdd:    func(key string, obj U, initial bool) { add(key, obj, initial) },
+		OnUpdate: func(key string, old, obj U) { add(key, old, false); add(key, obj, false) },
+		OnResync: func(key string, obj U) { add(key, obj, true) },
+		OnDelete: func(key string, last U, _ bool) { add(key, last, false) },
 	})
 }
 

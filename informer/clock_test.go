@@ -122,3 +122,39 @@ func TestConfigClockDrivesResync(t *testing.T) {
 		t.Errorf("%d real updates, want 0", n)
 	}
 }
+
+// With OnResync set, resyncs go there and not to OnUpdate, which keeps
+// the real updates.
+func TestOnResyncTakesResyncs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newMemory(t)
+		put(t, s, "r/a", "1")
+		put(t, s, "r/b", "2")
+		inf, err := informer.New(s, informer.Config[int]{Prefix: "r", Decode: atoi, ResyncPeriod: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var resyncs, updates atomic.Int32
+		reg, err := inf.AddEventHandler(informer.Handler[int]{
+			OnUpdate: func(string, int, int) { updates.Add(1) },
+			OnResync: func(key string, obj int) {
+				if (key == "r/a") != (obj == 1) {
+					t.Errorf("OnResync(%s, %d): not the cached object", key, obj)
+				}
+				resyncs.Add(1)
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(t, inf)
+		<-reg.Synced()
+		time.Sleep(70 * time.Second) // one resync, jitter included
+		synctest.Wait()
+		put(t, s, "r/a", "3")
+		synctest.Wait()
+		if r, u := resyncs.Load(), updates.Load(); r != 2 || u != 1 {
+			t.Fatalf("OnResync called %d times, OnUpdate %d; want 2 and 1", r, u)
+		}
+	})
+}

@@ -23,8 +23,12 @@ type Handler[T any] struct {
 	// first list, or the synthetic adds of a handler added later).
 	OnAdd func(key string, obj T, isInitialList bool)
 	// OnUpdate: key changed from old to new. On a resync old and new are
-	// the same object.
+	// the same object, unless OnResync is set.
 	OnUpdate func(key string, old, new T)
+	// OnResync, optional: key was replayed unchanged (Config.ResyncPeriod,
+	// or the catch-up of a handler that was behind). Nil: resyncs go to
+	// OnUpdate. A controller queues these at low priority.
+	OnResync func(key string, obj T)
 	// OnDelete: key is gone; last is the last state this handler saw. final
 	// is true when the informer saw the delete itself in the stream, right
 	// after last as far as the stream told (backends that coalesce changes,
@@ -283,7 +287,14 @@ func (r *registration[T]) deliver(n note[T]) {
 		if r.h.OnAdd != nil {
 			r.h.OnAdd(n.key, n.new.obj, n.initial)
 		}
-	case noteUpdate, noteResync:
+	case noteResync:
+		switch {
+		case r.h.OnResync != nil:
+			r.h.OnResync(n.key, n.new.obj)
+		case r.h.OnUpdate != nil:
+			r.h.OnUpdate(n.key, n.old.obj, n.new.obj)
+		}
+	case noteUpdate:
 		if r.h.OnUpdate != nil {
 			r.h.OnUpdate(n.key, n.old.obj, n.new.obj)
 		}
