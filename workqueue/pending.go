@@ -40,6 +40,18 @@ func (q *Queue[T]) pushLocked(item T, at int64, id int) {
 // whose item moved up; its pending entry goes stale. ok is false when no
 // level holds a runnable item.
 func (q *Queue[T]) popLocked() (item T, at int64, prio int, ok bool) {
+	if len(q.levels) == 1 {
+		// One priority, nothing ever moved: the queue before priorities.
+		l := &q.levels[0]
+		if l.fifo.len() == 0 {
+			return item, 0, 0, false
+		}
+		item, at = l.fifo.pop()
+		q.queued--
+		q.stalePops++
+		q.cleanIfEmptyLocked()
+		return item, at, 0, true
+	}
 	for _, id := range q.byPrio {
 		l := &q.levels[id]
 		for l.fifo.len() > 0 {

@@ -14,8 +14,9 @@ var errNoData = errors.New("no results to plot")
 // bars are drawn. A side is either a sub-benchmark name (Put/regent,
 // Put/raw) or a prefix of a metric unit (regent-ns/op, raw-ns/op) when one
 // paired loop measured both. rawwatch is a second raw baseline that does
-// more of regent's work (a ZooKeeper list that also arms the watches).
-var sides = []string{"regent", "raw", "rawwatch", "clientgo"}
+// more of regent's work (a ZooKeeper list that also arms the watches);
+// controller-runtime and fifo are the other queues of BenchmarkPriority.
+var sides = []string{"regent", "raw", "rawwatch", "clientgo", "controller-runtime", "fifo"}
 
 // PanelSpec says which figure of a family one panel shows.
 type PanelSpec struct {

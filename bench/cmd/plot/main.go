@@ -75,6 +75,19 @@ var families = []family{
 		},
 	},
 	{
+		name:    "priority",
+		bench:   "BenchmarkPriority",
+		title:   "Priority: regent workqueue and controller vs controller-runtime v0.24.1's priority queue, and a FIFO",
+		command: "go test -run '^$' -bench 'BenchmarkPriority/queue' -count 6 . && go test -run '^$' -bench 'BenchmarkPriority/failover' -benchtime 3x .",
+		note:    "failover: a run's figure is the median of its 3 terms",
+		labels: map[string]string{"regent": "regent", "controller-runtime": "controller-runtime priorityqueue",
+			"fifo": "FIFO queue (no priorities)"},
+		panels: []PanelSpec{
+			{Title: "Queue: add a live and a low item, take both, over a 10,000-item low backlog", Metric: "ns/op", Match: "/queue"},
+			{Title: "Failover, 100,000 cached keys, 1 ms reconcile, 8 workers: live change -> reconciled", Metric: "ms/live"},
+		},
+	},
+	{
 		name:    "informer",
 		bench:   "BenchmarkInformer",
 		title:   "Informer: regent informer vs a raw list + watch per backend (1 KiB values)",

@@ -34,7 +34,8 @@ const (
 	captionChars = (width - 32) * 10 / 68 // characters per caption line, at charWidth
 )
 
-var sideColour = map[string]string{"regent": "#2b6cb0", "raw": "#dd6b20", "rawwatch": "#975a16", "clientgo": "#dd6b20", "": "#718096"}
+var sideColour = map[string]string{"regent": "#2b6cb0", "raw": "#dd6b20", "rawwatch": "#975a16", "clientgo": "#dd6b20",
+	"controller-runtime": "#dd6b20", "fifo": "#975a16", "": "#718096"}
 
 // Render writes c as a standalone SVG document.
 func Render(w io.Writer, c Chart) error {

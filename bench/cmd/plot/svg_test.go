@@ -45,6 +45,11 @@ BenchmarkInformer/zookeeper/Sync10k/rawwatch-2 1 2100000000 ns/op 1300 heap-B/ob
 BenchmarkInformer/zookeeper/ChangeIn10k/regent-2 100 1800000 ns/op 1724 p50-µs 2100 p90-µs
 BenchmarkInformer/zookeeper/ChangeIn10k/raw-2 100 1900000 ns/op 1814 p50-µs 2200 p90-µs
 `,
+	"priority": `BenchmarkPriority/queue/regent-2 5346997 221.7 ns/op 0 B/op 0 allocs/op
+BenchmarkPriority/queue/controller-runtime-2 219361 4903 ns/op 741 B/op 21 allocs/op
+BenchmarkPriority/failover/regent-2 3 1015 fill-reconciles-before-live 2.174 ms/live 2.306 p90-ms/live
+BenchmarkPriority/failover/fifo-2 3 100000 fill-reconciles-before-live 13848 ms/live 13870 p90-ms/live
+`,
 }
 
 // svgText decodes doc as XML, failing the test on any error, and returns
