@@ -40,5 +40,9 @@
 //
 // The leader record lives at Key+"/leader" (JSON: identity, token, since),
 // written by the leader through a guarded write with KeepAlive, so that it
-// vanishes within the TTL of a leader's death.
+// vanishes within the TTL of a leader's death. It is written as the term
+// begins, beside OnStartedLeading rather than before it (a handover does
+// not wait for it; fencing is the lock's token, which the Term carries):
+// others see the new leader within one write of its start. A record write
+// that fails ends the term, and Run backs off before campaigning again.
 package election

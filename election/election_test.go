@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -201,4 +202,92 @@ func TestResignFromInsideTheTerm(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)
 	}
+}
+
+// recordFailingStore fails the first fail guarded writes of its locks: the
+// leader record's.
+type recordFailingStore struct {
+	kv.Store
+	fail atomic.Int32
+	gate chan struct{} // a failing write waits for it
+}
+
+var errRecordInjected = errors.New("injected: record write refused")
+
+func (s *recordFailingStore) NewLock(ctx context.Context, key string, opts *kv.LockOptions) (kv.Locker, error) {
+	l, err := s.Store.NewLock(ctx, key, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &recordFailingLocker{Locker: l, s: s}, nil
+}
+
+type recordFailingLocker struct {
+	kv.Locker
+	s *recordFailingStore
+}
+
+func (l *recordFailingLocker) GuardedPut(ctx context.Context, key string, value []byte, opts *kv.WriteOptions) error {
+	if l.s.fail.Add(-1) >= 0 {
+		<-l.s.gate
+		return errRecordInjected
+	}
+	return l.Locker.GuardedPut(ctx, key, value, opts)
+}
+
+// The leader record is written beside OnStartedLeading: Leader() of the
+// leader answers from its term at once; a record write that fails ends the
+// term (its ctx says why), and Run campaigns again after a backoff, whose
+// term writes the record.
+func TestLeaderRecordWrittenBesideTheTerm(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := memory.NewBackend()
+		defer b.Close()
+		s := &recordFailingStore{Store: b.Client(), gate: make(chan struct{})}
+		defer func() { _ = s.Close() }()
+		s.fail.Store(1)
+		type ended struct {
+			cause    error
+			asLeader election.Leader
+		}
+		terms := make(chan ended, 4)
+		var once sync.Once
+		var e *election.Elector
+		e, err := election.New(context.Background(), s, election.Config{Key: "rec", Identity: "a",
+			Callbacks: election.Callbacks{OnStartedLeading: func(ctx context.Context) {
+				l, lerr := e.Leader(ctx)
+				if lerr != nil {
+					t.Errorf("Leader() inside the term: %v", lerr)
+				}
+				once.Do(func() { close(s.gate) }) // now the first record write fails
+				<-ctx.Done()
+				terms <- ended{context.Cause(ctx), l}
+			}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- e.Run(ctx) }()
+		first := <-terms
+		if !errors.Is(first.cause, errRecordInjected) {
+			t.Fatalf("first term ended by %v, want the record write's error", first.cause)
+		}
+		if first.asLeader.Identity != "a" {
+			t.Fatalf("Leader() inside the term = %+v, want a", first.asLeader)
+		}
+		time.Sleep(10 * time.Second) // past Run's backoff
+		synctest.Wait()              // the second term is running, its record written
+		l, err := election.LeaderOf(context.Background(), s, "rec")
+		if err != nil || l.Identity != "a" {
+			t.Fatalf("record after the second term began: %+v, %v; want a", l, err)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if second := <-terms; !errors.Is(second.cause, context.Canceled) {
+			t.Fatalf("second term ended by %v, want Run's ctx", second.cause)
+		}
+	})
 }

@@ -138,20 +138,6 @@ func (e *Elector) lead(ctx context.Context, log *zap.Logger) error {
 	// background: releasing must happen even when ctx has ended.
 	background := context.WithoutCancel(ctx)
 
-	record, err := json.Marshal(term.Leader)
-	if err == nil {
-		err = e.mutex.GuardedPut(ctx, recordKey(e.cfg.Key), record,
-			&kv.WriteOptions{TTL: e.cfg.TTL, KeepAlive: true})
-	}
-	if err != nil {
-		// The write may have landed even though the call failed (ctx ended
-		// while it was in flight): release removes the record if it is ours,
-		// or it would name this candidate as leader for as long as it lives.
-		e.release(background, term, log)
-		close(term.released)
-		return fmt.Errorf("election: write leader record: %w", err)
-	}
-
 	leaderCtx, cancel := context.WithCancelCause(context.WithValue(ctx, termKey{}, term))
 	term.end = cancel
 	e.mu.Lock()
@@ -159,6 +145,22 @@ func (e *Elector) lead(ctx context.Context, log *zap.Logger) error {
 	e.mu.Unlock()
 	e.cfg.Metrics.leading(e.cfg.Key, true)
 	log.Info("started leading", zap.Uint64("token", term.Token))
+
+	// The leader record is written beside the leader's work, not before
+	// it: it tells observers who leads, while what makes the leader's
+	// writes safe is the lock's token, which the Term already carries.
+	// Written first, it cost a handover a write (on ZooKeeper two, racing
+	// the old leader's removal of its own record). A write that fails ends
+	// the term.
+	recorded := make(chan error, 1)
+	go func() {
+		record, err := json.Marshal(term.Leader)
+		if err == nil {
+			err = e.mutex.GuardedPut(leaderCtx, recordKey(e.cfg.Key), record,
+				&kv.WriteOptions{TTL: e.cfg.TTL, KeepAlive: true})
+		}
+		recorded <- err
+	}()
 
 	done := make(chan struct{})
 	go func() {
@@ -168,18 +170,33 @@ func (e *Elector) lead(ctx context.Context, log *zap.Logger) error {
 		}
 	}()
 
-	var cause error
-	select {
-	case <-ctx.Done():
-		cause = context.Cause(ctx)
-	case <-lost:
-		cause = kv.ErrLockLost
-	case <-term.resign:
-		cause = errResigned
-	case <-done:
-		cause = errResigned // the leader's work is over: let another lead
+	var cause, recordErr error
+	for cause == nil {
+		select {
+		case <-ctx.Done():
+			cause = context.Cause(ctx)
+		case <-lost:
+			cause = kv.ErrLockLost
+		case <-term.resign:
+			cause = errResigned
+		case <-done:
+			cause = errResigned // the leader's work is over: let another lead
+		case err := <-recorded:
+			recorded = nil // written (or failed): nothing more to hear
+			if err != nil && ctx.Err() == nil {
+				recordErr = fmt.Errorf("election: write leader record: %w", err)
+				cause = recordErr
+			}
+		}
 	}
 	cancel(cause)
+	if recorded != nil {
+		// The write ends with leaderCtx; release must see where it landed
+		// (it removes the record if it is ours).
+		if err := <-recorded; err != nil {
+			log.Debug("leader record not written: the term ended first", zap.Error(err))
+		}
+	}
 
 	e.mu.Lock()
 	e.term = nil
@@ -213,7 +230,7 @@ func (e *Elector) lead(ctx context.Context, log *zap.Logger) error {
 	if errors.Is(cause, errResigned) {
 		e.yield(ctx)
 	}
-	return nil
+	return recordErr // Run backs off before campaigning again
 }
 
 // yield waits, after a resignation, until another candidate leads, or for
@@ -316,7 +333,14 @@ func (e *Elector) Term() *Term {
 }
 
 // Leader returns the current leader of this election, or ErrNoLeader.
+// While this Elector leads, that is its own term: it holds the lock,
+// which is authoritative, and its leader record may still be in flight
+// (it is written as the term begins, beside OnStartedLeading). Otherwise
+// it is the leader record (LeaderOf).
 func (e *Elector) Leader(ctx context.Context) (Leader, error) {
+	if t := e.Term(); t != nil {
+		return t.Leader, nil
+	}
 	return LeaderOf(ctx, e.store, e.cfg.Key)
 }
 
