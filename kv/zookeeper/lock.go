@@ -196,8 +196,13 @@ func (l *locker) acquire(ctx context.Context, node string, wait bool) (*hold, er
 	// queueing again) until ctx ends.
 	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(10*time.Millisecond),
 		backoff.WithMaxInterval(time.Second), backoff.WithMaxElapsedTime(0))
+	// The contender's own watch and stat are read while it waits, so that
+	// taking the lock costs no round trip after the listing that shows it
+	// first (see ownWatch).
+	own := l.watchOwn(node)
+	var listed time.Time
 	for {
-		first, err := l.waitTurn(ctx, node, wait)
+		first, at, err := l.waitTurn(ctx, node, wait)
 		switch {
 		case errors.Is(err, errRequeue):
 			// The session expired while waiting and took the contender
@@ -206,6 +211,7 @@ func (l *locker) acquire(ctx context.Context, node string, wait bool) (*hold, er
 			if node, err = l.enqueue(ctx); err != nil {
 				return nil, fmt.Errorf("zookeeper: lock %q: %w", l.key, err)
 			}
+			own = l.watchOwn(node)
 			continue
 		case transient(err) && !wait:
 			return giveUp(err) // TryLock makes one attempt
@@ -220,24 +226,40 @@ func (l *locker) acquire(ctx context.Context, node string, wait bool) (*hold, er
 			bo.Reset()
 			continue
 		}
+		listed = at
 		break
 	}
-	// Confirm the znode, learn its owner session and token, and arm the
-	// watch that reports its deletion; the send time starts the hold's
-	// renew window.
-	sent := time.Now()
-	var st *zk.Stat
-	var w <-chan zk.Event
-	err := s.call(ctx, func() error {
-		ok, stat, ch, err := s.conn.ExistsW(node)
-		if err == nil && !ok {
-			err = fmt.Errorf("contender znode gone as the lock was taken (session expired?): %w", kv.ErrLockLost)
+	// The hold needs the znode's owner session and token, and the watch
+	// that reports its deletion. Read while waiting, they are taken as
+	// they are, with the renew window starting at the send time of the
+	// listing that showed the znode first (it proved the znode there);
+	// else (that read failed, or its watch has fired) they are read now.
+	sent, st, w := listed, (*zk.Stat)(nil), (<-chan zk.Event)(nil)
+	// Sent before the listing (on one connection ZooKeeper answers in
+	// order), it has almost always answered; when not, its answer is as
+	// quick as a new read's.
+	select {
+	case <-own.done:
+	case <-ctx.Done():
+		return giveUp(fmt.Errorf("zookeeper: lock %q: %w", l.key, ctx.Err()))
+	case <-s.done:
+		return giveUp(fmt.Errorf("zookeeper: lock %q: %w", l.key, kv.ErrClosed))
+	}
+	if r, _ := own.ready(); r.err == nil && r.ok && !r.fired() {
+		st, w = r.st, r.ch
+	} else {
+		sent = time.Now()
+		err := s.call(ctx, func() error {
+			ok, stat, ch, err := s.conn.ExistsW(node)
+			if err == nil && !ok {
+				err = fmt.Errorf("contender znode gone as the lock was taken (session expired?): %w", kv.ErrLockLost)
+			}
+			st, w = stat, ch
+			return err
+		})
+		if err != nil {
+			return giveUp(fmt.Errorf("zookeeper: lock %q: %w", l.key, err))
 		}
-		st, w = stat, ch
-		return err
-	})
-	if err != nil {
-		return giveUp(fmt.Errorf("zookeeper: lock %q: %w", l.key, err))
 	}
 	h := &hold{node: node, owner: st.EphemeralOwner, token: uint64(st.Czxid),
 		lost: make(chan struct{}), stop: make(chan struct{}), exited: make(chan struct{})}
@@ -258,18 +280,21 @@ var errRequeue = errors.New("zookeeper: contender gone")
 // waitTurn returns true once node is the lowest contender, false when the
 // one ahead of it has gone (the caller looks again), ErrLockHeld without
 // wait if it is not first, errRequeue if node itself is gone.
-func (l *locker) waitTurn(ctx context.Context, node string, wait bool) (bool, error) {
+func (l *locker) waitTurn(ctx context.Context, node string, wait bool) (bool, time.Time, error) {
 	return l.turn(ctx, node, wait, false)
 }
 
 // waitTurnSynced is TryLock's second look, after a read barrier.
-func (l *locker) waitTurnSynced(ctx context.Context, node string) (bool, error) {
+func (l *locker) waitTurnSynced(ctx context.Context, node string) (bool, time.Time, error) {
 	return l.turn(ctx, node, false, true)
 }
 
-func (l *locker) turn(ctx context.Context, node string, wait, synced bool) (bool, error) {
+// turn also returns the send time of the listing that decided: when node
+// is first, the znode was there then.
+func (l *locker) turn(ctx context.Context, node string, wait, synced bool) (bool, time.Time, error) {
 	s := l.s
 	var children []string
+	sent := time.Now()
 	err := s.call(ctx, func() error {
 		if synced {
 			if err := s.readBarrier(); err != nil {
@@ -281,7 +306,7 @@ func (l *locker) turn(ctx context.Context, node string, wait, synced bool) (bool
 		return err
 	})
 	if err != nil {
-		return false, err
+		return false, sent, err
 	}
 	mine := node[strings.LastIndexByte(node, '/')+1:]
 	l.mu.Lock()
@@ -301,9 +326,9 @@ func (l *locker) turn(ctx context.Context, node string, wait, synced bool) (bool
 	idx := slices.Index(children, mine)
 	switch {
 	case idx < 0:
-		return false, errRequeue
+		return false, sent, errRequeue
 	case idx == 0:
-		return true, nil
+		return true, sent, nil
 	case !wait:
 		// A listing from a server behind the leader may still show a
 		// holder that is gone: look again after a read barrier before
@@ -311,7 +336,7 @@ func (l *locker) turn(ctx context.Context, node string, wait, synced bool) (bool
 		if !synced {
 			return l.waitTurnSynced(ctx, node)
 		}
-		return false, fmt.Errorf("zookeeper: lock %q: %w", l.key, kv.ErrLockHeld)
+		return false, sent, fmt.Errorf("zookeeper: lock %q: %w", l.key, kv.ErrLockHeld)
 	}
 	var ok bool
 	var w <-chan zk.Event
@@ -321,15 +346,64 @@ func (l *locker) turn(ctx context.Context, node string, wait, synced bool) (bool
 		return err
 	})
 	if err != nil || !ok {
-		return false, err
+		return false, sent, err
 	}
 	select {
 	case <-w:
-		return false, nil
+		return false, sent, nil
 	case <-ctx.Done():
-		return false, ctx.Err()
+		return false, sent, ctx.Err()
 	case <-s.done:
-		return false, fmt.Errorf("zookeeper: lock %q: %w", l.key, kv.ErrClosed)
+		return false, sent, fmt.Errorf("zookeeper: lock %q: %w", l.key, kv.ErrClosed)
+	}
+}
+
+// ownWatch is the ExistsW of a contender's own znode, sent as it starts
+// waiting: its stat (owner session, Czxid: the token) and the watch that
+// reports the znode's deletion.
+type ownWatch struct {
+	done chan struct{} // closed once the read has answered
+	res  ownRead
+}
+
+type ownRead struct {
+	ok  bool
+	st  *zk.Stat
+	ch  <-chan zk.Event
+	err error
+}
+
+// fired reports whether the watch has fired already (the znode changed or
+// went while waiting): the hold then reads its own.
+func (r ownRead) fired() bool {
+	select {
+	case <-r.ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// watchOwn sends the ExistsW of node in the background.
+func (l *locker) watchOwn(node string) *ownWatch {
+	w := &ownWatch{done: make(chan struct{})}
+	if !l.s.goroutines.Go(func() {
+		defer close(w.done)
+		w.res.ok, w.res.st, w.res.ch, w.res.err = l.s.conn.ExistsW(node)
+	}) {
+		w.res.err = kv.ErrClosed
+		close(w.done)
+	}
+	return w
+}
+
+// ready returns the read's answer if it has come.
+func (w *ownWatch) ready() (ownRead, bool) {
+	select {
+	case <-w.done:
+		return w.res, true
+	default:
+		return ownRead{}, false
 	}
 }
 
