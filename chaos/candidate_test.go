@@ -47,6 +47,7 @@ type event struct {
 	// or the Term knew the hold was over).
 	Local bool   `json:"local,omitempty"`
 	Err   string `json:"err,omitempty"`
+	Sent  int64  `json:"sent,omitempty"` // write: mono() as it was made
 }
 
 const (
@@ -157,16 +158,29 @@ func lead(ctx context.Context, a candidateArgs, rec *recorder) {
 		return
 	}
 	rec.emit(event{Kind: "start", Token: term.Token})
-	defer rec.emit(event{Kind: "stop", Token: term.Token})
+	// The term ends when the election cancels ctx: "end" records that
+	// moment. "stop" comes when this function returns, which may be later
+	// by a write in flight (it runs to the server's answer, and its
+	// acceptance then is the fencing token's business, not the term's).
+	ended := make(chan struct{})
+	context.AfterFunc(ctx, func() {
+		rec.emit(event{Kind: "end", Token: term.Token})
+		close(ended)
+	})
+	defer func() {
+		<-ended // lead returns only once ctx is done
+		rec.emit(event{Kind: "stop", Token: term.Token})
+	}()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for seq := 1; ; seq++ {
 		key := fmt.Sprintf("%s/%020d-%06d", a.Fenced, term.Token, seq)
 		v, _ := json.Marshal(fencedValue{Identity: a.Identity, Token: term.Token, Seq: seq})
+		sent := mono()
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
 		err := term.GuardedPut(wctx, key, v, nil)
 		cancel()
-		ev := event{Kind: "write", Token: term.Token, Key: key, Result: writeAccepted}
+		ev := event{Kind: "write", Token: term.Token, Key: key, Result: writeAccepted, Sent: sent}
 		switch {
 		case err == nil:
 		case errors.Is(err, kv.ErrOutcomeUnknown):

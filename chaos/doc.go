@@ -27,7 +27,9 @@
 //     order (revision, zxid, raft index); no write acknowledged as
 //     accepted missing, none refused or failed unsent present; the leader record never
 //     going back to an older term; no overlap between the terms of
-//     processes that were not paused; a leader again within a bound once
+//     processes that were not paused, a term lasting from the callback's
+//     start to the moment its ctx ends (a write in flight then may still
+//     be accepted: that is what the token fences); a leader again within a bound once
 //     the faults stop; every process exiting cleanly at the end.
 //   - informer convergence: random writes while the server is restarted
 //     (and, on etcd, compacted); at the end the cache equals a List and

@@ -451,7 +451,8 @@ func readEvents(path string) []event {
 type term struct {
 	c          *candidate
 	token      uint64
-	start, end int64 // end: the stop event, or the kill
+	start, end int64 // end: the moment the term's ctx ended, or the kill
+	lastWrite  event // the last accepted fenced write
 }
 
 // check judges the run from the store's contents and the events.
@@ -461,6 +462,7 @@ func (st *electionRunState) check(s kv.Store, failovers []failover) {
 	writes := map[string]event{} // fenced key -> its write event
 	rejected, rejectedByServer, unknown, failed := 0, 0, 0, 0
 	unknownKinds := map[string]int{} // how unknown outcomes were reported
+	var lag time.Duration            // longest a callback outlived its term (a write in flight)
 	for _, c := range st.cands {
 		evs := readEvents(c.events)
 		var cur *term
@@ -469,13 +471,23 @@ func (st *electionRunState) check(s kv.Store, failovers []failover) {
 			case "start":
 				terms = append(terms, term{c: c, token: ev.Token, start: ev.At})
 				cur = &terms[len(terms)-1]
-			case "stop":
+			case "end":
 				if cur != nil {
 					cur.end = ev.At
+				}
+			case "stop":
+				if cur != nil {
+					if cur.end == 0 {
+						cur.end = ev.At
+					}
+					lag = max(lag, time.Duration(ev.At-cur.end))
 					cur = nil
 				}
 			case "write":
 				writes[ev.Key] = ev
+				if cur != nil && ev.Result == writeAccepted {
+					cur.lastWrite = ev
+				}
 				switch ev.Result {
 				case writeRejected:
 					rejected++
@@ -573,8 +585,9 @@ func (st *electionRunState) check(s kv.Store, failovers []failover) {
 			}
 			if a.start < b.end && b.start < a.end {
 				overlaps++
-				t.Errorf("terms overlap: %s token %d [%s, %s] and %s token %d [%s, %s]",
-					a.c.id, a.token, tl.at(a.start), tl.at(a.end), b.c.id, b.token, tl.at(b.start), tl.at(b.end))
+				t.Errorf("terms overlap: %s token %d [%s, %s] (last accepted write made %s, answered %s) and %s token %d [%s, %s] (last accepted write made %s, answered %s)",
+					a.c.id, a.token, tl.at(a.start), tl.at(a.end), tl.at(a.lastWrite.Sent), tl.at(a.lastWrite.At),
+					b.c.id, b.token, tl.at(b.start), tl.at(b.end), tl.at(b.lastWrite.Sent), tl.at(b.lastWrite.At))
 			}
 		}
 	}
@@ -589,8 +602,8 @@ func (st *electionRunState) check(s kv.Store, failovers []failover) {
 			figs = append(figs, fmt.Sprintf("%s: %s", faultNames[k], strings.Join(d, " ")))
 		}
 	}
-	t.Logf("%s: %d terms, %d fenced writes accepted (%d in the store), %d refused (%d by the server, stale), %d failed unsent, %d unknown; recovery: %s",
-		st.srv.backend, len(terms), accepted, len(pairs), rejected, rejectedByServer, failed, unknown, strings.Join(figs, "; "))
+	t.Logf("%s: %d terms, %d fenced writes accepted (%d in the store), %d refused (%d by the server, stale), %d failed unsent, %d unknown; a callback returned at most %v after its term ended; recovery: %s",
+		st.srv.backend, len(terms), accepted, len(pairs), rejected, rejectedByServer, failed, unknown, lag.Round(time.Millisecond), strings.Join(figs, "; "))
 	if unknown > 0 {
 		t.Logf("%s: writes with an unknown outcome, by error: %v", st.srv.backend, unknownKinds)
 	}
