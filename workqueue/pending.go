@@ -67,12 +67,30 @@ func (q *Queue[T]) popLocked() (item T, at int64, prio int, ok bool) {
 				}
 			}
 			q.stalePops++
+			if q.moved > 0 && q.queued == q.moved {
+				q.dropMovedLocked()
+			}
 			q.cleanIfEmptyLocked()
 			return item, at, l.prio, true
 		}
 	}
 	var zero T
 	return zero, 0, 0, false
+}
+
+// dropMovedLocked empties the FIFOs once every slot left in them is one
+// whose item moved up and has since been handed out: Get, which stops
+// looking when nothing is runnable, would never pop them, and the FIFOs
+// would never empty, so cleanLocked would never run. No pending entry
+// points at such a slot, so dropping them changes no entry's liveness.
+func (q *Queue[T]) dropMovedLocked() {
+	for i := range q.levels {
+		if l := &q.levels[i]; l.moved > 0 {
+			l.fifo.clear()
+			l.moved = 0
+		}
+	}
+	q.queued, q.moved = 0, 0
 }
 
 func (q *Queue[T]) cleanIfEmptyLocked() {

@@ -1,6 +1,7 @@
 package workqueue
 
 import (
+	"cmp"
 	"slices"
 	"time"
 )
@@ -113,16 +114,19 @@ func (q *Queue[T]) levelFor(prio int) int {
 	id := len(q.levels)
 	q.levels = append(q.levels, level[T]{prio: prio})
 	q.levels[id].fifo.timed = q.metrics != nil
-	at, _ := slices.BinarySearchFunc(q.byPrio, prio, func(l int, p int) int { return p - q.levels[l].prio })
+	// byPrio runs from the highest priority down.
+	at, _ := slices.BinarySearchFunc(q.byPrio, prio, func(l int, p int) int { return cmp.Compare(p, q.levels[l].prio) })
 	q.byPrio = slices.Insert(q.byPrio, at, id)
 	return id
 }
 
-func dist(a, b int) int {
+// dist is |a-b|, which may not fit in an int (math.MaxInt - math.MinInt)
+// but always fits in a uint.
+func dist(a, b int) uint {
 	if a > b {
-		return a - b
+		return uint(a) - uint(b)
 	}
-	return b - a
+	return uint(b) - uint(a)
 }
 
 // runnableLocked is the number of items Get can hand out now.
@@ -132,8 +136,15 @@ func (q *Queue[T]) runnableLocked() int { return q.queued - q.moved }
 // higher than its level's; otherwise it stays where it is.
 func (q *Queue[T]) raiseLocked(item T, t uint64, prio int) {
 	id := int(t >> levelShift)
+	if prio <= q.levels[id].prio {
+		return
+	}
+	// Beyond maxLevels the level that serves prio may be this one: then
+	// the item is where it would go (levelFor may grow q.levels, so no
+	// pointer into it is taken before).
+	to := q.levelFor(prio)
 	l := &q.levels[id]
-	if prio <= l.prio {
+	if to == id || q.levels[to].prio <= l.prio {
 		return
 	}
 	// Its slot stays in the old FIFO, skipped when popped; it keeps the
@@ -141,5 +152,5 @@ func (q *Queue[T]) raiseLocked(item T, t uint64, prio int) {
 	at := l.fifo.timeAt(int(t&ticketMask - (l.pushed - uint64(l.fifo.len()))))
 	l.moved++
 	q.moved++
-	q.pushLocked(item, at, q.levelFor(prio))
+	q.pushLocked(item, at, to)
 }

@@ -2,6 +2,7 @@ package workqueue_test
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync/atomic"
@@ -358,5 +359,23 @@ func TestPriorityAgainstModel(t *testing.T) {
 			step(0, 0.5)
 		}
 		q.ShutDown()
+	}
+}
+
+// Priorities at the ends of int order like any others.
+func TestPriorityExtremes(t *testing.T) {
+	q := newQueue[string]()
+	defer q.ShutDown()
+	q.AddWithOpts(workqueue.AddOpts{Priority: math.MinInt}, "min")
+	q.AddWithOpts(workqueue.AddOpts{Priority: math.MaxInt}, "max")
+	q.Add("zero")
+	q.AddWithOpts(workqueue.AddOpts{Priority: math.MinInt + 1}, "min+1")
+	q.AddWithOpts(workqueue.AddOpts{Priority: math.MaxInt - 1}, "max-1")
+	for _, want := range []string{"max", "max-1", "zero", "min+1", "min"} {
+		item, _, _ := q.GetWithPriority()
+		if item != want {
+			t.Fatalf("Get = %q, want %q", item, want)
+		}
+		q.Done(item)
 	}
 }

@@ -53,6 +53,16 @@ func (r *ring[T]) timeAt(i int) int64 {
 	return r.times[(r.head+i)&(len(r.buf)-1)]
 }
 
+// clear empties the ring, keeping its arrays; the slots are zeroed so that
+// no dropped item is kept alive by them.
+func (r *ring[T]) clear() {
+	var zero T
+	for i := range r.n {
+		r.buf[(r.head+i)&(len(r.buf)-1)] = zero
+	}
+	r.head, r.n = 0, 0
+}
+
 // release drops the backing arrays of an empty ring, after a burst.
 func (r *ring[T]) release() {
 	r.buf, r.times, r.head = nil, nil, 0
