@@ -38,7 +38,8 @@ type Callbacks struct {
 // Config of an Elector. Key and Identity are required.
 type Config struct {
 	// Key names the election. The lock lives at Key; the leader record,
-	// which Leader and Observe read, at Key+"/leader".
+	// which Observe and LeaderOf read (and Leader, unless this Elector
+	// leads: then it answers from its own term), at Key+"/leader".
 	Key string
 	// Identity names this candidate (hostname, pod name): unique per
 	// candidate, reported by Leader and Observe.

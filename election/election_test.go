@@ -210,6 +210,7 @@ type recordFailingStore struct {
 	kv.Store
 	fail atomic.Int32
 	gate chan struct{} // a failing write waits for it
+	err  error         // what it fails with; errRecordInjected if nil
 }
 
 var errRecordInjected = errors.New("injected: record write refused")
@@ -230,6 +231,9 @@ type recordFailingLocker struct {
 func (l *recordFailingLocker) GuardedPut(ctx context.Context, key string, value []byte, opts *kv.WriteOptions) error {
 	if l.s.fail.Add(-1) >= 0 {
 		<-l.s.gate
+		if l.s.err != nil {
+			return l.s.err
+		}
 		return errRecordInjected
 	}
 	return l.Locker.GuardedPut(ctx, key, value, opts)
@@ -289,5 +293,52 @@ func TestLeaderRecordWrittenBesideTheTerm(t *testing.T) {
 		if second := <-terms; !errors.Is(second.cause, context.Canceled) {
 			t.Fatalf("second term ended by %v, want Run's ctx", second.cause)
 		}
+	})
+}
+
+// A record write refused because the lock is gone ends the term as lost,
+// not as a failed write: Run campaigns again at once, without a backoff.
+func TestLeaderRecordRefusedAsLockLost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := memory.NewBackend()
+		defer b.Close()
+		gate := make(chan struct{})
+		close(gate)
+		s := &recordFailingStore{Store: b.Client(), gate: gate, err: fmt.Errorf("injected: %w", kv.ErrLockLost)}
+		defer func() { _ = s.Close() }()
+		s.fail.Store(1)
+		type began struct {
+			at    time.Time
+			cause error
+		}
+		terms := make(chan began, 4)
+		e, err := election.New(context.Background(), s, election.Config{Key: "lost", Identity: "a",
+			RetryInterval: time.Second, MaxRetryInterval: time.Second,
+			Callbacks: election.Callbacks{OnStartedLeading: func(ctx context.Context) {
+				at := time.Now()
+				<-ctx.Done()
+				terms <- began{at, context.Cause(ctx)}
+			}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- e.Run(ctx) }()
+		first := <-terms
+		if !errors.Is(first.cause, kv.ErrLockLost) {
+			t.Fatalf("first term ended by %v, want kv.ErrLockLost", first.cause)
+		}
+		for !e.IsLeader() {
+			time.Sleep(time.Millisecond)
+		}
+		if waited := time.Since(first.at); waited >= time.Second {
+			t.Fatalf("second term began %v after the first: Run backed off", waited)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		<-terms
 	})
 }

@@ -183,7 +183,14 @@ func (e *Elector) lead(ctx context.Context, log *zap.Logger) error {
 			cause = errResigned // the leader's work is over: let another lead
 		case err := <-recorded:
 			recorded = nil // written (or failed): nothing more to hear
-			if err != nil && ctx.Err() == nil {
+			switch {
+			case err == nil:
+			case leaderCtx.Err() != nil:
+				// The term is ending (Run's ctx, a Resign): the write was
+				// cut short, it did not fail; the loop hears why next.
+			case errors.Is(err, kv.ErrLockLost):
+				cause = kv.ErrLockLost // as if lost had closed first: campaign again at once
+			default:
 				recordErr = fmt.Errorf("election: write leader record: %w", err)
 				cause = recordErr
 			}
