@@ -300,23 +300,42 @@ func (s *ZooKeeperServer) Mode() string { return zooKeeperMode(s.Addr) }
 func ruok(addr string) bool { return zooKeeperMode(addr) != "" }
 
 func zooKeeperMode(addr string) string {
+	for line := range strings.Lines(fourLetter(addr, "srvr")) {
+		if m, ok := strings.CutPrefix(line, "Mode: "); ok {
+			return strings.TrimSpace(m)
+		}
+	}
+	return "" // "This ZooKeeper instance is not currently serving requests"
+}
+
+// Metric returns the server's figure name from its mntr report (for
+// instance zk_watch_count, the watches it holds for its clients), or an
+// error when the server does not answer or has no such figure.
+func (s *ZooKeeperServer) Metric(name string) (int64, error) {
+	out := fourLetter(s.Addr, "mntr")
+	for line := range strings.Lines(out) {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "\t"); ok && k == name {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("testenv: zookeeper %s: no %s in its mntr report %q", s.Addr, name, out)
+}
+
+// fourLetter sends one of ZooKeeper's four-letter commands (those in the
+// config's 4lw.commands.whitelist) and returns its answer, "" if none.
+func fourLetter(addr, cmd string) string {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return ""
 	}
 	defer func() { _ = c.Close() }()
 	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write([]byte("srvr")); err != nil {
+	if _, err := c.Write([]byte(cmd)); err != nil {
 		return ""
 	}
 	var buf bytes.Buffer
 	_, _ = buf.ReadFrom(c)
-	for line := range strings.Lines(buf.String()) {
-		if m, ok := strings.CutPrefix(line, "Mode: "); ok {
-			return strings.TrimSpace(m)
-		}
-	}
-	return "" // "This ZooKeeper instance is not currently serving requests"
+	return buf.String()
 }
 
 // ZooKeeperEnsemble starts an n-member ensemble (ZooKeeper's quorum peers)

@@ -3,6 +3,7 @@ package zookeeper_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -472,4 +473,46 @@ func TestTreeWatchFollowsANewKeyOfEitherKind(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestFailedTryLocksLeaveNoWatches: a TryLock that finds the lock held
+// removes its contender znode; the watch it had sent on that znode must be
+// set (and fire on the delete) before the delete goes out, or the server
+// keeps one watch per failed attempt on a path never created again.
+func TestFailedTryLocksLeaveNoWatches(t *testing.T) {
+	srv := testenv.ZooKeeper(t)
+	ctx := t.Context()
+	holder, contender := open(t, config(srv.Servers(), "/trylock")), open(t, config(srv.Servers(), "/trylock"))
+	held, err := holder.NewLock(ctx, "busy", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := held.Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	watches := func() int64 {
+		n, err := srv.Metric("zk_watch_count")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := watches()
+	const attempts = 200
+	for range attempts {
+		l, err := contender.NewLock(ctx, "busy", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.TryLock(ctx); !errors.Is(err, kv.ErrLockHeld) {
+			t.Fatalf("TryLock of a held lock: %v, want kv.ErrLockHeld", err)
+		}
+	}
+	var now int64
+	poll.UntilFunc(t, 20*time.Second, func() string {
+		return fmt.Sprintf("the server's watches back to %d after %d failed TryLocks (now %d)", before, attempts, now)
+	}, func() bool {
+		now = watches()
+		return now <= before
+	})
 }

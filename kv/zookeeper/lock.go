@@ -188,18 +188,21 @@ func (l *locker) lock(ctx context.Context, wait bool) (<-chan struct{}, error) {
 // failure it removes whatever contender it left.
 func (l *locker) acquire(ctx context.Context, node string, wait bool) (*hold, error) {
 	s := l.s
+	// The contender's own watch and stat are read while it waits, so that
+	// taking the lock costs no round trip after the listing that shows it
+	// first (see ownWatch).
+	own := l.watchOwn(node)
 	giveUp := func(err error) (*hold, error) {
-		l.track(l.remove(node, 0))
+		// After that read has answered: a delete sent before it would
+		// leave its watch on a path never created again, for as long as
+		// the session lives (one per failed TryLock).
+		l.track(l.removeAfter(node, 0, own.done))
 		return nil, err
 	}
 	// A waiter rides out connection trouble (and a session expiry, by
 	// queueing again) until ctx ends.
 	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(10*time.Millisecond),
 		backoff.WithMaxInterval(time.Second), backoff.WithMaxElapsedTime(0))
-	// The contender's own watch and stat are read while it waits, so that
-	// taking the lock costs no round trip after the listing that shows it
-	// first (see ownWatch).
-	own := l.watchOwn(node)
 	var listed time.Time
 	for {
 		first, at, err := l.waitTurn(ctx, node, wait)
@@ -719,6 +722,11 @@ func (l *locker) lose(h *hold, why string, cleanup bool) {
 // ends. The channel closes once it is gone (or the session that owned it,
 // or the Store).
 func (l *locker) remove(node string, delay time.Duration) <-chan struct{} {
+	return l.removeAfter(node, delay, nil)
+}
+
+// removeAfter is remove that first waits for after to close, if not nil.
+func (l *locker) removeAfter(node string, delay time.Duration, after <-chan struct{}) <-chan struct{} {
 	s := l.s
 	done := make(chan struct{})
 	owner := s.conn.SessionID()
@@ -739,6 +747,13 @@ func (l *locker) remove(node string, delay time.Duration) <-chan struct{} {
 	}
 	if !s.goroutines.Go(func() {
 		defer close(done)
+		if after != nil {
+			select {
+			case <-after:
+			case <-s.done:
+				return // closing: the session ends, and the znode with it
+			}
+		}
 		if delay > 0 {
 			wait := time.NewTimer(delay)
 			defer wait.Stop()
