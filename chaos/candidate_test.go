@@ -125,8 +125,11 @@ func runCandidate(raw json.RawMessage) int {
 		},
 	})
 	if err != nil {
-		rec.emit(event{Kind: "error", Err: "election.New: " + err.Error()})
 		_ = store.Close()
+		if ctx.Err() != nil {
+			return 0 // told to stop while New was still talking to the server
+		}
+		rec.emit(event{Kind: "error", Err: "election.New: " + err.Error()})
 		return 1
 	}
 	runErr := e.Run(ctx)
