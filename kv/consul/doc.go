@@ -55,6 +55,15 @@
 //     key or an empty prefix is woken by every write in the store, so this
 //     is the loop's rate limit, at most ~20 queries a second); transient
 //     errors are retried for Config.RetryTimeout, then sent in-band.
+//     Watches of keys in one directory share one blocking query (see
+//     watchHub in watchhub.go): a Get of the key while one key is
+//     watched there, a List of the directory once two are, so N watches
+//     hold one request and one connection, not N, and never reach the
+//     agent's http_max_conns_per_client. A directory whose listing is far
+//     bigger than its watched keys (more than 64 + 16 per key) is not
+//     shared: its watches run one query each, as every watch did before.
+//     A Watch's updates only move forward (by ModifyIndex) whatever the
+//     order of its join, its first read and the shared answers.
 //   - Put is a transaction (delete + set), not a plain PUT: a plain PUT
 //     would keep a TTL session on the key, and with it the old expiry.
 //   - Locks: see locker in lock.go. A dead holder's lock is free TTL after

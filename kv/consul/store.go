@@ -44,6 +44,8 @@ type Store struct {
 	kaKeys    kaKeys // the KeepAlive keys to restore after a session loss
 	baselines *baselineCache
 
+	hubs watchHubs // the shared blocking queries of Watch
+
 	mu    sync.Mutex
 	holds map[*hold]struct{} // locks held, released by Close
 }

@@ -10,11 +10,12 @@ import (
 	"github.com/regentkv/regent/kv/internal/driver"
 )
 
-// Watch follows key with blocking queries. The first update is read before
-// Watch returns, so a write made after Watch returns is always a later
-// update. Consul has no change feed: changes that happen between two
-// answers are coalesced into the latest state (the watch never reports a
-// stale state, but may skip intermediate ones).
+// Watch follows key with blocking queries, shared with the Store's other
+// watches of keys in the same directory (see watchHub). The first update
+// is read before Watch returns, so a write made after Watch returns is
+// always a later update. Consul has no change feed: changes that happen
+// between two answers are coalesced into the latest state (the watch never
+// reports a stale state, but may skip intermediate ones).
 func (s *Store) Watch(ctx context.Context, key string, opts *kv.ReadOptions) (<-chan kv.KeyUpdate, error) {
 	k, err := s.checkKey(ctx, "watch", key)
 	if err != nil {
@@ -22,53 +23,87 @@ func (s *Store) Watch(ctx context.Context, key string, opts *kv.ReadOptions) (<-
 	}
 	ck := s.consulKey(k)
 	consistent := opts != nil && opts.Consistent
-	first, meta, err := s.kv.Get(ck, s.queryOpts(ctx, consistent))
-	if err != nil {
-		return nil, s.translate(ctx, "watch", k, err)
-	}
-	ch := make(chan kv.KeyUpdate)
-	err = s.spawnWatch(ctx, func(wctx context.Context) error {
-		defer close(ch)
-		last := first
-		if !driver.Send(wctx, ch, s.keyUpdate(k, first)) {
-			endWatch(ctx, s.gone(), ch, kv.KeyUpdate{Key: k}, keyClosed)
-			return wctx.Err()
-		}
-		b := s.newBlocker(meta.LastIndex, s.cfg.WaitTime, consistent)
-		for {
-			var p *api.KVPair
-			out, err := b.next(wctx, "watch", k, func(q *api.QueryOptions) (uint64, error) {
-				var meta *api.QueryMeta
-				var err error
-				p, meta, err = s.kv.Get(ck, q)
-				if err != nil {
-					return 0, err
-				}
-				return meta.LastIndex, nil
-			})
-			if err != nil {
-				endWatch(ctx, s.gone(), ch, kv.KeyUpdate{Key: k, Err: err}, keyClosed)
-				return err
-			}
-			if out == retry {
-				continue
-			}
-			if sameEntry(last, p) {
-				b.spurious()
-				continue
-			}
-			b.useful()
-			last = p
-			if !driver.Send(wctx, ch, s.keyUpdate(k, p)) {
-				endWatch(ctx, s.gone(), ch, kv.KeyUpdate{Key: k}, keyClosed)
-				return wctx.Err()
-			}
-		}
-	})
+	w := &keyWatch{s: s, k: k, ck: ck, consistent: consistent, ch: make(chan kv.KeyUpdate), wake: make(chan struct{}, 1)}
+	// Joined before the first read: a change the hub's queries see after
+	// the join is either in that read or handed on after it (see prime).
+	shared, err := s.join(w)
 	if err != nil {
 		return nil, fmt.Errorf("consul: watch %q: %w", k, err)
 	}
-	return ch, nil
+	first, meta, err := s.kv.Get(ck, s.queryOpts(ctx, consistent))
+	if err != nil {
+		if shared {
+			w.hub.leave(w)
+		}
+		return nil, s.translate(ctx, "watch", k, err)
+	}
+	var firstUpdate kv.KeyUpdate
+	if shared {
+		if firstUpdate, err = w.hub.prime(w, first, meta.LastIndex); err != nil {
+			w.hub.leave(w)
+			return nil, fmt.Errorf("consul: watch %q: %w", k, err)
+		}
+	} else {
+		w.last, w.at = first, meta.LastIndex
+		firstUpdate = s.keyUpdate(k, first)
+	}
+	err = s.spawnWatch(ctx, func(wctx context.Context) error {
+		defer close(w.ch)
+		if !driver.Send(wctx, w.ch, firstUpdate) {
+			if shared {
+				w.hub.leave(w)
+			}
+			endWatch(ctx, s.gone(), w.ch, kv.KeyUpdate{Key: k}, keyClosed)
+			return wctx.Err()
+		}
+		if shared && !w.runShared(ctx, wctx) {
+			return nil
+		}
+		return w.runAlone(ctx, wctx)
+	})
+	if err != nil {
+		if shared {
+			w.hub.leave(w)
+		}
+		return nil, fmt.Errorf("consul: watch %q: %w", k, err)
+	}
+	return w.ch, nil
+}
+
+// runAlone is a watch's own loop of blocking Gets of its key, from the
+// state it has.
+func (w *keyWatch) runAlone(ctx, wctx context.Context) error {
+	s, k := w.s, w.k
+	b := s.newBlocker(w.lastIndex(), s.cfg.WaitTime, w.consistent)
+	for {
+		var p *api.KVPair
+		out, err := b.next(wctx, "watch", k, func(q *api.QueryOptions) (uint64, error) {
+			var meta *api.QueryMeta
+			var err error
+			p, meta, err = s.kv.Get(w.ck, q)
+			if err != nil {
+				return 0, err
+			}
+			return meta.LastIndex, nil
+		})
+		if err != nil {
+			endWatch(ctx, s.gone(), w.ch, kv.KeyUpdate{Key: k, Err: err}, keyClosed)
+			return err
+		}
+		if out == retry {
+			continue
+		}
+		if sameEntry(w.last, p) {
+			b.spurious()
+			continue
+		}
+		b.useful()
+		w.last = p
+		if !driver.Send(wctx, w.ch, s.keyUpdate(k, p)) {
+			endWatch(ctx, s.gone(), w.ch, kv.KeyUpdate{Key: k}, keyClosed)
+			return wctx.Err()
+		}
+	}
 }
 
 // WatchTree follows every key strictly below prefix with blocking list
