@@ -22,11 +22,14 @@ import (
 //   - with a blocking List of the directory once it has watches of two
 //     keys or more; a watch that joins interrupts a Get in flight, so the
 //     next query covers its key;
-//   - and it dissolves when a List answers with far more entries than it
-//     watches (sparseLimit): each of its watches then runs its own
-//     blocking Get again, and later watches of that directory do too, so
-//     two watched keys beside a big subtree never cost its listing per
-//     change.
+//   - and, while it watches fewer than soloLimit keys, it dissolves when a
+//     List answers with far more entries than it watches (sparseLimit):
+//     each of its watches then runs its own blocking Get again, and so do
+//     later watches of that directory until soloLimit of them run alone
+//     there; from then on they share a hub that never dissolves. So two
+//     watched keys beside a big subtree never cost its listing per change,
+//     and a big directory watched key by key holds at most soloLimit+1
+//     requests, not one per key.
 //
 // Every Watch still reads its first update itself before Watch returns,
 // so that update is as fresh as it was without sharing; it joins the hub
@@ -43,6 +46,11 @@ import (
 // directory is not worth sharing for n watched keys.
 func sparseLimit(n int) int { return 64 + 16*n }
 
+// soloLimit is the number of watches of one directory that may run alone
+// because it is too sparse to share: beyond it, the connections they hold
+// cost more than the listings a shared query makes.
+const soloLimit = 32
+
 type hubKey struct {
 	dir        string // the keys' parent prefix in Consul, with its '/'
 	consistent bool
@@ -55,9 +63,11 @@ func hubKeyOf(ck string, consistent bool) hubKey {
 // watchHubs are the Store's hubs, and the directories found too sparse to
 // share.
 type watchHubs struct {
-	mu     sync.Mutex
-	hubs   map[hubKey]*watchHub
-	sparse map[hubKey]bool
+	mu   sync.Mutex
+	hubs map[hubKey]*watchHub
+	// sparse counts, per directory found too sparse to share, the
+	// watches sent to run alone there.
+	sparse map[hubKey]int
 }
 
 type watchHub struct {
@@ -67,6 +77,7 @@ type watchHub struct {
 	mu      sync.Mutex                        // after watchHubs.mu
 	watches map[string]map[*keyWatch]struct{} // by Consul key
 	started bool                              // its loop runs
+	settled bool                              // it never dissolves (see soloLimit)
 	single  string                            // the key the query in flight follows alone; "" for a List
 	// interrupt ends the query in flight: a watch of another key joined,
 	// or the last watch left.
@@ -116,14 +127,16 @@ func (s *Store) join(w *keyWatch) (bool, error) {
 	hs := &s.hubs
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	if hs.sparse[key] {
+	alone := hs.sparse[key]
+	if alone > 0 && alone < soloLimit {
+		hs.sparse[key]++
 		return false, nil
 	}
 	h := hs.hubs[key]
 	if h == nil {
 		// Its loop starts once this watch has read its key (prime): its
 		// first query then waits from that read's index.
-		h = &watchHub{s: s, key: key, watches: map[string]map[*keyWatch]struct{}{}}
+		h = &watchHub{s: s, key: key, watches: map[string]map[*keyWatch]struct{}{}, settled: alone > 0}
 		if hs.hubs == nil {
 			hs.hubs = map[hubKey]*watchHub{}
 		}
@@ -184,14 +197,16 @@ func (h *watchHub) endLocked(err error, sparse bool) {
 	if hs.hubs[h.key] == h {
 		delete(hs.hubs, h.key)
 	}
-	if sparse {
-		if hs.sparse == nil {
-			hs.sparse = map[hubKey]bool{}
-		}
-		hs.sparse[h.key] = true
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if sparse {
+		if hs.sparse == nil {
+			hs.sparse = map[hubKey]int{}
+		}
+		for _, ws := range h.watches {
+			hs.sparse[h.key] += len(ws)
+		}
+	}
 	for _, ws := range h.watches {
 		for w := range ws {
 			if err != nil {
@@ -275,7 +290,7 @@ func (h *watchHub) run() {
 		case out == retry:
 			continue
 		}
-		if single == "" && len(entries) > sparseLimit(h.size()) {
+		if n := h.size(); single == "" && !h.settled && n < soloLimit && len(entries) > sparseLimit(n) {
 			h.end(nil, true)
 			return
 		}

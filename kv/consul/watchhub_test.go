@@ -243,7 +243,7 @@ func TestWatchesBesideABigSubtreeRunAlone(t *testing.T) {
 	poll.Until(t, 10*time.Second, "the directory marked too sparse to share", func() bool {
 		s.hubs.mu.Lock()
 		defer s.hubs.mu.Unlock()
-		return s.hubs.sparse[hubKeyOf(s.consulKey("big/a"), false)]
+		return s.hubs.sparse[hubKeyOf(s.consulKey("big/a"), false)] == 2
 	})
 	poll.Until(t, 10*time.Second, "a request in flight per watch", func() bool { return tr.n.Load() == 2 })
 	for i, k := range []string{"big/a", "big/b"} {
@@ -251,6 +251,32 @@ func TestWatchesBesideABigSubtreeRunAlone(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got := valueOf(next(t, chans[i])); got != "1" {
+			t.Fatalf("%s: update %q, want 1", k, got)
+		}
+	}
+	// Watched key by key, the directory runs at most soloLimit watches
+	// alone; the others share one query.
+	more := map[string]<-chan kv.KeyUpdate{}
+	for i := range soloLimit + 8 {
+		k := fmt.Sprintf("big/c%02d", i)
+		if err := s.Put(ctx, k, []byte("0"), nil); err != nil {
+			t.Fatal(err)
+		}
+		ch, err := s.Watch(ctx, k, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next(t, ch)
+		more[k] = ch
+	}
+	poll.UntilFunc(t, 10*time.Second, func() string {
+		return fmt.Sprintf("%d requests in flight (%d alone, one shared), not %d", soloLimit+1, soloLimit, tr.n.Load())
+	}, func() bool { return tr.n.Load() == soloLimit+1 })
+	for k, ch := range more {
+		if err := s.Put(ctx, k, []byte("1"), nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := valueOf(next(t, ch)); got != "1" {
 			t.Fatalf("%s: update %q, want 1", k, got)
 		}
 	}
