@@ -55,15 +55,21 @@
 //     key or an empty prefix is woken by every write in the store, so this
 //     is the loop's rate limit, at most ~20 queries a second); transient
 //     errors are retried for Config.RetryTimeout, then sent in-band.
-//     Watches of keys in one directory share one blocking query (see
-//     watchHub in watchhub.go): a Get of the key while one key is
-//     watched there, a List of the directory once two are, so N watches
-//     hold one request and one connection, not N, and never reach the
-//     agent's http_max_conns_per_client. A directory whose listing is far
-//     bigger than its watched keys (more than 64 + 16 per key) is not
-//     shared: its watches run one query each, as every watch did before.
-//     A Watch's updates only move forward (by ModifyIndex) whatever the
-//     order of its join, its first read and the shared answers.
+//     Watches share blocking queries (see watchhub.go): the watches of one
+//     key share a Get; those of keys in one directory share a Get while
+//     one key is watched there, a List of the directory once two are, so
+//     N watches hold one request and one connection, not N, and do not
+//     reach the agent's http_max_conns_per_client. A directory whose
+//     listing is far bigger than its watched keys (more than 64 + 16 per
+//     key, while fewer than 32 keys are watched there), or whose listing
+//     the token may not make, gets a Get per watched key instead, up to
+//     32 of them; keys right below the root always do. The shared
+//     query's errors reach every watch of it, as a lone watch's did. A
+//     Watch's updates only move forward (by ModifyIndex) whatever the
+//     order of its join, its first read and the shared answers. A List of
+//     a big directory is the cost: with 10,000 watched keys in one
+//     directory a change waits 0.1-0.2 s for the listing (see
+//     docs/benchmarks.md).
 //   - Put is a transaction (delete + set), not a plain PUT: a plain PUT
 //     would keep a TTL session on the key, and with it the old expiry.
 //   - Locks: see locker in lock.go. A dead holder's lock is free TTL after

@@ -24,86 +24,30 @@ func (s *Store) Watch(ctx context.Context, key string, opts *kv.ReadOptions) (<-
 	ck := s.consulKey(k)
 	consistent := opts != nil && opts.Consistent
 	w := &keyWatch{s: s, k: k, ck: ck, consistent: consistent, ch: make(chan kv.KeyUpdate), wake: make(chan struct{}, 1)}
-	// Joined before the first read: a change the hub's queries see after
-	// the join is either in that read or handed on after it (see prime).
-	shared, err := s.join(w)
-	if err != nil {
-		return nil, fmt.Errorf("consul: watch %q: %w", k, err)
-	}
+	// Attached before the first read: a change the hub's queries see after
+	// that is either in the read or handed on after it (see prime).
+	s.attach(w)
 	first, meta, err := s.kv.Get(ck, s.queryOpts(ctx, consistent))
 	if err != nil {
-		if shared {
-			w.hub.leave(w)
-		}
+		w.hub.leave(w)
 		return nil, s.translate(ctx, "watch", k, err)
 	}
-	var firstUpdate kv.KeyUpdate
-	if shared {
-		if firstUpdate, err = w.hub.prime(w, first, meta.LastIndex); err != nil {
-			w.hub.leave(w)
-			return nil, fmt.Errorf("consul: watch %q: %w", k, err)
-		}
-	} else {
-		w.last, w.at = first, meta.LastIndex
-		firstUpdate = s.keyUpdate(k, first)
-	}
+	firstUpdate := w.hub.prime(w, first, meta.LastIndex)
 	err = s.spawnWatch(ctx, func(wctx context.Context) error {
 		defer close(w.ch)
 		if !driver.Send(wctx, w.ch, firstUpdate) {
-			if shared {
-				w.hub.leave(w)
-			}
+			w.hub.leave(w)
 			endWatch(ctx, s.gone(), w.ch, kv.KeyUpdate{Key: k}, keyClosed)
 			return wctx.Err()
 		}
-		if shared && !w.runShared(ctx, wctx) {
-			return nil
-		}
-		return w.runAlone(ctx, wctx)
+		w.run(ctx, wctx)
+		return nil
 	})
 	if err != nil {
-		if shared {
-			w.hub.leave(w)
-		}
+		w.hub.leave(w)
 		return nil, fmt.Errorf("consul: watch %q: %w", k, err)
 	}
 	return w.ch, nil
-}
-
-// runAlone is a watch's own loop of blocking Gets of its key, from the
-// state it has.
-func (w *keyWatch) runAlone(ctx, wctx context.Context) error {
-	s, k := w.s, w.k
-	b := s.newBlocker(w.lastIndex(), s.cfg.WaitTime, w.consistent)
-	for {
-		var p *api.KVPair
-		out, err := b.next(wctx, "watch", k, func(q *api.QueryOptions) (uint64, error) {
-			var meta *api.QueryMeta
-			var err error
-			p, meta, err = s.kv.Get(w.ck, q)
-			if err != nil {
-				return 0, err
-			}
-			return meta.LastIndex, nil
-		})
-		if err != nil {
-			endWatch(ctx, s.gone(), w.ch, kv.KeyUpdate{Key: k, Err: err}, keyClosed)
-			return err
-		}
-		if out == retry {
-			continue
-		}
-		if sameEntry(w.last, p) {
-			b.spurious()
-			continue
-		}
-		b.useful()
-		w.last = p
-		if !driver.Send(wctx, w.ch, s.keyUpdate(k, p)) {
-			endWatch(ctx, s.gone(), w.ch, kv.KeyUpdate{Key: k}, keyClosed)
-			return wctx.Err()
-		}
-	}
 }
 
 // WatchTree follows every key strictly below prefix with blocking list

@@ -2,6 +2,8 @@ package consul
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 
@@ -11,101 +13,106 @@ import (
 	"github.com/regentkv/regent/kv/internal/driver"
 )
 
-// Watches of keys in one directory share one blocking query, a watchHub,
-// instead of holding an HTTP request (and so a connection) each: Consul's
-// blocking queries cost the client a connection per request and the agent
-// a slot of http_max_conns_per_client (200 by default), the wall users of
-// per-key watches hit at a few thousand. A hub follows its directory:
+// Watches share blocking queries, through hubs, instead of holding an HTTP
+// request (and so a connection) each: Consul's blocking queries cost the
+// client a connection per request and the agent a slot of
+// http_max_conns_per_client (200 by default), the wall users of per-key
+// watches hit at a few thousand.
 //
-//   - with a blocking Get of the key while it has watches of one key only
-//     (the cost of a lone Watch is what it was before sharing);
-//   - with a blocking List of the directory once it has watches of two
-//     keys or more; a watch that joins interrupts a Get in flight, so the
-//     next query covers its key;
-//   - and, while it watches fewer than soloLimit keys, it dissolves when a
-//     List answers with far more entries than it watches (sparseLimit):
-//     each of its watches then runs its own blocking Get again, and so do
-//     later watches of that directory until soloLimit of them run alone
-//     there; from then on they share a hub that never dissolves. So two
-//     watched keys beside a big subtree never cost its listing per change,
-//     and a big directory watched key by key holds at most soloLimit+1
-//     requests, not one per key.
+// The watches of one key share a key hub: one blocking Get. The watches of
+// keys in one directory share a directory hub: a blocking Get while it has
+// watches of one key only (a watch of another key that joins interrupts
+// it), a blocking List of the directory once it has two keys or more. A
+// directory hub is not worth it where listing the directory costs far
+// more than the keys it follows: a directory hub with fewer than soloLimit
+// keys whose List answers with more than sparseLimit entries dissolves
+// into key hubs, as does one whose List is refused (a token with read
+// but not list rights); later watches there use key hubs too, until
+// soloLimit key hubs run there: from then on a directory hub that never
+// dissolves takes the new ones, so a big directory watched key by key
+// holds at most soloLimit+1 requests. Keys right below the Store's root
+// always use key hubs: listing the root is listing the whole Store.
 //
 // Every Watch still reads its first update itself before Watch returns,
-// so that update is as fresh as it was without sharing; it joins the hub
+// so that update is as fresh as it was without sharing; it joins its hub
 // before that read, so that no change falls between the two (a change the
-// hub saw before the join is in the read). The hub hands a watch an entry
-// only if it is newer than what the watch has (newerEntry): an entry
-// whose ModifyIndex is above the index the watch's state is known at, or
-// an absence in an answer whose index is above it. That keeps the order of
-// each watch's updates whatever the order of its join, its read and the
-// hub's queries. A hub's answer with an index that went backwards (a
-// snapshot restore) lowers those indexes, as a lone watch starts over.
+// hub saw before the join is in the read). A watch that moves (its
+// directory hub dissolved) joins its key hub with the state it has, and
+// that hub's next query waits from that state's index, so it misses
+// nothing either. A hub hands a watch an entry only if it is newer than
+// what the watch has (newerEntry): an entry whose ModifyIndex is above
+// the index the watch's state is known at, or an absence in an answer
+// whose index is above it. That keeps each watch's updates in order
+// whatever the order of its join, its read and the hub's answers. An
+// answer whose index went backwards (a snapshot restore) is the state
+// now, as for a lone watch.
 
-// sparseLimit is the number of entries above which a List of a hub's
+// sparseLimit is the number of entries above which a List of a
 // directory is not worth sharing for n watched keys.
 func sparseLimit(n int) int { return 64 + 16*n }
 
-// soloLimit is the number of watches of one directory that may run alone
-// because it is too sparse to share: beyond it, the connections they hold
-// cost more than the listings a shared query makes.
+// soloLimit is the number of key hubs a directory too sparse to share
+// may run: beyond it, the connections they hold cost more than the
+// listings a directory hub makes.
 const soloLimit = 32
 
 type hubKey struct {
 	dir        string // the keys' parent prefix in Consul, with its '/'
+	key        string // a key hub's Consul key; "" for a directory hub
 	consistent bool
 }
 
-func hubKeyOf(ck string, consistent bool) hubKey {
-	return hubKey{dir: ck[:strings.LastIndexByte(ck, '/')+1], consistent: consistent}
+func (k hubKey) dirHub() hubKey { return hubKey{dir: k.dir, consistent: k.consistent} }
+
+// watchHubs are the Store's hubs, and what it knows of directories that
+// are not worth listing.
+type watchHubs struct {
+	mu     sync.Mutex
+	hubs   map[hubKey]*watchHub
+	sparse map[hubKey]*sparseDir // by directory hub key
 }
 
-// watchHubs are the Store's hubs, and the directories found too sparse to
-// share.
-type watchHubs struct {
-	mu   sync.Mutex
-	hubs map[hubKey]*watchHub
-	// sparse counts, per directory found too sparse to share, the
-	// watches sent to run alone there.
-	sparse map[hubKey]int
+type sparseDir struct {
+	unlistable bool // its List was refused
+	keyHubs    int  // key hubs running there
 }
 
 type watchHub struct {
 	s   *Store
 	key hubKey
+	// settled: a directory hub that never dissolves (see soloLimit).
+	settled bool
 
 	mu      sync.Mutex                        // after watchHubs.mu
 	watches map[string]map[*keyWatch]struct{} // by Consul key
 	started bool                              // its loop runs
-	settled bool                              // it never dissolves (see soloLimit)
 	single  string                            // the key the query in flight follows alone; "" for a List
-	// interrupt ends the query in flight: a watch of another key joined,
-	// or the last watch left.
+	rewind  uint64                            // the index the next query waits from, if lower (a watch moved in)
+	// interrupt ends the query in flight: a watch joined that it does not
+	// cover, or the last watch left.
 	interrupt context.CancelFunc
 }
 
-// keyWatch is one Watch. Its goroutine sends what the hub finds for its
-// key or, on its own (not shared, or its hub dissolved), runs the key's
-// blocking queries itself.
+// keyWatch is one Watch. Its goroutine sends what its hub finds for its
+// key.
 type keyWatch struct {
 	s          *Store
 	k, ck      string
 	consistent bool
 	ch         chan kv.KeyUpdate
 	wake       chan struct{} // capacity 1: the hub has something for it
+	hub        *watchHub     // set by attach, from Watch or the watch's own goroutine
 
-	hub *watchHub // nil: on its own from the start
-	// Guarded by hub.mu while the hub has the watch; the watch's own
-	// afterwards.
+	// Guarded by hub.mu.
 	last    *api.KVPair   // the entry last handed on (nil: absent)
 	at      uint64        // the index last is known to be current at
-	pending *kv.KeyUpdate // the next update to send, the latest only
 	primed  bool          // its first read has answered
-	solo    bool          // the hub dissolved: go on alone
-	failed  error         // the hub's query failed for good
+	pending *kv.KeyUpdate // the next update to send, the latest only
+	moving  bool          // its hub dissolved: join the key hub
+	failed  error         // its hub's queries failed for good
 }
 
-// lastIndex is the index a lone blocking Get of the key waits from.
+// lastIndex is the index a blocking Get of the key waits from for w.
 func (w *keyWatch) lastIndex() uint64 {
 	if w.last != nil {
 		return max(w.last.ModifyIndex, 1)
@@ -120,27 +127,35 @@ func (w *keyWatch) notify() {
 	}
 }
 
-// join adds w to its directory's hub, started if needed. It reports false
-// when w must run alone (the directory is too sparse to share).
-func (s *Store) join(w *keyWatch) (bool, error) {
-	key := hubKeyOf(w.ck, w.consistent)
+// attach adds w to the hub it belongs to, made if needed: before its first
+// read from Watch, or, primed, when its hub dissolved.
+func (s *Store) attach(w *keyWatch) {
+	dir := w.ck[:strings.LastIndexByte(w.ck, '/')+1]
+	dk := hubKey{dir: dir, consistent: w.consistent}
 	hs := &s.hubs
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	alone := hs.sparse[key]
-	if alone > 0 && alone < soloLimit {
-		hs.sparse[key]++
-		return false, nil
+	key := dk
+	own := hubKey{dir: dir, key: w.ck, consistent: w.consistent}
+	sp := hs.sparse[dk]
+	switch {
+	case dir == s.root:
+		key = own
+	case sp != nil && (sp.unlistable || sp.keyHubs < soloLimit || hs.hubs[own] != nil):
+		key = own
 	}
 	h := hs.hubs[key]
 	if h == nil {
-		// Its loop starts once this watch has read its key (prime): its
-		// first query then waits from that read's index.
-		h = &watchHub{s: s, key: key, watches: map[string]map[*keyWatch]struct{}{}, settled: alone > 0}
+		// A new hub's loop starts once a watch has read its key (prime):
+		// its first query then waits from that read's index.
+		h = &watchHub{s: s, key: key, watches: map[string]map[*keyWatch]struct{}{}, settled: sp != nil}
 		if hs.hubs == nil {
 			hs.hubs = map[hubKey]*watchHub{}
 		}
 		hs.hubs[key] = h
+		if sp != nil && key.key != "" {
+			sp.keyHubs++
+		}
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -151,10 +166,47 @@ func (s *Store) join(w *keyWatch) (bool, error) {
 	}
 	ws[w] = struct{}{}
 	w.hub = h
+	if w.primed && (h.rewind == 0 || w.lastIndex() < h.rewind) {
+		h.rewind = w.lastIndex()
+		if h.interrupt != nil {
+			h.interrupt() // its next query must wait from w's state
+		}
+	}
 	if h.single != "" && h.single != w.ck && h.interrupt != nil {
 		h.interrupt() // the Get in flight does not cover w's key
 	}
-	return true, nil
+	if w.primed && !h.started {
+		h.start()
+	}
+}
+
+// start runs the hub's loop; with h.mu held.
+func (h *watchHub) start() {
+	if err := h.s.spawn(h.run); err != nil {
+		h.failLocked(err) // closing
+		return
+	}
+	h.started = true
+}
+
+// removeLocked drops h from the Store; with watchHubs.mu held.
+func (h *watchHub) removeLocked() {
+	hs := &h.s.hubs
+	if hs.hubs[h.key] != h {
+		return
+	}
+	delete(hs.hubs, h.key)
+	dk := h.key.dirHub()
+	sp := hs.sparse[dk]
+	if sp == nil {
+		return
+	}
+	if h.key.key != "" {
+		sp.keyHubs--
+	}
+	if sp.keyHubs <= 0 && !sp.unlistable && hs.hubs[dk] == nil {
+		delete(hs.sparse, dk) // nothing left there: look at it afresh next time
+	}
 }
 
 // leave removes w, whose caller left, from its hub.
@@ -166,7 +218,7 @@ func (h *watchHub) leave(w *keyWatch) {
 	defer h.mu.Unlock()
 	ws := h.watches[w.ck]
 	if _, ok := ws[w]; !ok {
-		return // the hub has ended
+		return // it moved, or the hub has ended
 	}
 	delete(ws, w)
 	if len(ws) == 0 {
@@ -175,45 +227,54 @@ func (h *watchHub) leave(w *keyWatch) {
 	switch {
 	case len(h.watches) > 0:
 	case !h.started:
-		if hs.hubs[h.key] == h {
-			delete(hs.hubs, h.key) // no loop to do it
-		}
+		h.removeLocked() // no loop to do it
 	case h.interrupt != nil:
 		h.interrupt() // nobody left to answer for
 	}
 }
 
-// end removes the hub from the Store and hands its watches on: each with
-// err, or, when err is nil and sparse, to run alone.
-func (h *watchHub) end(err error, sparse bool) {
+// fail ends the hub: every watch of it gets err.
+func (h *watchHub) fail(err error) {
 	hs := &h.s.hubs
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	h.endLocked(err, sparse)
-}
-
-func (h *watchHub) endLocked(err error, sparse bool) {
-	hs := &h.s.hubs
-	if hs.hubs[h.key] == h {
-		delete(hs.hubs, h.key)
-	}
+	h.removeLocked()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if sparse {
-		if hs.sparse == nil {
-			hs.sparse = map[hubKey]int{}
-		}
-		for _, ws := range h.watches {
-			hs.sparse[h.key] += len(ws)
-		}
-	}
+	h.failLocked(err)
+}
+
+func (h *watchHub) failLocked(err error) {
 	for _, ws := range h.watches {
 		for w := range ws {
-			if err != nil {
-				w.failed = err
-			} else {
-				w.solo = true
-			}
+			w.failed = err
+			w.notify()
+		}
+	}
+	clear(h.watches)
+}
+
+// dissolve ends a directory hub not worth listing: its watches move to key
+// hubs, and so do later ones there (see soloLimit).
+func (h *watchHub) dissolve(unlistable bool) {
+	hs := &h.s.hubs
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	h.removeLocked()
+	sp := hs.sparse[h.key]
+	if sp == nil {
+		sp = &sparseDir{}
+		if hs.sparse == nil {
+			hs.sparse = map[hubKey]*sparseDir{}
+		}
+		hs.sparse[h.key] = sp
+	}
+	sp.unlistable = sp.unlistable || unlistable
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, ws := range h.watches {
+		for w := range ws {
+			w.moving = true
 			w.notify()
 		}
 	}
@@ -223,36 +284,42 @@ func (h *watchHub) endLocked(err error, sparse bool) {
 // run is the hub's loop of blocking queries.
 func (h *watchHub) run() {
 	s := h.s
-	b := s.newBlocker(1, s.cfg.WaitTime, h.key.consistent) // the first query answers at once
+	b := s.newBlocker(1, s.cfg.WaitTime, h.key.consistent)
+	what := strings.TrimPrefix(h.key.dir, s.root)
+	if h.key.key != "" {
+		what = strings.TrimPrefix(h.key.key, s.root)
+	}
+	first := true
 	for {
 		hs := &s.hubs
 		hs.mu.Lock()
 		h.mu.Lock()
 		if len(h.watches) == 0 {
+			h.removeLocked()
 			h.mu.Unlock()
-			if hs.hubs[h.key] == h {
-				delete(hs.hubs, h.key)
-			}
 			hs.mu.Unlock()
 			return
 		}
-		single := ""
-		if len(h.watches) == 1 {
-			for ck, ws := range h.watches {
+		single := h.key.key
+		if single == "" && len(h.watches) == 1 {
+			for ck := range h.watches {
 				single = ck
-				if single != h.single {
-					// From a List to a Get: wait from the key's own index,
-					// which is what a Get answers with.
-					idx := uint64(1) // none has read its key yet: answer at once
-					for w := range ws {
-						if i := w.lastIndex(); w.primed && (idx == 1 || i < idx) {
-							idx = i
-						}
-					}
-					b.index = idx
-				}
 			}
 		}
+		if single != h.single && !first {
+			b.index = 1 // another shape: an answer at once, whose index is its own
+		}
+		if h.rewind != 0 {
+			// A watch moved in (or, first, the one that started the hub):
+			// wait from its state, so that no change after it is missed.
+			if first {
+				b.index = h.rewind
+			} else {
+				b.index = min(b.index, h.rewind)
+			}
+			h.rewind = 0
+		}
+		first = false
 		h.single = single
 		qctx, interrupt := context.WithCancel(s.ctx)
 		h.interrupt = interrupt
@@ -261,7 +328,7 @@ func (h *watchHub) run() {
 
 		var entries []*api.KVPair
 		var idx uint64
-		out, err := b.next(qctx, "watch", strings.TrimPrefix(h.key.dir, s.root), func(q *api.QueryOptions) (uint64, error) {
+		out, err := b.next(qctx, "watch", what, func(q *api.QueryOptions) (uint64, error) {
 			var meta *api.QueryMeta
 			var err error
 			if single != "" {
@@ -280,22 +347,26 @@ func (h *watchHub) run() {
 			idx = meta.LastIndex
 			return idx, nil
 		})
+		interrupted := qctx.Err() != nil && s.ctx.Err() == nil
 		interrupt()
 		switch {
-		case err != nil && s.ctx.Err() == nil && qctx.Err() != nil:
-			continue // interrupted: the watches changed
+		case err != nil && interrupted:
+			continue // the watches changed
+		case err != nil && single == "" && errors.Is(err, kv.ErrPermissionDenied):
+			h.dissolve(true) // the token may read the keys, not list them
+			return
 		case err != nil:
-			h.end(err, false)
+			h.fail(err)
 			return
 		case out == retry:
 			continue
 		}
 		if n := h.size(); single == "" && !h.settled && n < soloLimit && len(entries) > sparseLimit(n) {
-			h.end(nil, true)
+			h.dissolve(false)
 			return
 		}
 		switch useful := h.deliver(out == reset, idx, entries, single); {
-		case useful || len(entries) > 0:
+		case useful || single == "" && len(entries) > 0:
 			// A non-empty List answers only when its subtree changed: not
 			// a loop to slow down, even when no watched key changed.
 			b.useful()
@@ -353,7 +424,7 @@ func (h *watchHub) deliver(reset bool, idx uint64, entries []*api.KVPair, single
 // prime settles w's state once its first read (entry first, at index
 // idx) has answered: the newer of that read and what the hub has handed
 // w since it joined, which is then w's first update.
-func (h *watchHub) prime(w *keyWatch, first *api.KVPair, idx uint64) (kv.KeyUpdate, error) {
+func (h *watchHub) prime(w *keyWatch, first *api.KVPair, idx uint64) kv.KeyUpdate {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if w.at == 0 || newerEntry(first, idx, w.last, w.at) {
@@ -362,13 +433,11 @@ func (h *watchHub) prime(w *keyWatch, first *api.KVPair, idx uint64) (kv.KeyUpda
 	w.at = max(w.at, idx)
 	w.pending = nil // what it held is in the first update, or older
 	w.primed = true
-	if !h.started {
-		if err := h.s.spawn(h.run); err != nil {
-			return kv.KeyUpdate{}, err
-		}
-		h.started = true
+	if !h.started && w.failed == nil && !w.moving {
+		h.rewind = w.lastIndex() // the first query waits from this read
+		h.start()
 	}
-	return h.s.keyUpdate(w.k, w.last), nil
+	return h.s.keyUpdate(w.k, w.last)
 }
 
 // newerEntry reports whether entry a, read at index ai, is newer than
@@ -386,33 +455,35 @@ func newerEntry(a *api.KVPair, ai uint64, b *api.KVPair, bi uint64) bool {
 	return ai > bi
 }
 
-// runShared sends what the hub finds until the caller leaves, the hub
-// fails, or it dissolves; it reports whether the watch goes on alone.
-func (w *keyWatch) runShared(ctx, wctx context.Context) bool {
-	h := w.hub
+// run sends what w's hub finds until the caller leaves or the hub fails;
+// when the hub dissolves, w moves to its key hub and goes on.
+func (w *keyWatch) run(ctx, wctx context.Context) {
 	for {
+		h := w.hub
 		select {
 		case <-wctx.Done():
 			h.leave(w)
 			endWatch(ctx, w.s.gone(), w.ch, kv.KeyUpdate{Key: w.k}, keyClosed)
-			return false
+			return
 		case <-w.wake:
 		}
 		h.mu.Lock()
-		u, solo, failed := w.pending, w.solo, w.failed
-		w.pending = nil
+		u, moving, failed := w.pending, w.moving, w.failed
+		w.pending, w.moving = nil, false
 		h.mu.Unlock()
 		if u != nil && !driver.Send(wctx, w.ch, *u) {
-			h.leave(w)
+			if !moving && failed == nil {
+				h.leave(w)
+			}
 			endWatch(ctx, w.s.gone(), w.ch, kv.KeyUpdate{Key: w.k}, keyClosed)
-			return false
+			return
 		}
 		switch {
 		case failed != nil:
-			endWatch(ctx, w.s.gone(), w.ch, kv.KeyUpdate{Key: w.k, Err: failed}, keyClosed)
-			return false
-		case solo:
-			return true
+			endWatch(ctx, w.s.gone(), w.ch, kv.KeyUpdate{Key: w.k, Err: fmt.Errorf("consul: watch %q: %w", w.k, failed)}, keyClosed)
+			return
+		case moving:
+			w.s.attach(w)
 		}
 	}
 }

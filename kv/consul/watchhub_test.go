@@ -2,10 +2,14 @@ package consul
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,13 +25,17 @@ import (
 // inFlight counts the requests a client has in flight: a blocking query
 // is in flight until the agent answers it.
 type inFlight struct {
-	base http.RoundTripper
-	n    atomic.Int64
+	base  http.RoundTripper
+	n     atomic.Int64
+	lists atomic.Int64 // KV requests with ?recurse
 }
 
 func (t *inFlight) RoundTrip(r *http.Request) (*http.Response, error) {
 	t.n.Add(1)
 	defer t.n.Add(-1)
+	if r.URL.Query().Has("recurse") {
+		t.lists.Add(1)
+	}
 	return t.base.RoundTrip(r)
 }
 
@@ -218,8 +226,9 @@ func TestWatchJoiningWhileItsKeyChanges(t *testing.T) {
 }
 
 // Two watched keys beside a big subtree do not share a listing of it: the
-// hub dissolves and each watch runs its own query, and still sees its
-// changes; later watches there start alone.
+// directory hub dissolves into a key hub per key, whose watches still see
+// their changes; later watches there use key hubs too, up to soloLimit,
+// then a directory hub again.
 func TestWatchesBesideABigSubtreeRunAlone(t *testing.T) {
 	s, tr := storeCountingRequests(t)
 	ctx := t.Context()
@@ -229,10 +238,14 @@ func TestWatchesBesideABigSubtreeRunAlone(t *testing.T) {
 		}
 	}
 	var chans []<-chan kv.KeyUpdate
+	// Four watches of big/a, then one of big/b: the first List dissolves
+	// the directory hub into one key hub per key, not one per watch.
 	for _, k := range []string{"big/a", "big/b"} {
 		if err := s.Put(ctx, k, []byte("0"), nil); err != nil {
 			t.Fatal(err)
 		}
+	}
+	for _, k := range []string{"big/a", "big/a", "big/a", "big/a", "big/b"} {
 		ch, err := s.Watch(ctx, k, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -243,15 +256,18 @@ func TestWatchesBesideABigSubtreeRunAlone(t *testing.T) {
 	poll.Until(t, 10*time.Second, "the directory marked too sparse to share", func() bool {
 		s.hubs.mu.Lock()
 		defer s.hubs.mu.Unlock()
-		return s.hubs.sparse[hubKeyOf(s.consulKey("big/a"), false)] == 2
+		sp := s.hubs.sparse[hubKey{dir: s.consulKey("big/")}]
+		return sp != nil && sp.keyHubs == 2
 	})
-	poll.Until(t, 10*time.Second, "a request in flight per watch", func() bool { return tr.n.Load() == 2 })
-	for i, k := range []string{"big/a", "big/b"} {
+	poll.Until(t, 10*time.Second, "a request in flight per key", func() bool { return tr.n.Load() == 2 })
+	for _, k := range []string{"big/a", "big/b"} {
 		if err := s.Put(ctx, k, []byte("1"), nil); err != nil {
 			t.Fatal(err)
 		}
-		if got := valueOf(next(t, chans[i])); got != "1" {
-			t.Fatalf("%s: update %q, want 1", k, got)
+	}
+	for i, ch := range chans {
+		if got := valueOf(next(t, ch)); got != "1" {
+			t.Fatalf("watch %d: update %q, want 1", i, got)
 		}
 	}
 	// Watched key by key, the directory runs at most soloLimit watches
@@ -278,6 +294,201 @@ func TestWatchesBesideABigSubtreeRunAlone(t *testing.T) {
 		}
 		if got := valueOf(next(t, ch)); got != "1" {
 			t.Fatalf("%s: update %q, want 1", k, got)
+		}
+	}
+}
+
+// Keys right below the root use a key hub each: sharing a List of the
+// root would list the whole Store on every write.
+func TestWatchesOfRootKeysNeverListTheRoot(t *testing.T) {
+	s, tr := storeCountingRequests(t)
+	ctx := t.Context()
+	var chans []<-chan kv.KeyUpdate
+	for _, k := range []string{"ra", "rb"} {
+		if err := s.Put(ctx, k, []byte("0"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range []string{"ra", "rb", "rb"} {
+		ch, err := s.Watch(ctx, k, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next(t, ch)
+		chans = append(chans, ch)
+	}
+	poll.Until(t, 10*time.Second, "a request in flight per key", func() bool { return tr.n.Load() == 2 })
+	for _, k := range []string{"ra", "rb"} {
+		if err := s.Put(ctx, k, []byte("1"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, ch := range chans {
+		if got := valueOf(next(t, ch)); got != "1" {
+			t.Fatalf("watch %d: update %q, want 1", i, got)
+		}
+	}
+	if n := tr.lists.Load(); n != 0 {
+		t.Fatalf("%d List requests, want none", n)
+	}
+}
+
+// fakeKV is an agent's KV endpoint for one test: blocking Gets of keys,
+// Lists (recurse) refused or failing as the test says, Gets after the
+// first failing once failGets is set.
+type fakeKV struct {
+	mu       sync.Mutex
+	changed  chan struct{} // closed and replaced on every set
+	index    uint64
+	keys     map[string]*api.KVPair
+	refuse   bool // Lists answer 403
+	failGets atomic.Bool
+	requests atomic.Int64
+}
+
+func newFakeKV() *fakeKV {
+	return &fakeKV{changed: make(chan struct{}), keys: map[string]*api.KVPair{}, index: 10}
+}
+
+func (f *fakeKV) set(key, value string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.index++
+	f.keys[key] = &api.KVPair{Key: key, Value: []byte(value), CreateIndex: f.index, ModifyIndex: f.index}
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+func (f *fakeKV) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.requests.Add(1)
+	key, ok := strings.CutPrefix(r.URL.Path, "/v1/kv/")
+	if !ok {
+		w.WriteHeader(http.StatusNotFound)
+		return
+	}
+	q := r.URL.Query()
+	if q.Has("recurse") && f.refuse {
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = w.Write([]byte("Permission denied"))
+		return
+	}
+	wait, _ := strconv.ParseUint(q.Get("index"), 10, 64)
+	if wait > 0 && f.failGets.Load() {
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte("injected"))
+		return
+	}
+	for {
+		f.mu.Lock()
+		p, changed, index := f.keys[key], f.changed, f.index
+		f.mu.Unlock()
+		answer := index
+		if p != nil {
+			answer = p.ModifyIndex
+		}
+		if wait == 0 || answer > wait {
+			w.Header().Set("X-Consul-Index", strconv.FormatUint(answer, 10))
+			if p == nil {
+				w.WriteHeader(http.StatusNotFound)
+				return
+			}
+			_ = json.NewEncoder(w).Encode([]*api.KVPair{p})
+			return
+		}
+		select {
+		case <-changed:
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+func storeOnFake(t *testing.T, f *fakeKV, retryTimeout time.Duration) *Store {
+	t.Helper()
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	c, err := api.NewClient(&api.Config{Address: srv.Listener.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{SessionTTLMin: time.Second, LockTTL: 3 * time.Second, RetryTimeout: retryTimeout}
+	s, err := NewFromClient(c, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// A token that may read keys but not list their directory: the watches
+// there go on with a key hub each instead of failing.
+func TestWatchesWhereListingIsRefused(t *testing.T) {
+	f := newFakeKV()
+	f.refuse = true
+	f.set("regent/d/a", "0")
+	f.set("regent/d/b", "0")
+	s := storeOnFake(t, f, 5*time.Second)
+	ctx := t.Context()
+	a, err := s.Watch(ctx, "d/a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next(t, a)
+	b, err := s.Watch(ctx, "d/b", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next(t, b)
+	poll.Until(t, 10*time.Second, "the directory known as not listable", func() bool {
+		s.hubs.mu.Lock()
+		defer s.hubs.mu.Unlock()
+		sp := s.hubs.sparse[hubKey{dir: "regent/d/"}]
+		return sp != nil && sp.unlistable && sp.keyHubs == 2
+	})
+	f.set("regent/d/a", "1")
+	f.set("regent/d/b", "1")
+	for _, ch := range []<-chan kv.KeyUpdate{a, b} {
+		if got := valueOf(next(t, ch)); got != "1" {
+			t.Fatalf("update %q, want 1", got)
+		}
+	}
+}
+
+// A shared query that keeps failing ends its watches with the error after
+// Config.RetryTimeout, in-band, having backed off meanwhile.
+func TestSharedWatchFailsInBandAfterRetryTimeout(t *testing.T) {
+	f := newFakeKV()
+	f.set("regent/d/a", "0")
+	s := storeOnFake(t, f, time.Second)
+	ch, err := s.Watch(t.Context(), "d/a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next(t, ch)
+	f.failGets.Store(true)
+	f.set("regent/d/a", "1") // the blocking Get in flight answers; the next ones fail
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case u, ok := <-ch:
+			if !ok {
+				t.Fatal("closed without an error update")
+			}
+			if u.Err == nil {
+				continue
+			}
+			if !errors.Is(u.Err, kv.ErrNotReachable) || !strings.Contains(u.Err.Error(), `"d/a"`) {
+				t.Fatalf("error %v, want kv.ErrNotReachable naming d/a", u.Err)
+			}
+			if n := f.requests.Load(); n > 100 {
+				t.Fatalf("%d requests in about a second of failures: no backoff", n)
+			}
+			if _, ok := <-ch; ok {
+				t.Fatal("channel not closed after the error update")
+			}
+			return
+		case <-deadline:
+			t.Fatal("no error update within 10s (RetryTimeout 1s)")
 		}
 	}
 }
