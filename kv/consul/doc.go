@@ -63,7 +63,9 @@
 //     listing is far bigger than its watched keys (more than 64 + 16 per
 //     key, while fewer than 32 keys are watched there), or whose listing
 //     the token may not make, gets a Get per watched key instead, up to
-//     32 of them; keys right below the root always do. The shared
+//     32 of them (then a List again) where listing is allowed; keys right
+//     below the root always do, and so do the keys of a directory the
+//     token may not list, without a bound. The shared
 //     query's errors reach every watch of it, as a lone watch's did. A
 //     Watch's updates only move forward (by ModifyIndex) whatever the
 //     order of its join, its first read and the shared answers. A List of

@@ -31,7 +31,9 @@ import (
 // soloLimit key hubs run there: from then on a directory hub that never
 // dissolves takes the new ones, so a big directory watched key by key
 // holds at most soloLimit+1 requests. Keys right below the Store's root
-// always use key hubs: listing the root is listing the whole Store.
+// always use key hubs: listing the root is listing the whole Store. So do
+// the keys of a directory the token may not list. Those two are the cases
+// where N watched keys still hold N requests.
 //
 // Every Watch still reads its first update itself before Watch returns,
 // so that update is as fresh as it was without sharing; it joins its hub
@@ -75,6 +77,7 @@ type watchHubs struct {
 type sparseDir struct {
 	unlistable bool // its List was refused
 	keyHubs    int  // key hubs running there
+	moving     int  // watches of a dissolved hub there, not yet in their key hub
 }
 
 type watchHub struct {
@@ -102,11 +105,13 @@ type keyWatch struct {
 	ch         chan kv.KeyUpdate
 	wake       chan struct{} // capacity 1: the hub has something for it
 	hub        *watchHub     // set by attach, from Watch or the watch's own goroutine
+	arriving   bool          // guarded by watchHubs.mu: moving, counted in sparseDir.moving
 
 	// Guarded by hub.mu.
 	last    *api.KVPair   // the entry last handed on (nil: absent)
 	at      uint64        // the index last is known to be current at
 	primed  bool          // its first read has answered
+	early   bool          // it attached before its hub's loop started
 	pending *kv.KeyUpdate // the next update to send, the latest only
 	moving  bool          // its hub dissolved: join the key hub
 	failed  error         // its hub's queries failed for good
@@ -166,6 +171,15 @@ func (s *Store) attach(w *keyWatch) {
 	}
 	ws[w] = struct{}{}
 	w.hub = h
+	if !w.primed {
+		w.early = !h.started
+	}
+	if w.arriving {
+		w.arriving = false
+		if sp != nil && sp.moving > 0 {
+			sp.moving-- // a watch of a dissolved hub has arrived
+		}
+	}
 	if w.primed && (h.rewind == 0 || w.lastIndex() < h.rewind) {
 		h.rewind = w.lastIndex()
 		if h.interrupt != nil {
@@ -176,17 +190,21 @@ func (s *Store) attach(w *keyWatch) {
 		h.interrupt() // the Get in flight does not cover w's key
 	}
 	if w.primed && !h.started {
-		h.start()
+		if !h.start() {
+			h.removeLocked()
+		}
 	}
 }
 
-// start runs the hub's loop; with h.mu held.
-func (h *watchHub) start() {
+// start runs the hub's loop; with h.mu held. It fails only while the
+// Store closes: its watches then get kv.ErrClosed.
+func (h *watchHub) start() bool {
 	if err := h.s.spawn(h.run); err != nil {
-		h.failLocked(err) // closing
-		return
+		h.failLocked(err)
+		return false
 	}
 	h.started = true
+	return true
 }
 
 // removeLocked drops h from the Store; with watchHubs.mu held.
@@ -204,7 +222,7 @@ func (h *watchHub) removeLocked() {
 	if h.key.key != "" {
 		sp.keyHubs--
 	}
-	if sp.keyHubs <= 0 && !sp.unlistable && hs.hubs[dk] == nil {
+	if sp.keyHubs <= 0 && sp.moving <= 0 && !sp.unlistable && hs.hubs[dk] == nil {
 		delete(hs.sparse, dk) // nothing left there: look at it afresh next time
 	}
 }
@@ -275,6 +293,8 @@ func (h *watchHub) dissolve(unlistable bool) {
 	for _, ws := range h.watches {
 		for w := range ws {
 			w.moving = true
+			w.arriving = true
+			sp.moving++ // until it arrives (attach)
 			w.notify()
 		}
 	}
@@ -433,9 +453,20 @@ func (h *watchHub) prime(w *keyWatch, first *api.KVPair, idx uint64) kv.KeyUpdat
 	w.at = max(w.at, idx)
 	w.pending = nil // what it held is in the first update, or older
 	w.primed = true
-	if !h.started && w.failed == nil && !w.moving {
-		h.rewind = w.lastIndex() // the first query waits from this read
-		h.start()
+	if w.failed == nil && !w.moving && (!h.started || w.early) {
+		// The hub's queries must wait from this read, or from an older
+		// one: started before it, or by another watch that attached
+		// before the start but read later, they may have waited from an
+		// index past a change this read does not show.
+		if h.rewind == 0 || w.lastIndex() < h.rewind {
+			h.rewind = w.lastIndex()
+			if h.started && h.interrupt != nil {
+				h.interrupt()
+			}
+		}
+		if !h.started {
+			h.start() // on failure (closing) w.failed says so
+		}
 	}
 	return h.s.keyUpdate(w.k, w.last)
 }

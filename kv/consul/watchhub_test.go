@@ -492,3 +492,80 @@ func TestSharedWatchFailsInBandAfterRetryTimeout(t *testing.T) {
 		}
 	}
 }
+
+// heldGet is a fakeKV whose next non-blocking Get is answered, then held
+// until released: a first read that is slow to come back.
+type heldGet struct {
+	*fakeKV
+	holdNext atomic.Bool
+	answered chan struct{} // the held read has been answered by the fake
+	release  chan struct{}
+}
+
+func (h *heldGet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("index") != "" || !h.holdNext.CompareAndSwap(true, false) {
+		h.fakeKV.ServeHTTP(w, r)
+		return
+	}
+	rec := httptest.NewRecorder()
+	h.fakeKV.ServeHTTP(rec, r)
+	close(h.answered)
+	<-h.release
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes())
+}
+
+// Two Watches of one key join a hub before it starts; the one whose first
+// read is older primes last. The hub, started by the other from its newer
+// index, must go back to the older one, or the first watch would never
+// see the change between the two reads.
+func TestWatchWhoseFirstReadIsOlderPrimesLast(t *testing.T) {
+	f := newFakeKV()
+	f.set("regent/d/a", "0")
+	h := &heldGet{fakeKV: f, answered: make(chan struct{}), release: make(chan struct{})}
+	h.holdNext.Store(true)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	c, err := api.NewClient(&api.Config{Address: srv.Listener.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewFromClient(c, Config{SessionTTLMin: time.Second, LockTTL: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	ctx := t.Context()
+	type watchResult struct {
+		ch  <-chan kv.KeyUpdate
+		err error
+	}
+	first := make(chan watchResult, 1)
+	go func() {
+		ch, err := s.Watch(ctx, "d/a", nil) // its read shows 0, and is held
+		first <- watchResult{ch, err}
+	}()
+	<-h.answered
+	f.set("regent/d/a", "1")
+	second, err := s.Watch(ctx, "d/a", nil) // reads 1, starts the hub
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := valueOf(next(t, second)); got != "1" {
+		t.Fatalf("second watch: first update %q, want 1", got)
+	}
+	close(h.release)
+	r := <-first
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if got := valueOf(next(t, r.ch)); got != "0" {
+		t.Fatalf("first watch: first update %q, want 0 (its read)", got)
+	}
+	if got := valueOf(next(t, r.ch)); got != "1" {
+		t.Fatalf("first watch: update %q, want 1", got)
+	}
+}
