@@ -231,7 +231,7 @@ func TestSnapshotPaginates(t *testing.T) {
 	ctx := testCtx(t, 60*time.Second)
 	s := newStore(t, eps, etcd.Config{Root: "snap"})
 	defer func() { _ = s.Close() }()
-	const n = 2500 // two and a half pages
+	const n = 3500 // pages of 1,000, 2,000 and the last 500
 	c := s.Client()
 	for i := 0; i < n; {
 		var ops []clientv3.Op
