@@ -88,6 +88,39 @@ var families = []family{
 		},
 	},
 	{
+		name:    "watches",
+		bench:   "BenchmarkWatches",
+		title:   "10,000 watches: n Watches on one regent Store per backend (servers in processes of their own)",
+		command: "go test -run '^$' -bench BenchmarkWatches -benchtime 1x -count 2 -timeout 30m .",
+		note:    "a run's figure is one round: open n watches, then 200 changes a second for 3 s",
+		panels: []PanelSpec{
+			{Title: "Client memory per watch, heap + goroutine stacks, bytes (goal: under 4,096)", Metric: "mem-B/watch"},
+			{Title: "Put -> delivery on the key's watch, p50 (Consul at 10,000: every answer lists the directory)", Metric: "change-p50-µs"},
+		},
+	},
+	{
+		name:    "crowd",
+		bench:   "BenchmarkElectionCrowd",
+		title:   "Crowds: n candidates on one election key, sharing 4 Stores",
+		command: "go test -run '^$' -bench BenchmarkElectionCrowd -benchtime 20x -count 2 -timeout 30m .",
+		note:    "a run's figure is the median of its 20 handovers",
+		panels: []PanelSpec{
+			{Title: "Handover: leader resigns -> next leader starts (goal: 1,000 within 2x of 3)", Metric: "ms/handover"},
+			{Title: "Server requests per handover, background taken off (ZooKeeper: packets received; Consul: requests sent)", Metric: "requests/handover"},
+		},
+	},
+	{
+		name:    "sync1m",
+		bench:   "BenchmarkInformer",
+		title:   "An informer of 1,000,000 keys (100-byte values) on etcd vs one unpaged raw read",
+		command: "go test -run '^$' -bench 'BenchmarkInformer/etcd/Sync1M' -benchtime 1x -count 3 -timeout 30m .",
+		labels:  map[string]string{"regent": "regent informer", "raw": "raw clientv3, one read into a map"},
+		panels: []PanelSpec{
+			{Title: "Sync: the whole prefix in memory", Metric: "ns/op"},
+			{Title: "Live heap per object after sync, bytes (each value is 100)", Metric: "heap-B/obj"},
+		},
+	},
+	{
 		name:    "informer",
 		bench:   "BenchmarkInformer",
 		title:   "Informer: regent informer vs a raw list + watch per backend (1 KiB values)",

@@ -45,6 +45,15 @@ BenchmarkInformer/zookeeper/Sync10k/rawwatch-2 1 2100000000 ns/op 1300 heap-B/ob
 BenchmarkInformer/zookeeper/ChangeIn10k/regent-2 100 1800000 ns/op 1724 p50-µs 2100 p90-µs
 BenchmarkInformer/zookeeper/ChangeIn10k/raw-2 100 1900000 ns/op 1814 p50-µs 2200 p90-µs
 `,
+	"watches": `BenchmarkWatches/etcd/100-2 1 3077744653 ns/op 1010 change-p50-µs 2.040 goroutines/watch 4194 heap-B/watch 16646 mem-B/watch
+BenchmarkWatches/consul/10000-2 1 5987075444 ns/op 100839 change-p50-µs 1.000 goroutines/watch 1452 heap-B/watch 5552 mem-B/watch
+`,
+	"crowd": `BenchmarkElectionCrowd/etcd/3-2 20 2.211 ms/handover 3.262 p90-ms/handover
+BenchmarkElectionCrowd/consul/1000-2 20 4.319 idle-requests/s 42.56 ms/handover 122.5 p90-ms/handover 1391 requests/handover
+`,
+	"sync1m": `BenchmarkInformer/etcd/Sync1M/regent-2 1 3954022519 ns/op 256.0 heap-B/obj 156.0 overhead-B/obj 479.0 rss-MB
+BenchmarkInformer/etcd/Sync1M/raw-2 1 2916175315 ns/op 236.7 heap-B/obj 136.7 overhead-B/obj
+`,
 	"priority": `BenchmarkPriority/queue/regent-2 5346997 221.7 ns/op 0 B/op 0 allocs/op
 BenchmarkPriority/queue/controller-runtime-2 219361 4903 ns/op 741 B/op 21 allocs/op
 BenchmarkPriority/failover/regent-2 3 1015 fill-reconciles-before-live 2.174 ms/live 2.306 p90-ms/live
