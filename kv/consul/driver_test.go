@@ -141,17 +141,7 @@ func TestWatchIndexGoesBackwards(t *testing.T) {
 		{index: 50, modify: 50, value: "v2"},   // index went back
 		{index: 60, modify: 50, value: "v2"},   // the read after the reset
 	}}
-	srv := httptest.NewServer(f)
-	defer srv.Close()
-	c, err := api.NewClient(&api.Config{Address: srv.Listener.Addr().String()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := NewFromClient(c, Config{SessionTTLMin: time.Second, LockTTL: 3 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = s.Close() }()
+	s := storeOnFake(t, f, 0)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	ch, err := s.Watch(ctx, "k", nil)

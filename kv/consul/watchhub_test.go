@@ -83,6 +83,22 @@ func valueOf(u kv.KeyUpdate) string {
 	return string(u.Pair.Value)
 }
 
+// changeAndExpect writes value to keys, then expects it as the next update
+// of every watch in chans (each watches one of keys).
+func changeAndExpect(t *testing.T, s *Store, keys []string, chans []<-chan kv.KeyUpdate, value string) {
+	t.Helper()
+	for _, k := range keys {
+		if err := s.Put(t.Context(), k, []byte(value), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, ch := range chans {
+		if got := valueOf(next(t, ch)); got != value {
+			t.Fatalf("watch %d: update %q, want %q", i, got, value)
+		}
+	}
+}
+
 // Watches of keys in one directory hold one request between them, and
 // each still sees its own key's changes, and only those.
 func TestWatchesOfOneDirectoryShareAQuery(t *testing.T) {
@@ -260,16 +276,7 @@ func TestWatchesBesideABigSubtreeRunAlone(t *testing.T) {
 		return sp != nil && sp.keyHubs == 2
 	})
 	poll.Until(t, 10*time.Second, "a request in flight per key", func() bool { return tr.n.Load() == 2 })
-	for _, k := range []string{"big/a", "big/b"} {
-		if err := s.Put(ctx, k, []byte("1"), nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i, ch := range chans {
-		if got := valueOf(next(t, ch)); got != "1" {
-			t.Fatalf("watch %d: update %q, want 1", i, got)
-		}
-	}
+	changeAndExpect(t, s, []string{"big/a", "big/b"}, chans, "1")
 	// Watched key by key, the directory runs at most soloLimit watches
 	// alone; the others share one query.
 	more := map[string]<-chan kv.KeyUpdate{}
@@ -318,16 +325,7 @@ func TestWatchesOfRootKeysNeverListTheRoot(t *testing.T) {
 		chans = append(chans, ch)
 	}
 	poll.Until(t, 10*time.Second, "a request in flight per key", func() bool { return tr.n.Load() == 2 })
-	for _, k := range []string{"ra", "rb"} {
-		if err := s.Put(ctx, k, []byte("1"), nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i, ch := range chans {
-		if got := valueOf(next(t, ch)); got != "1" {
-			t.Fatalf("watch %d: update %q, want 1", i, got)
-		}
-	}
+	changeAndExpect(t, s, []string{"ra", "rb"}, chans, "1")
 	if n := tr.lists.Load(); n != 0 {
 		t.Fatalf("%d List requests, want none", n)
 	}
@@ -403,7 +401,7 @@ func (f *fakeKV) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func storeOnFake(t *testing.T, f *fakeKV, retryTimeout time.Duration) *Store {
+func storeOnFake(t *testing.T, f http.Handler, retryTimeout time.Duration) *Store {
 	t.Helper()
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
@@ -527,17 +525,7 @@ func TestWatchWhoseFirstReadIsOlderPrimesLast(t *testing.T) {
 	f.set("regent/d/a", "0")
 	h := &heldGet{fakeKV: f, answered: make(chan struct{}), release: make(chan struct{})}
 	h.holdNext.Store(true)
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	c, err := api.NewClient(&api.Config{Address: srv.Listener.Addr().String()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := NewFromClient(c, Config{SessionTTLMin: time.Second, LockTTL: 3 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = s.Close() }()
+	s := storeOnFake(t, h, 0)
 	ctx := t.Context()
 	type watchResult struct {
 		ch  <-chan kv.KeyUpdate
