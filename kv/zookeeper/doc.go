@@ -23,11 +23,13 @@
 // its znode (which stays as a directory: DeleteTree removes those), and
 // when regent replaces a znode (a key changing kind) the new one starts at
 // the old version + 1 in the same multi. The cost is an empty znode per
-// key ever deleted under a prefix until a DeleteTree. Not guaranteed: an
-// ephemeral or TTL znode removed by the server (session expiry, TTL) and
-// created again within the one round trip between a compare-and-swap's
-// read and write starts its versions over and can be mistaken for the one
-// that was read.
+// key ever deleted under a prefix until a DeleteTree. KeepAlive keys are
+// the exception: their ephemeral znodes go with a delete, so that the
+// registrations of a service that come and go leave nothing behind. Not
+// guaranteed, therefore: an ephemeral or TTL znode removed (a KeepAlive
+// key deleted, a session expired, a TTL run out) and created again within
+// the one round trip between a compare-and-swap's read and write starts
+// its versions over and can be mistaken for the one that was read.
 //
 // # TTL and KeepAlive
 //

@@ -107,10 +107,11 @@ func (l *locker) GuardedDelete(ctx context.Context, key string) error {
 			if _, isKey := decode(data); !isKey {
 				return fmt.Errorf("zookeeper: guarded delete %q: %w", k, kv.ErrKeyNotFound)
 			}
-			// A delete clears the data (see mutation.removeAt).
+			// A delete clears the data; a KeepAlive key's znode goes (see
+			// mutation.removeAt).
 			ops := []any{guard, &zk.SetDataRequest{Path: p, Data: nil, Version: st.Version}}
 			if st.EphemeralOwner != 0 {
-				ops = append([]any{guard}, replaceOps(p, nil, s.acl, zk.FlagPersistent, st.Version)...)
+				ops = []any{guard, &zk.DeleteRequest{Path: p, Version: st.Version}}
 			}
 			res, err := w.multi(ops...)
 			if err != nil && len(res) > 0 && res[0].Error != nil && !isRollback(res[0].Error) {

@@ -497,14 +497,16 @@ func isKeyAt(cur []byte, st *zk.Stat, last uint64) bool {
 // value it never saw (the checker of the chaos suite found exactly that).
 // DeleteTree removes such directories.
 //
-// A KeepAlive key's znode is ephemeral, and an ephemeral directory could
-// not have keys below it for as long as its session lives: it is replaced,
-// in one multi, by a persistent directory whose version goes on from the
-// old one's (see replaceOps).
+// A KeepAlive key's znode is ephemeral and goes with the delete: a
+// service's registrations, say, come and go under one directory, and a
+// directory left per instance ever registered would grow for ever and be
+// listed again by every watcher on each change. An ephemeral znode is
+// removed by its session's end anyway, so the compare-and-swap guarantee
+// above never covered it across a re-creation (see the package doc).
 func (s *mutation) removeAt(p string, st *zk.Stat) error {
 	var err error
 	if st.EphemeralOwner != 0 {
-		_, err = s.multi(replaceOps(p, nil, s.acl, zk.FlagPersistent, st.Version)...)
+		err = s.del(p, st.Version)
 	} else {
 		_, err = s.set(p, nil, st.Version)
 	}
