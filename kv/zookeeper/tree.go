@@ -286,11 +286,20 @@ func (t *tree) vanishedInWalk(p string, nodes []*walked) ([]change, error) {
 }
 
 // drop removes p and everything cached below it, returning deletes at rev.
+// It walks down from p through the child names, so that a delete costs
+// what lies below it, not a pass over the whole cache (a 100,000-key tree
+// scanned every node on each delete).
 func (t *tree) drop(p string, rev uint64) []change {
 	var out []change
-	for q, n := range t.nodes {
-		if q != p && !strings.HasPrefix(q, p+"/") {
-			continue
+	for stack := []string{p}; len(stack) > 0; {
+		q := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		n, ok := t.nodes[q]
+		if !ok {
+			continue // listed but never read: nothing cached
+		}
+		for c := range n.children {
+			stack = append(stack, q+"/"+c)
 		}
 		delete(t.nodes, q)
 		delete(t.values, q)
