@@ -30,6 +30,7 @@ var allowed = []struct {
 	{"kv/consul", []string{"kv", "kv/internal/..."}},
 	{"kv/zookeeper", []string{"kv", "kv/internal/..."}},
 	{"kv/memory", []string{"kv", "kv/internal/...", "clock"}},
+	{"kv/kvurl", []string{"kv", "kv/etcd", "kv/consul", "kv/zookeeper", "kv/memory"}},
 	{"lock", []string{"kv", "clock"}},
 	{"election", []string{"kv", "lock", "clock"}},
 	{"election/electiontest", []string{"election", "lock", "kv", "kv/kvtest", "internal/poll", "clock"}},
