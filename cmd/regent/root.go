@@ -110,6 +110,7 @@ REGENT_<FLAG> (REGENT_CACERT, REGENT_TOKEN, ...) when not given.
 		return &statusError{code: exitUsage, err: err}
 	})
 	root.Args = cobra.NoArgs // "regent frobnicate": an unknown command
+	root.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 	wrapArgs(root)
 	return root
 }
