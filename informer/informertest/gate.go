@@ -68,6 +68,14 @@ func (g *gated) Events(ctx context.Context, prefix string, after uint64) (<-chan
 			cancel()
 		}()
 		for b := range in {
+			if inner.Err() != nil {
+				// Cut (or the caller gone): the inner stream may still
+				// hand over a batch it had in flight, with changes the
+				// case made after the cut, which the informer must not
+				// see as live ones. cut cancels before it returns, so
+				// everything received from here on is dropped.
+				continue
+			}
 			select {
 			case out <- b:
 			case <-ctx.Done():
