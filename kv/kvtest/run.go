@@ -40,6 +40,7 @@ func Run(t *testing.T, h Harness) {
 	}
 	probe := h.New(t)
 	_, streamer := probe.(kv.Streamer)
+	_, inspector := probe.(kv.LockInspector)
 	if err := probe.Close(); err != nil {
 		t.Fatalf("kvtest: %s: Close of a fresh store: %v", h.Name, err)
 	}
@@ -68,7 +69,7 @@ func Run(t *testing.T, h Harness) {
 	// GOMAXPROCS, and cases that mostly wait for TTLs would queue behind
 	// each other. Cases that wait for TTLs all start at once; the others
 	// share a few slots so that timing checks are not starved.
-	cases := allCases(h, streamer)
+	cases := allCases(h, streamer, inspector)
 	for _, c := range cases {
 		if c.serial {
 			run(c)
@@ -95,7 +96,7 @@ func Run(t *testing.T, h Harness) {
 // fastSlots is how many cases that do not wait for TTLs run at once.
 const fastSlots = 4
 
-func allCases(h Harness, streamer bool) []testCase {
+func allCases(h Harness, streamer, inspector bool) []testCase {
 	var cs []testCase
 	for _, group := range [][]testCase{
 		crudCases(), valueCases(), atomicCases(), treeCases(), keyCases(),
@@ -106,6 +107,9 @@ func allCases(h Harness, streamer bool) []testCase {
 	}
 	if streamer {
 		cs = append(cs, streamCases(h)...)
+	}
+	if inspector {
+		cs = append(cs, lockHolderCases()...)
 	}
 	return cs
 }
