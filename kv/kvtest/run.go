@@ -41,6 +41,7 @@ func Run(t *testing.T, h Harness) {
 	probe := h.New(t)
 	_, streamer := probe.(kv.Streamer)
 	_, inspector := probe.(kv.LockInspector)
+	_, ttls := probe.(kv.TTLReporter)
 	if err := probe.Close(); err != nil {
 		t.Fatalf("kvtest: %s: Close of a fresh store: %v", h.Name, err)
 	}
@@ -69,7 +70,7 @@ func Run(t *testing.T, h Harness) {
 	// GOMAXPROCS, and cases that mostly wait for TTLs would queue behind
 	// each other. Cases that wait for TTLs all start at once; the others
 	// share a few slots so that timing checks are not starved.
-	cases := allCases(h, streamer, inspector)
+	cases := allCases(h, streamer, inspector, ttls)
 	for _, c := range cases {
 		if c.serial {
 			run(c)
@@ -96,7 +97,7 @@ func Run(t *testing.T, h Harness) {
 // fastSlots is how many cases that do not wait for TTLs run at once.
 const fastSlots = 4
 
-func allCases(h Harness, streamer, inspector bool) []testCase {
+func allCases(h Harness, streamer, inspector, ttls bool) []testCase {
 	var cs []testCase
 	for _, group := range [][]testCase{
 		crudCases(), valueCases(), atomicCases(), treeCases(), keyCases(),
@@ -110,6 +111,9 @@ func allCases(h Harness, streamer, inspector bool) []testCase {
 	}
 	if inspector {
 		cs = append(cs, lockHolderCases()...)
+	}
+	if ttls {
+		cs = append(cs, ttlReporterCases()...)
 	}
 	return cs
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/go-zookeeper/zk"
 
@@ -119,6 +120,7 @@ func (s *Store) List(ctx context.Context, prefix string, opts *kv.ReadOptions) (
 type walked struct {
 	path     string
 	value    []byte
+	ttl      time.Duration // of a TTL key (ttlOf)
 	isKey    bool
 	stat     zk.Stat
 	children []string // nil unless listed
@@ -182,6 +184,7 @@ func (s *Store) readNode(p string, watch, ephemeral bool) (*walked, error) {
 		if st.EphemeralOwner != 0 {
 			n.stat = *st
 			n.value, n.isKey = decode(data)
+			n.ttl = ttlOf(data)
 			n.children = []string{}
 			return n, nil
 		}
@@ -214,6 +217,7 @@ func (s *Store) readNode(p string, watch, ephemeral bool) (*walked, error) {
 		}
 		n.stat = *st
 		n.value, n.isKey = decode(data)
+		n.ttl = ttlOf(data)
 		// The child fields come with the child list and its watch: the
 		// count to follow from.
 		n.stat.Cversion, n.stat.Pzxid, n.stat.NumChildren = cst.Cversion, cst.Pzxid, cst.NumChildren
@@ -224,6 +228,7 @@ func (s *Store) readNode(p string, watch, ephemeral bool) (*walked, error) {
 		}
 		n.stat = *st
 		n.value, n.isKey = decode(data)
+		n.ttl = ttlOf(data)
 		if st.NumChildren == 0 {
 			return n, nil
 		}
