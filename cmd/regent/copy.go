@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -33,32 +34,69 @@ func readAll(ctx context.Context, s kv.Store, prefix string) ([]*kv.KVPair, uint
 	return pairs, 0, err
 }
 
+// ttlsOf returns the keys below prefix that expire, where s can tell.
+func ttlsOf(ctx context.Context, s kv.Store, prefix string) (map[string]kv.KeyTTL, error) {
+	r, ok := s.(kv.TTLReporter)
+	if !ok {
+		return nil, nil
+	}
+	return r.TTLs(ctx, prefix)
+}
+
+// writeOptions carries a source key's expiry: what is left of its TTL
+// where the source says, its whole TTL otherwise. A KeepAlive key (its
+// writer's, in the source) arrives as a TTL key: nobody keeps it alive in
+// the destination.
+func writeOptions(t kv.KeyTTL, ok bool) *kv.WriteOptions {
+	if !ok {
+		return nil
+	}
+	d := t.TTL
+	if t.Remaining > 0 {
+		d = t.Remaining
+	}
+	return &kv.WriteOptions{TTL: d}
+}
+
 // plan is what a copy would change in the destination.
 type plan struct {
 	create, update []*kv.KVPair // from the source
 	same           int
 	extra          []string // keys only the destination has
 	bytes          int64
+	ttls           map[string]kv.KeyTTL // the source's expiring keys
+	expiring       int                  // of create and update
 }
 
-func makePlan(src, dst []*kv.KVPair) *plan {
+// makePlan compares the source's pairs with the destination's. A key
+// counts as equal when its value is, and it expires in both or neither.
+func makePlan(src, dst []*kv.KVPair, srcTTLs, dstTTLs map[string]kv.KeyTTL) *plan {
 	have := make(map[string][]byte, len(dst))
 	for _, p := range dst {
 		have[p.Key] = p.Value
 	}
-	p := &plan{}
+	p := &plan{ttls: srcTTLs}
 	for _, s := range src {
 		v, ok := have[s.Key]
+		_, expires := srcTTLs[s.Key]
+		_, expiresThere := dstTTLs[s.Key]
 		switch {
 		case !ok:
 			p.create = append(p.create, s)
 			p.bytes += int64(len(s.Value))
-		case !bytes.Equal(v, s.Value):
+		case !bytes.Equal(v, s.Value) || expires != expiresThere:
 			p.update = append(p.update, s)
 			p.bytes += int64(len(s.Value))
 		default:
 			p.same++
+			continue
 		}
+		if expires {
+			p.expiring++
+		}
+		delete(have, s.Key)
+	}
+	for _, s := range src {
 		delete(have, s.Key)
 	}
 	for k := range have {
@@ -77,6 +115,8 @@ type copyReport struct {
 	Unchanged   int     `json:"unchanged"`
 	Pruned      int     `json:"pruned"`
 	Extra       int     `json:"extra_in_destination"`
+	Expiring    int     `json:"expiring"`    // written with a TTL
+	TTLRaised   int     `json:"ttl_raised"` // TTLs raised to the destination's minimum
 	Bytes       int64   `json:"bytes"`
 	Seconds     float64 `json:"seconds"`
 	Revision    uint64  `json:"source_revision,omitempty"`
@@ -98,10 +138,13 @@ nothing; --prune also deletes the keys below PREFIX that only DST has.
 included, until interrupted: a migration copies, follows while clients
 move over, and stops once nothing writes to SRC any more.
 
-Keys keep their names (below each store's own root) and values. A key's
-TTL is not carried over: the kv contract does not report it, so a TTL key
-arrives as a permanent one (its expiry in SRC shows up as a delete under
---follow).`,
+Keys keep their names (below each store's own root), values and
+expiry: a TTL key is written with what is left of its TTL where SRC can
+tell (etcd), its whole TTL otherwise, raised to DST's minimum if below
+it; a KeepAlive key (a live process's registration, say) arrives as a
+TTL key, as nobody keeps it alive in DST. Under --follow, a key written
+with a TTL after the snapshot arrives permanent (changes do not carry
+TTLs); its expiry in SRC arrives as a delete.`,
 		Args: cobra.RangeArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if workers < 1 {
@@ -130,18 +173,29 @@ arrives as a permanent one (its expiry in SRC shows up as a delete under
 			if err != nil {
 				return fmt.Errorf("copy: read the source: %w", err)
 			}
+			srcTTLs, err := ttlsOf(bctx, src, prefix)
+			if err != nil {
+				return fmt.Errorf("copy: read the source's TTLs: %w", err)
+			}
 			have, _, err := readAll(bctx, dst, prefix)
 			if err != nil {
 				return fmt.Errorf("copy: read the destination: %w", err)
 			}
-			pl := makePlan(pairs, have)
+			dstTTLs, err := ttlsOf(bctx, dst, prefix)
+			if err != nil {
+				return fmt.Errorf("copy: read the destination's TTLs: %w", err)
+			}
+			pl := makePlan(pairs, have, srcTTLs, dstTTLs)
 			rep := copyReport{Source: args[0], Destination: args[1], Prefix: prefix, DryRun: dryRun,
-				Created: len(pl.create), Updated: len(pl.update), Unchanged: pl.same, Extra: len(pl.extra), Bytes: pl.bytes, Revision: rev}
+				Created: len(pl.create), Updated: len(pl.update), Unchanged: pl.same, Extra: len(pl.extra), Bytes: pl.bytes,
+				Expiring: pl.expiring, Revision: rev}
 			if !dryRun {
 				// Writes are not bounded by --timeout: a big copy takes
 				// what it takes, each call bounded by the driver.
 				bar := a.bar(progress, len(pl.create)+len(pl.update)+len(pl.extra)*boolInt(prune))
-				if err := writeAll(ctx, dst, append(pl.create, pl.update...), workers, bar); err != nil {
+				raised, err := writeAll(ctx, dst, append(pl.create, pl.update...), pl.ttls, workers, bar)
+				rep.TTLRaised = raised
+				if err != nil {
 					return err
 				}
 				if prune {
@@ -159,7 +213,7 @@ arrives as a permanent one (its expiry in SRC shows up as a delete under
 			if !follow || dryRun {
 				return nil
 			}
-			return a.follow(ctx, src, dst, prefix, rev)
+			return a.follow(ctx, src, dst, prefix, rev, srcTTLs)
 		},
 	}
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "say what would change in DST, write nothing")
@@ -203,21 +257,38 @@ func (a *app) printCopy(r copyReport) error {
 	if r.DryRun {
 		verb = "would copy"
 	}
-	_, err := fmt.Fprintf(a.stdout, "%s %d keys (%d new, %d changed, %d bytes), %d already equal, %d pruned, %d only in the destination, in %.2fs\n",
-		verb, r.Created+r.Updated, r.Created, r.Updated, r.Bytes, r.Unchanged, r.Pruned, r.Extra, r.Seconds)
+	ttl := ""
+	if r.Expiring > 0 {
+		ttl = fmt.Sprintf(", %d of them with a TTL (%d raised to the destination's minimum)", r.Expiring, r.TTLRaised)
+	}
+	_, err := fmt.Fprintf(a.stdout, "%s %d keys (%d new, %d changed, %d bytes)%s, %d already equal, %d pruned, %d only in the destination, in %.2fs\n",
+		verb, r.Created+r.Updated, r.Created, r.Updated, r.Bytes, ttl, r.Unchanged, r.Pruned, r.Extra, r.Seconds)
 	return err
 }
 
-// writeAll puts pairs into dst, workers at a time; the first failure
-// stops the rest and is returned with the key it failed on.
-func writeAll(ctx context.Context, dst kv.Store, pairs []*kv.KVPair, workers int, bar *progressbar.ProgressBar) error {
-	return forEach(ctx, len(pairs), workers, func(ctx context.Context, i int) error {
+// writeAll puts pairs into dst, workers at a time, with the TTLs ttls
+// gives them; the first failure stops the rest and is returned with the
+// key it failed on. A TTL below the destination's minimum is raised to it
+// (a TTL key must not become permanent, nor be left out); it returns how
+// many were.
+func writeAll(ctx context.Context, dst kv.Store, pairs []*kv.KVPair, ttls map[string]kv.KeyTTL, workers int, bar *progressbar.ProgressBar) (int, error) {
+	var raised atomic.Int64
+	err := forEach(ctx, len(pairs), workers, func(ctx context.Context, i int) error {
 		p := pairs[i]
-		if err := dst.Put(ctx, p.Key, p.Value, nil); err != nil {
+		t, ok := ttls[p.Key]
+		opts := writeOptions(t, ok)
+		err := dst.Put(ctx, p.Key, p.Value, opts)
+		var te *kv.TTLError
+		if errors.As(err, &te) && opts != nil && te.Min > opts.TTL {
+			raised.Add(1)
+			err = dst.Put(ctx, p.Key, p.Value, &kv.WriteOptions{TTL: te.Min})
+		}
+		if err != nil {
 			return fmt.Errorf("copy: put %q: %w", p.Key, err)
 		}
 		return nil
 	}, bar)
+	return int(raised.Load()), err
 }
 
 func deleteAll(ctx context.Context, dst kv.Store, keys []string, workers int, bar *progressbar.ProgressBar) error {
@@ -230,7 +301,7 @@ func deleteAll(ctx context.Context, dst kv.Store, keys []string, workers int, ba
 }
 
 // forEach runs fn for 0..n-1, workers at a time, adding one to the bar
-// per call done.
+// (if any) per call done.
 func forEach(ctx context.Context, n, workers int, fn func(context.Context, int) error, bar *progressbar.ProgressBar) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
@@ -240,9 +311,11 @@ func forEach(ctx context.Context, n, workers int, fn func(context.Context, int) 
 			if err := fn(ctx, i); err != nil {
 				return err
 			}
-			mu.Lock()
-			_ = bar.Add(1)
-			mu.Unlock()
+			if bar != nil {
+				mu.Lock()
+				_ = bar.Add(1)
+				mu.Unlock()
+			}
 			return nil
 		})
 	}
@@ -252,7 +325,12 @@ func forEach(ctx context.Context, n, workers int, fn func(context.Context, int) 
 // follow applies the changes of src below prefix after rev to dst until
 // ctx ends. A source without history for rev (compacted) is copied again
 // from a new snapshot, so nothing is missed.
-func (a *app) follow(ctx context.Context, src, dst kv.Store, prefix string, rev uint64) error {
+//
+// A put of a key that expired in the snapshot keeps its TTL; a key
+// written with a TTL after the snapshot arrives permanent (events do not
+// carry TTLs), and goes from the destination when its expiry in the
+// source arrives as a delete.
+func (a *app) follow(ctx context.Context, src, dst kv.Store, prefix string, rev uint64, ttls map[string]kv.KeyTTL) error {
 	st, ok := src.(kv.Streamer)
 	if !ok {
 		return fmt.Errorf("copy --follow: the source cannot stream changes: %w", kv.ErrCallNotSupported)
@@ -273,7 +351,11 @@ func (a *app) follow(ctx context.Context, src, dst kv.Store, prefix string, rev 
 			for _, ev := range b.Events {
 				var err error
 				if ev.Type == kv.EventPut {
-					err = dst.Put(ctx, ev.Pair.Key, ev.Pair.Value, nil)
+					only := map[string]kv.KeyTTL{}
+					if t, ok := ttls[ev.Pair.Key]; ok {
+						only[ev.Pair.Key] = t
+					}
+					_, err = writeAll(ctx, dst, []*kv.KVPair{ev.Pair}, only, 1, nil)
 				} else if err = dst.Delete(ctx, ev.Pair.Key); errors.Is(err, kv.ErrKeyNotFound) {
 					err = nil
 				}
@@ -301,16 +383,22 @@ func (a *app) follow(ctx context.Context, src, dst kv.Store, prefix string, rev 
 			}
 			return fmt.Errorf("copy --follow: read the source again: %w", err)
 		}
+		if ttls, err = ttlsOf(ctx, src, prefix); err != nil {
+			return fmt.Errorf("copy --follow: read the source's TTLs again: %w", err)
+		}
 		have, _, err := readAll(ctx, dst, prefix)
 		if err != nil {
 			return fmt.Errorf("copy --follow: read the destination again: %w", err)
 		}
-		pl := makePlan(pairs, have)
-		quiet := progressbar.DefaultSilent(-1)
-		if err := writeAll(ctx, dst, append(pl.create, pl.update...), 16, quiet); err != nil {
+		dstTTLs, err := ttlsOf(ctx, dst, prefix)
+		if err != nil {
+			return fmt.Errorf("copy --follow: read the destination's TTLs again: %w", err)
+		}
+		pl := makePlan(pairs, have, ttls, dstTTLs)
+		if _, err := writeAll(ctx, dst, append(pl.create, pl.update...), ttls, 16, nil); err != nil {
 			return err
 		}
-		if err := deleteAll(ctx, dst, pl.extra, 16, quiet); err != nil {
+		if err := deleteAll(ctx, dst, pl.extra, 16, nil); err != nil {
 			return err
 		}
 		fmt.Fprintf(a.stderr, "resynced from revision %d (%d written, %d deleted)\n", srev, len(pl.create)+len(pl.update), len(pl.extra))
@@ -349,7 +437,15 @@ func (a *app) diffCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("diff: read %s: %w", args[1], err)
 			}
-			pl := makePlan(left, right)
+			leftTTLs, err := ttlsOf(ctx, src, prefix)
+			if err != nil {
+				return fmt.Errorf("diff: read %s: %w", args[0], err)
+			}
+			rightTTLs, err := ttlsOf(ctx, dst, prefix)
+			if err != nil {
+				return fmt.Errorf("diff: read %s: %w", args[1], err)
+			}
+			pl := makePlan(left, right, leftTTLs, rightTTLs)
 			type entry struct {
 				Key  string `json:"key"`
 				What string `json:"what"` // only-in-source, only-in-destination, differs

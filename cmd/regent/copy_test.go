@@ -50,6 +50,37 @@ func seedTree(t *testing.T, c *cli, s kv.Store) {
 	if err := s.Put(ctx, "outside", []byte("not copied"), nil); err != nil {
 		t.Fatal(err)
 	}
+	for k, o := range map[string]*kv.WriteOptions{
+		"tree/ttl/hour":     {TTL: time.Hour},
+		"tree/ttl/half":     {TTL: 30 * time.Minute},
+		"tree/ttl/keeplive": {TTL: time.Hour, KeepAlive: true},
+	} {
+		if err := s.Put(ctx, k, []byte("expires"), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// seeded is how many keys seedTree writes below "tree".
+const seeded = treeSize + 4
+
+// wantTTLs checks that the three expiring keys of the tree expire in s,
+// within their TTLs.
+func wantTTLs(t *testing.T, s kv.Store) {
+	t.Helper()
+	ttls, err := s.(kv.TTLReporter).TTLs(context.Background(), "tree")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, max := range map[string]time.Duration{"tree/ttl/hour": time.Hour, "tree/ttl/half": 30 * time.Minute, "tree/ttl/keeplive": time.Hour} {
+		got, ok := ttls[k]
+		if !ok || got.TTL <= 0 || got.TTL > max+time.Second {
+			t.Errorf("%s: TTL %+v (listed %v), want one of at most %v", k, got, ok, max)
+		}
+	}
+	if len(ttls) != 3 {
+		t.Errorf("%d keys expire, want 3: %v", len(ttls), ttls)
+	}
 }
 
 func TestCopyBetweenEveryPair(t *testing.T) {
@@ -64,7 +95,7 @@ func TestCopyBetweenEveryPair(t *testing.T) {
 		if err := json.Unmarshal([]byte(c.ok("copy", urls["memory"]("seed"), url("src"), "tree", "-o", "json", "--workers", "32")), &rep); err != nil {
 			t.Fatal(err)
 		}
-		if name != "memory" && (rep.Created != treeSize+1 || rep.Updated != 0) {
+		if name != "memory" && (rep.Created != seeded || rep.Updated != 0) {
 			t.Fatalf("seed copy to %s: %+v", name, rep)
 		}
 	}
@@ -80,23 +111,24 @@ func TestCopyBetweenEveryPair(t *testing.T) {
 				if err := json.Unmarshal([]byte(c.ok("copy", s, d, "tree", "--dry-run", "-o", "json")), &rep); err != nil {
 					t.Fatal(err)
 				}
-				if !rep.DryRun || rep.Created != treeSize+1 {
+				if !rep.DryRun || rep.Created != seeded {
 					t.Fatalf("dry run: %+v", rep)
 				}
-				if r := c.fails(exitDiffer, "diff", s, d, "tree"); !strings.Contains(r.err, fmt.Sprintf("%d of %d keys differ", treeSize+1, treeSize+1)) {
+				if r := c.fails(exitDiffer, "diff", s, d, "tree"); !strings.Contains(r.err, fmt.Sprintf("%d of %d keys differ", seeded, seeded)) {
 					t.Fatalf("diff after a dry run: %q", r.err)
 				}
 				start := time.Now()
 				out := c.ok("copy", s, d, "tree", "--workers", "32")
 				t.Logf("%s -> %s: %s (%v)", from, to, strings.TrimSpace(out), time.Since(start).Round(time.Millisecond))
-				if !strings.Contains(out, fmt.Sprintf("copied %d keys", treeSize+1)) {
+				if !strings.Contains(out, fmt.Sprintf("copied %d keys", seeded)) || !strings.Contains(out, "3 of them with a TTL") {
 					t.Fatalf("copy: %q", out)
 				}
+				wantTTLs(t, c.openURL(d))
 				if out := c.ok("diff", s, d, "tree"); out != "" {
 					t.Fatalf("diff after the copy: %q", out)
 				}
 				// Again: nothing to write.
-				if out := c.ok("copy", s, d, "tree"); !strings.Contains(out, fmt.Sprintf("copied 0 keys (0 new, 0 changed, 0 bytes), %d already equal", treeSize+1)) {
+				if out := c.ok("copy", s, d, "tree"); !strings.Contains(out, fmt.Sprintf("copied 0 keys (0 new, 0 changed, 0 bytes), %d already equal", seeded)) {
 					t.Fatalf("second copy: %q", out)
 				}
 				c.fails(exitNotFound, "get", "--store", d, "outside") // outside the prefix
@@ -148,5 +180,26 @@ func TestCopyPruneAndFollow(t *testing.T) {
 				t.Fatalf("copy --follow interrupted: exit %d, stderr %q", code, f.err)
 			}
 		})
+	}
+}
+
+// A TTL below the destination's minimum is raised to it, never dropped:
+// a 3 s key copied to Consul (minimum 2 x session_ttl_min) expires there
+// at the minimum.
+func TestCopyRaisesTTLsToTheMinimum(t *testing.T) {
+	consulAddr := testenv.Consul(t, testenv.ConsulOptions{}).Addr
+	c := newCLI(t)
+	src, dst := "memory://short", fmt.Sprintf("consul://%s/raise-%d", consulAddr, time.Now().UnixNano())
+	s := c.openURL(src)
+	if err := s.Put(context.Background(), "k/short", []byte("v"), &kv.WriteOptions{TTL: 3 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	var rep copyReport
+	if err := json.Unmarshal([]byte(c.ok("copy", src, dst, "k", "-o", "json")), &rep); err != nil || rep.Created != 1 || rep.TTLRaised != 1 {
+		t.Fatalf("copy: %+v %v", rep, err)
+	}
+	ttls, err := c.openURL(dst).(kv.TTLReporter).TTLs(context.Background(), "k")
+	if err != nil || ttls["k/short"].TTL < 10*time.Second {
+		t.Fatalf("TTL in Consul: %+v %v", ttls, err)
 	}
 }
