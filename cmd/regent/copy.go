@@ -115,7 +115,7 @@ type copyReport struct {
 	Unchanged   int     `json:"unchanged"`
 	Pruned      int     `json:"pruned"`
 	Extra       int     `json:"extra_in_destination"`
-	Expiring    int     `json:"expiring"`    // written with a TTL
+	Expiring    int     `json:"expiring"`   // written with a TTL
 	TTLRaised   int     `json:"ttl_raised"` // TTLs raised to the destination's minimum
 	Bytes       int64   `json:"bytes"`
 	Seconds     float64 `json:"seconds"`
