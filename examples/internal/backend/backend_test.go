@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -304,4 +305,25 @@ func mustPEMCert(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return pair.Certificate[0]
+}
+
+func TestStoreURLFlag(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	f := Register(fs)
+	if err := fs.Parse([]string{"-store", "zookeeper://app@a:1,b:2/apps/regent?cacert=/ca.pem"}); err != nil {
+		t.Fatal(err)
+	}
+	if f.Backend != ZooKeeper || f.Endpoints != "a:1,b:2" || f.Root != "/apps/regent" || f.User != "app" || f.TLSCA != "/ca.pem" {
+		t.Fatalf("-store: %+v", f)
+	}
+	for _, bad := range []string{"etcd://u:secret@h:1", "consul://token@h:8500", "etcd://h:1?dial-timeout=1s", "redis://h:1"} {
+		fs := flag.NewFlagSet("y", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		Register(fs)
+		err := fs.Parse([]string{"-store", bad})
+		if err == nil {
+			t.Errorf("-store %q: %v", bad, err)
+		}
+	}
 }

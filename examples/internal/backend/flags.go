@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/regentkv/regent/kv/consul"
+	"github.com/regentkv/regent/kv/kvurl"
 )
 
 // Backend names accepted by -backend.
@@ -84,7 +85,35 @@ func Register(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.User, "user", "", "etcd user, or ZooKeeper digest user; the password comes from -password-file or $"+PasswordEnv)
 	fs.StringVar(&f.PasswordFile, "password-file", "", "file holding -user's password (never pass a secret on the command line)")
 	fs.StringVar(&f.TokenFile, "token-file", "", "file holding the Consul ACL token; default: $CONSUL_HTTP_TOKEN")
+	fs.Func("store", "the store as one URL, as the regent CLI takes it (etcd://host:2379/root, consul://host:8500, zookeeper://host:2181/root, memory:): sets -backend, -endpoints, -root, -user and the TLS files; secrets stay in -password-file and -token-file",
+		f.setStore)
 	return f
+}
+
+// setStore fills the flags from a store URL (package kvurl). Secrets in
+// the URL are refused, as on the rest of the command line.
+func (f *Flags) setStore(raw string) error {
+	t, err := kvurl.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if t.Password != "" || (t.Backend == kvurl.Consul && t.User != "") {
+		return fmt.Errorf("%w: -store carries a secret: put the password in -password-file (or $%s), the Consul token in -token-file", ErrInvalidFlags, PasswordEnv)
+	}
+	for p := range t.Params {
+		switch p {
+		case "cacert":
+			f.TLSCA = t.Params.Get(p)
+		case "cert":
+			f.TLSCert = t.Params.Get(p)
+		case "key":
+			f.TLSKey = t.Params.Get(p)
+		default:
+			return fmt.Errorf("%w: -store parameter %q is not one the examples take (cacert, cert, key)", ErrInvalidFlags, p)
+		}
+	}
+	f.Backend, f.Endpoints, f.Root, f.User = string(t.Backend), strings.Join(t.Servers, ","), t.Root, t.User
+	return nil
 }
 
 // endpoints splits Endpoints and checks them against Backend.
