@@ -246,7 +246,7 @@ func (a *app) bar(mode string, n int) *progressbar.ProgressBar {
 	}
 	return progressbar.NewOptions(n, progressbar.OptionSetWriter(a.stderr), progressbar.OptionSetDescription("copy"),
 		progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("keys"),
-		progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionOnCompletion(func() { fmt.Fprintln(a.stderr) }))
+		progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionOnCompletion(func() { _, _ = fmt.Fprintln(a.stderr) }))
 }
 
 func (a *app) printCopy(r copyReport) error {
@@ -335,7 +335,7 @@ func (a *app) follow(ctx context.Context, src, dst kv.Store, prefix string, rev 
 	if !ok {
 		return fmt.Errorf("copy --follow: the source cannot stream changes: %w", kv.ErrCallNotSupported)
 	}
-	fmt.Fprintf(a.stderr, "following changes from revision %d; interrupt to stop\n", rev)
+	_, _ = fmt.Fprintf(a.stderr, "following changes from revision %d; interrupt to stop\n", rev)
 	for {
 		batches, err := st.Events(ctx, prefix, rev)
 		if err != nil {
@@ -401,7 +401,7 @@ func (a *app) follow(ctx context.Context, src, dst kv.Store, prefix string, rev 
 		if err := deleteAll(ctx, dst, pl.extra, 16, nil); err != nil {
 			return err
 		}
-		fmt.Fprintf(a.stderr, "resynced from revision %d (%d written, %d deleted)\n", srev, len(pl.create)+len(pl.update), len(pl.extra))
+		_, _ = fmt.Fprintf(a.stderr, "resynced from revision %d (%d written, %d deleted)\n", srev, len(pl.create)+len(pl.update), len(pl.extra))
 		rev = srev
 	}
 }
@@ -472,10 +472,12 @@ func (a *app) diffCmd() *cobra.Command {
 			} else {
 				for _, e := range out {
 					mark := map[string]string{"only-in-source": "-", "only-in-destination": "+", "differs": "~"}[e.What]
-					if keysOnly {
-						fmt.Fprintln(a.stdout, mark+" "+e.Key)
-					} else {
-						fmt.Fprintf(a.stdout, "%s %s (%s)\n", mark, e.Key, e.What)
+					line := mark + " " + e.Key
+					if !keysOnly {
+						line += " (" + e.What + ")"
+					}
+					if _, err := fmt.Fprintln(a.stdout, line); err != nil {
+						return err
 					}
 				}
 			}

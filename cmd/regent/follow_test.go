@@ -151,7 +151,12 @@ func TestLeaderAndLockHolders(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			ran := make(chan error, 1)
 			go func() { ran <- el.Run(ctx) }()
-			defer func() { cancel(); <-ran }()
+			defer func() {
+				cancel()
+				if err := <-ran; err != nil {
+					t.Logf("Run: %v", err)
+				}
+			}()
 			var l leaderJSON
 			poll.Until(t, 20*time.Second, "leader shows worker-7", func() bool {
 				r := c.run(context.Background(), "", "leader", "jobs/nightly", "-o", "json")

@@ -136,7 +136,9 @@ func (a *app) lsCmd() *cobra.Command {
 					return a.printTree(prefix, pairs, keysOnly)
 				case keysOnly:
 					for _, p := range pairs {
-						fmt.Fprintln(a.stdout, p.Key)
+						if _, err := fmt.Fprintln(a.stdout, p.Key); err != nil {
+							return err
+						}
 					}
 					return nil
 				}
@@ -156,13 +158,14 @@ func (a *app) lsCmd() *cobra.Command {
 
 // printTree prints sorted pairs as a tree of key segments below prefix.
 func (a *app) printTree(prefix string, pairs []*kv.KVPair, keysOnly bool) error {
+	var b strings.Builder
 	base := strings.Trim(prefix, "/")
 	if base == "" {
-		fmt.Fprintln(a.stdout, "/")
+		b.WriteString("/\n")
 	} else {
-		fmt.Fprintln(a.stdout, base+"/")
+		b.WriteString(base + "/\n")
 	}
-	var last []string // segments of the previous key
+	var last []string // directory segments of the previous key
 	for _, p := range pairs {
 		rel := strings.TrimPrefix(strings.TrimPrefix(p.Key, base), "/")
 		segs := strings.Split(rel, "/")
@@ -171,17 +174,18 @@ func (a *app) printTree(prefix string, pairs []*kv.KVPair, keysOnly bool) error 
 			common++
 		}
 		for d := common; d < len(segs); d++ {
-			line := strings.Repeat("  ", d+1) + segs[d]
+			b.WriteString(strings.Repeat("  ", d+1) + segs[d])
 			if d < len(segs)-1 {
-				line += "/"
+				b.WriteString("/")
 			} else if !keysOnly {
-				line += " = " + printable(p.Value)
+				b.WriteString(" = " + printable(p.Value))
 			}
-			fmt.Fprintln(a.stdout, line)
+			b.WriteString("\n")
 		}
 		last = segs[:len(segs)-1]
 	}
-	return nil
+	_, err := io.WriteString(a.stdout, b.String())
+	return err
 }
 
 func (a *app) casCmd() *cobra.Command {

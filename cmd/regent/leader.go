@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -43,7 +44,7 @@ func (a *app) leaderCmd() *cobra.Command {
 			return a.withStore(cmd, func(ctx context.Context, s kv.Store) error {
 				l, err := election.LeaderOf(ctx, s, args[0])
 				if err != nil {
-					if a.output == "json" && err == election.ErrNoLeader {
+					if a.output == "json" && errors.Is(err, election.ErrNoLeader) {
 						_ = a.printLeader(args[0], election.Leader{})
 					}
 					return fmt.Errorf("leader %q: %w", args[0], err)

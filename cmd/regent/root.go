@@ -50,7 +50,7 @@ func run(ctx context.Context, args []string, e *env) int {
 	root.SetErr(e.stderr)
 	err := root.ExecuteContext(ctx)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "regent: %v\n", err)
+		_, _ = fmt.Fprintf(e.stderr, "regent: %v\n", err)
 	}
 	return exitCode(err)
 }
@@ -239,9 +239,10 @@ func (a *app) json(v any) error {
 // table prints rows under a header, aligned.
 func (a *app) table(header []string, rows [][]string) error {
 	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, strings.Join(header, "\t"))
+	// tabwriter buffers until Flush, which reports any write error.
+	_, _ = fmt.Fprintln(w, strings.Join(header, "\t"))
 	for _, r := range rows {
-		fmt.Fprintln(w, strings.Join(r, "\t"))
+		_, _ = fmt.Fprintln(w, strings.Join(r, "\t"))
 	}
 	return w.Flush()
 }

@@ -15,7 +15,7 @@ func ExampleOpen() {
 		fmt.Println(err)
 		return
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	_ = s.Put(ctx, "config/greeting", []byte("hello"), nil)
 	p, _ := s.Get(ctx, "config/greeting", nil)
 	fmt.Printf("%s = %s\n", p.Key, p.Value)

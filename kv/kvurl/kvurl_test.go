@@ -103,17 +103,17 @@ func TestOpenMemorySharesByName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	defer func() { _ = w.Close() }()
 	if err := w.Put(ctx, "k", []byte("v"), nil); err != nil {
 		t.Fatal(err)
 	}
 	r, _ := kvurl.Open(ctx, "memory://a", &kvurl.Options{Memory: shared})
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	if p, err := r.Get(ctx, "k", nil); err != nil || string(p.Value) != "v" {
 		t.Fatalf("a second client of memory://a: %v %v", p, err)
 	}
 	own, _ := kvurl.Open(ctx, "memory:", nil)
-	defer own.Close()
+	defer func() { _ = own.Close() }()
 	if _, err := own.Get(ctx, "k", nil); !errors.Is(err, kv.ErrKeyNotFound) {
 		t.Fatalf("memory: is a store of its own: %v", err)
 	}

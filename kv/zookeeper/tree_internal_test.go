@@ -22,7 +22,7 @@ func TestTreeDropsWholeSubtrees(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	for _, k := range []string{"w/keep", "w/d/a", "w/d/e/f", "w/d/e/g/h", "w/d/x"} {
 		if err := s.Put(ctx, k, []byte("v"), nil); err != nil {
 			t.Fatal(err)
