@@ -80,24 +80,20 @@ func makePlan(src, dst []*kv.KVPair, srcTTLs, dstTTLs map[string]kv.KeyTTL) *pla
 		v, ok := have[s.Key]
 		_, expires := srcTTLs[s.Key]
 		_, expiresThere := dstTTLs[s.Key]
+		delete(have, s.Key)
 		switch {
 		case !ok:
 			p.create = append(p.create, s)
-			p.bytes += int64(len(s.Value))
 		case !bytes.Equal(v, s.Value) || expires != expiresThere:
 			p.update = append(p.update, s)
-			p.bytes += int64(len(s.Value))
 		default:
 			p.same++
 			continue
 		}
+		p.bytes += int64(len(s.Value))
 		if expires {
 			p.expiring++
 		}
-		delete(have, s.Key)
-	}
-	for _, s := range src {
-		delete(have, s.Key)
 	}
 	for k := range have {
 		p.extra = append(p.extra, k)
@@ -169,19 +165,22 @@ TTLs); its expiry in SRC arrives as a delete.`,
 			}
 			defer func() { _ = dst.Close() }()
 			start := time.Now()
-			pairs, rev, err := readAll(bctx, src, prefix)
+			// --timeout bounds the connections; the reads take what a
+			// big tree takes, each call bounded by its driver.
+			bcancel()
+			pairs, rev, err := readAll(ctx, src, prefix)
 			if err != nil {
 				return fmt.Errorf("copy: read the source: %w", err)
 			}
-			srcTTLs, err := ttlsOf(bctx, src, prefix)
+			srcTTLs, err := ttlsOf(ctx, src, prefix)
 			if err != nil {
 				return fmt.Errorf("copy: read the source's TTLs: %w", err)
 			}
-			have, _, err := readAll(bctx, dst, prefix)
+			have, _, err := readAll(ctx, dst, prefix)
 			if err != nil {
 				return fmt.Errorf("copy: read the destination: %w", err)
 			}
-			dstTTLs, err := ttlsOf(bctx, dst, prefix)
+			dstTTLs, err := ttlsOf(ctx, dst, prefix)
 			if err != nil {
 				return fmt.Errorf("copy: read the destination's TTLs: %w", err)
 			}
@@ -230,6 +229,10 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// followRetry is the pause before follow reads the source again after its
+// stream ended.
+const followRetry = time.Second
 
 // bar is the progress bar of n writes on standard error, or a silent one.
 func (a *app) bar(mode string, n int) *progressbar.ProgressBar {
@@ -346,6 +349,9 @@ func (a *app) follow(ctx context.Context, src, dst kv.Store, prefix string, rev 
 		}
 		for b := range batches {
 			if b.Err != nil {
+				if ctx.Err() == nil {
+					_, _ = fmt.Fprintf(a.stderr, "the source's stream ended (%v): copying again from a new snapshot\n", b.Err)
+				}
 				break
 			}
 			for _, ev := range b.Events {
@@ -374,8 +380,14 @@ func (a *app) follow(ctx context.Context, src, dst kv.Store, prefix string, rev 
 		if ctx.Err() != nil {
 			return nil
 		}
-		// The stream ended with an error: compacted history needs a new
-		// snapshot; anything else is tried again from rev after a pause.
+		// The stream ended with an error (history compacted, the source
+		// unreachable): copy again from a new snapshot, after a pause so
+		// that a source that keeps failing is not read in a loop.
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(followRetry):
+		}
 		pairs, srev, err := readAll(ctx, src, prefix)
 		if err != nil {
 			if ctx.Err() != nil {
