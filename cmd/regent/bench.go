@@ -48,7 +48,7 @@ func (a *app) benchCmd() *cobra.Command {
 			}
 			defer func() { _ = s.Close() }()
 			defer func() {
-				cctx, ccancel := context.WithTimeout(context.Background(), a.timeout)
+				cctx, ccancel := context.WithTimeout(context.Background(), max(a.timeout, 10*time.Second))
 				defer ccancel()
 				_ = s.DeleteTree(cctx, prefix)
 			}()

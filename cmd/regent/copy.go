@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/kvurl"
 )
 
 // readAll reads every pair below prefix, with the revision it was read at
@@ -41,6 +42,32 @@ func ttlsOf(ctx context.Context, s kv.Store, prefix string) (map[string]kv.KeyTT
 		return nil, nil
 	}
 	return r.TTLs(ctx, prefix)
+}
+
+// readSource reads the source's pairs and which of them expire. The TTLs
+// are read before and after the snapshot, and a key listed by either
+// expires: one that expired (and went) between the snapshot and a single
+// read of the TTLs would otherwise be written as a permanent key.
+func readSource(ctx context.Context, s kv.Store, prefix string) ([]*kv.KVPair, uint64, map[string]kv.KeyTTL, error) {
+	before, err := ttlsOf(ctx, s, prefix)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	pairs, rev, err := readAll(ctx, s, prefix)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	after, err := ttlsOf(ctx, s, prefix)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	for k, t := range before {
+		if _, ok := after[k]; !ok && after != nil {
+			t.Remaining = 0 // about to go: its whole TTL, not a stale remainder
+			after[k] = t
+		}
+	}
+	return pairs, rev, after, nil
 }
 
 // writeOptions carries a source key's expiry: what is left of its TTL
@@ -168,13 +195,9 @@ TTLs); its expiry in SRC arrives as a delete.`,
 			// --timeout bounds the connections; the reads take what a
 			// big tree takes, each call bounded by its driver.
 			bcancel()
-			pairs, rev, err := readAll(ctx, src, prefix)
+			pairs, rev, srcTTLs, err := readSource(ctx, src, prefix)
 			if err != nil {
 				return fmt.Errorf("copy: read the source: %w", err)
-			}
-			srcTTLs, err := ttlsOf(ctx, src, prefix)
-			if err != nil {
-				return fmt.Errorf("copy: read the source's TTLs: %w", err)
 			}
 			have, _, err := readAll(ctx, dst, prefix)
 			if err != nil {
@@ -185,7 +208,7 @@ TTLs); its expiry in SRC arrives as a delete.`,
 				return fmt.Errorf("copy: read the destination's TTLs: %w", err)
 			}
 			pl := makePlan(pairs, have, srcTTLs, dstTTLs)
-			rep := copyReport{Source: args[0], Destination: args[1], Prefix: prefix, DryRun: dryRun,
+			rep := copyReport{Source: kvurl.Redacted(args[0]), Destination: kvurl.Redacted(args[1]), Prefix: prefix, DryRun: dryRun,
 				Created: len(pl.create), Updated: len(pl.update), Unchanged: pl.same, Extra: len(pl.extra), Bytes: pl.bytes,
 				Expiring: pl.expiring, Revision: rev}
 			if !dryRun {
@@ -212,7 +235,7 @@ TTLs); its expiry in SRC arrives as a delete.`,
 			if !follow || dryRun {
 				return nil
 			}
-			return a.follow(ctx, src, dst, prefix, rev, srcTTLs)
+			return a.follow(ctx, src, dst, prefix, rev, srcTTLs, prune)
 		},
 	}
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "say what would change in DST, write nothing")
@@ -333,7 +356,16 @@ func forEach(ctx context.Context, n, workers int, fn func(context.Context, int) 
 // written with a TTL after the snapshot arrives permanent (events do not
 // carry TTLs), and goes from the destination when its expiry in the
 // source arrives as a delete.
-func (a *app) follow(ctx context.Context, src, dst kv.Store, prefix string, rev uint64, ttls map[string]kv.KeyTTL) error {
+//
+// After a stream ends, the destination is brought level again from a new
+// snapshot; keys only the destination has are deleted then only with
+// --prune (clients already moved may write there).
+func (a *app) follow(ctx context.Context, src, dst kv.Store, prefix string, rev uint64, ttls map[string]kv.KeyTTL, prune bool) error {
+	for k, t := range ttls {
+		// A put from now on restarts the key's TTL: its whole TTL.
+		t.Remaining = 0
+		ttls[k] = t
+	}
 	st, ok := src.(kv.Streamer)
 	if !ok {
 		return fmt.Errorf("copy --follow: the source cannot stream changes: %w", kv.ErrCallNotSupported)
@@ -362,8 +394,11 @@ func (a *app) follow(ctx context.Context, src, dst kv.Store, prefix string, rev 
 						only[ev.Pair.Key] = t
 					}
 					_, err = writeAll(ctx, dst, []*kv.KVPair{ev.Pair}, only, 1, nil)
-				} else if err = dst.Delete(ctx, ev.Pair.Key); errors.Is(err, kv.ErrKeyNotFound) {
-					err = nil
+				} else {
+					delete(ttls, ev.Pair.Key) // a key put again later is a new one
+					if err = dst.Delete(ctx, ev.Pair.Key); errors.Is(err, kv.ErrKeyNotFound) {
+						err = nil
+					}
 				}
 				if err != nil {
 					if ctx.Err() != nil {
@@ -388,34 +423,45 @@ func (a *app) follow(ctx context.Context, src, dst kv.Store, prefix string, rev 
 			return nil
 		case <-time.After(followRetry):
 		}
-		pairs, srev, err := readAll(ctx, src, prefix)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+		pairs, srev, srcTTLs, err := readSource(ctx, src, prefix)
+		if err == nil {
+			for k, t := range srcTTLs {
+				t.Remaining = 0
+				srcTTLs[k] = t
 			}
-			return fmt.Errorf("copy --follow: read the source again: %w", err)
+			ttls = srcTTLs
+			err = a.level(ctx, dst, prefix, pairs, ttls, prune)
 		}
-		if ttls, err = ttlsOf(ctx, src, prefix); err != nil {
-			return fmt.Errorf("copy --follow: read the source's TTLs again: %w", err)
+		if ctx.Err() != nil {
+			return nil // interrupted: what was applied stays
 		}
-		have, _, err := readAll(ctx, dst, prefix)
 		if err != nil {
-			return fmt.Errorf("copy --follow: read the destination again: %w", err)
+			return fmt.Errorf("copy --follow: copy again: %w", err)
 		}
-		dstTTLs, err := ttlsOf(ctx, dst, prefix)
-		if err != nil {
-			return fmt.Errorf("copy --follow: read the destination's TTLs again: %w", err)
-		}
-		pl := makePlan(pairs, have, ttls, dstTTLs)
-		if _, err := writeAll(ctx, dst, append(pl.create, pl.update...), ttls, 16, nil); err != nil {
-			return err
-		}
-		if err := deleteAll(ctx, dst, pl.extra, 16, nil); err != nil {
-			return err
-		}
-		_, _ = fmt.Fprintf(a.stderr, "resynced from revision %d (%d written, %d deleted)\n", srev, len(pl.create)+len(pl.update), len(pl.extra))
+		_, _ = fmt.Fprintf(a.stderr, "copied again from revision %d (%d keys in the source)\n", srev, len(pairs))
 		rev = srev
 	}
+}
+
+// level writes to dst what differs from the source's pairs, and with
+// prune deletes what only dst has.
+func (a *app) level(ctx context.Context, dst kv.Store, prefix string, pairs []*kv.KVPair, ttls map[string]kv.KeyTTL, prune bool) error {
+	have, _, err := readAll(ctx, dst, prefix)
+	if err != nil {
+		return err
+	}
+	dstTTLs, err := ttlsOf(ctx, dst, prefix)
+	if err != nil {
+		return err
+	}
+	pl := makePlan(pairs, have, ttls, dstTTLs)
+	if _, err := writeAll(ctx, dst, append(pl.create, pl.update...), ttls, 16, nil); err != nil {
+		return err
+	}
+	if !prune {
+		return nil
+	}
+	return deleteAll(ctx, dst, pl.extra, 16, nil)
 }
 
 func (a *app) diffCmd() *cobra.Command {
@@ -429,33 +475,35 @@ func (a *app) diffCmd() *cobra.Command {
 			if len(args) == 3 {
 				prefix = args[2]
 			}
-			ctx, cancel := a.oneShot(cmd.Context())
+			ctx := cmd.Context()
+			octx, cancel := a.oneShot(ctx) // the connections; the reads take what a big tree takes
 			defer cancel()
-			src, err := a.open(ctx, args[0])
+			src, err := a.open(octx, args[0])
 			if err != nil {
 				return err
 			}
 			defer func() { _ = src.Close() }()
-			dst, err := a.open(ctx, args[1])
+			dst, err := a.open(octx, args[1])
 			if err != nil {
 				return err
 			}
 			defer func() { _ = dst.Close() }()
+			srcName, dstName := kvurl.Redacted(args[0]), kvurl.Redacted(args[1])
 			left, _, err := readAll(ctx, src, prefix)
 			if err != nil {
-				return fmt.Errorf("diff: read %s: %w", args[0], err)
+				return fmt.Errorf("diff: read %s: %w", srcName, err)
 			}
 			right, _, err := readAll(ctx, dst, prefix)
 			if err != nil {
-				return fmt.Errorf("diff: read %s: %w", args[1], err)
+				return fmt.Errorf("diff: read %s: %w", dstName, err)
 			}
 			leftTTLs, err := ttlsOf(ctx, src, prefix)
 			if err != nil {
-				return fmt.Errorf("diff: read %s: %w", args[0], err)
+				return fmt.Errorf("diff: read %s: %w", srcName, err)
 			}
 			rightTTLs, err := ttlsOf(ctx, dst, prefix)
 			if err != nil {
-				return fmt.Errorf("diff: read %s: %w", args[1], err)
+				return fmt.Errorf("diff: read %s: %w", dstName, err)
 			}
 			pl := makePlan(left, right, leftTTLs, rightTTLs)
 			type entry struct {

@@ -13,14 +13,15 @@ import (
 // Exit statuses, for scripts.
 const (
 	exitOK          = 0
-	exitFailed      = 1 // anything not below
-	exitUsage       = 2 // bad flags, arguments, URL, key or TTL
-	exitNotFound    = 3 // no such key, no leader
-	exitConflict    = 4 // a compare-and-swap lost, the key exists or changed
-	exitUnreachable = 5 // no server answered in time
-	exitDenied      = 6 // permission denied or authentication failed
-	exitDiffer      = 7 // diff found differences
-	exitUnknown     = 8 // a write whose outcome is unknown (it may have applied)
+	exitFailed      = 1   // anything not below
+	exitUsage       = 2   // bad flags, arguments, URL, key or TTL
+	exitNotFound    = 3   // no such key, no leader
+	exitConflict    = 4   // a compare-and-swap lost, the key exists or changed
+	exitUnreachable = 5   // no server answered in time
+	exitDenied      = 6   // permission denied or authentication failed
+	exitDiffer      = 7   // diff found differences
+	exitUnknown     = 8   // a write whose outcome is unknown (it may have applied)
+	exitInterrupted = 130 // interrupted (Ctrl-C) before it was done, as shells report SIGINT
 )
 
 const exitCodesHelp = `Exit status:
@@ -33,6 +34,7 @@ const exitCodesHelp = `Exit status:
   6  denied: permission denied or authentication failed
   7  diff: the stores differ
   8  outcome unknown: a write was cut off and may have applied
+  130 interrupted before it was done (watch and copy --follow end with 0)
 `
 
 // statusError carries an exit status with its message.
@@ -58,6 +60,8 @@ func exitCode(err error) int {
 		return se.code
 	case errors.Is(err, kv.ErrOutcomeUnknown):
 		return exitUnknown
+	case errors.Is(err, context.Canceled):
+		return exitInterrupted
 	case errors.Is(err, kv.ErrKeyNotFound), errors.Is(err, election.ErrNoLeader):
 		return exitNotFound
 	case errors.Is(err, kv.ErrKeyModified), errors.Is(err, kv.ErrKeyExists):

@@ -87,12 +87,26 @@ func TestUsageErrors(t *testing.T) {
 	}
 	c.fails(exitUsage, "--store", "memory:", "get")
 	c.fails(exitUsage, "frobnicate")
+	c.fails(exitUsage, "--store", "memory:", "lock", "frobnicate")
+	// REGENT_<FLAG> fills the global flags only.
+	c.env["REGENT_PREFIX"] = "true"
+	c.env["REGENT_STORE"] = "memory://env"
+	c.ok("put", "a/b", "1")
+	c.fails(exitNotFound, "del", "a") // not a tree delete of a/
+	delete(c.env, "REGENT_PREFIX")
+	delete(c.env, "REGENT_STORE")
 	c.fails(exitUsage, "--store", "memory:", "get", "k", "--bogus")
 	c.fails(exitUsage, "--store", "memory:", "-o", "yaml", "get", "k")
 	c.fails(exitUsage, "--store", "memory:", "get", "../k")
 	c.env["REGENT_TIMEOUT"] = "soon"
 	c.fails(exitUsage, "--store", "memory:", "get", "k")
 	delete(c.env, "REGENT_TIMEOUT")
+	// The URL's secret never shows, however malformed the rest.
+	for _, u := range []string{"etcd://alice:pa/ss@127.0.0.1:x", "etcd://alice:pa?ss@127.0.0.1:x", "etcd:/alice:secret@127.0.0.1:1"} {
+		if r := c.run(context.Background(), "", "diff", u, "memory:"); r.code != exitUsage || strings.Contains(r.err, "pa/ss") || strings.Contains(r.err, "pa?ss") || strings.Contains(r.err, "secret") {
+			t.Errorf("diff %s: exit %d, %q", u, r.code, r.err)
+		}
+	}
 	if out := c.ok("help", "exit-codes"); !strings.Contains(out, "7  diff") {
 		t.Fatalf("help exit-codes: %q", out)
 	}

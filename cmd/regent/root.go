@@ -73,7 +73,9 @@ REGENT_<FLAG> (REGENT_CACERT, REGENT_TOKEN, ...) when not given.
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return a.fromEnvironment(cmd.Flags())
+			// The global flags only: REGENT_PREFIX must not turn a del
+			// into a tree delete, nor REGENT_PRUNE make every copy prune.
+			return a.fromEnvironment(cmd.Root().PersistentFlags())
 		},
 	}
 	f := root.PersistentFlags()
@@ -109,14 +111,18 @@ REGENT_<FLAG> (REGENT_CACERT, REGENT_TOKEN, ...) when not given.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &statusError{code: exitUsage, err: err}
 	})
-	root.Args = cobra.NoArgs // "regent frobnicate": an unknown command
-	root.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 	wrapArgs(root)
 	return root
 }
 
-// wrapArgs makes every command's argument errors usage errors (exit 2).
+// wrapArgs makes every command's argument errors usage errors (exit 2),
+// and a command that only groups others ("regent", "regent lock") refuse
+// an unknown subcommand instead of printing its help and exiting 0.
 func wrapArgs(c *cobra.Command) {
+	if c.Run == nil && c.RunE == nil && c.HasSubCommands() {
+		c.Args = cobra.NoArgs
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
 	if check := c.Args; check != nil {
 		c.Args = func(cmd *cobra.Command, args []string) error {
 			if err := check(cmd, args); err != nil {
@@ -130,7 +136,7 @@ func wrapArgs(c *cobra.Command) {
 	}
 }
 
-// fromEnvironment fills every flag not given from REGENT_<NAME>.
+// fromEnvironment fills every global flag not given from REGENT_<NAME>.
 func (a *app) fromEnvironment(flags *pflag.FlagSet) error {
 	var err error
 	flags.VisitAll(func(f *pflag.Flag) {

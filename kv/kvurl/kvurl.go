@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -80,6 +81,17 @@ func Parse(raw string) (*Target, error) {
 	if _, ok := known[t.Backend]; !ok {
 		return nil, bad("unknown scheme %q: want etcd, consul, zookeeper or memory", scheme)
 	}
+	// User info first, up to the last '@': a password may hold '/', '?'
+	// or '@' that the rest of the parse would otherwise cut it at (and
+	// then show in a message). Keys and roots with an '@' are written
+	// %40.
+	var info string
+	hasInfo := false
+	if t.Backend != Memory && strings.HasPrefix(rest, "//") {
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+			info, rest, hasInfo = rest[2:at], "//"+rest[at+1:], true
+		}
+	}
 	rest, query, _ := strings.Cut(rest, "?")
 	params, err := url.ParseQuery(query)
 	if err != nil {
@@ -102,16 +114,14 @@ func Parse(raw string) (*Target, error) {
 		return nil, bad("want %s://host:port", t.Backend)
 	}
 	authority, path, _ := strings.Cut(rest[2:], "/")
-	if at := strings.LastIndexByte(authority, '@'); at >= 0 {
-		info := authority[:at]
-		authority = authority[at+1:]
+	if hasInfo {
 		user, pass, hasPass := strings.Cut(info, ":")
 		if t.User, err = url.PathUnescape(user); err != nil {
-			return nil, bad("user: %v", err)
+			return nil, bad("user: a bad %%-escape (write %% as %%25)")
 		}
 		if hasPass {
 			if t.Password, err = url.PathUnescape(pass); err != nil {
-				return nil, bad("password: %v", err)
+				return nil, bad("password: a bad %%-escape (write %% as %%25)")
 			}
 		}
 	}
@@ -119,18 +129,18 @@ func Parse(raw string) (*Target, error) {
 		return nil, bad("no server")
 	}
 	for _, hp := range strings.Split(authority, ",") {
-		host, port, ok := strings.Cut(hp, ":")
-		if !ok || host == "" {
-			return nil, bad("server %q: want host:port", hp)
+		host, port, err := net.SplitHostPort(hp)
+		if err != nil || host == "" {
+			return nil, bad("server %q: want host:port ([host]:port for IPv6)", hp)
 		}
-		if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+		if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 || strings.TrimLeft(port, "0123456789") != "" {
 			return nil, bad("server %q: bad port", hp)
 		}
 		t.Servers = append(t.Servers, hp)
 	}
-	if path != "" {
-		if t.Root, err = url.PathUnescape(strings.TrimSuffix(path, "/")); err != nil {
-			return nil, bad("path: %v", err)
+	if path = strings.TrimRight(path, "/"); path != "" {
+		if t.Root, err = url.PathUnescape(path); err != nil {
+			return nil, bad("path: a bad %%-escape")
 		}
 		if t.Backend == ZooKeeper {
 			t.Root = "/" + t.Root
@@ -139,28 +149,30 @@ func Parse(raw string) (*Target, error) {
 	return t, nil
 }
 
-// redact hides a URL's password (and a Consul token) in messages.
+// redact hides a URL's password (and a Consul token) in messages: the
+// user info is whatever lies between the scheme and the last '@', as
+// Parse takes it, however malformed the rest.
 func redact(raw string) string {
-	scheme, rest, ok := strings.Cut(raw, "://")
+	scheme, rest, ok := strings.Cut(raw, ":")
 	if !ok {
 		return raw
 	}
-	end := strings.IndexAny(rest, "/?")
-	if end < 0 {
-		end = len(rest)
-	}
-	at := strings.LastIndexByte(rest[:end], '@')
+	at := strings.LastIndexByte(rest, '@')
 	if at < 0 {
 		return raw
 	}
+	lead := len(rest) - len(strings.TrimLeft(rest, "/"))
+	if at < lead {
+		return raw
+	}
 	info := "***"
-	if user, _, hasPass := strings.Cut(rest[:at], ":"); !strings.EqualFold(scheme, string(Consul)) {
+	if user, _, hasPass := strings.Cut(rest[lead:at], ":"); !strings.EqualFold(scheme, string(Consul)) {
 		info = user
 		if hasPass {
 			info += ":***"
 		}
 	}
-	return scheme + "://" + info + rest[at:]
+	return scheme + ":" + rest[:lead] + info + rest[at:]
 }
 
 // Redacted is the URL with its password or token replaced by ***, for
@@ -300,10 +312,17 @@ func (t *Target) tlsConfig(o *Options) (*tls.Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: tls=%q: want true or false", ErrInvalidURL, v)
 		}
-		on = on || b
-		if !b && on {
-			return nil, fmt.Errorf("%w: tls=false with TLS files or options", ErrInvalidURL)
+		if !b {
+			// The URL's word wins over Options (a tool's global TLS
+			// flags, meant for its other store), not over its own files.
+			for _, p := range []string{"cacert", "cert", "key", "insecure-skip-verify"} {
+				if t.Params.Get(p) != "" {
+					return nil, fmt.Errorf("%w: tls=false with %s in the same URL", ErrInvalidURL, p)
+				}
+			}
+			return nil, nil
 		}
+		on = true
 	}
 	if !on {
 		return nil, nil

@@ -29,6 +29,8 @@ func TestParse(t *testing.T) {
 		{"zk://u:p@h:2181", kvurl.ZooKeeper, []string{"h:2181"}, "", "u", "p"},
 		{"memory:", kvurl.Memory, nil, "", "", ""},
 		{"MEMORY://shared", kvurl.Memory, nil, "", "", ""},
+		{"etcd://[::1]:2379,127.0.0.1:2380/r//", kvurl.Etcd, []string{"[::1]:2379", "127.0.0.1:2380"}, "r", "", ""},
+		{"etcd://alice:p/a?s@s@h:1/root", kvurl.Etcd, []string{"h:1"}, "root", "alice", "p/a?s@s"},
 	} {
 		got, err := kvurl.Parse(tc.raw)
 		if err != nil {
@@ -56,12 +58,17 @@ func TestParseRefusesBadURLs(t *testing.T) {
 		"memory://a/b":               "no path",
 		"etcd://u:hunter2@h:x":       "bad port",
 		"consul://tok3n@h:8500?ca=1": "unknown parameter",
+		"etcd://h:+2379":             "bad port",
+		"etcd://::1:2379":            "want host:port",
+		"etcd:/u:hunter2@h:1":        "want etcd://host:port",
+		"etcd://u:hunter2%zz@h:1":    "bad %-escape",
+		"etcd://u:hun/ter2@h":        "want host:port",
 	} {
 		_, err := kvurl.Parse(raw)
 		if !errors.Is(err, kvurl.ErrInvalidURL) || !strings.Contains(err.Error(), want) {
 			t.Errorf("Parse(%q): %v, want ErrInvalidURL saying %q", raw, err, want)
 		}
-		if err != nil && (strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "tok3n")) {
+		if err != nil && (strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "hun/ter2") || strings.Contains(err.Error(), "tok3n")) {
 			t.Errorf("Parse(%q): the error shows the secret: %v", raw, err)
 		}
 	}
@@ -69,11 +76,13 @@ func TestParseRefusesBadURLs(t *testing.T) {
 
 func TestRedacted(t *testing.T) {
 	for raw, want := range map[string]string{
-		"etcd://u:p@h:1/r":     "etcd://u:***@h:1/r",
-		"etcd://u@h:1":         "etcd://u@h:1",
-		"consul://tok@h:1?x=1": "consul://***@h:1?x=1",
-		"zookeeper://h:1/r@x":  "zookeeper://h:1/r@x",
-		"memory:":              "memory:",
+		"etcd://u:p@h:1/r":      "etcd://u:***@h:1/r",
+		"etcd://u@h:1":          "etcd://u@h:1",
+		"consul://tok@h:1?x=1":  "consul://***@h:1?x=1",
+		"zookeeper://h:1/r%40x": "zookeeper://h:1/r%40x",
+		"etcd://u:p/q?r@h:1":    "etcd://u:***@h:1",
+		"etcd:/u:p@h:1":         "etcd:/u:***@h:1",
+		"memory:":               "memory:",
 	} {
 		if got := kvurl.Redacted(raw); got != want {
 			t.Errorf("Redacted(%q) = %q, want %q", raw, got, want)
@@ -86,6 +95,7 @@ func TestOpenBadParameters(t *testing.T) {
 	for _, raw := range []string{
 		"etcd://127.0.0.1:1?dial-timeout=soon",
 		"etcd://127.0.0.1:1?tls=false&cacert=/nonexistent",
+		"etcd://127.0.0.1:1?tls=maybe",
 		"etcd://127.0.0.1:1?cacert=/nonexistent/ca.pem",
 		"zookeeper://127.0.0.1:1?cert=/x.pem",
 	} {

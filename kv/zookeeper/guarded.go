@@ -110,10 +110,16 @@ func (l *locker) GuardedDelete(ctx context.Context, key string) error {
 			// A delete clears the data; a KeepAlive key's znode goes (see
 			// mutation.removeAt).
 			ops := []any{guard, &zk.SetDataRequest{Path: p, Data: nil, Version: st.Version}}
+			var e ephemeral
+			var had bool
 			if st.EphemeralOwner != 0 {
 				ops = []any{guard, &zk.DeleteRequest{Path: p, Version: st.Version}}
+				e, had = s.takeEphemeral(p) // see takeEphemeral
 			}
 			res, err := w.multi(ops...)
+			if err != nil && had && (notApplied(err) || (len(res) > 0 && res[0].Error != nil)) {
+				s.putBackEphemeral(p, e)
+			}
 			if err != nil && len(res) > 0 && res[0].Error != nil && !isRollback(res[0].Error) {
 				return errLockLost
 			}

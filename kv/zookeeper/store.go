@@ -231,7 +231,10 @@ func (s *Store) sessionLoop() {
 		for p, e := range todo {
 			err := errGuardedLost
 			if !e.guarded {
-				err = s.restoreEphemeral(p, e.data)
+				err = s.restoreEphemeral(p, e)
+			}
+			if errors.Is(err, errForgotten) {
+				continue // deleted (or rewritten) since the copy was taken
 			}
 			if err == nil {
 				s.log.Info("zookeeper: KeepAlive key re-created", zap.String("key", s.key(p)))
@@ -253,12 +256,28 @@ func (s *Store) sessionLoop() {
 // errGuardedLost is what OnKeepAliveLost hears of a guarded KeepAlive key.
 var errGuardedLost = fmt.Errorf("zookeeper: written under a lock that ended with the expired session, so not re-created: %w", kv.ErrLockLost)
 
-func (s *Store) restoreEphemeral(p string, data []byte) error {
+// errForgotten: the KeepAlive key to restore was deleted or rewritten
+// since sessionLoop took its copy of the records.
+var errForgotten = errors.New("zookeeper: KeepAlive record gone")
+
+// recorded reports whether e is still p's KeepAlive record.
+func (s *Store) recorded(p string, e ephemeral) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.ephemerals[p]
+	return ok && cur.guarded == e.guarded && string(cur.data) == string(e.data)
+}
+
+func (s *Store) restoreEphemeral(p string, e ephemeral) error {
+	data := e.data
 	op := func() error {
 		select {
 		case <-s.done:
 			return permanent(kv.ErrClosed)
 		default:
+		}
+		if !s.recorded(p, e) {
+			return permanent(errForgotten)
 		}
 		err := s.mutation().create(p, data, mode{kind: kindEphemeral})
 		if errors.Is(err, zk.ErrNodeExists) {

@@ -227,6 +227,34 @@ func (s *Store) forget(p string) {
 	s.mu.Unlock()
 }
 
+// takeEphemeral forgets p's KeepAlive record and returns it: done before
+// the delete of the key is sent, so that a delete that applied but whose
+// reply was lost is not undone by sessionLoop after a session expiry.
+func (s *Store) takeEphemeral(p string) (ephemeral, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.ephemerals[p]
+	delete(s.ephemerals, p)
+	return e, ok
+}
+
+// putBackEphemeral records e for p again after a delete that surely did
+// not apply, unless a write since recorded p anew.
+func (s *Store) putBackEphemeral(p string, e ephemeral) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.ephemerals[p]; !ok {
+		s.ephemerals[p] = e
+	}
+}
+
+// notApplied reports whether a ZooKeeper error says the request surely
+// did not change anything (refused by the server, or never sent).
+func notApplied(err error) bool {
+	return errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoServer) || errors.Is(err, zk.ErrNotEmpty) ||
+		errors.Is(err, zk.ErrNoAuth) || errors.Is(err, errLockLost)
+}
+
 // multi runs ops and returns the first failing op's error.
 func (s *mutation) multi(ops ...any) ([]zk.MultiResponse, error) {
 	res, err := s.doMulti(ops...)
@@ -401,12 +429,16 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		for range maxRaces {
 			cur, st, err := w.getFresh(p, isKey)
 			if errors.Is(err, zk.ErrNoNode) {
+				// Gone already (with an expired session, say): nor may
+				// sessionLoop bring it back.
+				s.forget(p)
 				return fmt.Errorf("zookeeper: delete %q: %w", k, kv.ErrKeyNotFound)
 			}
 			if err != nil {
 				return err
 			}
 			if _, isKey := decode(cur); !isKey {
+				s.forget(p)
 				return fmt.Errorf("zookeeper: delete %q: %w", k, kv.ErrKeyNotFound)
 			}
 			err = w.removeAt(p, st)
@@ -504,12 +536,15 @@ func isKeyAt(cur []byte, st *zk.Stat, last uint64) bool {
 // removed by its session's end anyway, so the compare-and-swap guarantee
 // above never covered it across a re-creation (see the package doc).
 func (s *mutation) removeAt(p string, st *zk.Stat) error {
-	var err error
 	if st.EphemeralOwner != 0 {
-		err = s.del(p, st.Version)
-	} else {
-		_, err = s.set(p, nil, st.Version)
+		e, had := s.takeEphemeral(p)
+		err := s.del(p, st.Version)
+		if err != nil && had && notApplied(err) {
+			s.putBackEphemeral(p, e)
+		}
+		return err
 	}
+	_, err := s.set(p, nil, st.Version)
 	if err == nil {
 		s.forget(p)
 	}
