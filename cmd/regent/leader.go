@@ -59,30 +59,25 @@ func (a *app) leaderCmd() *cobra.Command {
 		Short: "Print the leader of the election at KEY and every change of it until interrupted",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := context.WithCancel(cmd.Context())
-			defer cancel()
-			s, err := a.open(ctx, "")
-			if err != nil {
-				return err
-			}
-			defer func() { _ = s.Close() }()
-			obs, err := election.Observe(ctx, s, args[0])
-			if err != nil {
-				return fmt.Errorf("leader watch %q: %w", args[0], err)
-			}
-			printed := 0
-			for o := range obs {
-				if o.Err != nil {
-					return fmt.Errorf("leader watch %q: %w", args[0], o.Err)
+			return a.following(cmd, func(ctx context.Context, s kv.Store) error {
+				obs, err := election.Observe(ctx, s, args[0])
+				if err != nil {
+					return fmt.Errorf("leader watch %q: %w", args[0], err)
 				}
-				if err := a.printLeader(args[0], o.Leader); err != nil {
-					return err
+				printed := 0
+				for o := range obs {
+					if o.Err != nil {
+						return fmt.Errorf("leader watch %q: %w", args[0], o.Err)
+					}
+					if err := a.printLeader(args[0], o.Leader); err != nil {
+						return err
+					}
+					if printed++; count > 0 && printed >= count {
+						return nil
+					}
 				}
-				if printed++; count > 0 && printed >= count {
-					return nil
-				}
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 	w.Flags().IntVar(&count, "count", 0, "stop after this many states (0: until interrupted)")

@@ -208,6 +208,19 @@ func (a *app) withStore(cmd *cobra.Command, fn func(ctx context.Context, s kv.St
 	return fn(ctx, s)
 }
 
+// following runs fn on the --store store until fn returns or the command
+// is interrupted: without --timeout, as a watch lasts.
+func (a *app) following(cmd *cobra.Command, fn func(ctx context.Context, s kv.Store) error) error {
+	ctx, cancel := context.WithCancel(cmd.Context())
+	defer cancel()
+	s, err := a.open(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = s.Close() }()
+	return fn(ctx, s)
+}
+
 // pairJSON is a pair as -o json prints it: the value as text when it is
 // UTF-8, in base64 otherwise.
 type pairJSON struct {

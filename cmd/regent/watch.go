@@ -41,40 +41,35 @@ func (a *app) watchCmd() *cobra.Command {
 		Short: "Print a key's state and every change to it (--prefix: every change below a prefix) until interrupted",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := context.WithCancel(cmd.Context())
-			defer cancel()
-			s, err := a.open(ctx, "")
-			if err != nil {
-				return err
-			}
-			defer func() { _ = s.Close() }()
-			printed := 0
-			enough := func() bool { printed++; return count > 0 && printed >= count }
-			if prefix {
-				return a.watchPrefix(ctx, s, args[0], enough)
-			}
-			updates, err := s.Watch(ctx, args[0], nil)
-			if err != nil {
-				return fmt.Errorf("watch %q: %w", args[0], err)
-			}
-			for u := range updates {
-				if u.Err != nil {
-					return fmt.Errorf("watch %q: %w", args[0], u.Err)
+			return a.following(cmd, func(ctx context.Context, s kv.Store) error {
+				printed := 0
+				enough := func() bool { printed++; return count > 0 && printed >= count }
+				if prefix {
+					return a.watchPrefix(ctx, s, args[0], enough)
 				}
-				c := change{Type: "ABSENT", pairJSON: pairJSON{Key: u.Key}}
-				if u.Pair != nil {
-					c = change{Type: "PUT", pairJSON: toJSON(u.Pair)}
-				} else if printed > 0 {
-					c.Type = "DELETE"
+				updates, err := s.Watch(ctx, args[0], nil)
+				if err != nil {
+					return fmt.Errorf("watch %q: %w", args[0], err)
 				}
-				if err := a.printChange(c); err != nil {
-					return err
+				for u := range updates {
+					if u.Err != nil {
+						return fmt.Errorf("watch %q: %w", args[0], u.Err)
+					}
+					c := change{Type: "ABSENT", pairJSON: pairJSON{Key: u.Key}}
+					if u.Pair != nil {
+						c = change{Type: "PUT", pairJSON: toJSON(u.Pair)}
+					} else if printed > 0 {
+						c.Type = "DELETE"
+					}
+					if err := a.printChange(c); err != nil {
+						return err
+					}
+					if enough() {
+						return nil
+					}
 				}
-				if enough() {
-					return nil
-				}
-			}
-			return nil // interrupted
+				return nil // interrupted
+			})
 		},
 	}
 	c.Flags().BoolVar(&prefix, "prefix", false, "follow every key below KEY, taken as a prefix (changes only, from now on)")

@@ -2,20 +2,15 @@ package consul
 
 import (
 	"context"
-	"sync"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/hashicorp/consul/api"
 
 	"github.com/regentkv/regent/kv"
+	"github.com/regentkv/regent/kv/internal/driver"
 )
 
 var _ kv.TTLReporter = (*Store)(nil)
-
-// ttlReads is how many session reads TTLs keeps in flight.
-const ttlReads = 16
 
 // TTLs implements kv.TTLReporter: the keys below prefix held by a
 // session, with the TTL the session carries (twice its own, see
@@ -42,36 +37,18 @@ func (s *Store) TTLs(ctx context.Context, prefix string) (map[string]kv.KeyTTL, 
 			bySession[e.Session] = append(bySession[e.Session], k)
 		}
 	}
-	out := make(map[string]kv.KeyTTL, len(entries))
-	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(ttlReads)
-	for id, keys := range bySession {
-		g.Go(func() error {
-			cctx, done := kv.BoundRequest(gctx, s.cfg.RequestTimeout)
-			defer done()
-			info, _, err := s.client.Session().Info(id, (&api.QueryOptions{}).WithContext(cctx))
-			if err != nil {
-				return s.translate(cctx, "ttls", p, err)
-			}
-			if info == nil {
-				return nil // invalidated since the listing: its keys are gone
-			}
-			d, err := time.ParseDuration(info.TTL)
-			if err != nil || d <= 0 {
-				return nil // not a session regent made: no TTL to tell
-			}
-			t := kv.KeyTTL{TTL: 2 * d, KeepAlive: info.Name == "regent-keepalive"}
-			mu.Lock()
-			defer mu.Unlock()
-			for _, k := range keys {
-				out[k] = t
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return driver.TTLsByHolder(ctx, s.cfg.RequestTimeout, bySession, func(ctx context.Context, id string) (kv.KeyTTL, bool, error) {
+		info, _, err := s.client.Session().Info(id, (&api.QueryOptions{}).WithContext(ctx))
+		if err != nil {
+			return kv.KeyTTL{}, false, s.translate(ctx, "ttls", p, err)
+		}
+		if info == nil {
+			return kv.KeyTTL{}, false, nil // invalidated since the listing: its keys are gone
+		}
+		d, err := time.ParseDuration(info.TTL)
+		if err != nil || d <= 0 {
+			return kv.KeyTTL{}, false, nil // not a session regent made: no TTL to tell
+		}
+		return kv.KeyTTL{TTL: 2 * d, KeepAlive: info.Name == "regent-keepalive"}, true, nil
+	})
 }
